@@ -1,0 +1,26 @@
+"""Typed errors. Every error a user can cause is one of these.
+
+Each message names the file or key at fault and says what to do. The CLI
+prints ``error: <message>`` on one line and exits with code 2; tracebacks are
+shown only with ``--debug`` or for real bugs (any other exception).
+"""
+
+
+class VideoSynthError(Exception):
+    """Base class for user-facing errors (bad input, bad config, missing files)."""
+
+
+class ConfigError(VideoSynthError):
+    """An unknown, mistyped or invalid configuration key or value."""
+
+
+class DataError(VideoSynthError):
+    """Unreadable, broken or unsuitable video data."""
+
+
+class CheckpointError(VideoSynthError):
+    """A missing, corrupt or mismatched checkpoint or run directory."""
+
+
+class MissingWeightsError(VideoSynthError):
+    """Pretrained weights (detectors, text encoders) not found on local disk."""
