@@ -107,8 +107,21 @@ class TrainConfig:
 class RunConfig:
     """Base of every family's run config: ``family`` plus the shared sections.
 
-    Families subclass it, adding ``model`` and objective-specific sections, and list the
-    presets a section may name with ``preset: NAME`` in ``presets``.
+    Families subclass it, giving the shared sections their types and adding ``model`` and
+    objective-specific sections, and list the presets a section may name with ``preset: NAME``::
+
+        @dataclass
+        class VideoGANRunConfig(RunConfig):
+            family: str = "videogan"
+            model: VideoGANConfig = field(default_factory=VideoGANConfig)
+            data: DataConfig = field(default_factory=DataConfig)
+            condition: ConditionConfig = field(default_factory=ConditionConfig)
+            loss: GANLossConfig = field(default_factory=GANLossConfig)
+            presets: ClassVar[dict] = {"model": PRESETS}
+
+    The entry point (``videosynth.train.run.run_training``) builds the dataset, fills
+    ``condition.num_classes`` / ``condition.vocab`` from it, and calls :func:`train`.
+    Tests may call ``train(config, Objective, run_dir, dataset)`` directly.
     """
 
     family: str = ""
