@@ -1,0 +1,200 @@
+"""MoCoGAN: shapes for every preset, content/motion separation, long sampling, conditioning."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from videosynth.errors import ConfigError
+from videosynth.models.mocogan import (
+    PRESETS,
+    MoCoGAN,
+    MoCoGANConfig,
+    MoCoGANGenerator,
+    sample_frames,
+)
+
+TINY = PRESETS["tiny"]
+
+
+def _seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _generator(cfg: MoCoGANConfig = TINY, seed: int = 0) -> MoCoGANGenerator:
+    torch.manual_seed(seed)
+    return MoCoGANGenerator(cfg).eval()
+
+
+def _differs(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Clearly different, relative to the (small, freshly initialised) output scale."""
+    scale = (a.abs().mean() + b.abs().mean()) / 2
+    return bool((a - b).abs().mean() > 0.05 * scale)
+
+
+def _zero_motion(g: MoCoGANGenerator) -> None:
+    with torch.no_grad():
+        for p in g.motion.parameters():
+            p.zero_()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_shapes(name):
+    cfg = PRESETS[name]
+    if name != "tiny":  # keep the big presets cheap: same layer count, narrow layers
+        cfg = dataclasses.replace(cfg, g_width=4, d_image_width=4, d_video_width=4)
+    model = MoCoGAN(cfg).eval()
+    with torch.no_grad():
+        video, codes = model.generator(1, generator=_seeded())
+        assert video.shape == (1, cfg.channels, cfg.frames, cfg.size, cfg.size)
+        assert video.dtype == torch.float32
+        assert torch.isfinite(video).all() and video.abs().max() <= 1
+        assert codes["content"].shape == (1, cfg.content_dim)
+        assert codes["motion"].shape == (1, cfg.frames, cfg.motion_dim)
+        frames = sample_frames(video, 2, _seeded())
+        assert frames.shape == (2, cfg.channels, cfg.size, cfg.size)
+        assert model.image_discriminator(frames).shape == (2,)
+        logit, category = model.video_discriminator(video)
+        assert logit.shape == (1,) and category is None
+        assert torch.isfinite(logit).all()
+
+
+def test_same_seed_same_video():
+    g = _generator()
+    with torch.no_grad():
+        a, _ = g(2, generator=_seeded(3))
+        b, _ = g(2, generator=_seeded(3))
+        c, _ = g(2, generator=_seeded(4))
+    assert torch.equal(a, b)
+    assert _differs(a, c)
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_zero_motion_branch_gives_static_content(rnn):
+    g = _generator(dataclasses.replace(TINY, rnn=rnn))
+    z_c = g.sample_content(1, _seeded(0)).expand(2, -1)
+    noise = g.sample_motion_noise(2, TINY.frames, _seeded(1))
+    with torch.no_grad():
+        moving, _ = g(2, z_content=z_c, z_motion_noise=noise)
+        _zero_motion(g)
+        still, codes = g(2, z_content=z_c, z_motion_noise=noise)
+    assert _differs(moving[0], moving[1])  # motion on: the two samples differ ...
+    assert _differs(moving[:, :, 0], moving[:, :, -1])  # ... and frames change over time
+    assert torch.count_nonzero(codes["motion"]) == 0
+    assert torch.equal(still[0], still[1])  # motion off: identical videos ...
+    assert torch.equal(still[:, :, :1].expand_as(still), still)  # ... and every frame identical
+
+
+def test_same_motion_different_content():
+    g = _generator()
+    noise = g.sample_motion_noise(1, TINY.frames, _seeded(1)).expand(2, -1, -1)
+    z_c = g.sample_content(2, _seeded(2))
+    with torch.no_grad():
+        video, codes = g(2, z_content=z_c, z_motion_noise=noise)
+    assert torch.equal(codes["motion"][0], codes["motion"][1])
+    assert _differs(video[0], video[1])
+
+
+def test_longer_than_training_length_extends_the_same_video():
+    g = _generator()
+    long_len = 3 * TINY.frames
+    noise = g.sample_motion_noise(2, long_len, _seeded(1))
+    z_c = g.sample_content(2, _seeded(2))
+    with torch.no_grad():
+        long, _ = g(2, z_content=z_c, z_motion_noise=noise)
+        short, _ = g(2, z_content=z_c, z_motion_noise=noise[:, : TINY.frames])
+    assert long.shape == (2, 3, long_len, TINY.size, TINY.size)
+    assert torch.allclose(long[:, :, : TINY.frames], short, atol=1e-6)  # the recurrent path is causal
+    model = MoCoGAN(TINY).eval()
+    with torch.no_grad():
+        assert model.video_discriminator(long)[0].shape == (2,)
+
+
+def test_render_interpolates_content():
+    g = _generator()
+    z = g.sample_content(2, _seeded(5))
+    steps = torch.linspace(0, 1, 5)[:, None]
+    path = (1 - steps) * z[0] + steps * z[1]  # (5, Dc)
+    noise = g.sample_motion_noise(1, TINY.frames, _seeded(6)).expand(5, -1, -1)
+    with torch.no_grad():
+        video = g.render(path, g.motion_codes(noise))
+        ends, _ = g(2, z_content=z, z_motion_noise=noise[:2])
+    assert video.shape == (5, 3, TINY.frames, TINY.size, TINY.size)
+    assert torch.allclose(video[0], ends[0], atol=1e-6) and torch.allclose(video[-1], ends[1], atol=1e-6)
+
+
+def test_conditioning_changes_generator_and_discriminators():
+    cfg = dataclasses.replace(TINY, cond_dim=6)
+    torch.manual_seed(0)
+    model = MoCoGAN(cfg).eval()
+    cond_a, cond_b = torch.randn(2, 6, generator=_seeded(7)).chunk(2)
+    with torch.no_grad():
+        va, _ = model.generator(1, cond=cond_a, generator=_seeded(1))
+        vb, _ = model.generator(1, cond=cond_b, generator=_seeded(1))
+        assert _differs(va, vb)
+        da = model.video_discriminator(va, cond_a)[0]
+        db = model.video_discriminator(va, cond_b)[0]
+        assert _differs(da, db)
+        fa = model.image_discriminator(va[:, :, 0], cond_a)
+        fb = model.image_discriminator(va[:, :, 0], cond_b)
+        assert _differs(fa, fb)
+    with pytest.raises(ValueError, match="cond"):
+        model.generator(1)
+
+
+def test_motion_conditioned_cell_sees_condition():
+    cfg = dataclasses.replace(TINY, cond_dim=3, motion_conditioned=True)
+    g = _generator(cfg)
+    noise = g.sample_motion_noise(1, TINY.frames, _seeded(1))
+    za = g.motion_codes(noise, cond=torch.zeros(1, 3))
+    zb = g.motion_codes(noise, cond=torch.ones(1, 3))
+    assert _differs(za, zb)
+
+
+def test_action_code_and_category_head():
+    cfg = dataclasses.replace(TINY, num_actions=5)
+    torch.manual_seed(0)
+    model = MoCoGAN(cfg).eval()
+    z_c = model.generator.sample_content(1, _seeded(0)).expand(2, -1)
+    noise = model.generator.sample_motion_noise(1, TINY.frames, _seeded(1)).expand(2, -1, -1)
+    with torch.no_grad():
+        video, codes = model.generator(2, z_content=z_c, z_motion_noise=noise, action=torch.tensor([0, 3]))
+        assert codes["action"].tolist() == [0, 3]
+        assert _differs(video[0], video[1])
+        _, sampled = model.generator(4, generator=_seeded(2))
+        assert sampled["action"].dtype == torch.int64 and sampled["action"].max() < 5
+        logit, category = model.video_discriminator(video)
+    assert logit.shape == (2,) and category.shape == (2, 5)
+    no_head = MoCoGAN(dataclasses.replace(cfg, d_category_head=False)).eval()
+    assert no_head.video_discriminator(video)[1] is None
+
+
+def test_spectral_norm_discriminators():
+    model = MoCoGAN(dataclasses.replace(TINY, d_spectral_norm=True))
+    video, _ = model.generator(2, generator=_seeded(0))
+    assert model.video_discriminator(video)[0].shape == (2,)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in model.video_discriminator.modules())
+
+
+def test_sample_frames_picks_real_frames():
+    video = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 1, 5, 1, 1).expand(2, 3, 5, 4, 4)
+    frames = sample_frames(video, 3, _seeded(0))
+    assert frames.shape == (6, 3, 4, 4)
+    ids = frames[:, 0, 0, 0]
+    assert ((ids[:3] >= 0) & (ids[:3] < 5)).all() and ((ids[3:] >= 5) & (ids[3:] < 10)).all()
+    assert torch.equal(frames, sample_frames(video, 3, _seeded(0)))
+
+
+def test_gradients_reach_every_generator_parameter():
+    model = MoCoGAN(TINY).train()
+    video, _ = model.generator(2, generator=_seeded(0))
+    logit, _ = model.video_discriminator(video)
+    (logit.sum() + model.image_discriminator(sample_frames(video, 1)).sum()).backward()
+    missing = [n for n, p in model.generator.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+@pytest.mark.parametrize("bad", [{"size": 24}, {"size": 4}, {"rnn": "transformer"}, {"frames": 0}])
+def test_bad_config_is_config_error(bad):
+    with pytest.raises(ConfigError):
+        MoCoGANConfig(**bad)

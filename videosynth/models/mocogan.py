@@ -1,0 +1,476 @@
+"""MoCoGAN: a video generator that keeps *content* and *motion* apart.
+
+Tulyakov, Liu, Yang, Kautz. "MoCoGAN: Decomposing Motion and Content for Video
+Generation", CVPR 2018 (arXiv:1707.04993).
+
+A video is a path in the latent space of an image generator:
+
+* the content code ``z_C`` is drawn once per video (who / what is in the scene);
+* the motion codes ``z_M(1..T)`` come from a recurrent cell (GRU by default,
+  LSTM as an option) driven by fresh noise ``eps(t)`` at every step, starting
+  from a zero state, so the cell can run for any number of frames;
+* an optional categorical action code ``a`` (one-hot, InfoGAN-style) and the
+  condition embedding ``c`` from the shared conditioner are appended;
+* a 2D DCGAN-style image generator renders every frame from
+  ``[z_C, z_M(t), a, c]`` (transposed convs, BatchNorm2d, ReLU, Tanh).
+
+Two discriminators judge the result: an image discriminator (2D convs) on
+randomly chosen single frames and a video discriminator (3D convs) on clips.
+Both become projection discriminators (Miyato & Koyama 2018) when
+``cond_dim > 0``; the video discriminator can also carry a category head that
+predicts the action code (cross-entropy, the InfoGAN mutual-information term).
+
+This file holds the pure modules: primitives, the three networks, the config
+dataclass, ``PRESETS`` and the :class:`MoCoGAN` container. Training lives in
+``videosynth/train/mocogan.py``.
+
+Layouts: videos are ``float32 [B, C, T, H, W]`` in ``[-1, 1]``; single frames
+``float32 [N, C, H, W]`` in ``[-1, 1]``; codes are ``float32 [B, D]`` (per video)
+or ``[B, T, D]`` (per frame).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videosynth.errors import ConfigError
+
+DCGAN_INIT_STD = 0.02  # N(0, 0.02) weights, N(1, 0.02) BatchNorm scales (Radford et al. 2016)
+LEAKY_SLOPE = 0.2  # LeakyReLU slope of the DCGAN discriminators
+BASE_SIZE = 4  # spatial size of the first generator feature map / last discriminator map
+KERNEL = 4  # every (transposed) conv uses kernel 4, stride 2, padding 1: exact x2 / /2
+
+
+# ----------------------------------------------------------------------------- primitives
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device, then moved to ``device``.
+
+    Drawing on the generator's own device keeps a seeded CPU generator valid (and
+    reproducible) when the model lives on a GPU.
+    """
+    src = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=src).to(device)
+
+
+def _randint(high: int, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    src = generator.device if generator is not None else device
+    return torch.randint(high, shape, generator=generator, device=src).to(device)
+
+
+def sample_frames(video: torch.Tensor, k: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick ``k`` random frames (with replacement) from every video, for the image discriminator.
+
+    Args:
+        video: ``float32 [B, C, T, H, W]`` in ``[-1, 1]``.
+        k: frames per video.
+        generator: optional ``torch.Generator`` for reproducible choices.
+
+    Returns:
+        ``float32 [B * k, C, H, W]``; rows ``i * k .. i * k + k - 1`` come from video ``i``
+        (so a per-video condition ``[B, D]`` matches via ``cond.repeat_interleave(k, 0)``).
+    """
+    b, c, t, h, w = video.shape
+    index = _randint(t, (b, k), generator, video.device)  # (B, k)
+    frames = video.transpose(1, 2)  # (B, T, C, H, W)
+    index = index[:, :, None, None, None].expand(b, k, c, h, w)  # (B, k, C, H, W)
+    picked = torch.gather(frames, 1, index)  # (B, k, C, H, W)
+    return picked.reshape(b * k, c, h, w)  # (B*k, C, H, W)
+
+
+def initialize_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
+            parametrized = nn.utils.parametrize.is_parametrized(m, "weight")
+            weight = m.parametrizations.weight.original if parametrized else m.weight  # raw weight under spectral norm
+            with torch.no_grad():
+                weight.normal_(0.0, DCGAN_INIT_STD)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.normal_(m.weight, 1.0, DCGAN_INIT_STD)
+            nn.init.zeros_(m.bias)
+
+
+def _maybe_sn(module: nn.Module, spectral_norm: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(module) if spectral_norm else module
+
+
+def _num_doublings(size: int) -> int:
+    """Number of x2 steps between the 4x4 base map and ``size`` (size must be 4 * 2^k)."""
+    return int(round(math.log2(size / BASE_SIZE)))
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+class MotionRNN(nn.Module):
+    """Recurrent motion generator: noise ``eps(1..T)`` -> motion codes ``z_M(1..T)``.
+
+    The hidden state starts at zero, so the motion path is a function of the noise
+    (and the optional extra input) alone; with every weight of the cell set to zero
+    the motion codes are exactly zero.
+    """
+
+    CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
+
+    def __init__(self, kind: str, noise_dim: int, extra_dim: int, motion_dim: int):
+        super().__init__()
+        self.kind = kind
+        self.motion_dim = motion_dim
+        self.cell = self.CELLS[kind](noise_dim + extra_dim, motion_dim)
+
+    def forward(self, noise: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise [B, T, E]`` (+ ``extra [B, X]`` fed at every step) -> ``z_M [B, T, motion_dim]``."""
+        b, t, _ = noise.shape
+        h = noise.new_zeros(b, self.motion_dim)
+        c = noise.new_zeros(b, self.motion_dim)  # LSTM cell state (unused by the GRU)
+        codes = []
+        for step in range(t):
+            x = noise[:, step]  # (B, E)
+            if extra is not None:
+                x = torch.cat([x, extra], dim=1)  # (B, E + X)
+            if self.kind == "lstm":
+                h, c = self.cell(x, (h, c))
+            else:
+                h = self.cell(x, h)
+            codes.append(h)
+        return torch.stack(codes, dim=1)  # (B, T, motion_dim)
+
+
+class ImageGenerator(nn.Module):
+    """DCGAN image generator: a latent vector ``[N, D]`` -> frames ``[N, C, H, W]`` in ``[-1, 1]``.
+
+    1x1 -> 4x4 by a kernel-4 transposed conv, then one x2 transposed conv per
+    doubling, halving the width each time; BatchNorm2d + ReLU between, Tanh out.
+    """
+
+    def __init__(self, in_dim: int, size: int, width: int, channels: int):
+        super().__init__()
+        doublings = _num_doublings(size)
+        ch = width * 2 ** (doublings - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(in_dim, ch, BASE_SIZE, 1, 0, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(doublings - 1):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, KERNEL, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(inplace=True),
+            ]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, KERNEL, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])  # (N, D, 1, 1) -> (N, C, H, W)
+
+
+class ImageDiscriminator(nn.Module):
+    """DCGAN frame discriminator ``D_I(x | c)`` on single frames ``[N, C, H, W]`` -> logits ``[N]``.
+
+    Kernel-4 stride-2 convs down to 4x4 (LeakyReLU 0.2; BatchNorm2d after all but
+    the first unless spectral norm is on), then a 4x4 conv to one logit. With
+    ``cond_dim > 0`` a projection term ``<sum_hw phi(x), W c>`` is added.
+    """
+
+    def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, spectral_norm: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, ch = channels, width
+        for i in range(_num_doublings(size)):
+            layers.append(_maybe_sn(nn.Conv2d(in_ch, ch, KERNEL, 2, 1, bias=spectral_norm), spectral_norm))
+            if i > 0 and not spectral_norm:
+                layers.append(nn.BatchNorm2d(ch))
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            in_ch, ch = ch, ch * 2
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = in_ch
+        self.head = _maybe_sn(nn.Conv2d(in_ch, 1, BASE_SIZE, 1, 0), spectral_norm)
+        self.project = _maybe_sn(nn.Linear(cond_dim, in_ch, bias=False), spectral_norm) if cond_dim > 0 else None
+
+    def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> logits ``[N]``."""
+        h = self.features(frames)  # (N, F, 4, 4)
+        logit = self.head(h).flatten(1).mean(1)  # (N,)
+        if self.project is not None and cond is not None:
+            logit = logit + (h.sum(dim=(2, 3)) * self.project(cond)).sum(1)  # (N,)
+        return logit
+
+
+class VideoDiscriminator(nn.Module):
+    """3D-conv clip discriminator ``D_V(x | c)``: ``[B, C, T, H, W]`` -> (logits ``[B]``, category logits).
+
+    Kernel-4 3D convs halve space at every layer and time while it lasts (the
+    temporal stride drops to 1 once the training length is used up), so any clip
+    length is accepted: the logit map is averaged over its remaining time axis.
+    With ``cond_dim > 0`` a projection term is added; with ``num_actions > 0`` a
+    linear category head predicts the action code from the pooled features.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        frames: int,
+        width: int,
+        channels: int,
+        cond_dim: int = 0,
+        num_actions: int = 0,
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, ch = channels, width
+        time_left = frames
+        for i in range(_num_doublings(size)):
+            t_stride = 2 if time_left >= 2 else 1
+            t_kernel, t_pad = (KERNEL, 1) if t_stride == 2 else (3, 1)  # kernel 3, pad 1 keeps T at stride 1
+            time_left //= t_stride
+            conv = nn.Conv3d(in_ch, ch, (t_kernel, KERNEL, KERNEL), (t_stride, 2, 2), (t_pad, 1, 1), bias=spectral_norm)
+            layers.append(_maybe_sn(conv, spectral_norm))
+            if i > 0 and not spectral_norm:
+                layers.append(nn.BatchNorm3d(ch))
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            in_ch, ch = ch, ch * 2
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = in_ch
+        self.head = _maybe_sn(nn.Conv3d(in_ch, 1, (1, BASE_SIZE, BASE_SIZE)), spectral_norm)
+        self.project = _maybe_sn(nn.Linear(cond_dim, in_ch, bias=False), spectral_norm) if cond_dim > 0 else None
+        self.category = nn.Linear(in_ch, num_actions) if num_actions > 0 else None
+
+    def forward(self, video: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``video [B, C, T, H, W]`` in ``[-1, 1]``, ``cond [B, D] | None`` -> (``[B]``, ``[B, A] | None``)."""
+        h = self.features(video)  # (B, F, t, 4, 4)
+        logit = self.head(h).flatten(1).mean(1)  # (B,)
+        pooled = h.mean(dim=2).sum(dim=(2, 3))  # (B, F): mean over time, sum over space
+        if self.project is not None and cond is not None:
+            logit = logit + (pooled * self.project(cond)).sum(1)  # (B,)
+        category = self.category(pooled) if self.category is not None else None  # (B, A)
+        return logit, category
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class MoCoGANConfig:
+    """Sizes of a MoCoGAN. Defaults follow the paper (z_C 50, z_M 10, width 64)."""
+
+    size: int = 64  # frame height = width in pixels; 4 * 2^k, k >= 1
+    frames: int = 16  # training clip length (the generator can run longer)
+    channels: int = 3
+    content_dim: int = 50  # z_C, drawn once per video
+    motion_dim: int = 10  # z_M(t), the recurrent cell's state
+    motion_noise_dim: int = 10  # eps(t), the recurrent cell's per-step input
+    rnn: str = "gru"  # "gru" | "lstm"
+    num_actions: int = 0  # categorical action code (one-hot); 0 = none
+    motion_conditioned: bool = False  # also feed [a, c] to the recurrent cell (the paper feeds them to the renderer only)
+    cond_dim: int = 0  # condition embedding size from the shared conditioner; 0 = unconditional
+    g_width: int = 64  # channels of the last generator layer; doubles towards the 4x4 map
+    d_image_width: int = 64  # channels of the first image-discriminator layer
+    d_video_width: int = 64  # channels of the first video-discriminator layer
+    d_category_head: bool = True  # InfoGAN-style action head on D_V (used when num_actions > 0)
+    d_spectral_norm: bool = False  # spectral norm in both discriminators (then no BatchNorm there)
+
+    def __post_init__(self) -> None:
+        doublings = math.log2(self.size / BASE_SIZE) if self.size > 0 else -1
+        if doublings < 1 or not float(doublings).is_integer():
+            raise ConfigError(f"model.size must be 4 * 2^k (8, 16, 32, 64, 128, ...), got {self.size}")
+        if self.rnn not in MotionRNN.CELLS:
+            raise ConfigError(f"model.rnn must be one of {sorted(MotionRNN.CELLS)}, got '{self.rnn}'")
+        for name in ("frames", "channels", "content_dim", "motion_dim", "motion_noise_dim", "g_width",
+                     "d_image_width", "d_video_width"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_actions", "cond_dim"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.{name} must be >= 0, got {getattr(self, name)}")
+
+
+PRESETS = {
+    # the paper's networks at 64x64, 16 frames
+    "paper-64x64x16": MoCoGANConfig(size=64, frames=16),
+    # the same design at 32x32 with half widths: one fewer up/down-sampling layer
+    "paper-32x32x16": MoCoGANConfig(size=32, frames=16, g_width=32, d_image_width=32, d_video_width=32),
+    # small enough for a CPU demo on the built-in data
+    "demo-32x32x16": MoCoGANConfig(
+        size=32, frames=16, content_dim=32, motion_dim=8, motion_noise_dim=8,
+        g_width=16, d_image_width=16, d_video_width=16,
+    ),
+    # unit tests: milliseconds per forward
+    "tiny": MoCoGANConfig(
+        size=16, frames=4, content_dim=8, motion_dim=4, motion_noise_dim=4,
+        g_width=8, d_image_width=8, d_video_width=8,
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class MoCoGANGenerator(nn.Module):
+    """``G(z_C, eps(1..T), a, c)`` -> video ``[B, C, T, H, W]`` in ``[-1, 1]``.
+
+    Sampling controls: fix ``z_content`` and vary ``z_motion_noise`` (same
+    appearance, different motion), fix the noise and vary the content, ask for
+    any ``num_frames`` (the recurrent cell runs past the training length), or
+    interpolate content codes and call :meth:`render` directly.
+    """
+
+    def __init__(self, cfg: MoCoGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        extra = cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0
+        self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim, extra, cfg.motion_dim)
+        in_dim = cfg.content_dim + cfg.motion_dim + cfg.num_actions + cfg.cond_dim
+        self.image = ImageGenerator(in_dim, cfg.size, cfg.g_width, cfg.channels)
+        initialize_weights(self.image)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sample_content(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Content codes ``z_C ~ N(0, I)``: ``float32 [n, content_dim]``."""
+        return _randn((n, self.cfg.content_dim), generator, self.device)
+
+    def sample_motion_noise(self, n: int, num_frames: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-step noise ``eps(t) ~ N(0, I)`` driving the recurrent cell: ``float32 [n, T, motion_noise_dim]``."""
+        return _randn((n, num_frames, self.cfg.motion_noise_dim), generator, self.device)
+
+    def sample_actions(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Uniform action categories ``int64 [n]`` in ``[0, num_actions)``, or None without an action code."""
+        if self.cfg.num_actions == 0:
+            return None
+        return _randint(self.cfg.num_actions, (n,), generator, self.device)
+
+    def _extras(self, b: int, action: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-video ``[a one-hot, c]`` -> ``[B, num_actions + cond_dim]`` (None when both are absent)."""
+        parts = []
+        if self.cfg.num_actions > 0:
+            if action is None:
+                raise ValueError("this generator has an action code (num_actions > 0): pass action [B]")
+            parts.append(F.one_hot(action.long(), self.cfg.num_actions).float())  # (B, A)
+        if self.cfg.cond_dim > 0:
+            if cond is None:
+                raise ValueError(f"this generator is conditional (cond_dim={self.cfg.cond_dim}): pass cond [B, D]")
+            if cond.shape != (b, self.cfg.cond_dim):
+                raise ValueError(f"cond must be [{b}, {self.cfg.cond_dim}], got {list(cond.shape)}")
+            parts.append(cond.float())  # (B, D)
+        return torch.cat(parts, dim=1) if parts else None  # (B, A + D)
+
+    def motion_codes(
+        self, noise: torch.Tensor, cond: torch.Tensor | None = None, action: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Motion noise ``[B, T, E]`` -> motion codes ``z_M [B, T, motion_dim]``."""
+        extra = self._extras(noise.shape[0], action, cond) if self.cfg.motion_conditioned else None
+        return self.motion(noise, extra)
+
+    def render(
+        self,
+        z_content: torch.Tensor,
+        z_motion: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        action: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Render every frame from ``[z_C, z_M(t), a, c]``.
+
+        Args:
+            z_content: ``[B, content_dim]``.
+            z_motion: motion codes ``[B, T, motion_dim]`` (from :meth:`motion_codes`).
+            cond: ``[B, cond_dim]`` when ``cond_dim > 0``, else ignored.
+            action: ``int64 [B]`` when ``num_actions > 0``, else ignored.
+
+        Returns:
+            ``float32 [B, C, T, H, W]`` in ``[-1, 1]``.
+
+        Raises:
+            ValueError: a required ``cond`` / ``action`` is missing or mis-shaped.
+        """
+        b, t, _ = z_motion.shape
+        parts = [z_content[:, None].expand(b, t, -1), z_motion]  # (B, T, Dc), (B, T, Dm)
+        extra = self._extras(b, action, cond)
+        if extra is not None:
+            parts.append(extra[:, None].expand(b, t, -1))  # (B, T, A + D)
+        z = torch.cat(parts, dim=2).reshape(b * t, -1)  # (B*T, Dc + Dm + A + D)
+        frames = self.image(z)  # (B*T, C, H, W)
+        frames = frames.reshape(b, t, *frames.shape[1:])  # (B, T, C, H, W)
+        return frames.transpose(1, 2)  # (B, C, T, H, W)
+
+    def forward(
+        self,
+        n: int,
+        num_frames: int | None = None,
+        cond: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        z_content: torch.Tensor | None = None,
+        z_motion_noise: torch.Tensor | None = None,
+        action: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
+        """Sample ``n`` videos of ``num_frames`` frames (default: the training length).
+
+        Codes not given are drawn from ``generator`` in a fixed order (content,
+        motion noise, action), so one seed gives one batch.
+
+        Returns:
+            ``(video, codes)``: video ``float32 [n, C, T, H, W]`` in ``[-1, 1]``; codes is
+            ``{"content": [n, Dc], "motion_noise": [n, T, E], "motion": [n, T, Dm],
+            "action": int64 [n] | None}``.
+
+        Raises:
+            ValueError: given codes disagree with ``n`` / ``num_frames``, or a required
+            ``cond`` is missing.
+        """
+        if z_motion_noise is not None:
+            if num_frames is not None and z_motion_noise.shape[1] != num_frames:
+                raise ValueError(f"z_motion_noise has {z_motion_noise.shape[1]} steps, num_frames={num_frames}")
+            num_frames = z_motion_noise.shape[1]
+        num_frames = num_frames or self.cfg.frames
+        if z_content is None:
+            z_content = self.sample_content(n, generator)
+        if z_motion_noise is None:
+            z_motion_noise = self.sample_motion_noise(n, num_frames, generator)
+        if action is None:
+            action = self.sample_actions(n, generator)
+        if z_content.shape[0] != n or z_motion_noise.shape[0] != n:
+            raise ValueError(f"codes hold {z_content.shape[0]} / {z_motion_noise.shape[0]} videos, n={n}")
+        z_motion = self.motion_codes(z_motion_noise, cond, action)  # (n, T, Dm)
+        video = self.render(z_content, z_motion, cond, action)  # (n, C, T, H, W)
+        codes = {"content": z_content, "motion_noise": z_motion_noise, "motion": z_motion, "action": action}
+        return video, codes
+
+
+class MoCoGAN(nn.Module):
+    """The three networks of one MoCoGAN, built from one config.
+
+    Attributes: ``generator`` (:class:`MoCoGANGenerator`), ``image_discriminator``
+    (:class:`ImageDiscriminator` on frames) and ``video_discriminator``
+    (:class:`VideoDiscriminator` on clips).
+    """
+
+    def __init__(self, cfg: MoCoGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = MoCoGANGenerator(cfg)
+        self.image_discriminator = ImageDiscriminator(
+            cfg.size, cfg.d_image_width, cfg.channels, cfg.cond_dim, cfg.d_spectral_norm
+        )
+        actions = cfg.num_actions if cfg.d_category_head else 0
+        self.video_discriminator = VideoDiscriminator(
+            cfg.size, cfg.frames, cfg.d_video_width, cfg.channels, cfg.cond_dim, actions, cfg.d_spectral_norm
+        )
+        initialize_weights(self.image_discriminator)
+        initialize_weights(self.video_discriminator)
+
+    def forward(self, *args, **kwargs):
+        """Same as ``self.generator(...)``."""
+        return self.generator(*args, **kwargs)
