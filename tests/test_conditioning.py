@@ -282,3 +282,10 @@ def test_fit_condition_config_fills_unset_only():
         fit_condition_config(ConditionConfig(kind="text"), ["", ""], [])
     with pytest.raises(ConfigError, match="no class names"):
         fit_condition_config(ConditionConfig(kind="class"), [], [])
+
+
+def test_config_round_trips_through_config_module():
+    from videosynth.config import from_dict, to_dict
+
+    cfg = fit_condition_config(ConditionConfig(kind="text", dim=DIM), CAPTIONS, [])
+    assert from_dict(ConditionConfig, to_dict(cfg), "condition") == cfg
