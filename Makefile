@@ -1,0 +1,19 @@
+# The two commands of the README. Both create/reuse ./.venv and install what they need.
+.PHONY: demo test setup bench
+
+demo:
+	scripts/setup-env.sh
+	.venv/bin/videosynth demo
+
+test:
+	scripts/setup-env.sh test
+	.venv/bin/python -m pytest -q
+
+setup:
+	scripts/setup-env.sh test
+
+bench:
+	scripts/setup-env.sh
+	.venv/bin/python benchmarks/data_loading.py
+	.venv/bin/python benchmarks/gan_step.py
+	.venv/bin/python benchmarks/sampling.py

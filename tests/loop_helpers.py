@@ -1,0 +1,77 @@
+"""A tiny objective and dataset for testing the shared loop without any model family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from videosynth.train.loop import EMA, Context, Objective, RunConfig, TrainConfig, unwrap
+
+
+class TinyClips(torch.utils.data.Dataset):
+    """Deterministic random clips float [3, 2, 4, 4] in [-1, 1]; a per-epoch jitter checks set_epoch."""
+
+    def __init__(self, n: int = 24):
+        g = torch.Generator().manual_seed(0)
+        self.videos = torch.rand(n, 3, 2, 4, 4, generator=g) * 2 - 1
+        self.epoch = 0
+        self.class_names = ["a", "b"]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(1000 * self.epoch + i)
+        noise = 0.01 * torch.randn(self.videos[i].shape, generator=g)
+        return {"video": self.videos[i] + noise, "label": torch.tensor(i % 2), "caption": ""}
+
+
+@dataclass
+class TinyRunConfig(RunConfig):
+    family: str = "tiny"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=6, batch_size=4, log_every=1, ckpt_every=3, sample_every=0, keep_last=2, device="cpu"))
+    nan_steps: list[int] = field(default_factory=list)  # steps whose loss is made NaN
+
+
+class TinyObjective(Objective):
+    """A linear autoencoder with dropout (uses the global RNG) and an EMA copy."""
+
+    def __init__(self, cfg: TinyRunConfig, ctx: Context):
+        super().__init__(cfg, ctx)
+        torch.manual_seed(123)  # identical init on every rank and every run
+        net = nn.Sequential(nn.Flatten(), nn.Linear(96, 16), nn.Dropout(0.2), nn.Linear(16, 96))
+        self.net = ctx.wrap(net)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
+        self.ema = EMA(self.net, cfg.train.ema_decay)
+
+    def modules(self):
+        return {"net": self.net}
+
+    def ema_modules(self):
+        return {"net": self.ema.module}
+
+    def optimizers(self):
+        return {"net": self.opt}
+
+    def train_step(self, batch, step):
+        x = batch["video"]
+        loss = ((self.net(x) - x.flatten(1)) ** 2).mean()
+        if step in self.cfg.nan_steps:
+            loss = loss * float("nan")
+        self.ctx.backward_step(loss, self.opt, self.net, name="net")
+        self.ema.update(self.net)
+        return {"loss": loss.item()}
+
+    def sample(self, n, generator):
+        x = torch.rand(n, 3, 2, 4, 4, generator=generator) * 2 - 1
+        return self.ema.module(x).reshape(n, 3, 2, 4, 4).clamp(-1, 1)
+
+
+def weights(objective: TinyObjective) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in unwrap(objective.net).state_dict().items()}

@@ -1,0 +1,71 @@
+"""The ``videosynth`` command: parse -> build -> run.
+
+Sub-commands live in ``videosynth/commands/<name>.py`` and register themselves; this file only
+wires them up and turns library errors into one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from videosynth import __version__
+from videosynth.errors import VideoSynthError
+
+# module name -> one-line description (imported lazily so `videosynth --help` stays fast)
+COMMANDS = {
+    "demo": "train a small conditional model on built-in data and write sample videos",
+    "train": "train a model from a YAML config (or --resume a run)",
+    "sample": "write sample videos from a trained run",
+    "data": "scan a folder of videos, preview datasets",
+    "eval": "FVD / IS / FID / KVD / reconstruction / weight-free metrics",
+    "weights": "list the detector weights found on this machine",
+    "tokenize": "encode a dataset to VQ-VAE tokens",
+    "reconstruct": "VQ-VAE reconstructions side by side, with PSNR/SSIM",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videosynth", description="Classic video generation toolkit.")
+    parser.add_argument("--version", action="version", version=f"videosynth {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"videosynth.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("videosynth.commands"):
+                continue  # command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except VideoSynthError as exc:
+        if args.debug or os.environ.get("VIDEOSYNTH_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``videosynth`` CLI; each module exposes ``register(subparsers)``."""
