@@ -39,9 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from videosynth.errors import ConfigError
+from videosynth.models.layers import LEAKY_RELU_SLOPE, dcgan_init_, spectral_norm
 
-DCGAN_INIT_STD = 0.02  # N(0, 0.02) weights, N(1, 0.02) BatchNorm scales (Radford et al. 2016)
-LEAKY_SLOPE = 0.2  # LeakyReLU slope of the DCGAN discriminators
 BASE_SIZE = 4  # spatial size of the first generator feature map / last discriminator map
 KERNEL = 4  # every (transposed) conv uses kernel 4, stride 2, padding 1: exact x2 / /2
 
@@ -84,23 +83,16 @@ def sample_frames(video: torch.Tensor, k: int = 1, generator: torch.Generator | 
     return picked.reshape(b * k, c, h, w)  # (B*k, C, H, W)
 
 
-def initialize_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
-            parametrized = nn.utils.parametrize.is_parametrized(m, "weight")
-            weight = m.parametrizations.weight.original if parametrized else m.weight  # raw weight under spectral norm
-            with torch.no_grad():
-                weight.normal_(0.0, DCGAN_INIT_STD)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
-            nn.init.normal_(m.weight, 1.0, DCGAN_INIT_STD)
-            nn.init.zeros_(m.bias)
+def initialize_weights(module: nn.Module, use_spectral_norm: bool = False) -> None:
+    """DCGAN initialisation of ``module``; then, if asked, spectral norm on every conv / linear layer.
 
-
-def _maybe_sn(module: nn.Module, spectral_norm: bool) -> nn.Module:
-    return nn.utils.parametrizations.spectral_norm(module) if spectral_norm else module
+    Spectral norm comes after the initialisation so its power-iteration vectors match the weights.
+    """
+    dcgan_init_(module)
+    if use_spectral_norm:
+        for m in list(module.modules()):
+            if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear)):
+                spectral_norm(m)
 
 
 def _num_doublings(size: int) -> int:
@@ -183,20 +175,21 @@ class ImageDiscriminator(nn.Module):
     ``cond_dim > 0`` a projection term ``<sum_hw phi(x), W c>`` is added.
     """
 
-    def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, spectral_norm: bool = False):
+    def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, use_spectral_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         in_ch, ch = channels, width
         for i in range(_num_doublings(size)):
-            layers.append(_maybe_sn(nn.Conv2d(in_ch, ch, KERNEL, 2, 1, bias=spectral_norm), spectral_norm))
-            if i > 0 and not spectral_norm:
+            layers.append(nn.Conv2d(in_ch, ch, KERNEL, 2, 1, bias=use_spectral_norm))
+            if i > 0 and not use_spectral_norm:
                 layers.append(nn.BatchNorm2d(ch))
-            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            layers.append(nn.LeakyReLU(LEAKY_RELU_SLOPE, inplace=True))
             in_ch, ch = ch, ch * 2
         self.features = nn.Sequential(*layers)
         self.feature_dim = in_ch
-        self.head = _maybe_sn(nn.Conv2d(in_ch, 1, BASE_SIZE, 1, 0), spectral_norm)
-        self.project = _maybe_sn(nn.Linear(cond_dim, in_ch, bias=False), spectral_norm) if cond_dim > 0 else None
+        self.head = nn.Conv2d(in_ch, 1, BASE_SIZE, 1, 0)
+        self.project = nn.Linear(cond_dim, in_ch, bias=False) if cond_dim > 0 else None
+        initialize_weights(self, use_spectral_norm)
 
     def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> logits ``[N]``."""
@@ -225,7 +218,7 @@ class VideoDiscriminator(nn.Module):
         channels: int,
         cond_dim: int = 0,
         num_actions: int = 0,
-        spectral_norm: bool = False,
+        use_spectral_norm: bool = False,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -235,17 +228,19 @@ class VideoDiscriminator(nn.Module):
             t_stride = 2 if time_left >= 2 else 1
             t_kernel, t_pad = (KERNEL, 1) if t_stride == 2 else (3, 1)  # kernel 3, pad 1 keeps T at stride 1
             time_left //= t_stride
-            conv = nn.Conv3d(in_ch, ch, (t_kernel, KERNEL, KERNEL), (t_stride, 2, 2), (t_pad, 1, 1), bias=spectral_norm)
-            layers.append(_maybe_sn(conv, spectral_norm))
-            if i > 0 and not spectral_norm:
+            layers.append(
+                nn.Conv3d(in_ch, ch, (t_kernel, KERNEL, KERNEL), (t_stride, 2, 2), (t_pad, 1, 1), bias=use_spectral_norm)
+            )
+            if i > 0 and not use_spectral_norm:
                 layers.append(nn.BatchNorm3d(ch))
-            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            layers.append(nn.LeakyReLU(LEAKY_RELU_SLOPE, inplace=True))
             in_ch, ch = ch, ch * 2
         self.features = nn.Sequential(*layers)
         self.feature_dim = in_ch
-        self.head = _maybe_sn(nn.Conv3d(in_ch, 1, (1, BASE_SIZE, BASE_SIZE)), spectral_norm)
-        self.project = _maybe_sn(nn.Linear(cond_dim, in_ch, bias=False), spectral_norm) if cond_dim > 0 else None
+        self.head = nn.Conv3d(in_ch, 1, (1, BASE_SIZE, BASE_SIZE))
+        self.project = nn.Linear(cond_dim, in_ch, bias=False) if cond_dim > 0 else None
         self.category = nn.Linear(in_ch, num_actions) if num_actions > 0 else None
+        initialize_weights(self, use_spectral_norm)
 
     def forward(self, video: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``video [B, C, T, H, W]`` in ``[-1, 1]``, ``cond [B, D] | None`` -> (``[B]``, ``[B, A] | None``)."""
@@ -468,8 +463,6 @@ class MoCoGAN(nn.Module):
         self.video_discriminator = VideoDiscriminator(
             cfg.size, cfg.frames, cfg.d_video_width, cfg.channels, cfg.cond_dim, actions, cfg.d_spectral_norm
         )
-        initialize_weights(self.image_discriminator)
-        initialize_weights(self.video_discriminator)
 
     def forward(self, *args, **kwargs):
         """Same as ``self.generator(...)``."""
