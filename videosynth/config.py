@@ -26,10 +26,10 @@ from videosynth.errors import ConfigError
 T = TypeVar("T")
 
 
-def _closest(name: str, options: list[str]) -> str:
+def _closest(name: str, options: list[str], where: str = "") -> str:
     match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     if match:
-        return f" (did you mean '{match[0]}'?)"
+        return f" (did you mean '{_join(where, match[0])}'?)"
     return f" (valid keys: {', '.join(sorted(options))})" if options else ""
 
 
@@ -111,7 +111,7 @@ def from_dict(cls: type[T], data: dict | None, where: str = "") -> T:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"unknown key '{_join(where, key)}'{_closest(key, list(fields))}")
+            raise ConfigError(f"unknown key '{_join(where, key)}'{_closest(key, list(fields), where)}")
         kwargs[key] = _coerce(value, hints[key], _join(where, key))
     try:
         obj = cls(**kwargs)
@@ -169,6 +169,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "3e-4" as a string
+                value = float(value)
+            except ValueError:
+                pass
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
