@@ -29,6 +29,18 @@ A family plugs in a subclass of :class:`Objective`::
         def sample(self, n, generator) -> Tensor:                 # float [n, C, T, H, W] in [-1, 1]
             ...
 
+        def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True) -> Tensor:
+            ...                                                   # used by `videosynth sample`
+
+``generate`` is what ``videosynth sample RUN_DIR`` calls (via ``videosynth.sample.load_run``, which
+builds the objective on the run's config and loads the checkpoint's model/EMA weights):
+``labels`` int64 [n] (-1 = none) or None, ``captions`` list[str] or None, ``frames`` a requested
+clip length (families that can roll out longer clips honour it, others raise ConfigError when it
+differs from the trained length), ``ema`` picks the EMA weights when the family has them. It returns
+float [n, C, T, H, W] in [-1, 1]. Family-specific sampling controls (content/motion grids, priming,
+guidance) take extra keyword arguments; ``sample`` for the periodic grid usually calls ``generate``
+with labels cycling through the classes.
+
 ``batch`` is ``{"video": float32 [B, C, T, H, W] in [-1, 1] (on ctx.device), "label": int64 [B],
 "caption": list[str]}``.  Use the global torch RNG for training noise (it is seeded per rank
 and restored on resume) and the given ``generator`` for samples.  ``extra_state()`` /
@@ -392,6 +404,12 @@ class Objective:
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Videos for the periodic sample grid, float [n, C, T, H, W] in [-1, 1]; None = none."""
         return None
+
+    def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+                 captions: list[str] | None = None, frames: int | None = None, ema: bool = True,
+                 **options) -> torch.Tensor:
+        """Clips for ``videosynth sample``: float [n, C, T, H, W] in [-1, 1] (see module docstring)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement generate()")
 
     def extra_state(self) -> dict:
         return {}
