@@ -1,0 +1,295 @@
+"""GAN losses with one signature, gradient penalties, reconstruction and perceptual losses.
+
+Every GAN loss is a :class:`GANLoss` pair sharing one signature:
+``d_loss(d_real, d_fake) -> scalar`` (minimised by the discriminator) and
+``g_loss(d_fake) -> scalar`` (minimised by the generator), where ``d_real`` and
+``d_fake`` are raw discriminator outputs (logits / critic values) of shape ``(B,)``.
+All math runs in float32 whatever the input dtype (mixed precision keeps losses fp32).
+
+References:
+    Goodfellow et al. 2014, "Generative Adversarial Nets" (minimax, non-saturating).
+    Arjovsky et al. 2017, "Wasserstein GAN"; Gulrajani et al. 2017, "Improved Training
+    of Wasserstein GANs" (gradient penalty).
+    Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018 (hinge loss).
+    Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?" (R1).
+    Zhang et al. 2018, "The Unreasonable Effectiveness of Deep Features as a
+    Perceptual Metric" (LPIPS).
+
+VQ losses live with the VQ-VAE model (``videosynth/models/vqvae.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videosynth.errors import ConfigError, MissingWeightsError
+
+# Gulrajani et al. 2017 use lambda = 10 for every experiment.
+GP_WEIGHT = 10.0
+# Mescheder et al. 2018 use gamma = 10 for most of their experiments.
+R1_GAMMA = 10.0
+
+
+# ----------------------------------------------------------------------------- GAN losses
+
+
+def _f32(x: torch.Tensor) -> torch.Tensor:
+    return x.float()
+
+
+def _bce_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    # -log sigmoid(r) - log(1 - sigmoid(f)), written with softplus for stability.
+    return F.softplus(-_f32(d_real)).mean() + F.softplus(_f32(d_fake)).mean()
+
+
+def _minimax_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    # The saturating objective: minimise log(1 - sigmoid(f)) = -softplus(f).
+    return -F.softplus(_f32(d_fake)).mean()
+
+
+def _non_saturating_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    # Minimise -log sigmoid(f) = softplus(-f).
+    return F.softplus(-_f32(d_fake)).mean()
+
+
+def _hinge_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - _f32(d_real)).mean() + F.relu(1 + _f32(d_fake)).mean()
+
+
+def _wgan_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    return _f32(d_fake).mean() - _f32(d_real).mean()
+
+
+def _critic_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    # Hinge and WGAN generators both maximise the critic value of their samples.
+    return -_f32(d_fake).mean()
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """A discriminator/generator loss pair.
+
+    ``d_loss(d_real (B,), d_fake (B,)) -> scalar`` and ``g_loss(d_fake (B,)) -> scalar``,
+    both float32, both to be minimised.
+    """
+
+    d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    g_loss: Callable[[torch.Tensor], torch.Tensor]
+
+
+GAN_LOSSES = {
+    # Goodfellow et al.: BCE for D, the saturating log(1 - D(G(z))) for G.
+    "minimax": GANLoss(_bce_d_loss, _minimax_g_loss),
+    # Goodfellow et al.'s practical variant: G minimises -log D(G(z)).
+    "non-saturating": GANLoss(_bce_d_loss, _non_saturating_g_loss),
+    "hinge": GANLoss(_hinge_d_loss, _critic_g_loss),
+    # Use with gradient_penalty (WGAN-GP) and several critic steps per generator step.
+    "wgan": GANLoss(_wgan_d_loss, _critic_g_loss),
+}
+
+
+def get_gan_loss(name: str) -> GANLoss:
+    """Look up ``GAN_LOSSES[name]``; an unknown name is a ConfigError with the closest one."""
+    if name not in GAN_LOSSES:
+        match = difflib.get_close_matches(name, list(GAN_LOSSES), n=1, cutoff=0.5)
+        hint = f"did you mean '{match[0]}'?" if match else f"choose one of {', '.join(GAN_LOSSES)}"
+        raise ConfigError(f"unknown GAN loss '{name}' ({hint})")
+    return GAN_LOSSES[name]
+
+
+# ----------------------------------------------------------------------------- penalties
+
+
+def gradient_penalty(
+    critic_fn: Callable[..., torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    weight: float = GP_WEIGHT,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """WGAN-GP penalty ``weight * E[(||grad_x critic(x_hat)||_2 - 1)^2]`` on random interpolates.
+
+    ``x_hat = a * real + (1 - a) * fake`` with ``a ~ U[0, 1]`` per sample.  ``real`` and
+    ``fake`` are ``(B, ...)`` (videos ``(B, C, T, H, W)`` in ``[-1, 1]``); ``fake`` is
+    detached.  ``critic_fn(x_hat)`` -- or ``critic_fn(x_hat, cond)`` when ``cond`` is given
+    -- returns ``(B,)`` scores.  The graph is kept (``create_graph``) so the result can
+    be back-propagated into the critic.  Returns a float32 scalar.
+    """
+    batch = real.shape[0]
+    alpha_shape = (batch,) + (1,) * (real.dim() - 1)  # (B, 1, 1, 1, 1)
+    alpha = torch.rand(alpha_shape, generator=generator, device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)  # (B, ...)
+    scores = critic_fn(x_hat) if cond is None else critic_fn(x_hat, cond)
+    (grads,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
+    norms = grads.float().flatten(1).norm(2, dim=1)  # (B,)
+    return weight * ((norms - 1) ** 2).mean()
+
+
+def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, gamma: float = R1_GAMMA) -> torch.Tensor:
+    """R1 penalty ``gamma / 2 * E[||grad_x D(x)||^2]`` on real data.
+
+    ``real`` ``(B, ...)`` must have ``requires_grad=True`` and ``d_real`` ``(B,)`` must
+    have been computed from it.  Keeps the graph so the result can be back-propagated.
+    Returns a float32 scalar.
+    """
+    if not real.requires_grad:
+        raise ValueError("r1_penalty needs real.requires_grad_(True) before computing d_real")
+    (grads,) = torch.autograd.grad(d_real.float().sum(), real, create_graph=True)
+    return gamma / 2 * grads.float().flatten(1).pow(2).sum(dim=1).mean()
+
+
+# ----------------------------------------------------------------------------- reconstruction
+
+
+def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error in float32; any matching shapes (videos ``(B, C, T, H, W)``)."""
+    return F.l1_loss(prediction.float(), target.float())
+
+
+def l2_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error in float32; any matching shapes (videos ``(B, C, T, H, W)``)."""
+    return F.mse_loss(prediction.float(), target.float())
+
+
+RECONSTRUCTION_LOSSES = {"l1": l1_loss, "l2": l2_loss}
+
+
+# ----------------------------------------------------------------------------- perceptual
+
+# File name of the LPIPS weights searched for in the weights folders.
+LPIPS_FILE = "lpips_alex.safetensors"
+# LPIPS input normalisation for [-1, 1] images (Zhang et al. 2018, ``ScalingLayer``).
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+# AlexNet convolutions (torchvision ``alexnet().features`` indices): (index, in, out, kernel, stride, padding);
+# LPIPS compares the ReLU output of each of them.
+ALEXNET_CONVS = ((0, 3, 64, 11, 4, 2), (3, 64, 192, 5, 1, 2), (6, 192, 384, 3, 1, 1),
+                 (8, 384, 256, 3, 1, 1), (10, 256, 256, 3, 1, 1))
+# Max-pooling (kernel 3, stride 2) follows the first two convolutions.
+ALEXNET_POOL_AFTER = (0, 3)
+ALEXNET_POOL = (3, 2)
+# LPIPS head keys: ``lin0.weight`` or the lpips package's own ``lin0.model.1.weight``.
+LPIPS_LIN_KEY = re.compile(r"^lin(\d)\.(?:model\.1\.)?weight$")
+# Added to the channel norm before dividing, as in LPIPS ``normalize_tensor``.
+LPIPS_EPS = 1e-10
+
+
+def _weights_dirs() -> list[Path]:
+    """Weights folders in search order: ``$VIDEOSYNTH_WEIGHTS``, then the user cache."""
+    dirs = []
+    if os.environ.get("VIDEOSYNTH_WEIGHTS"):
+        dirs.append(Path(os.environ["VIDEOSYNTH_WEIGHTS"]))
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    dirs.append(cache / "videosynth" / "weights")
+    return dirs
+
+
+def find_lpips_weights(path: str | Path | None = None) -> Path:
+    """Locate the LPIPS weights: ``path`` -> ``$VIDEOSYNTH_WEIGHTS/lpips_alex.safetensors``
+    -> ``$XDG_CACHE_HOME/videosynth/weights/lpips_alex.safetensors``.
+
+    Raises:
+        MissingWeightsError: nothing found; the message lists the places searched and
+            where the weights come from.
+    """
+    candidates = [Path(path)] if path is not None else [d / LPIPS_FILE for d in _weights_dirs()]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise MissingWeightsError(
+        f"perceptual loss weights '{LPIPS_FILE}' not found (looked in: {looked}); they come from "
+        "LPIPS v0.1 'alex' (package 'lpips': torchvision AlexNet 'features.*' + 'lin{0..4}.model.1.weight', "
+        "saved with safetensors), or set the perceptual loss weight to 0"
+    )
+
+
+class LPIPSAlex(nn.Module):
+    """LPIPS distance with the AlexNet backbone (Zhang et al. 2018), weights from a local file.
+
+    File keys: ``features.{0,3,6,8,10}.{weight,bias}`` (torchvision AlexNet) and
+    ``lin{0..4}.weight`` or ``lin{0..4}.model.1.weight`` of shape ``(1, C_k, 1, 1)`` (the
+    LPIPS linear heads, as in the lpips package's ``weights/v0.1/alex.pth``): merging those
+    two state dicts and saving them with safetensors gives the file.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
+        self.features = nn.ModuleDict({
+            str(i): nn.Conv2d(cin, cout, k, stride, pad) for i, cin, cout, k, stride, pad in ALEXNET_CONVS
+        })
+        self.lins = nn.ModuleList([nn.Conv2d(cout, 1, 1, bias=False) for _, _, cout, *_ in ALEXNET_CONVS])
+
+    def load_file(self, path: Path) -> None:
+        """Load ``path`` (safetensors). Raises MissingWeightsError naming absent/mismatched keys."""
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        state = {f"features.{k[len('features.'):]}": v for k, v in tensors.items() if k.startswith("features.")}
+        for key, value in tensors.items():
+            match = LPIPS_LIN_KEY.match(key)
+            if match:
+                state[f"lins.{match.group(1)}.weight"] = value
+        expected = self.state_dict()
+        missing = sorted(k for k in expected if k not in state)
+        wrong = sorted(k for k in expected if k in state and state[k].shape != expected[k].shape)
+        if missing or wrong:
+            raise MissingWeightsError(f"{path} is not an LPIPS-alex weights file (missing keys: {missing[:4]}, "
+                                      f"wrong shapes: {wrong[:4]}); re-export it as described in losses.py")
+        self.load_state_dict({k: state[k] for k in expected})
+
+    def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = (x - self.shift) / self.scale  # (N, 3, H, W)
+        out = []
+        for index, conv in self.features.items():
+            x = F.relu(conv(x))
+            out.append(x)
+            if int(index) in ALEXNET_POOL_AFTER:
+                x = F.max_pool2d(x, *ALEXNET_POOL)
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x, y: ``(N, 3, H, W)`` in ``[-1, 1]`` (H, W >= 32) -> distances ``(N,)``."""
+        total = 0
+        for lin, fx, fy in zip(self.lins, self._activations(x), self._activations(y)):
+            fx = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + LPIPS_EPS)  # (N, C, h, w) unit channel norm
+            fy = fy / (fy.pow(2).sum(dim=1, keepdim=True).sqrt() + LPIPS_EPS)
+            total = total + lin((fx - fy) ** 2).mean(dim=(1, 2, 3))  # (N,)
+        return total
+
+
+class PerceptualLoss(nn.Module):
+    """LPIPS perceptual distance between videos, frame by frame, from LOCAL weights.
+
+    Weights are found by :func:`find_lpips_weights` (nothing is downloaded) and frozen.
+    Frames must be at least 32x32 pixels (AlexNet's stride-4 stem and two poolings).
+
+    Raises:
+        MissingWeightsError: the weights file is not found or is not LPIPS-alex.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        super().__init__()
+        self.path = find_lpips_weights(path)
+        self.net = LPIPSAlex()
+        self.net.load_file(self.path)
+        self.net.requires_grad_(False)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """prediction, target: ``(B, C, T, H, W)`` in ``[-1, 1]`` -> float32 scalar, mean over frames."""
+        b, c, t, h, w = prediction.shape
+        x = prediction.float().transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+        y = target.float().transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+        return self.net(x, y).mean()

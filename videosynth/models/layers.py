@@ -1,0 +1,135 @@
+"""Shared primitives for the model files: dimension-generic convolutions and norms,
+conditional batch normalisation, spectral normalisation and DCGAN initialisation.
+
+Only small, stable building blocks live here; architectures live in their own
+files (``videogan.py``, ``mocogan.py``, ...).  ``conv_nd``-style factories follow
+improved-diffusion's ``nn.py`` so one block can serve 1D, 2D and 3D data.
+
+References:
+    Radford et al. 2016, "Unsupervised Representation Learning with Deep
+    Convolutional Generative Adversarial Networks" (DCGAN initialisation).
+    Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks".
+    de Vries et al. 2017, "Modulating early visual processing by language"
+    (conditional batch normalisation).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# DCGAN paper: "All weights were initialized from a zero-centered Normal
+# distribution with standard deviation 0.02."
+DCGAN_INIT_STD = 0.02
+
+# Negative slope of the discriminator's LeakyReLU in DCGAN and VGAN.
+LEAKY_RELU_SLOPE = 0.2
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def _check_dims(dims: int) -> None:
+    if dims not in _CONV:
+        raise ValueError(f"dims must be 1, 2 or 3, got {dims}")
+
+
+def conv_nd(dims: int, *args, **kwargs) -> nn.Module:
+    """``nn.Conv{dims}d(*args, **kwargs)`` for ``dims`` in 1, 2, 3."""
+    _check_dims(dims)
+    return _CONV[dims](*args, **kwargs)
+
+
+def conv_transpose_nd(dims: int, *args, **kwargs) -> nn.Module:
+    """``nn.ConvTranspose{dims}d(*args, **kwargs)`` for ``dims`` in 1, 2, 3."""
+    _check_dims(dims)
+    return _CONV_TRANSPOSE[dims](*args, **kwargs)
+
+
+def batch_norm_nd(dims: int, num_features: int, **kwargs) -> nn.Module:
+    """``nn.BatchNorm{dims}d(num_features, **kwargs)`` for ``dims`` in 1, 2, 3."""
+    _check_dims(dims)
+    return _BATCH_NORM[dims](num_features, **kwargs)
+
+
+def layer_norm_nd(num_features: int) -> nn.Module:
+    """Layer normalisation over (C, *spatial) of a ``(B, C, ...)`` tensor, any number of dims.
+
+    ``GroupNorm`` with a single group normalises each sample over all channels
+    and positions, the critic normalisation recommended by WGAN-GP.
+    """
+    return nn.GroupNorm(1, num_features)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch normalisation whose scale and shift are predicted from a condition vector.
+
+    ``y = BN(x) * (1 + gamma(c)) + beta(c)``; ``gamma``/``beta`` are linear maps
+    initialised to zero, so an untrained layer behaves like plain BatchNorm.
+
+    Args:
+        dims: spatial dimensions of the input (1, 2 or 3).
+        num_features: channels C.
+        cond_dim: size D of the condition vector.
+    """
+
+    def __init__(self, dims: int, num_features: int, cond_dim: int):
+        super().__init__()
+        self.dims = dims
+        self.norm = batch_norm_nd(dims, num_features, affine=False)
+        self.gamma = nn.Linear(cond_dim, num_features)
+        self.beta = nn.Linear(cond_dim, num_features)
+        for linear in (self.gamma, self.beta):
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x: ``(B, C, *spatial)``; cond: ``(B, D)``. Returns ``(B, C, *spatial)``."""
+        shape = (x.shape[0], -1) + (1,) * self.dims
+        gamma = self.gamma(cond).view(shape)  # (B, C, 1, ...)
+        beta = self.beta(cond).view(shape)  # (B, C, 1, ...)
+        return self.norm(x) * (1 + gamma) + beta
+
+
+def spectral_norm(module: nn.Module) -> nn.Module:
+    """Apply spectral normalisation to ``module.weight`` (parametrization API).
+
+    The weight becomes ``module.parametrizations.weight.original`` in the
+    state dict; the power-iteration vectors are buffers, so they are saved and
+    restored with the checkpoint.
+    """
+    return nn.utils.parametrizations.spectral_norm(module)
+
+
+def is_spectral_normed(module: nn.Module) -> bool:
+    """True when ``module.weight`` is spectrally normalised by :func:`spectral_norm`."""
+    return nn.utils.parametrize.is_parametrized(module, "weight")
+
+
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+_AFFINE_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm)
+
+
+@torch.no_grad()
+def dcgan_init_(module: nn.Module, std: float = DCGAN_INIT_STD) -> None:
+    """Initialise ``module`` and its children in place the DCGAN way.
+
+    Convolution and linear weights ~ N(0, std), norm scales ~ N(1, std), biases 0.
+    Layers of :class:`ConditionalBatchNorm` keep their zero initialisation so
+    they start as plain BatchNorm.  For a spectrally normalised layer the
+    unnormalised weight is initialised; call this before :func:`spectral_norm`
+    so the power-iteration vectors match the new weight.
+    """
+    conditional = {id(m) for cbn in module.modules() if isinstance(cbn, ConditionalBatchNorm) for m in cbn.modules()}
+    for m in module.modules():
+        if id(m) in conditional:
+            continue
+        if isinstance(m, _WEIGHTED):
+            weight = m.parametrizations.weight.original if is_spectral_normed(m) else m.weight
+            nn.init.normal_(weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, _AFFINE_NORMS) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
