@@ -1,0 +1,202 @@
+"""VQ-VAE tokenizer: shapes, quantiser invariants, EMA / loss codebooks, dead-code restart, DDP sync."""
+
+import os
+import socket
+import warnings
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from videosynth.errors import ConfigError
+from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig, warn_if_collapsed
+
+
+def tiny(**overrides) -> VQVAE:
+    cfg = VQVAEConfig(**{**vars(PRESETS["tiny"]), **overrides})
+    return VQVAE(cfg)
+
+
+def clip(b=2, t=4, s=16, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, t, s, s, generator=g) * 2 - 1  # (B, C, T, H, W) in [-1, 1]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_build_and_forward(name):
+    torch.manual_seed(0)
+    model = VQVAE(PRESETS[name])
+    dt, dh, dw = PRESETS[name].downsample
+    x = clip(b=1, t=dt, s=2 * dh)  # smallest clip with a 1x2x2 latent
+    out = model(x)
+    assert out.recon.shape == x.shape
+    assert torch.isfinite(out.loss)
+    assert out.indices.shape == (1, 1, 2, 2)
+
+
+def test_round_trip_shapes_and_range():
+    model = tiny().eval()
+    x = clip()
+    idx = model.encode(x)
+    assert idx.shape == (2, *model.latent_shape(4, 16)) == (2, 2, 4, 4)
+    assert idx.dtype == torch.long
+    y = model.decode(idx)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+
+
+def test_latent_shape_rejects_bad_sizes():
+    model = tiny()
+    with pytest.raises(ConfigError, match="downsample"):
+        model.latent_shape(3, 16)
+    with pytest.raises(ConfigError):
+        model.decode(torch.full((1, 2, 4, 4), 10_000))
+    with pytest.raises(ConfigError, match="power"):
+        VQVAEConfig(downsample=(3, 4, 4))
+    with pytest.raises(ConfigError, match="codebook"):
+        VQVAEConfig(codebook="kmeans")
+
+
+def test_quantized_equals_codebook_rows_and_encode_matches_forward():
+    model = tiny().train()
+    x = clip()
+    z = model.encoder(x)
+    q = model.quantizer(z)
+    assert torch.allclose(q.quantized, model.quantizer.lookup(q.indices), atol=1e-6)
+    model.eval()
+    assert torch.equal(model.encode(x), model(x).indices)
+    assert 1.0 <= float(q.perplexity) <= model.cfg.codebook_size
+    assert 0.0 < float(q.usage) <= 1.0
+
+
+def test_straight_through_gradient_reaches_encoder():
+    model = tiny().train()
+    out = model(clip())
+    out.recon_loss.backward()  # reconstruction term only: it reaches the encoder via straight-through
+    grad = model.encoder.conv_in.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_codebook_initialised_from_encoder_outputs():
+    model = tiny().train()
+    x = clip()
+    with torch.no_grad():
+        z = model.encoder(x).permute(0, 2, 3, 4, 1).reshape(-1, model.cfg.code_dim)  # (N, D)
+    model(x)
+    emb = model.quantizer.embedding
+    nearest = torch.cdist(emb, z).min(1).values  # distance of each code to the closest encoder output
+    assert bool(model.quantizer.initialized)
+    assert nearest.max() < 0.1 * z.norm(dim=1).mean()
+
+
+def test_ema_mode_updates_codebook_without_gradient():
+    model = tiny(codebook="ema", restart_after=0).train()
+    assert "quantizer.embedding" not in dict(model.named_parameters())
+    model(clip(seed=0))  # initialises from the batch
+    before = model.quantizer.embedding.clone()
+    out = model(clip(seed=1))
+    assert not torch.equal(before, model.quantizer.embedding)
+    assert float(out.codebook_loss) == 0.0
+
+
+def test_loss_mode_trains_codebook_by_gradient():
+    model = tiny(codebook="loss", restart_after=0).train()
+    out = model(clip())
+    before = model.quantizer.embedding.detach().clone()
+    model(clip(seed=1))
+    assert torch.equal(before, model.quantizer.embedding.detach())  # no EMA update in "loss" mode
+    out.loss.backward()
+    assert float(out.codebook_loss.detach()) > 0
+    assert model.quantizer.embedding.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["ema", "loss"])
+def test_dead_codes_are_revived(mode):
+    model = tiny(codebook=mode, restart_after=2).train()
+    model(clip())  # initialise
+    dead = torch.arange(0, model.cfg.codebook_size, 2)
+    with torch.no_grad():
+        model.quantizer.embedding.data[dead] = 1e3  # far from every encoder output: never chosen
+        if mode == "ema":
+            model.quantizer.ema_sum[dead] = 1e3
+    out1 = model(clip(seed=1))
+    assert out1.restarted == 0  # unused for one step only
+    out2 = model(clip(seed=2))
+    assert out2.restarted >= len(dead)
+    assert model.quantizer.embedding.detach()[dead].abs().max() < 100
+
+
+def test_ema_count_threshold_restarts():
+    model = tiny(restart_after=0, restart_threshold=1.0).train()
+    model(clip())
+    out = model(clip(seed=1))  # every code unused in this batch decays below 1.0 and is restarted
+    assert out.restarted > 0
+
+
+def test_usage_collapse_warning():
+    model = tiny().train()
+    out = model(clip())
+    assert not model.usage_collapsed(out)
+    with torch.no_grad():
+        model.quantizer.embedding.data[1:] = 1e3  # only code 0 reachable
+    model.eval()
+    out = model(clip())
+    assert float(out.usage) == 1 / model.cfg.codebook_size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert warn_if_collapsed(model, out, step=7)
+    assert "collapsed at step 7" in str(caught[0].message)
+
+
+def test_train_step_reduces_loss():
+    torch.manual_seed(0)
+    model = tiny().train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = clip(b=2)
+    first = None
+    for _ in range(15):
+        out = model(x)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        first = first if first is not None else float(out.recon_loss)
+    assert float(out.recon_loss) < first
+
+
+# --- DDP: codebook statistics synchronised across ranks -------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(rank)  # different weights' RNG use and different data per rank
+        model = tiny(restart_after=1).train()
+        torch.manual_seed(123)
+        model.encoder.load_state_dict(tiny().encoder.state_dict())  # same encoder everywhere
+        for step in range(3):
+            model(clip(b=1, seed=10 * rank + step))
+        emb = model.quantizer.embedding.clone()
+        gathered = [torch.zeros_like(emb) for _ in range(world)]
+        dist.all_gather(gathered, emb)
+        counts = [torch.zeros_like(model.quantizer.ema_count) for _ in range(world)]
+        dist.all_gather(counts, model.quantizer.ema_count.clone())
+        if rank == 0:
+            queue.put((torch.equal(gathered[0], gathered[1]), torch.equal(counts[0], counts[1])))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_codebook_synchronised_across_ddp_ranks():
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), queue), nprocs=2, start_method="spawn")
+    same_codebook, same_counts = queue.get()
+    assert same_codebook and same_counts

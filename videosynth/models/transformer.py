@@ -1,0 +1,282 @@
+"""Autoregressive Transformer prior over video tokens.
+
+Decoder-only Transformer (GPT, Radford et al. 2018/2019) over the flattened
+token grid of a video tokenizer, as in VideoGPT (Yan et al. 2021): tokens are
+read t-major, then h, then w; positions use factorised learned embeddings
+(sum of a t, an h and a w embedding); attention is causal and pre-LN.
+
+Sequence layout. For a token grid ``x`` of ``N = t*h*w`` tokens the input
+sequence is ``[BOS, x_0, ..., x_{N-2}]`` and the output at index ``i``
+predicts ``x_i``. The input at index ``i`` carries the position embedding of
+the token it predicts (position ``i``), so the model always knows which
+``(t, h, w)`` cell comes next. ``BOS`` is the extra vocabulary id
+``vocab_size``.
+
+Conditioning. A class / text condition arrives as the pooled conditioner
+vector ``cond [B, cond_dim]``; it is projected to ``n_embd`` and added to the
+BOS input, i.e. it is one prefix token every position attends to. (Pooled
+rather than a token sequence keeps the sequence length fixed, which keeps the
+KV cache and the position table simple.) Video prediction needs no special
+path: the tokens of the observed frames are the prefix of the sequence.
+
+This file holds, in reading order: the KV cache, causal self-attention, the
+MLP, the block, :class:`PriorConfig` with :data:`PRESETS`, and :class:`Prior`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from videosynth.errors import ConfigError
+
+# ---------------------------------------------------------------------------
+# primitives and blocks
+# ---------------------------------------------------------------------------
+
+
+class KVCache:
+    """Per-layer key/value buffers for incremental decoding.
+
+    Buffers are preallocated as ``[B, n_head, max_len, head_dim]``; ``length``
+    is the number of positions already written. Build it with
+    :meth:`Prior.new_cache`.
+    """
+
+    def __init__(self, n_layer: int, batch: int, n_head: int, max_len: int, head_dim: int,
+                 device: torch.device, dtype: torch.dtype):
+        shape = (batch, n_head, max_len, head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
+        self.max_len = max_len
+        self.length = 0
+
+    def write(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v [B, nh, n, hs]`` at ``start``; return all keys/values up to ``start + n``."""
+        end = start + k.shape[2]
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]  # (B, nh, end, hs)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention on ``scaled_dot_product_attention``."""
+
+    def __init__(self, cfg: "PriorConfig"):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.dropout = cfg.dropout
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                start_pos: int = 0) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).split(c, dim=2)  # 3 x (B, n, C)
+        q, k, v = (a.view(b, n, self.n_head, c // self.n_head).transpose(1, 2) for a in (q, k, v))  # (B, nh, n, hs)
+        drop = self.dropout if self.training else 0.0
+        if cache is not None:
+            k, v = cache.write(layer, start_pos, k, v)  # (B, nh, start_pos + n, hs)
+        if cache is None or start_pos == 0:
+            # keys and queries cover the same positions: plain causal attention
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
+        elif n == 1:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)  # one query sees the whole past
+        else:
+            # query i sits at absolute position start_pos + i and may see keys 0 .. start_pos + i
+            keys = torch.arange(k.shape[2], device=x.device)
+            queries = torch.arange(start_pos, start_pos + n, device=x.device)
+            mask = keys[None, :] <= queries[:, None]  # (n, start_pos + n)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        y = y.transpose(1, 2).reshape(b, n, c)  # (B, n, C)
+        return self.resid_drop(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: "PriorConfig"):
+        super().__init__()
+        hidden = cfg.mlp_ratio * cfg.n_embd
+        self.fc = nn.Linear(cfg.n_embd, hidden)
+        self.proj = nn.Linear(hidden, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``."""
+
+    def __init__(self, cfg: "PriorConfig"):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                start_pos: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer, start_pos)
+        return x + self.mlp(self.ln2(x))
+
+
+# ---------------------------------------------------------------------------
+# config and presets
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class PriorConfig:
+    """Prior hyper-parameters. ``vocab_size`` is the tokenizer's codebook size;
+    ``latent_shape`` the token grid ``(t, h, w)`` of one training clip."""
+
+    vocab_size: int = 512
+    latent_shape: tuple[int, int, int] = (4, 8, 8)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    cond_dim: int = 0  # pooled condition width (0 = unconditional)
+
+    def __post_init__(self) -> None:
+        self.latent_shape = tuple(int(v) for v in self.latent_shape)
+        if len(self.latent_shape) != 3 or min(self.latent_shape) < 1:
+            raise ConfigError(f"prior.latent_shape must be three positive ints (t, h, w), got {list(self.latent_shape)}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"prior.n_embd ({self.n_embd}) must be divisible by prior.n_head ({self.n_head})")
+        if self.vocab_size < 1:
+            raise ConfigError("prior.vocab_size must be >= 1 (the tokenizer's codebook_size)")
+
+    @property
+    def seq_len(self) -> int:
+        t, h, w = self.latent_shape
+        return t * h * w
+
+
+PRESETS: dict[str, PriorConfig] = {
+    # unit tests: matches the "tiny" tokenizer on 4x16x16 clips (2x4x4 tokens)
+    "tiny": PriorConfig(vocab_size=64, latent_shape=(2, 4, 4), n_layer=2, n_head=2, n_embd=32),
+    # matches the "demo-32x32x16" tokenizer (4x8x8 = 256 tokens); trains on CPU
+    "demo-32x32x16": PriorConfig(vocab_size=256, latent_shape=(4, 8, 8), n_layer=4, n_head=4, n_embd=128),
+    # VideoGPT's UCF-101 prior scale over 4x16x16 = 1024 tokens
+    "ucf-64x64x16": PriorConfig(
+        vocab_size=1024, latent_shape=(4, 16, 16), n_layer=8, n_head=4, n_embd=576, dropout=0.2
+    ),
+}
+
+
+# ---------------------------------------------------------------------------
+# model
+# ---------------------------------------------------------------------------
+
+INIT_STD = 0.02  # GPT-2 initialisation scale
+
+
+class Prior(nn.Module):
+    """Decoder-only Transformer over flattened token grids (see the module docstring for the layout)."""
+
+    def __init__(self, cfg: PriorConfig):
+        super().__init__()
+        self.cfg = cfg
+        t, h, w = cfg.latent_shape
+        self.bos = cfg.vocab_size  # extra input id marking the start of the sequence
+        self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.n_embd)
+        self.pos_t = nn.Parameter(torch.zeros(t, cfg.n_embd))
+        self.pos_h = nn.Parameter(torch.zeros(h, cfg.n_embd))
+        self.pos_w = nn.Parameter(torch.zeros(w, cfg.n_embd))
+        self.cond_proj = nn.Linear(cfg.cond_dim, cfg.n_embd) if cfg.cond_dim > 0 else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        flat = torch.arange(cfg.seq_len)
+        self.register_buffer("grid_t", flat // (h * w), persistent=False)  # (N,) t index of each flat position
+        self.register_buffer("grid_h", (flat // w) % h, persistent=False)
+        self.register_buffer("grid_w", flat % w, persistent=False)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """GPT-2 init: N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2 n_layer)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=INIT_STD)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        for p in (self.pos_t, self.pos_h, self.pos_w):
+            nn.init.normal_(p, std=INIT_STD)
+        for block in self.blocks:
+            for proj in (block.attn.proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, std=INIT_STD / math.sqrt(2 * self.cfg.n_layer))
+
+    def new_cache(self, batch: int, device: torch.device | None = None,
+                  dtype: torch.dtype | None = None) -> KVCache:
+        """An empty KV cache for ``batch`` sequences of up to ``seq_len`` positions."""
+        p = self.head.weight
+        return KVCache(self.cfg.n_layer, batch, self.cfg.n_head, self.cfg.seq_len,
+                       self.cfg.n_embd // self.cfg.n_head, device or p.device, dtype or p.dtype)
+
+    def shift_right(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Targets ``[B, n]`` -> inputs ``[B, n]``: ``[BOS, x_0, ..., x_{n-2}]``."""
+        bos = torch.full_like(tokens[:, :1], self.bos)
+        return torch.cat([bos, tokens[:, :-1]], dim=1)  # (B, n)
+
+    def forward(self, idx: torch.Tensor, cond: torch.Tensor | None = None,
+                cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
+        """Next-token logits.
+
+        Args:
+            idx: int64 ``[B, n]`` *input* ids for sequence positions
+                ``start_pos .. start_pos + n - 1`` (position 0 holds ``BOS``; use
+                :meth:`shift_right` to build them from targets).
+            cond: ``[B, cond_dim]`` pooled condition, added to the BOS input
+                (used only when ``start_pos == 0``); ``None`` for an
+                unconditional prior.
+            cache: a :meth:`new_cache` to read past keys/values from and write
+                this call's into; its ``length`` advances to ``start_pos + n``.
+            start_pos: absolute position of ``idx[:, 0]``; must equal
+                ``cache.length`` when a cache is given.
+
+        Returns:
+            float ``[B, n, vocab_size]``; row ``i`` is the distribution of the
+            token at flat position ``start_pos + i``, given tokens before it.
+
+        Raises:
+            ConfigError: sequence longer than ``latent_shape``, a missing or
+                unexpected ``cond``, or a cache out of step.
+        """
+        b, n = idx.shape
+        end = start_pos + n
+        if end > self.cfg.seq_len:
+            raise ConfigError(
+                f"prior sequence of {end} tokens exceeds latent_shape {list(self.cfg.latent_shape)} "
+                f"({self.cfg.seq_len} tokens); use rollout() for longer videos"
+            )
+        if cache is not None and cache.length != start_pos:
+            raise ConfigError(f"KV cache holds {cache.length} positions but start_pos is {start_pos}")
+        if (cond is None) != (self.cond_proj is None) and start_pos == 0:
+            want = f"cond [B, {self.cfg.cond_dim}]" if self.cond_proj is not None else "cond=None"
+            raise ConfigError(f"this prior has prior.cond_dim={self.cfg.cond_dim}; pass {want}")
+        x = self.tok_emb(idx)  # (B, n, C)
+        pos = slice(start_pos, end)
+        x = x + (self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]])
+        if start_pos == 0 and cond is not None:
+            first = x[:, :1] + self.cond_proj(cond.to(x.dtype))[:, None]  # (B, 1, C): condition joins BOS
+            x = torch.cat([first, x[:, 1:]], dim=1)  # (B, n, C)
+        x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i, start_pos)
+        if cache is not None:
+            cache.length = end
+        return self.head(self.ln_f(x))  # (B, n, V)
+
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean next-token cross-entropy (nats) of token grids ``int64 [B, t, h, w]`` or flat ``[B, N]``."""
+        flat = tokens.reshape(tokens.shape[0], -1)  # (B, N)
+        logits = self(self.shift_right(flat), cond)  # (B, N, V)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat.reshape(-1))

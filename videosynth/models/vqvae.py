@@ -1,0 +1,452 @@
+"""VQ-VAE video tokenizer.
+
+Vector-quantised autoencoder of van den Oord et al. 2017 ("Neural Discrete
+Representation Learning") with 3D convolutions over ``(T, H, W)`` as in
+VideoGPT (Yan et al. 2021, "VideoGPT: Video Generation using VQ-VAE and
+Transformers"): an EMA codebook (decay 0.99, Laplace smoothing) initialised
+from encoder outputs on the first training batch, dead-code restart from the
+batch, and codebook statistics synchronised across DDP ranks.
+
+This file holds, in reading order: the 3D residual block, the encoder and the
+decoder, the vector quantiser, :class:`VQVAEConfig` with :data:`PRESETS`, and
+:class:`VQVAE`.
+
+Layouts: videos are ``float32 [B, C, T, H, W]`` in ``[-1, 1]``; latent token
+indices are ``int64 [B, t, h, w]`` with ``t = T / downsample[0]`` etc.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from videosynth.errors import ConfigError
+
+# ---------------------------------------------------------------------------
+# primitives and blocks
+# ---------------------------------------------------------------------------
+
+MAX_NORM_GROUPS = 32  # GroupNorm groups; the largest divisor of the channel count up to this
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(channels, MAX_NORM_GROUPS), channels)
+
+
+class ResBlock3d(nn.Module):
+    """Pre-activation residual block: norm-SiLU-conv3 then norm-SiLU-conv1, plus identity."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm1 = _norm(channels)
+        self.conv1 = nn.Conv3d(channels, channels, 3, padding=1)
+        self.norm2 = _norm(channels)
+        self.conv2 = nn.Conv3d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return x + h
+
+
+def _strides(downsample: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+    """Per-step strides: step ``i`` halves every axis that still needs halving.
+
+    ``(2, 4, 4)`` -> ``[(2, 2, 2), (1, 2, 2)]``: the time axis is done after one step.
+    """
+    steps = [int(math.log2(d)) for d in downsample]
+    return [tuple(2 if i < s else 1 for s in steps) for i in range(max(steps))]
+
+
+def _kernel(stride: tuple[int, int, int]) -> tuple[int, int, int]:
+    # kernel = stride + 2 with padding 1 maps n -> n / stride exactly (and back for the transpose)
+    return tuple(s + 2 for s in stride)
+
+
+class Encoder(nn.Module):
+    """Video ``[B, 3, T, H, W]`` -> latent ``[B, code_dim, t, h, w]``."""
+
+    def __init__(self, cfg: "VQVAEConfig"):
+        super().__init__()
+        ch = cfg.hidden
+        self.conv_in = nn.Conv3d(cfg.in_channels, ch, 3, padding=1)
+        self.down = nn.ModuleList(
+            nn.Conv3d(ch, ch, _kernel(s), stride=s, padding=1) for s in _strides(cfg.downsample)
+        )
+        self.res = nn.Sequential(*[ResBlock3d(ch) for _ in range(cfg.n_res_blocks)])
+        self.norm_out = _norm(ch)
+        self.conv_out = nn.Conv3d(ch, cfg.code_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)  # (B, ch, T, H, W)
+        for conv in self.down:
+            h = F.silu(conv(h))  # each step halves the axes with stride 2
+        h = self.res(h)  # (B, ch, t, h, w)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, code_dim, t, h, w)
+
+
+class Decoder(nn.Module):
+    """Latent ``[B, code_dim, t, h, w]`` -> video ``[B, 3, T, H, W]`` (unbounded; ~[-1, 1] once trained)."""
+
+    def __init__(self, cfg: "VQVAEConfig"):
+        super().__init__()
+        ch = cfg.hidden
+        self.conv_in = nn.Conv3d(cfg.code_dim, ch, 3, padding=1)
+        self.res = nn.Sequential(*[ResBlock3d(ch) for _ in range(cfg.n_res_blocks)])
+        self.norm = _norm(ch)
+        self.up = nn.ModuleList(
+            nn.ConvTranspose3d(ch, ch, _kernel(s), stride=s, padding=1)
+            for s in reversed(_strides(cfg.downsample))
+        )
+        self.conv_out = nn.Conv3d(ch, cfg.in_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.res(self.conv_in(z))  # (B, ch, t, h, w)
+        h = F.silu(self.norm(h))
+        for conv in self.up:
+            h = F.silu(conv(h))  # each step doubles the axes with stride 2
+        return self.conv_out(h)  # (B, 3, T, H, W)
+
+
+# ---------------------------------------------------------------------------
+# vector quantiser
+# ---------------------------------------------------------------------------
+
+CODEBOOK_MODES = ("ema", "loss")
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks (in place); identity in a single process. Every rank must call it."""
+    if _distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def _broadcast(t: torch.Tensor) -> torch.Tensor:
+    """Rank 0's tensor on every rank (in place); identity in a single process. Every rank must call it."""
+    if _distributed():
+        dist.broadcast(t, src=0)
+    return t
+
+
+def _sample_rows(z: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` random rows of ``z [N, D]`` (with replacement when ``N < n``), plus tiny noise so repeats differ."""
+    if z.shape[0] >= n:
+        idx = torch.randperm(z.shape[0], device=z.device)[:n]
+    else:
+        idx = torch.randint(0, z.shape[0], (n,), device=z.device)
+    rows = z[idx]  # (n, D)
+    return rows + RESTART_NOISE * rows.std() * torch.randn_like(rows)
+
+
+RESTART_NOISE = 0.01  # relative jitter on restarted codes so codes drawn from the same vector split
+
+
+@dataclass
+class QuantizerOutput:
+    """Quantiser results. ``quantized`` carries the straight-through gradient to ``z``."""
+
+    quantized: torch.Tensor  # (B, D, t, h, w)
+    indices: torch.Tensor  # (B, t, h, w) int64
+    codebook_loss: torch.Tensor  # scalar; 0 in "ema" mode
+    commit_loss: torch.Tensor  # scalar, already weighted by beta
+    perplexity: torch.Tensor  # scalar, exp(entropy) of this batch's code histogram
+    usage: torch.Tensor  # scalar in [0, 1]: fraction of the codebook used by this batch
+    restarted: int  # codes restarted by this forward
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-neighbour codebook lookup with a straight-through estimator.
+
+    Modes (``cfg.codebook``):
+
+    - ``"ema"`` (default): the codebook follows exponential moving averages of
+      the assigned encoder outputs (decay ``cfg.decay``, Laplace-smoothed
+      counts); no codebook loss term.
+    - ``"loss"``: the codebook is a parameter trained by ``||sg[z] - e||^2``.
+
+    Both modes add the commitment term ``beta * ||z - sg[e]||^2``. In training
+    mode the codebook is initialised from encoder outputs of the first batch,
+    and dead codes are replaced by random encoder outputs of the batch: codes
+    unused for ``cfg.restart_after`` consecutive training steps, and in "ema"
+    mode also codes whose EMA count falls below ``cfg.restart_threshold``.
+
+    Under ``torch.distributed`` every training forward all-reduces the code
+    counts (and EMA sums) and broadcasts initialisation/restart candidates from
+    rank 0, so every rank must run the training forward the same number of
+    times. Eval-mode forwards use only local statistics and no collectives.
+    """
+
+    def __init__(self, cfg: "VQVAEConfig"):
+        super().__init__()
+        self.cfg = cfg
+        k, d = cfg.codebook_size, cfg.code_dim
+        init = torch.randn(k, d) / math.sqrt(d)
+        if cfg.codebook == "loss":
+            self.embedding = nn.Parameter(init)
+        else:
+            self.register_buffer("embedding", init)
+        self.register_buffer("ema_count", torch.ones(k))  # (K,) EMA of assignments per code
+        self.register_buffer("ema_sum", init.clone())  # (K, D) EMA of the sum of assigned vectors
+        self.register_buffer("unused_steps", torch.zeros(k, dtype=torch.long))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Codebook rows for ``indices [B, t, h, w]`` -> ``[B, D, t, h, w]``."""
+        return self.embedding[indices].permute(0, 4, 1, 2, 3)  # (B, D, t, h, w)
+
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest code (squared L2) for each row of ``flat [N, D]`` -> ``[N]``."""
+        emb = self.embedding.float()
+        dist2 = (
+            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ emb.t() + emb.pow(2).sum(1)[None]
+        )  # (N, K)
+        return dist2.argmin(1)
+
+    @torch.no_grad()
+    def _init_from_batch(self, flat: torch.Tensor) -> None:
+        rows = _broadcast(_sample_rows(flat, self.cfg.codebook_size).contiguous())  # (K, D)
+        self.embedding.data.copy_(rows)
+        self.ema_sum.copy_(rows)
+        self.ema_count.fill_(1.0)
+        self.unused_steps.zero_()
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """EMA update and dead-code restart; returns the synchronised counts ``[K]`` and restarts."""
+        cfg = self.cfg
+        onehot = F.one_hot(indices, cfg.codebook_size).type(flat.dtype)  # (N, K)
+        counts = _all_reduce_sum(onehot.sum(0))  # (K,)
+        if cfg.codebook == "ema":
+            sums = _all_reduce_sum(onehot.t() @ flat)  # (K, D)
+            self.ema_count.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
+            self.ema_sum.mul_(cfg.decay).add_(sums, alpha=1 - cfg.decay)
+            total = self.ema_count.sum()
+            smoothed = (self.ema_count + cfg.eps) / (total + cfg.codebook_size * cfg.eps) * total
+            self.embedding.data.copy_(self.ema_sum / smoothed[:, None])
+        self.unused_steps.add_(1).masked_fill_(counts > 0, 0)
+
+        dead = torch.zeros_like(counts, dtype=torch.bool)
+        if cfg.restart_after > 0:
+            dead |= self.unused_steps >= cfg.restart_after
+        if cfg.codebook == "ema" and cfg.restart_threshold > 0:
+            dead |= self.ema_count < cfg.restart_threshold
+        # ``dead`` is computed from synchronised buffers, so every rank takes the same branch
+        n_dead = int(dead.sum())
+        if n_dead:
+            rows = _broadcast(_sample_rows(flat, cfg.codebook_size).contiguous())  # (K, D)
+            self.embedding.data[dead] = rows[dead]
+            self.ema_sum[dead] = rows[dead]
+            self.ema_count[dead] = 1.0
+            self.unused_steps[dead] = 0
+        return counts, n_dead
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantise ``z [B, D, t, h, w]`` (any float dtype; the math runs in float32)."""
+        b, d, t, h, w = z.shape
+        z = z.float()
+        flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*t*h*w, D)
+        if self.training and not bool(self.initialized):
+            self._init_from_batch(flat.detach())
+        indices = self.nearest(flat.detach())  # (N,)
+        restarted = 0
+        if self.training:
+            counts, restarted = self._update(flat.detach(), indices)
+        else:
+            counts = torch.bincount(indices, minlength=self.cfg.codebook_size).float()
+        grid = indices.view(b, t, h, w)  # (B, t, h, w)
+        q = self.lookup(grid)  # (B, D, t, h, w)
+        commit = self.cfg.beta * F.mse_loss(z, q.detach())
+        if self.cfg.codebook == "loss":
+            codebook = F.mse_loss(q, z.detach())
+        else:
+            codebook = z.new_zeros(())
+        quantized = z + (q - z).detach()  # straight-through: forward q, gradient to z
+        probs = counts / counts.sum().clamp_min(1)
+        perplexity = torch.exp(-(probs * torch.log(probs.clamp_min(1e-10))).sum())
+        usage = (counts > 0).float().mean()
+        return QuantizerOutput(quantized, grid, codebook, commit, perplexity, usage, restarted)
+
+
+# ---------------------------------------------------------------------------
+# config and presets
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class VQVAEConfig:
+    """VQ-VAE hyper-parameters.
+
+    ``downsample`` is the per-axis factor ``(T, H, W)``; each must be a power of
+    two and the clip size a multiple of it.
+    """
+
+    in_channels: int = 3
+    hidden: int = 64  # channels of every conv / residual block
+    n_res_blocks: int = 2  # residual blocks at latent resolution (encoder and decoder each)
+    downsample: tuple[int, int, int] = (4, 4, 4)
+    codebook_size: int = 512
+    code_dim: int = 64
+    codebook: str = "ema"  # "ema" | "loss"
+    beta: float = 0.25  # commitment weight
+    decay: float = 0.99  # EMA decay of codebook statistics
+    eps: float = 1e-5  # Laplace smoothing of EMA counts
+    restart_after: int = 100  # restart a code unused this many consecutive training steps (0 = never)
+    restart_threshold: float = 0.0  # "ema": restart codes with EMA count below this (0 = off; VideoGPT: 1.0)
+    collapse_usage: float = 0.05  # usage_collapsed() when the batch uses fewer than this share of the codes it could
+
+    def __post_init__(self) -> None:
+        self.downsample = tuple(int(v) for v in self.downsample)
+        if len(self.downsample) != 3 or any(d < 1 or d & (d - 1) for d in self.downsample):
+            raise ConfigError(
+                f"vqvae.downsample must be three powers of two (T, H, W), got {list(self.downsample)}"
+            )
+        if self.codebook not in CODEBOOK_MODES:
+            raise ConfigError(f"vqvae.codebook must be one of {list(CODEBOOK_MODES)}, got '{self.codebook}'")
+        if self.codebook_size < 2 or self.code_dim < 1 or self.hidden < 1:
+            raise ConfigError("vqvae.codebook_size must be >= 2 and vqvae.code_dim, vqvae.hidden >= 1")
+
+
+PRESETS: dict[str, VQVAEConfig] = {
+    # unit tests: milliseconds per step at 16x16x4
+    "tiny": VQVAEConfig(hidden=16, n_res_blocks=1, downsample=(2, 4, 4), codebook_size=64, code_dim=16),
+    # 16 frames of 32x32 -> 4x8x8 tokens; trains on CPU in minutes on the built-in datasets
+    "demo-32x32x16": VQVAEConfig(
+        hidden=48, n_res_blocks=2, downsample=(4, 4, 4), codebook_size=256, code_dim=32
+    ),
+    # VideoGPT's UCF-101 tokenizer scale: 16x64x64 -> 4x16x16 tokens, 1024 codes
+    "ucf-64x64x16": VQVAEConfig(
+        hidden=240, n_res_blocks=4, downsample=(4, 4, 4), codebook_size=1024, code_dim=256
+    ),
+}
+
+
+# ---------------------------------------------------------------------------
+# model
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class VQOutput:
+    """One VQ-VAE forward. Scalars are 0-dim tensors; ``loss`` = recon + codebook + commit."""
+
+    recon: torch.Tensor  # (B, C, T, H, W), unclamped
+    loss: torch.Tensor
+    recon_loss: torch.Tensor  # MSE in the [-1, 1] range
+    commit_loss: torch.Tensor  # beta-weighted
+    codebook_loss: torch.Tensor  # 0 in "ema" mode
+    perplexity: torch.Tensor
+    usage: torch.Tensor  # fraction of codes used by this batch, in [0, 1]
+    indices: torch.Tensor  # (B, t, h, w) int64
+    restarted: int = 0  # dead codes restarted by this forward
+
+
+class VQVAE(nn.Module):
+    """Video VQ-VAE: ``encode`` videos to token grids, ``decode`` token grids to videos."""
+
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = VectorQuantizer(cfg)
+        self.decoder = Decoder(cfg)
+
+    def latent_shape(self, frames: int, size: int | tuple[int, int]) -> tuple[int, int, int]:
+        """Token grid ``(t, h, w)`` for clips of ``frames`` frames at ``size`` (int or (H, W)).
+
+        Raises:
+            ConfigError: a dimension is not a multiple of the matching ``downsample`` factor.
+        """
+        hh, ww = (size, size) if isinstance(size, int) else size
+        out = []
+        for name, n, d in zip(("frames", "height", "width"), (frames, hh, ww), self.cfg.downsample):
+            if n % d or n < d:
+                raise ConfigError(
+                    f"clip {name} {n} is not a multiple of vqvae.downsample {d}; "
+                    f"use {max(d, n - n % d)} or change vqvae.downsample"
+                )
+            out.append(n // d)
+        return tuple(out)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 5 or x.shape[1] != self.cfg.in_channels:
+            raise ConfigError(
+                f"VQVAE expects video [B, {self.cfg.in_channels}, T, H, W], got {list(x.shape)}"
+            )
+        self.latent_shape(x.shape[2], (x.shape[3], x.shape[4]))
+
+    def forward(self, x: torch.Tensor) -> VQOutput:
+        """Reconstruct ``x [B, C, T, H, W]`` in ``[-1, 1]``; returns losses and codebook statistics.
+
+        In training mode this updates the codebook (see :class:`VectorQuantizer`).
+        """
+        self._check(x)
+        q = self.quantizer(self.encoder(x))
+        recon = self.decoder(q.quantized)  # (B, C, T, H, W)
+        recon_loss = F.mse_loss(recon.float(), x.float())
+        loss = recon_loss + q.codebook_loss + q.commit_loss
+        return VQOutput(
+            recon, loss, recon_loss, q.commit_loss, q.codebook_loss, q.perplexity, q.usage, q.indices, q.restarted
+        )
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Video ``[B, C, T, H, W]`` in ``[-1, 1]`` -> token indices ``int64 [B, t, h, w]``.
+
+        Pure lookup: never updates the codebook, even in training mode.
+        """
+        self._check(video)
+        z = self.encoder(video).float()  # (B, D, t, h, w)
+        b, d, t, h, w = z.shape
+        flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*t*h*w, D)
+        return self.quantizer.nearest(flat).view(b, t, h, w)  # (B, t, h, w)
+
+    @torch.no_grad()
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Token indices ``int64 [B, t, h, w]`` -> video ``float32 [B, C, T, H, W]`` clamped to ``[-1, 1]``.
+
+        Raises:
+            ConfigError: indices outside ``[0, codebook_size)`` or not 4-D.
+        """
+        if indices.dim() != 4:
+            raise ConfigError(f"VQVAE.decode expects tokens [B, t, h, w], got {list(indices.shape)}")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.cfg.codebook_size):
+            raise ConfigError(
+                f"token ids must lie in [0, {self.cfg.codebook_size}); got "
+                f"[{int(indices.min())}, {int(indices.max())}] — was the prior trained on another tokenizer?"
+            )
+        z = self.quantizer.lookup(indices.long())  # (B, D, t, h, w)
+        return self.decoder(z).float().clamp(-1, 1)
+
+    def usage_collapsed(self, out: VQOutput) -> bool:
+        """True when ``out`` used fewer than ``cfg.collapse_usage`` of the codes its batch could reach.
+
+        A batch of ``N`` latent vectors can use at most ``min(N, K)`` codes.
+        """
+        reachable = min(out.indices.numel(), self.cfg.codebook_size)
+        used = float(out.usage) * self.cfg.codebook_size
+        return used < self.cfg.collapse_usage * reachable
+
+
+def warn_if_collapsed(model: VQVAE, out: VQOutput, step: int | None = None) -> bool:
+    """Issue a ``UserWarning`` when codebook usage has collapsed; returns whether it did."""
+    if not model.usage_collapsed(out):
+        return False
+    at = f" at step {step}" if step is not None else ""
+    warnings.warn(
+        f"VQ-VAE codebook usage collapsed{at}: {float(out.usage):.1%} of {model.cfg.codebook_size} codes used "
+        f"(perplexity {float(out.perplexity):.1f}); lower vqvae.restart_after or the learning rate",
+        stacklevel=2,
+    )
+    return True
