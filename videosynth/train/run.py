@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -82,6 +83,10 @@ def run_training(
     run_dir = Path(resume) if resume is not None else Path(run_dir) if run_dir else default_run_dir(cfg, config)
     if resume is None and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise CheckpointError(f"{run_dir} already holds checkpoints: use --resume {run_dir} or another --run-dir")
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        names = list(getattr(dataset, "class_names", []))
+        (run_dir / "classes.json").write_text(json.dumps(names))
     eval_fn = _eval_fn(cfg) if cfg.train.eval_every > 0 else None
     print(f"run directory: {run_dir}", file=sys.stderr)
     train(cfg, objective_cls, run_dir, dataset, resume=resume is not None, progress=progress, eval_fn=eval_fn)
