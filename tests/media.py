@@ -1,0 +1,87 @@
+"""Test media: real video files whose frames encode their own index.
+
+Frame ``k`` is a 2 x 4 grid of blocks, block ``b`` (row-major) bright when bit
+``b`` of ``k`` is set and dark otherwise: large flat blocks survive lossy
+codecs and palette quantisation, so the index of a decoded frame is recovered
+exactly (up to 256 frames).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from videosynth import io
+
+GRID = (2, 4)  # block rows, block columns: 8 bits of frame index
+DARK, BRIGHT = 20, 235
+MAX_NUMBERED = 2 ** (GRID[0] * GRID[1])
+
+
+def _block_of(height: int, width: int) -> np.ndarray:
+    rows = np.arange(height)[:, None] * GRID[0] // height
+    cols = np.arange(width)[None, :] * GRID[1] // width
+    return rows * GRID[1] + cols  # (H, W) block number
+
+
+def numbered_frames(num_frames: int, height: int = 32, width: int = 32, gray: bool = False) -> np.ndarray:
+    """uint8 ``[T, H, W, 3]`` (or ``[T, H, W, 1]`` when ``gray``) whose blocks spell the frame index."""
+    if num_frames > MAX_NUMBERED:
+        raise ValueError(f"at most {MAX_NUMBERED} numbered frames")
+    block = _block_of(height, width)
+    bits = (np.arange(num_frames)[:, None, None] >> block[None]) & 1  # (T, H, W)
+    frames = np.where(bits == 1, BRIGHT, DARK).astype(np.uint8)[..., None]  # (T, H, W, 1)
+    return frames if gray else np.repeat(frames, 3, axis=-1)
+
+
+def frame_numbers(frames: np.ndarray) -> list[int]:
+    """Recover the index of each decoded numbered frame ``[T, H, W, C]`` (padding-tolerant)."""
+    t, h, w = frames.shape[:3]
+    luma = frames.reshape(t, h, w, -1).astype(np.float32).mean(axis=-1)  # (T, H, W)
+    out = []
+    for frame in luma:
+        k = 0
+        for b in range(GRID[0] * GRID[1]):
+            r, c = divmod(b, GRID[1])
+            # the block's interior, 2 px away from its edges (edge padding and ringing)
+            y0, y1 = r * h // GRID[0] + 2, (r + 1) * h // GRID[0] - 2
+            x0, x1 = c * w // GRID[1] + 2, (c + 1) * w // GRID[1] - 2
+            if frame[y0:y1, x0:x1].mean() > (DARK + BRIGHT) / 2:
+                k |= 1 << b
+        out.append(k)
+    return out
+
+
+def write_numbered(path: str | Path, num_frames: int = 20, height: int = 32, width: int = 32,
+                   fps: float = 10.0, gray: bool = False, **kwargs) -> Path:
+    """Write a numbered video with :func:`videosynth.io.write_video` (kwargs: codec, pix_fmt, options)."""
+    return io.write_video(path, numbered_frames(num_frames, height, width, gray), fps=fps, **kwargs)
+
+
+def write_frame_folder(folder: str | Path, num_frames: int = 12, height: int = 32, width: int = 32,
+                       ext: str = ".png") -> Path:
+    """Numbered frames as ``frame_1.png ... frame_N.png`` (unpadded, to test natural sorting)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, frame in enumerate(numbered_frames(num_frames, height, width)):
+        Image.fromarray(frame).save(folder / f"frame_{k + 1}{ext}")
+    return folder
+
+
+def write_broken(folder: str | Path) -> dict[str, str]:
+    """Write one file of each kind of breakage; returns {file name: expected reason keyword}."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.mp4").write_bytes(b"")
+    rng = np.random.default_rng(0)
+    (folder / "noise.mp4").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (folder / "text.mp4").write_text("this is not a video\n")
+    good = write_numbered(folder / "truncated_src.mp4", 20)
+    data = good.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    good.unlink()
+    write_numbered(folder / "short.mp4", 3)
+    return {"empty.mp4": "empty", "noise.mp4": "readable", "text.mp4": "readable",
+            "truncated.mp4": "readable", "short.mp4": "frames"}

@@ -1,0 +1,214 @@
+"""Find videos under a folder, probe them once, and cache the result.
+
+A scan lists every video file (by extension) and every frame folder (a
+directory holding images) below a root, probes each one (header only, plus the
+first and last frame decoded to catch truncation) and sorts them into usable
+entries and broken files with a reason.  The result is cached as JSON in the
+user cache directory (``$XDG_CACHE_HOME/videosynth/index`` or
+``~/.cache/videosynth/index``), keyed by the file list, sizes, mtimes and the
+clip parameters, so a second scan of an unchanged folder probes nothing.  The
+dataset folder itself is never written to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from videosynth import io
+from videosynth.errors import DataError
+
+log = logging.getLogger("videosynth.data")
+
+CACHE_VERSION = 1  # bump when the cached entry format changes
+MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
+
+
+@dataclass
+class VideoEntry:
+    """A usable video: ``path`` relative to the scan root (posix), plus its probe numbers."""
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+
+
+@dataclass
+class ScanResult:
+    """Usable ``entries`` and ``broken`` ``(path, reason)`` pairs (paths relative to ``root``)."""
+
+    root: str
+    entries: list[VideoEntry] = field(default_factory=list)
+    broken: list[tuple[str, str]] = field(default_factory=list)
+    from_cache: bool = False
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def find_videos(root: str | Path) -> list[Path]:
+    """Video files and frame folders below ``root``, naturally sorted; hidden entries skipped.
+
+    A directory that directly holds image files is a frame folder (not searched further).
+
+    Raises:
+        DataError: ``root`` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder not found: {root}")
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=io.natural_key)
+        visible = [f for f in filenames if not f.startswith(".")]
+        here = Path(dirpath)
+        if here != root and any(os.path.splitext(f)[1].lower() in io.IMAGE_EXTENSIONS for f in visible):
+            found.append(here)
+            dirnames[:] = []  # a frame folder is one video
+            continue
+        found.extend(here / f for f in visible if os.path.splitext(f)[1].lower() in io.VIDEO_EXTENSIONS)
+    return sorted(found, key=lambda p: io.natural_key(p.relative_to(root).as_posix()))
+
+
+def _signature(path: Path) -> list:
+    """(size, mtime_ns) of a file; (frame count, total size, newest mtime) of a frame folder."""
+    try:
+        if path.is_dir():
+            stats = [f.stat() for f in io.list_frames(path)]
+            return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+    except (OSError, DataError):
+        return [-1, -1]
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The index cache folder: ``cache_dir``, else ``$XDG_CACHE_HOME/videosynth/index``, else ``~/.cache/...``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "videosynth" / "index"
+
+
+def _cache_key(root: Path, rel_paths: list[str], signatures: list, params: dict) -> str:
+    blob = json.dumps({"version": CACHE_VERSION, "root": str(root.resolve()), "files": list(zip(rel_paths, signatures)),
+                       "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+# ----------------------------------------------------------------------------- probing
+
+
+def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry | str:
+    """Probe one video; return its entry, or the reason it cannot be used."""
+    try:
+        info = io.probe(path)
+        if info.num_frames < min_frames:
+            return f"only {info.num_frames} frames, a clip needs {min_frames}"
+        if verify:
+            # The first and last frame decode: catches truncated files whose header looks fine.
+            io.read_clip(path, 0, 1)
+            io.read_clip(path, info.num_frames - 1, 1)
+    except DataError as exc:
+        reason = str(exc)
+        prefix = f"{path}: "
+        return reason[len(prefix):] if reason.startswith(prefix) else reason
+    except Exception as exc:  # noqa: BLE001 - a scan reports any failure of one file and goes on
+        return f"unexpected {type(exc).__name__}: {exc}"
+    return VideoEntry("", info.num_frames, info.fps, info.width, info.height, info.codec)
+
+
+def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1, verify: bool = True,
+         cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True) -> ScanResult:
+    """Probe every video under ``root`` (or just ``paths``) and split usable from broken.
+
+    ``min_frames``: a video shorter than this is broken ("only N frames...").
+    Missing paths (e.g. listed by a manifest) are reported broken, not raised.
+    The result is cached (see module docstring); ``use_cache=False`` rescans.
+
+    Raises:
+        DataError: ``root`` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder not found: {root}")
+    paths = find_videos(root) if paths is None else [Path(p) for p in paths]
+    rel = [_relative(p, root) for p in paths]
+    signatures = [_signature(p) for p in paths]
+    key = _cache_key(root, rel, signatures, {"min_frames": min_frames, "verify": verify})
+    cache_file = cache_root(cache_dir) / f"{key}.json"
+    if use_cache:
+        cached = _load_cache(cache_file)
+        if cached is not None:
+            cached.root = str(root)
+            _log_broken(root, cached.broken)
+            return cached
+    result = ScanResult(str(root))
+    bar = tqdm(list(zip(paths, rel)), desc=f"scanning {root}", unit="video", leave=False,
+               disable=not (progress and sys.stderr.isatty()))
+    for path, name in bar:
+        if not path.exists():
+            result.broken.append((name, "file not found"))
+            continue
+        if path.is_file() and path.stat().st_size == 0:
+            result.broken.append((name, "empty file (0 bytes)"))
+            continue
+        outcome = check_video(path, min_frames, verify)
+        if isinstance(outcome, str):
+            result.broken.append((name, outcome))
+        else:
+            outcome.path = name
+            result.entries.append(outcome)
+    _log_broken(root, result.broken)
+    if use_cache:
+        _save_cache(cache_file, result)
+    return result
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _log_broken(root: Path, broken: list[tuple[str, str]]) -> None:
+    for name, reason in broken[:MAX_LOGGED_BROKEN]:
+        log.warning("skipping broken video %s: %s", root / name, reason)
+    if len(broken) > MAX_LOGGED_BROKEN:
+        log.warning("... and %d more broken videos under %s", len(broken) - MAX_LOGGED_BROKEN, root)
+
+
+def _load_cache(file: Path) -> ScanResult | None:
+    try:
+        data = json.loads(file.read_text())
+        if data.get("version") != CACHE_VERSION:
+            return None
+        entries = [VideoEntry(**e) for e in data["entries"]]
+        broken = [(str(p), str(r)) for p, r in data["broken"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or unreadable cache: rescan
+    return ScanResult(data.get("root", ""), entries, broken, from_cache=True)
+
+
+def _save_cache(file: Path, result: ScanResult) -> None:
+    data = {"version": CACHE_VERSION, "root": result.root,
+            "entries": [asdict(e) for e in result.entries], "broken": [list(b) for b in result.broken]}
+    tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, file)
+    except OSError as exc:
+        log.warning("could not write the scan cache %s (%s); the next run will scan again", file, exc)
+        tmp.unlink(missing_ok=True)

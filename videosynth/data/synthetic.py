@@ -1,0 +1,334 @@
+"""Procedural video datasets with known ground truth: moving digits and bouncing shapes.
+
+``moving-digits`` follows Moving MNIST (Srivastava, Mansimov & Salakhutdinov,
+"Unsupervised Learning of Video Representations using LSTMs", ICML 2015):
+white digits bouncing in a black square frame.  The ten glyphs are drawn here
+from a small stroke font, so nothing is downloaded.  ``bouncing-shapes`` moves
+saturated coloured circles, squares and triangles the same way.
+
+Every item is a pure function of ``(seed, split, index)``: objects move with
+constant velocity and bounce elastically off the walls (closed-form, so the
+straight-line motion between bounces is exact), and :meth:`factors` returns the
+per-frame positions and velocities used to render it.  Coordinates are pixels,
+``(x, y)`` with the origin at the top-left corner of the frame; pixel ``(i, j)``
+covers ``[j, j + 1) x [i, i + 1)``.
+
+Items follow the dataset contract: ``{"video": float32 [3, T, size, size] in
+[-1, 1] (black background = -1), "label": int64 scalar, "caption": str}``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from videosynth.data.transforms import to_float
+from videosynth.errors import ConfigError
+
+# ----------------------------------------------------------------------------- glyphs
+
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 10) -> list:
+    """Points on an elliptical arc, angles in degrees counter-clockwise from +x (y grows downwards)."""
+    angles = np.radians(np.linspace(a0, a1, n))
+    return [(cx + rx * math.cos(a), cy - ry * math.sin(a)) for a in angles]
+
+
+# Stroke font in a unit box (x right, y down): each digit is a list of polylines.
+DIGIT_STROKES: dict[int, list[list[tuple[float, float]]]] = {
+    0: [_arc(0.5, 0.5, 0.3, 0.44, 0, 360, 20)],
+    1: [[(0.32, 0.22), (0.55, 0.06), (0.55, 0.94)], [(0.32, 0.94), (0.78, 0.94)]],
+    2: [_arc(0.5, 0.3, 0.28, 0.24, 160, -30, 9) + [(0.2, 0.94), (0.82, 0.94)]],
+    3: [_arc(0.5, 0.28, 0.26, 0.22, 150, -90, 9), _arc(0.5, 0.72, 0.3, 0.22, 90, -150, 9)],
+    4: [[(0.68, 0.94), (0.68, 0.06), (0.16, 0.66), (0.86, 0.66)]],
+    5: [[(0.8, 0.06), (0.28, 0.06), (0.24, 0.46)] + _arc(0.5, 0.67, 0.3, 0.27, 130, -150, 10)],
+    6: [[(0.74, 0.08)] + _arc(0.5, 0.7, 0.3, 0.24, 120, 180, 3) + _arc(0.5, 0.7, 0.3, 0.24, 180, 540, 16)],
+    7: [[(0.16, 0.06), (0.84, 0.06), (0.42, 0.94)]],
+    8: [_arc(0.5, 0.27, 0.24, 0.21, 0, 360, 16), _arc(0.5, 0.71, 0.3, 0.23, 0, 360, 18)],
+    9: [_arc(0.5, 0.3, 0.28, 0.24, 0, 360, 16), [(0.78, 0.3), (0.62, 0.94)]],
+}
+DIGIT_WIDTH = 0.7  # glyph box width relative to its height (the box is centred on the object)
+STROKE = 0.08  # stroke half-width relative to the glyph height
+SHAPES = ("circle", "square", "triangle")
+PALETTE = {
+    "red": (235, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 245), "yellow": (245, 220, 40),
+    "magenta": (225, 50, 225), "cyan": (40, 215, 225), "orange": (250, 140, 30),
+}
+WHITE = (255, 255, 255)
+# Compass words for the motion direction, counter-clockwise from "right" in 45 degree sectors.
+DIRECTIONS = ("right", "up and to the right", "up", "up and to the left",
+              "left", "down and to the left", "down", "down and to the right")
+SPLIT_CODES = {"train": 0, "all": 0, "val": 1, "test": 2}  # distinct seed streams per split
+SPEED_RANGE = (1.0, 3.0)  # pixels per frame at a 64-pixel frame; scaled with the frame size
+REFERENCE_SIZE = 64
+CAPTION_SAMPLE = 2000  # items whose captions captions() collects (plus every one-object template)
+
+
+def _polyline_distance(px: np.ndarray, py: np.ndarray, polylines: list) -> np.ndarray:
+    """Distance from points (arrays of equal shape) to the nearest segment of any polyline."""
+    best = np.full(px.shape, np.inf, np.float32)
+    for line in polylines:
+        pts = np.asarray(line, np.float32)
+        a, b = pts[:-1], pts[1:]  # (S, 2) segment ends
+        ab = b - a
+        ap_x = px[..., None] - a[:, 0]  # (..., S)
+        ap_y = py[..., None] - a[:, 1]
+        t = np.clip((ap_x * ab[:, 0] + ap_y * ab[:, 1]) / np.maximum((ab ** 2).sum(1), 1e-12), 0, 1)
+        d = np.hypot(ap_x - t * ab[:, 0], ap_y - t * ab[:, 1]).min(-1)  # (...)
+        best = np.minimum(best, d)
+    return best
+
+
+@lru_cache(maxsize=64)
+def glyph_alpha(kind: str, size: int) -> np.ndarray:
+    """Anti-aliased coverage in ``[0, 1]`` of an object ``size`` pixels across: float32 ``[P, P]``.
+
+    ``kind`` is ``"digit-0"`` ... ``"digit-9"`` or a name in ``SHAPES``.  The object's
+    centre is the patch centre ``(P / 2, P / 2)``; a 1-pixel margin holds the soft edge.
+    """
+    patch = size + 2
+    c = np.arange(patch, dtype=np.float32) + 0.5 - patch / 2  # pixel centres relative to the object centre
+    x, y = np.meshgrid(c, c)  # (P, P)
+    r = size / 2
+    if kind == "circle":
+        inside = r - np.hypot(x, y)  # signed distance, positive inside
+    elif kind == "square":
+        inside = r - np.maximum(np.abs(x), np.abs(y))
+    elif kind == "triangle":
+        # apex at the top centre, base along the bottom edge of the bounding box
+        edges = [((0.0, -r), (-r, r)), ((-r, r), (r, r)), ((r, r), (0.0, -r))]
+        dists = []
+        for (x0, y0), (x1, y1) in edges:
+            nx, ny = y1 - y0, -(x1 - x0)  # inward normal of this edge for this vertex order
+            norm = math.hypot(nx, ny)
+            dists.append(((x - x0) * nx + (y - y0) * ny) / norm)
+        inside = np.minimum.reduce(dists)
+    elif kind.startswith("digit-"):
+        strokes = [[((u - 0.5) * DIGIT_WIDTH * size, (v - 0.5) * size) for u, v in line]
+                   for line in DIGIT_STROKES[int(kind[len("digit-"):])]]
+        inside = max(STROKE * size, 1.0) - _polyline_distance(x, y, strokes)
+    else:
+        raise ValueError(f"unknown glyph {kind!r}")
+    return np.clip(inside + 0.5, 0.0, 1.0).astype(np.float32)  # coverage of a 1-pixel box, approx.
+
+
+def _paste(canvas: np.ndarray, alpha: np.ndarray, colour: np.ndarray, cx: float, cy: float, mode: str) -> None:
+    """Draw ``alpha`` (``[P, P]``) centred at ``(cx, cy)`` into ``canvas`` (``[H, W, 3]`` float, 0..255).
+
+    Sub-pixel positions shift the patch bilinearly.  ``mode``: ``"over"`` (opaque
+    paint) or ``"max"`` (light adds up to white, as in Moving MNIST).
+    """
+    p = alpha.shape[0]
+    left, top = cx - p / 2, cy - p / 2
+    ix, iy = math.floor(left), math.floor(top)
+    fx, fy = left - ix, top - iy
+    a = np.pad(alpha, ((1, 0), (1, 0)))  # (P+1, P+1): room for the shift
+    shifted = ((1 - fy) * (1 - fx) * a + (1 - fy) * fx * np.roll(a, 1, 1)
+               + fy * (1 - fx) * np.roll(a, 1, 0) + fy * fx * np.roll(np.roll(a, 1, 0), 1, 1))
+    h, w = canvas.shape[:2]
+    y0, x0 = iy - 1, ix - 1  # the padding moved the patch one pixel up and left
+    sy0, sx0 = max(0, -y0), max(0, -x0)
+    y0c, x0c = max(0, y0), max(0, x0)
+    y1c, x1c = min(h, y0 + p + 1), min(w, x0 + p + 1)
+    if y1c <= y0c or x1c <= x0c:
+        return
+    cov = shifted[sy0:sy0 + y1c - y0c, sx0:sx0 + x1c - x0c, None]  # (h', w', 1)
+    region = canvas[y0c:y1c, x0c:x1c]
+    if mode == "max":
+        np.maximum(region, cov * colour, out=region)
+    else:
+        region *= 1 - cov
+        region += cov * colour
+
+
+# ----------------------------------------------------------------------------- motion
+
+
+def bounce(start: np.ndarray, velocity: np.ndarray, low: float, high: float, steps: int):
+    """Positions and velocities of points moving at constant speed inside ``[low, high]``.
+
+    Elastic reflection at the walls, in closed form (unfolded straight line, then a
+    triangle wave).  ``start``, ``velocity``: ``[K, 2]``.  Returns
+    ``(positions [steps, K, 2], velocities [steps, K, 2])``.
+    """
+    t = np.arange(steps, dtype=np.float64)[:, None, None]  # (T, 1, 1)
+    span = high - low
+    unfolded = start[None] - low + velocity[None] * t  # (T, K, 2)
+    phase = np.mod(unfolded, 2 * span)
+    forward = phase < span
+    positions = low + np.where(forward, phase, 2 * span - phase)
+    velocities = np.where(forward, 1.0, -1.0) * velocity[None]  # (T, K, 2)
+    return positions, velocities
+
+
+def direction_words(vx: float, vy: float) -> str:
+    """Compass phrase for a screen-space velocity (y grows downwards): ``"up and to the left"``."""
+    angle = math.atan2(-vy, vx)  # counter-clockwise from +x, screen up positive
+    return DIRECTIONS[round(angle / (math.pi / 4)) % len(DIRECTIONS)]
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class BouncingObjects(Dataset):
+    """Objects bouncing in a black square frame; subclasses say what the objects are.
+
+    Args:
+        num_samples: dataset length.
+        frames: clip length T.
+        size: frame height and width in pixels.
+        num_objects: objects per clip, K >= 1.
+        object_size: object extent in pixels (0 = the dataset's default for ``size``).
+        seed: base seed; items of different splits come from disjoint seed streams.
+        split: ``"train"``, ``"val"``, ``"test"`` (``"all"`` = ``"train"``).
+
+    Raises:
+        ConfigError: invalid sizes, counts or split.
+    """
+
+    class_names: list[str] = []
+    default_object_fraction = 0.25  # default object size as a share of the frame size
+    composite = "over"
+
+    def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
+                 object_size: int = 0, seed: int = 0, split: str = "train") -> None:
+        if split not in SPLIT_CODES:
+            raise ConfigError(f"data split must be one of {sorted(SPLIT_CODES)}, got {split!r}")
+        object_size = object_size or max(3, round(size * self.default_object_fraction))
+        if num_samples < 1 or frames < 1 or num_objects < 1:
+            raise ConfigError(f"data.num_samples, data.frames and data.num_objects must be >= 1, "
+                              f"got {num_samples}, {frames}, {num_objects}")
+        if not 2 <= object_size < size:
+            raise ConfigError(f"data.object_size={object_size} must be between 2 and data.size-1 ({size - 1})")
+        self.num_samples, self.frames, self.size = num_samples, frames, size
+        self.num_objects, self.object_size, self.seed, self.split = num_objects, object_size, seed, split
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        return np.random.default_rng(np.random.SeedSequence([self.seed, SPLIT_CODES[self.split], index]))
+
+    def _draw_classes(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Classes ``[K]`` and colours ``[K, 3]`` uint8 of the objects."""
+        raise NotImplementedError
+
+    def _glyph(self, cls: int) -> str:
+        raise NotImplementedError
+
+    def _describe(self, cls: int, colour: np.ndarray) -> str:
+        raise NotImplementedError
+
+    def factors(self, index: int) -> dict[str, np.ndarray]:
+        """Ground truth of item ``index``.
+
+        Returns ``positions`` float32 ``[T, K, 2]`` (object centres, pixels, (x, y)),
+        ``velocities`` float32 ``[T, K, 2]`` (pixels per frame, after any bounce at that
+        frame), ``classes`` int64 ``[K]``, ``colours`` uint8 ``[K, 3]``, ``sizes`` float32 ``[K]``.
+        """
+        rng = self._rng(index)
+        classes, colours = self._draw_classes(rng)
+        k = self.num_objects
+        half = self.object_size / 2
+        start = rng.uniform(half, self.size - half, size=(k, 2))
+        scale = self.size / REFERENCE_SIZE
+        speed = rng.uniform(*SPEED_RANGE, size=k) * scale
+        angle = rng.uniform(0, 2 * math.pi, size=k)
+        velocity = np.stack([speed * np.cos(angle), speed * np.sin(angle)], axis=-1)  # (K, 2)
+        positions, velocities = bounce(start, velocity, half, self.size - half, self.frames)
+        return {"positions": positions.astype(np.float32), "velocities": velocities.astype(np.float32),
+                "classes": classes.astype(np.int64), "colours": colours.astype(np.uint8),
+                "sizes": np.full(k, self.object_size, np.float32)}
+
+    def render(self, index: int) -> np.ndarray:
+        """Frames of item ``index``: uint8 ``[T, size, size, 3]``, black background."""
+        f = self.factors(index)
+        canvas = np.zeros((self.frames, self.size, self.size, 3), np.float32)  # (T, H, W, 3), 0..255
+        for k, cls in enumerate(f["classes"]):
+            alpha = glyph_alpha(self._glyph(int(cls)), self.object_size)
+            colour = f["colours"][k].astype(np.float32)
+            for t in range(self.frames):
+                _paste(canvas[t], alpha, colour, *f["positions"][t, k], mode=self.composite)
+        return (canvas + 0.5).clip(0, 255).astype(np.uint8)
+
+    def caption(self, index: int) -> str:
+        """Template caption from the classes and initial directions, e.g. ``"a red circle moves left"``."""
+        f = self.factors(index)
+        parts = [f"{self._describe(int(c), col)} {'moves'} {direction_words(*v)}"
+                 for c, col, v in zip(f["classes"], f["colours"], f["velocities"][0])]
+        return " and ".join(parts)
+
+    def label(self, index: int) -> int:
+        """Class of the first object."""
+        return int(self.factors(index)["classes"][0])
+
+    def captions(self) -> list[str]:
+        """Distinct captions of the first items plus every one-object template (covers the vocabulary)."""
+        out = {self.caption(i) for i in range(min(self.num_samples, CAPTION_SAMPLE))}
+        out.update(self._templates())
+        return sorted(out)
+
+    def _templates(self) -> list[str]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        f = self.factors(index)
+        return {"video": to_float(self.render(index)),  # (3, T, H, W) in [-1, 1]
+                "label": torch.tensor(int(f["classes"][0]), dtype=torch.int64),
+                "caption": self.caption(index)}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(num_samples={self.num_samples}, frames={self.frames}, size={self.size}, "
+                f"num_objects={self.num_objects}, object_size={self.object_size}, seed={self.seed}, "
+                f"split={self.split!r})")
+
+
+class MovingDigits(BouncingObjects):
+    """White stroke-font digits bouncing on black, Moving-MNIST-like; label = first digit."""
+
+    class_names = [str(d) for d in range(10)]
+    default_object_fraction = 28 / 64  # Moving MNIST: 28-pixel digits in a 64-pixel frame
+    composite = "max"
+
+    def _draw_classes(self, rng):
+        classes = rng.integers(0, 10, size=self.num_objects)
+        return classes, np.tile(np.array(WHITE, np.uint8), (self.num_objects, 1))
+
+    def _glyph(self, cls: int) -> str:
+        return f"digit-{cls}"
+
+    def _describe(self, cls: int, colour) -> str:
+        return f"the digit {cls}"
+
+    def _templates(self) -> list[str]:
+        return [f"the digit {d} moves {w}" for d in range(10) for w in DIRECTIONS]
+
+
+class BouncingShapes(BouncingObjects):
+    """Coloured circles, squares and triangles bouncing on black; label = shape of the first object."""
+
+    class_names = list(SHAPES)
+    default_object_fraction = 0.25
+
+    def _draw_classes(self, rng):
+        classes = rng.integers(0, len(SHAPES), size=self.num_objects)
+        names = list(PALETTE)
+        # distinct colours while the palette lasts, so objects can be told apart
+        picks = rng.permutation(len(names))[: self.num_objects] if self.num_objects <= len(names) \
+            else rng.integers(0, len(names), size=self.num_objects)
+        return classes, np.array([PALETTE[names[i]] for i in picks], np.uint8)
+
+    def _glyph(self, cls: int) -> str:
+        return SHAPES[cls]
+
+    def _describe(self, cls: int, colour) -> str:
+        name = next(n for n, rgb in PALETTE.items() if tuple(int(c) for c in colour) == rgb)
+        return f"a {name} {SHAPES[cls]}"
+
+    def _templates(self) -> list[str]:
+        return [f"a {c} {s} moves {w}" for c in PALETTE for s in SHAPES for w in DIRECTIONS]

@@ -1,0 +1,125 @@
+"""Frame layout and range conversions, resize and crop: the one place they happen.
+
+I/O layout: ``uint8 [T, H, W, 3]`` (numpy), as returned by :mod:`videosynth.io`.
+Library layout: ``float32 [C, T, H, W]`` in ``[-1, 1]`` with ``C = 3`` (a batch adds
+a leading ``B``).  :func:`to_float` goes one way, :func:`to_uint8` the other;
+``to_uint8(to_float(x)) == x`` exactly.
+
+All randomness takes an explicit ``torch.Generator`` so a clip is reproducible
+from ``(seed, epoch, index)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# uint8 value v maps to v / HALF_RANGE - 1, so 0 -> -1 and 255 -> +1.
+HALF_RANGE = 127.5
+CROP_MODES = ("center", "random")
+
+
+def to_float(frames) -> torch.Tensor:
+    """uint8 ``[T, H, W, C]`` (C = 1, 3 or 4) or ``[T, H, W]`` -> float32 ``[3, T, H, W]`` in ``[-1, 1]``.
+
+    Grayscale is repeated to 3 channels; an alpha channel is dropped.
+
+    Raises:
+        ValueError: not uint8, or not 3/4-dimensional.
+    """
+    x = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else torch.as_tensor(frames)
+    if x.dtype != torch.uint8:
+        raise ValueError(f"to_float expects uint8 frames, got {x.dtype}")
+    if x.ndim == 3:
+        x = x.unsqueeze(-1)  # (T, H, W, 1)
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"to_float expects frames [T, H, W, C], got {tuple(x.shape)}")
+    if x.shape[-1] == 4:
+        x = x[..., :3]  # drop alpha
+    if x.shape[-1] == 1:
+        x = x.expand(-1, -1, -1, 3)  # (T, H, W, 3)
+    x = x.permute(3, 0, 1, 2).float()  # (C, T, H, W)
+    return x.div_(HALF_RANGE).sub_(1.0)
+
+
+def to_uint8(video) -> np.ndarray:
+    """float ``[..., C, T, H, W]`` in ``[-1, 1]`` -> uint8 ``[..., T, H, W, C]`` (values clamped, rounded).
+
+    Accepts a torch tensor or numpy array, with or without a batch axis.
+    """
+    x = torch.as_tensor(video).detach().cpu().float()
+    if x.ndim < 4:
+        raise ValueError(f"to_uint8 expects video [..., C, T, H, W], got {tuple(x.shape)}")
+    x = ((x + 1.0) * HALF_RANGE).round_().clamp_(0, 255).to(torch.uint8)
+    return x.movedim(-4, -1).contiguous().numpy()  # (..., T, H, W, C)
+
+
+def crop_box(height: int, width: int, size: tuple[int, int], crop: str = "center",
+             generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    """The source window ``(top, left, h, w)`` that, resized, gives the output of :func:`resize_crop`.
+
+    The shorter side is scaled to fit ``size``; the window has the aspect ratio of ``size``.
+    """
+    out_h, out_w = size
+    scale = max(out_h / height, out_w / width)
+    h = min(height, max(1, round(out_h / scale)))
+    w = min(width, max(1, round(out_w / scale)))
+    if crop == "center":
+        top, left = (height - h) // 2, (width - w) // 2
+    elif crop == "random":
+        top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
+        left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+    else:
+        raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+    return top, left, h, w
+
+
+def resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of float ``[C, T, H, W]`` to ``[C, T, *size]`` (antialiased when shrinking)."""
+    _, _, h, w = video.shape
+    if (h, w) == tuple(size):
+        return video.contiguous()
+    antialias = h > size[0] or w > size[1]
+    out = F.interpolate(video, size=tuple(size), mode="bilinear", align_corners=False,
+                        antialias=antialias)  # (C, T, out_h, out_w): T acts as the batch axis
+    return out.clamp_(-1.0, 1.0)
+
+
+def resize_crop(video: torch.Tensor, size: int | tuple[int, int], crop: str = "center",
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Resize the shorter side to ``size`` and crop (centre or random) to ``size``.
+
+    ``video``: float ``[C, T, H, W]``; returns float ``[C, T, size_h, size_w]``.
+    The crop is taken first and only that window is resized (same result, less work).
+    """
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    _, _, height, width = video.shape
+    top, left, h, w = crop_box(height, width, size, crop, generator)
+    return resize(video[:, :, top:top + h, left:left + w], size)  # (C, T, size_h, size_w)
+
+
+@dataclass
+class ClipTransform:
+    """uint8 frames ``[T, H, W, C]`` -> float32 ``[3, T, size, size]`` in ``[-1, 1]``.
+
+    ``crop="random"`` draws the window from the generator passed to ``__call__``.
+    """
+
+    size: int | tuple[int, int] = 64
+    crop: str = "center"
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {CROP_MODES}, got {self.crop!r}")
+
+    def __call__(self, frames, generator: torch.Generator | None = None) -> torch.Tensor:
+        size = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+        frames = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+        height, width = frames.shape[1], frames.shape[2]
+        top, left, h, w = crop_box(height, width, size, self.crop, generator)
+        # Crop in uint8 before converting: only the window is ever made float.
+        window = to_float(frames[:, top:top + h, left:left + w])  # (3, T, h, w)
+        return resize(window, size)  # (3, T, size_h, size_w)

@@ -1,0 +1,512 @@
+"""Video I/O with PyAV: probe, read a clip (seek + decode only what is needed), write, grids.
+
+This is the I/O boundary of the library: frames here are ``uint8 [T, H, W, 3]``
+numpy arrays (RGB).  Conversion to the library layout (``float32 [C, T, H, W]``
+in ``[-1, 1]``) lives in :mod:`videosynth.data.transforms`.
+
+A *video* is either a file any bundled FFmpeg demuxer reads (mp4, mov, mkv,
+webm, avi, gif, ...) or a *frame folder*: a directory of jpg/png images whose
+names sort naturally (``frame_2.png`` before ``frame_10.png``).  Every function
+that reads takes either.
+
+Reading a clip seeks to the nearest keyframe at or before the first wanted frame
+and decodes forward only until the last wanted frame; the frame index of each
+decoded frame is computed from its presentation timestamp (pts), so the clip is
+correct for B-frames, long GOPs and containers with a start offset.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from videosynth.errors import DataError
+
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg",
+    ".wmv", ".flv", ".ts", ".mts", ".m2ts", ".3gp", ".ogv",
+)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# Frame folders carry no timing; this is the rate reported by probe() for them.
+FRAME_FOLDER_FPS = 25.0
+# Codecs whose pts/seek support is unreliable: always decode from the first frame.
+SEQUENTIAL_CODECS = ("gif", "apng")
+
+# Encoder chosen for each output suffix (override with ``codec=``).
+DEFAULT_CODECS = {
+    ".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
+    ".webm": "libvpx-vp9", ".avi": "mjpeg",
+}
+# Pixel format per encoder; 4:2:0 formats need even width and height.
+DEFAULT_PIX_FMTS = {
+    "libx264": "yuv420p", "libx265": "yuv420p", "hevc": "yuv420p", "h264": "yuv420p",
+    "libvpx-vp9": "yuv420p", "libvpx": "yuv420p", "libsvtav1": "yuv420p",
+    "libaom-av1": "yuv420p", "av1": "yuv420p", "mpeg4": "yuv420p",
+    "mjpeg": "yuvj420p", "ffv1": "yuv444p", "prores": "yuv422p10le",
+    "png": "rgb24", "rawvideo": "rgb24",
+}
+EVEN_PIX_FMTS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv422p10le", "nv12")
+# Constant rate factor for x264/x265/vp9: visually near-lossless at small sizes.
+DEFAULT_CRF = "18"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers by value: ``f2.png`` < ``f10.png``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, naturally sorted (hidden files skipped)."""
+    folder = Path(folder)
+    try:
+        names = [e.name for e in os.scandir(folder)
+                 if e.is_file() and not e.name.startswith(".")
+                 and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS]
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list frame folder ({exc.strerror or exc})") from None
+    return [folder / n for n in sorted(names, key=natural_key)]
+
+
+def _describe(exc: BaseException) -> str:
+    """One-line reason from an FFmpeg/OS error."""
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return str(text).splitlines()[0]
+
+
+def _open(path: Path):
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable video ({_describe(exc)})") from None
+
+
+def _video_stream(container, path: Path):
+    if not container.streams.video:
+        raise DataError(f"{path}: contains no video stream")
+    return container.streams.video[0]
+
+
+def _rate(stream) -> Fraction:
+    """Frames per second of ``stream`` as an exact fraction (25 when unknown)."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return Fraction(rate.numerator, rate.denominator)
+    return Fraction(FRAME_FOLDER_FPS)
+
+
+def _frame_index(frame, start_pts: int, fps: Fraction, time_base: Fraction) -> int:
+    """Frame number of a decoded frame from its pts (nearest frame slot)."""
+    return int(round((frame.pts - start_pts) * time_base * fps))
+
+
+# ----------------------------------------------------------------------------- probe
+
+
+@dataclass
+class VideoInfo:
+    """What :func:`probe` learns about a video without decoding it.
+
+    Attributes:
+        path: the file or frame folder.
+        num_frames: number of frames (container count when it has one, else counted packets).
+        fps: frames per second (``FRAME_FOLDER_FPS`` for frame folders).
+        width, height: frame size in pixels.
+        duration: seconds.
+        codec: decoder name (``"frames"`` for a frame folder).
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+    codec: str
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the header of a video file or frame folder.
+
+    The frame count is exact when the container stores it (mp4, mov, avi);
+    otherwise (mkv, webm, gif) the packets are counted by demuxing, which does
+    not decode anything.
+
+    Raises:
+        DataError: missing, empty or unreadable file, no video stream, empty frame folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        frames = list_frames(path)
+        if not frames:
+            raise DataError(f"{path}: frame folder holds no {'/'.join(IMAGE_EXTENSIONS)} images")
+        try:
+            with Image.open(frames[0]) as im:
+                width, height = im.size
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{frames[0]}: not a readable image ({_describe(exc)})") from None
+        n = len(frames)
+        return VideoInfo(str(path), n, FRAME_FOLDER_FPS, width, height, n / FRAME_FOLDER_FPS, "frames")
+
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        fps = _rate(stream)
+        num_frames = int(stream.frames or 0)
+        if num_frames <= 0:
+            num_frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = num_frames / float(fps)
+        ctx = stream.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        codec = ctx.name
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable video ({_describe(exc)})") from None
+    finally:
+        container.close()
+    if width <= 0 or height <= 0:
+        raise DataError(f"{path}: video stream has no frame size (unsupported or corrupt)")
+    return VideoInfo(str(path), num_frames, float(fps), width, height, duration, codec)
+
+
+# ----------------------------------------------------------------------------- read
+
+
+def _clip_indices(start: int, num_frames: int, stride: int) -> list[int]:
+    if start < 0 or num_frames < 1 or stride < 1:
+        raise ValueError(f"need start >= 0, num_frames >= 1, stride >= 1; got {start}, {num_frames}, {stride}")
+    return [start + i * stride for i in range(num_frames)]
+
+
+def _read_folder(folder: Path, indices: list[int]) -> np.ndarray:
+    frames = list_frames(folder)
+    if indices[-1] >= len(frames):
+        raise DataError(f"{folder}: clip needs frame {indices[-1]} but the folder holds {len(frames)} frames")
+    out = []
+    for i in indices:
+        try:
+            with Image.open(frames[i]) as im:
+                out.append(np.asarray(im.convert("RGB")))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{frames[i]}: not a readable image ({_describe(exc)})") from None
+    if len({a.shape for a in out}) > 1:
+        raise DataError(f"{folder}: frames have different sizes; resize them to one size")
+    return np.stack(out)  # (T, H, W, 3)
+
+
+def _decode_indices(path: Path, indices: list[int]) -> tuple[np.ndarray, int]:
+    """Decode the frames ``indices`` (increasing) of a video file.
+
+    Returns ``(uint8 [T, H, W, 3], number of frames decoded)``.
+    """
+    container = _open(path)
+    decoded = 0
+    try:
+        stream = _video_stream(container, path)
+        fps = _rate(stream)
+        time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
+        start_pts = stream.start_time or 0
+        sequential = stream.codec_context.name in SEQUENTIAL_CODECS
+        seek = indices[0] > 0 and not sequential
+        for _attempt in range(2):
+            if seek:
+                # pts of the first wanted frame, exact; backward=True lands on the keyframe at or before it.
+                target = start_pts + math.floor(Fraction(indices[0]) / (fps * time_base))
+                try:
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+                except av.FFmpegError:
+                    seek = False
+                    container.seek(0)
+            out: list = [None] * len(indices)
+            j = 0
+            prev = None  # last decoded frame: the one on screen until the next pts
+            count = 0
+            overshot = False
+            for frame in container.decode(stream):
+                decoded += 1
+                idx = count if (sequential or frame.pts is None) else _frame_index(frame, start_pts, fps, time_base)
+                count += 1
+                if prev is None and seek and idx > indices[0]:
+                    overshot = True  # the demuxer landed past the wanted frame
+                    break
+                while j < len(indices) and indices[j] < idx and prev is not None:
+                    out[j] = prev.to_ndarray(format="rgb24")  # frame held over a pts gap
+                    j += 1
+                while j < len(indices) and indices[j] <= idx:
+                    out[j] = frame.to_ndarray(format="rgb24")
+                    j += 1
+                if j == len(indices):
+                    break
+                prev = frame
+            if not overshot:
+                break
+            # Fall back to decoding from the start of the stream.
+            seek = False
+            container.seek(0)
+        if j < len(indices):
+            raise DataError(
+                f"{path}: clip needs frame {indices[j]} but the video ends before it"
+                f" (shorter than its header says, or truncated)")
+    except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+        raise DataError(f"{path}: decode failed ({_describe(exc)})") from None
+    finally:
+        container.close()
+    return np.stack(out), decoded  # (T, H, W, 3)
+
+
+def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1) -> np.ndarray:
+    """Read frames ``start, start + stride, ..., start + (num_frames - 1) * stride``.
+
+    Seeks to the nearest keyframe at or before ``start`` and decodes forward only
+    up to the last wanted frame.  Grayscale and paletted videos come back as RGB.
+
+    Returns:
+        uint8 array ``[num_frames, H, W, 3]``.
+
+    Raises:
+        DataError: unreadable file, or the video is shorter than the clip needs.
+        ValueError: ``start < 0``, ``num_frames < 1`` or ``stride < 1``.
+    """
+    path = Path(path)
+    indices = _clip_indices(start, num_frames, stride)
+    if path.is_dir():
+        return _read_folder(path, indices)
+    return _decode_indices(path, indices)[0]
+
+
+def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """Decode a whole (small) video: uint8 ``[T, H, W, 3]``.
+
+    Meant for short clips and tests; use :func:`read_clip` for training data.
+
+    Raises:
+        DataError: unreadable file or no frames.
+    """
+    path = Path(path)
+    if path.is_dir():
+        n = len(list_frames(path))
+        if max_frames is not None:
+            n = min(n, max_frames)
+        if n == 0:
+            raise DataError(f"{path}: frame folder holds no images")
+        return _read_folder(path, list(range(n)))
+    container = _open(path)
+    frames = []
+    try:
+        stream = _video_stream(container, path)
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+        raise DataError(f"{path}: decode failed ({_describe(exc)})") from None
+    finally:
+        container.close()
+    if not frames:
+        raise DataError(f"{path}: no frames could be decoded")
+    return np.stack(frames)  # (T, H, W, 3)
+
+
+# ----------------------------------------------------------------------------- write
+
+
+def _as_frames(frames) -> np.ndarray:
+    """Accept uint8 ``[T, H, W, 3]``, ``[T, H, W, 1]`` or ``[T, H, W]`` (numpy or torch)."""
+    if hasattr(frames, "detach"):
+        frames = frames.detach().cpu().numpy()
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"write_video expects uint8 frames, got {frames.dtype}; use data.transforms.to_uint8")
+    if frames.ndim == 3:
+        frames = frames[..., None]  # (T, H, W, 1)
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3) or frames.shape[0] == 0:
+        raise ValueError(f"write_video expects frames [T, H, W, 3] (or [T, H, W, 1]), got {frames.shape}")
+    return frames
+
+
+def _pad_even(frames: np.ndarray) -> np.ndarray:
+    """Pad odd height/width by one replicated edge row/column (4:2:0 chroma needs even sizes)."""
+    _, h, w, _ = frames.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # (T, H', W', C)
+
+
+def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
+    # GIF stores delays in 1/100 s; Pillow merges identical consecutive frames (adding their delays).
+    images = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0, optimize=False)
+
+
+def write_video(path: str | Path, frames, fps: float = 8.0, *, codec: str | None = None,
+                pix_fmt: str | None = None, options: dict[str, str] | None = None) -> Path:
+    """Encode ``frames`` (uint8 ``[T, H, W, 3]``, or ``[T, H, W]`` / ``[T, H, W, 1]`` grayscale).
+
+    The container follows the suffix: ``.mp4``/``.mov``/``.m4v``/``.mkv`` (H.264,
+    yuv420p), ``.webm`` (VP9), ``.avi`` (MJPEG), ``.gif`` (Pillow, looping).
+    ``codec``/``pix_fmt``/``options`` override the encoder (e.g. ``codec="ffv1"``,
+    ``pix_fmt="gray"``, ``options={"g": "50"}`` for a 50-frame keyframe interval).
+    Odd sizes are padded to even by replicating the last row/column when the
+    pixel format needs it.  The file is written to a temporary name and renamed.
+
+    Returns:
+        the path written.
+
+    Raises:
+        DataError: unknown suffix, encoder missing from the bundled FFmpeg, or an encoder failure.
+        ValueError: frames of the wrong dtype/shape.
+    """
+    path = Path(path)
+    frames = _as_frames(frames)
+    suffix = path.suffix.lower()
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if suffix == ".gif" and codec is None:
+            _write_gif(tmp, frames, fps)
+        else:
+            _encode(tmp, frames, fps, suffix, codec, pix_fmt, options)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _encode(tmp: Path, frames: np.ndarray, fps: float, suffix: str, codec: str | None,
+            pix_fmt: str | None, options: dict[str, str] | None) -> None:
+    codec = codec or DEFAULT_CODECS.get(suffix)
+    if codec is None:
+        raise DataError(f"{tmp.name}: cannot write '{suffix}' videos; use one of "
+                        f"{', '.join(sorted(DEFAULT_CODECS) + ['.gif'])}")
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:  # noqa: BLE001 - PyAV raises several types for unknown codecs
+        raise DataError(f"encoder '{codec}' is not in this FFmpeg build; choose another codec") from None
+    gray_in = frames.shape[-1] == 1
+    pix_fmt = pix_fmt or ("gray" if gray_in and codec in ("libx264", "ffv1") else DEFAULT_PIX_FMTS.get(codec, "yuv420p"))
+    if pix_fmt in EVEN_PIX_FMTS:
+        frames = _pad_even(frames)
+    opts = dict(options or {})
+    if codec in ("libx264", "libx265") and "crf" not in opts:
+        opts["crf"] = DEFAULT_CRF
+    if codec == "libx265":
+        opts.setdefault("x265-params", "log-level=error")
+    _, h, w, _ = frames.shape
+    rate = Fraction(fps).limit_denominator(1001)
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream(codec, rate=rate, options=opts)
+            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+            src_fmt = "gray" if gray_in else "rgb24"
+            for f in frames:
+                image = f[..., 0] if gray_in else f
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=src_fmt)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"{tmp.name}: encoding with '{codec}' failed ({_describe(exc)})") from None
+
+
+# ----------------------------------------------------------------------------- grids
+
+
+def _grid_layout(videos) -> np.ndarray:
+    """Normalise grid input to uint8 ``[N, T, H, W, 3]``.
+
+    Float input is ``[N, C, T, H, W]`` in ``[-1, 1]`` (the library layout);
+    uint8 input is ``[N, T, H, W, C]`` (the I/O layout) or ``[N, C, T, H, W]``
+    when its last axis is not a channel axis.
+    """
+    from videosynth.data.transforms import to_uint8  # imported here: data imports io
+
+    if hasattr(videos, "detach"):
+        videos = videos.detach().cpu()
+        is_uint8 = str(videos.dtype) == "torch.uint8"
+        videos = videos.numpy() if is_uint8 else videos.float()
+    else:
+        videos = np.asarray(videos)
+        is_uint8 = videos.dtype == np.uint8
+    if videos.ndim == 4:
+        videos = videos[None]  # (1, ...)
+    if videos.ndim != 5:
+        raise ValueError(f"write_grid expects videos [N, C, T, H, W], got shape {tuple(videos.shape)}")
+    if is_uint8:
+        if videos.shape[-1] not in (1, 3) and videos.shape[1] in (1, 3):
+            videos = videos.transpose(0, 2, 3, 4, 1)  # (N, T, H, W, C)
+        out = videos
+    else:
+        out = to_uint8(videos)  # (N, T, H, W, C)
+    if out.shape[-1] == 1:
+        out = np.repeat(out, 3, axis=-1)  # (N, T, H, W, 3)
+    return out
+
+
+def make_grid(videos, nrow: int = 8, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """Tile N clips into one clip: uint8 ``[T, rows*(H+pad)+pad, nrow*(W+pad)+pad, 3]``.
+
+    ``videos``: float ``[N, C, T, H, W]`` in ``[-1, 1]`` or uint8 ``[N, T, H, W, 3]``.
+    """
+    clips = _grid_layout(videos)  # (N, T, H, W, 3)
+    n, t, h, w, _ = clips.shape
+    ncol = max(1, min(nrow, n))
+    rows = math.ceil(n / ncol)
+    grid = np.full((t, rows * (h + pad) + pad, ncol * (w + pad) + pad, 3), pad_value, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        grid[:, y:y + h, x:x + w] = clips[i]
+    return grid
+
+
+def _filmstrip(clips: np.ndarray, pad: int, pad_value: int) -> np.ndarray:
+    """uint8 [N, T, H, W, 3] -> one image, row i = clip i, column j = frame j."""
+    n, t, h, w, _ = clips.shape
+    sheet = np.full((n * (h + pad) + pad, t * (w + pad) + pad, 3), pad_value, np.uint8)
+    for i in range(n):
+        for j in range(t):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            sheet[y:y + h, x:x + w] = clips[i, j]
+    return sheet
+
+
+def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: int = 2,
+               pad_value: int = 0) -> Path:
+    """Write many clips tiled into one file.
+
+    ``videos``: float ``[N, C, T, H, W]`` in ``[-1, 1]`` (numpy or torch) or uint8
+    ``[N, T, H, W, 3]``.  ``.mp4``/``.gif``/``.webm``/...: an animated grid with
+    ``nrow`` clips per row.  ``.png``/``.jpg``: a still filmstrip, one row per clip
+    with its frames side by side.
+
+    Raises:
+        DataError: unsupported suffix or encoder failure.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        sheet = _filmstrip(_grid_layout(videos), pad, pad_value)  # (H', W', 3)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sheet).save(path)
+        return path
+    return write_video(path, make_grid(videos, nrow=nrow, pad=pad, pad_value=pad_value), fps=fps)
