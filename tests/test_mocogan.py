@@ -198,3 +198,150 @@ def test_gradients_reach_every_generator_parameter():
 def test_bad_config_is_config_error(bad):
     with pytest.raises(ConfigError):
         MoCoGANConfig(**bad)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class _Clips(torch.utils.data.Dataset):
+    """Deterministic clips [3, 4, 16, 16] in [-1, 1] (a bright square sliding right), 2 classes."""
+
+    class_names = ["left", "right"]
+
+    def __init__(self, n: int = 8):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        video = -torch.ones(3, TINY.frames, TINY.size, TINY.size)
+        for t in range(TINY.frames):
+            x = (i + 2 * t) % (TINY.size - 4)
+            video[:, t, 4:8, x:x + 4] = 1.0
+        return {"video": video, "label": torch.tensor(i % 2), "caption": "a square moves"}
+
+    def captions(self):
+        return ["a square moves"]
+
+
+def _run_config(steps: int = 3, **sections):
+    from videosynth.conditioning import ConditionConfig
+    from videosynth.data import DataConfig
+    from videosynth.train.loop import TrainConfig
+    from videosynth.train.mocogan import MoCoGANLossConfig, MoCoGANRunConfig
+
+    train_cfg = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=100, sample_every=0,
+                            num_samples=4, device="cpu", ema_decay=0.9)
+    return MoCoGANRunConfig(
+        model=sections.get("model", TINY),
+        data=DataConfig(frames=TINY.frames, size=TINY.size),
+        condition=sections.get("condition", ConditionConfig()),
+        loss=sections.get("loss", MoCoGANLossConfig(instance_noise=0.1, instance_noise_steps=10)),
+        train=dataclasses.replace(train_cfg, **sections.get("train", {})),
+    )
+
+
+def _weights(run_dir, name="model.safetensors"):
+    from safetensors.torch import load_file
+
+    from videosynth.train.loop import find_checkpoint
+
+    path, _ = find_checkpoint(run_dir)
+    return load_file(str(path / name))
+
+
+def test_training_run_writes_checkpoint_log_and_samples(tmp_path):
+    import json
+
+    from videosynth.train.loop import train
+    from videosynth.train.mocogan import MoCoGANObjective
+
+    cfg = _run_config(steps=2, train={"sample_every": 2})
+    train(cfg, MoCoGANObjective, tmp_path, _Clips(), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    for key in ("loss_g", "loss_d_image", "loss_d_video", "d_image_real", "d_image_fake", "d_video_real",
+                "d_video_fake", "grad_norm_g", "instance_noise"):
+        assert key in rows[-1] and isinstance(rows[-1][key], float), key
+    weights = _weights(tmp_path)
+    assert {k.split(".")[0] for k in weights} == {"generator", "image_discriminator", "video_discriminator"}
+    assert {k.split(".")[0] for k in _weights(tmp_path, "ema.safetensors")} == {"generator"}
+    assert (tmp_path / "samples" / "step-000002.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize("variant", ["plain", "class+actions"])
+def test_resume_is_exact(tmp_path, variant):
+    """4 steps straight == 2 steps + resume + 2 steps, bit for bit (weights, EMA)."""
+    from videosynth.conditioning import ConditionConfig
+    from videosynth.train.loop import train
+    from videosynth.train.mocogan import MoCoGANLossConfig, MoCoGANObjective
+
+    sections = {}
+    if variant != "plain":
+        sections = {
+            "model": dataclasses.replace(TINY, num_actions=2),
+            "condition": ConditionConfig(kind="class", num_classes=2, dim=4, dropout=0.5),
+            "loss": MoCoGANLossConfig(kind="hinge", category_source="real", image_frames=2, instance_noise=0.1),
+        }
+    train(_run_config(4, **sections), MoCoGANObjective, tmp_path / "straight", _Clips(), progress=False)
+    train(_run_config(2, **sections), MoCoGANObjective, tmp_path / "split", _Clips(), progress=False)
+    train(_run_config(4, **sections), MoCoGANObjective, tmp_path / "split", _Clips(), resume=True, progress=False)
+    for name in ("model.safetensors", "ema.safetensors"):
+        a, b = _weights(tmp_path / "straight", name), _weights(tmp_path / "split", name)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    if variant != "plain":
+        saved = _weights(tmp_path / "split")
+        for owner in ("generator", "image_discriminator", "video_discriminator"):  # each owns a conditioner
+            assert any(k.startswith(f"{owner}.conditioner.") for k in saved), owner
+
+
+def _objective(**sections):
+    from videosynth.train.loop import Context
+    from videosynth.train.mocogan import MoCoGANObjective
+
+    cfg = _run_config(**sections)
+    torch.manual_seed(0)
+    return MoCoGANObjective(cfg, Context(cfg.train, torch.device("cpu"), None, _Clips()))
+
+
+def test_generate_grid_and_long_rollout():
+    from videosynth.conditioning import ConditionConfig
+
+    obj = _objective(condition=ConditionConfig(kind="class", num_classes=2, dim=4))
+    obj.set_train(False)
+    long = obj.generate(3, _seeded(0), labels=torch.tensor([0, 1, -1]), frames=3 * TINY.frames)
+    assert long.shape == (3, 3, 3 * TINY.frames, TINY.size, TINY.size)
+    grid = obj.generate(6, _seeded(1), labels=torch.zeros(6, dtype=torch.long), grid="content-motion")
+    assert grid.shape == (6, 3, TINY.frames, TINY.size, TINY.size)  # 3 columns, 2 rows
+    assert torch.equal(obj.generate(6, _seeded(1), labels=torch.zeros(6, dtype=torch.long), grid="content-motion"),
+                       grid)
+    assert obj.generate(4, _seeded(2), interpolate=2, temperature=0.5).shape[0] == 4  # other families' options ignored
+    samples = obj.sample(4, _seeded(3))
+    assert samples.shape == (4, 3, TINY.frames, TINY.size, TINY.size)
+
+
+def test_content_motion_grid_rows_share_content_columns_share_motion():
+    from videosynth.train.mocogan import content_motion_grid
+
+    g = _generator()
+    _zero_motion(g)  # motion off: a row (one content) must be one picture in every cell
+    grid = content_motion_grid(g, rows=2, cols=3, frames=TINY.frames, seed=0).reshape(2, 3, 3, TINY.frames, 16, 16)
+    assert torch.equal(grid[0, 0], grid[0, 2]) and torch.equal(grid[1, 0], grid[1, 1])
+    assert _differs(grid[0, 0], grid[1, 0])
+    g = _generator()
+    grid = content_motion_grid(g, rows=2, cols=3, seed=0).reshape(2, 3, 3, TINY.frames, 16, 16)
+    assert _differs(grid[0, 0], grid[0, 1])  # motion on: columns differ along a row
+    assert torch.equal(grid, content_motion_grid(g, rows=2, cols=3, seed=0).reshape(grid.shape))
+
+
+def test_model_and_data_size_mismatch_is_config_error():
+    from videosynth.train.mocogan import model_config
+
+    cfg = _run_config()
+    with pytest.raises(ConfigError, match="data.size"):
+        model_config(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, size=32)))
+    with pytest.raises(ConfigError, match="cond_dim"):
+        model_config(dataclasses.replace(cfg, model=dataclasses.replace(TINY, cond_dim=3)))
