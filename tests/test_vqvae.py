@@ -159,7 +159,7 @@ def test_train_step_reduces_loss():
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-        first = first if first is not None else float(out.recon_loss)
+        first = first if first is not None else float(out.recon_loss.detach())
     assert float(out.recon_loss) < first
 
 

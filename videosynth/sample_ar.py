@@ -54,6 +54,17 @@ def choose(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: f
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+SEED_BITS = 62  # width of the seed drawn for a device generator
+
+
+def _on_device(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """``generator`` itself when it lives on ``device``, else a generator there seeded from it."""
+    if generator is None or torch.device(generator.device).type == torch.device(device).type:
+        return generator
+    seed = int(torch.randint(0, 2**SEED_BITS, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def _validate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.Tensor | None,
               null_cond: torch.Tensor | None, guidance_scale: float,
               prime: torch.Tensor | None) -> None:
@@ -107,6 +118,7 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
     t, h, w = shape
     n = t * h * w
     device = prior.head.weight.device
+    generator = _on_device(generator, device)
     guided = guidance_scale != 1.0
     if guided:
         null = null_cond.to(device).expand(batch, -1) if null_cond.dim() == 1 else null_cond.to(device)
@@ -212,3 +224,115 @@ def decode_tokens(tokenizer, tokens: torch.Tensor, chunk: int = 8) -> torch.Tens
     finally:
         tokenizer.train(was_training)
     return torch.cat(parts, dim=0)  # (B, C, T, H, W)
+
+
+# ---------------------------------------------------------------------------
+# two-stage composition: condition -> prior tokens -> tokenizer decode
+# ---------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, generator: torch.Generator | None,
+                             labels: torch.Tensor | None = None, captions: list[str] | None = None,
+                             frames: int | None = None, prime_video: torch.Tensor | None = None,
+                             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                             guidance_scale: float = 1.0, context_frames: int | None = None,
+                             use_cache: bool = True) -> torch.Tensor:
+    """``tokenizer.decode(prior.generate(...))``: ``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]``.
+
+    Args:
+        prior: the token prior (its ``latent_shape`` matches the tokenizer's clips).
+        tokenizer: a VQVAE (``encode`` / ``decode`` / ``cfg.downsample``).
+        conditioner: the run's conditioner or ``None``; ``labels`` int64 ``[n]`` (-1 = none) and
+            ``captions`` (``""`` = none) are embedded with it. Missing ones use the null condition.
+        frames: clip length in video frames (a multiple of the tokenizer's time downsampling);
+            longer than the training clip -> sliding-window :func:`rollout`. Default: training length.
+        prime_video: ``float32 [n, C, T0, H, W]`` in ``[-1, 1]`` observed frames (video
+            prediction); their tokens are kept and the clip continues them.
+        guidance_scale: classifier-free guidance with the conditioner's null condition.
+        context_frames: latent frames re-primed per rollout window (default ``t // 2``).
+        Others as in :func:`generate`.
+
+    Raises:
+        ConfigError: a frame count that is not a multiple of the time downsampling, a prime
+            longer than the requested clip, or arguments :func:`generate` rejects.
+    """
+    device = prior.head.weight.device
+    dt = tokenizer.cfg.downsample[0]
+    t, h, w = prior.cfg.latent_shape
+    frames = frames or t * dt
+    if frames % dt:
+        raise ConfigError(f"frames={frames} is not a multiple of the tokenizer's time downsampling {dt}")
+    total_t = frames // dt
+    prime = None
+    if prime_video is not None:
+        if prime_video.shape[0] != n or prime_video.shape[2] % dt:
+            raise ConfigError(f"prime_video must be [{n}, C, T0, H, W] with T0 a multiple of {dt}, "
+                              f"got {list(prime_video.shape)}")
+        if prime_video.shape[2] > frames:
+            raise ConfigError(f"prime_video has {prime_video.shape[2]} frames, more than the {frames} requested")
+        prime = tokenizer.encode(prime_video.to(next(tokenizer.parameters()).device)).to(device)  # (n, t0, h, w)
+
+    cond = null = None
+    if conditioner is not None:
+        labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
+        captions = [""] * n if captions is None else list(captions)
+        was_training = conditioner.training
+        conditioner.eval()
+        cond = conditioner(labels.to(device), captions)  # (n, D)
+        if guidance_scale != 1.0:
+            null = conditioner(labels.to(device), captions, force_null=True)  # (n, D)
+        conditioner.train(was_training)
+    elif guidance_scale != 1.0:
+        raise ConfigError("guidance_scale != 1 needs a conditional prior (condition.kind other than 'none')")
+
+    kwargs = dict(cond=cond, null_cond=null, guidance_scale=guidance_scale, temperature=temperature,
+                  top_k=top_k, top_p=top_p, prime=prime, generator=generator, use_cache=use_cache)
+    if total_t <= t:
+        tokens = generate(prior, (total_t, h, w), n, **kwargs)  # (n, total_t, h, w)
+    else:
+        tokens = rollout(prior, total_t, n, context_t=context_frames, **kwargs)  # (n, total_t, h, w)
+    return decode_tokens(tokenizer, tokens)  # (n, C, frames, H, W)
+
+
+def sample_two_stage(prior_run, num: int, seed: int = 0, label: int | str | None = None,
+                     text: str | None = None, frames: int | None = None,
+                     prime_video: torch.Tensor | None = None, ema: bool = True, batch_size: int = 16,
+                     device: str = "auto", checkpoint: str | None = None, **options) -> torch.Tensor:
+    """Load a prior run (and the tokenizer run it names), generate ``num`` clips, decode them.
+
+    Returns ``float32 [num, C, T, H, W]`` in ``[-1, 1]`` on the CPU, deterministic by ``seed``.
+    ``label`` is a class index or name (class-conditional runs), ``text`` a caption (text runs),
+    ``prime_video`` ``[num, C, T0, H, W]`` observed frames; ``options`` as in
+    :func:`sample_tokens_and_decode` (temperature, top_k, top_p, guidance_scale, context_frames).
+
+    Raises:
+        CheckpointError: missing runs / checkpoints; ConfigError: a non-transformer run, or
+            labels / text / frames the run cannot honour.
+    """
+    from videosynth.sample import check_text, load_run, parse_label
+
+    run = load_run(prior_run, checkpoint=checkpoint, device=device)
+    if run.config.family != "transformer":
+        raise ConfigError(f"{prior_run} is a '{run.config.family}' run; two-stage sampling needs a transformer run")
+    label_id = parse_label(run, None if label is None else str(label))
+    check_text(run, text)
+    objective = run.objective
+    net = objective.ema.module if ema else objective.net
+    settings = {**{k: v for k, v in vars(run.config.sample).items()}, **{k: v for k, v in options.items() if v is not None}}
+    g = torch.Generator().manual_seed(seed)
+    n_classes = len(run.class_names)
+    out = []
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        labels = captions = None
+        if run.condition_kind == "class":
+            ids = [label_id if label_id is not None else (start + i) % max(n_classes, 1) for i in range(n)]
+            labels = torch.tensor(ids, dtype=torch.long)
+        elif text is not None:
+            captions = [text] * n
+        prime = None if prime_video is None else prime_video[start:start + n]
+        clips = sample_tokens_and_decode(net.prior, objective.tokenizer, net.conditioner, n, g, labels=labels,
+                                         captions=captions, frames=frames, prime_video=prime, **settings)
+        out.append(clips.float().cpu())
+    return torch.cat(out)  # (num, C, T, H, W)

@@ -392,7 +392,9 @@ class VQVAE(nn.Module):
         In training mode this updates the codebook (see :class:`VectorQuantizer`).
         """
         self._check(x)
-        q = self.quantizer(self.encoder(x))
+        z = self.encoder(x)  # (B, D, t, h, w)
+        with torch.autocast(z.device.type, enabled=False):  # nearest-code search and EMA stay fp32
+            q = self.quantizer(z.float())
         recon = self.decoder(q.quantized)  # (B, C, T, H, W)
         recon_loss = F.mse_loss(recon.float(), x.float())
         loss = recon_loss + q.codebook_loss + q.commit_loss

@@ -1,0 +1,118 @@
+"""``videosynth tokenize RUN_DIR DATA --out tokens/``: encode a dataset with a trained VQ-VAE.
+
+Writes a token cache (``index.json`` + ``shard-NNNNN.safetensors``, see
+``videosynth.train.prior``) that a transformer run reads with ``tokens: DIR``,
+so the prior trains without decoding or encoding videos.
+
+``DATA`` is a built-in dataset name (``moving-digits``, ``bouncing-shapes``), a
+folder of videos, or a YAML file holding a data section (a run config's
+``data:`` or the data keys themselves). Clip size and other unset keys come
+from the tokenizer run's own ``data:`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from videosynth.errors import ConfigError
+
+DEFAULT_SHARD_SIZE = 4096  # clips per shard file
+
+
+def resolve_data(spec: str, base, overrides: list[str] = ()):
+    """A ``DataConfig`` from a CLI ``DATA`` argument, filled from ``base`` (the tokenizer run's data).
+
+    Raises:
+        ConfigError: unknown keys in the YAML / overrides, or a dataset name that does not exist.
+    """
+    from videosynth.config import apply_overrides, from_dict, load_yaml, merge, to_dict
+    from videosynth.data import DATASETS, DataConfig
+
+    data = to_dict(base) if base is not None else {}
+    path = Path(spec)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        given = load_yaml(path)
+        given = given.get("data", given) if isinstance(given.get("data"), dict) else given
+        data = merge(data, given)
+    elif path.is_dir():
+        data = merge(data, {"name": "folder", "root": str(path), "manifest": None})
+    elif spec in DATASETS:
+        data = merge(data, {"name": spec, "root": None, "manifest": None})
+    else:
+        raise ConfigError(f"DATA '{spec}' is neither a folder, a .yaml file nor a dataset name ({', '.join(DATASETS)})")
+    data = apply_overrides({"data": data}, [o if o.startswith("data.") else f"data.{o}" for o in overrides])["data"]
+    return from_dict(DataConfig, data, "data")
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="tokenizer run directory (family: vqvae)")
+    p.add_argument("data", help="dataset name, folder of videos, or YAML with a data section")
+    p.add_argument("--split", default="train", help="train | val | all (default train)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="data key override, e.g. --set num_samples=500 (repeatable)")
+    p.add_argument("--checkpoint", help="step number or step-NNNNNN folder (default: newest valid)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tokenize", help="encode a dataset to VQ-VAE tokens",
+                       description="Encode every clip of a dataset with a trained VQ-VAE into a token cache.")
+    add_data_arguments(p)
+    p.add_argument("--out", required=True, help="output folder for index.json and token shards")
+    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="clips per shard file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from videosynth.config import to_dict
+    from videosynth.data import build_dataset
+    from videosynth.train.loop import select_device
+    from videosynth.train.prior import write_token_cache
+    from videosynth.train.vqvae import load_tokenizer
+
+    if args.batch_size < 1 or args.shard_size < 1:
+        raise ConfigError("--batch-size and --shard-size must be at least 1")
+    device = select_device(args.device)
+    model, run_cfg, meta = load_tokenizer(args.run_dir, args.checkpoint, device)
+    data_cfg = resolve_data(args.data, run_cfg.data, args.overrides)
+    latent = model.latent_shape(data_cfg.frames, data_cfg.size)
+    dataset = build_dataset(data_cfg, args.split)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
+                                         num_workers=args.workers)
+    shards, pending, labels, captions = [], [], [], []
+    done = 0
+    with torch.inference_mode():
+        for batch in loader:
+            pending.append(model.encode(batch["video"].to(device)).cpu())  # (B, t, h, w)
+            labels.append(batch["label"].long())
+            captions.extend(batch["caption"])
+            done += len(batch["label"])
+            if sum(len(p) for p in pending) >= args.shard_size:
+                tokens, lab = torch.cat(pending), torch.cat(labels)
+                shards.append({"tokens": tokens[:args.shard_size], "labels": lab[:args.shard_size]})
+                pending, labels = [tokens[args.shard_size:]], [lab[args.shard_size:]]
+            print(f"\rtokenized {done}/{len(dataset)} clips", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    if pending and sum(len(p) for p in pending):
+        shards.append({"tokens": torch.cat(pending), "labels": torch.cat(labels)})
+    index = write_token_cache(args.out, shards, {
+        "tokenizer_run": str(Path(args.run_dir).resolve()),
+        "checkpoint": str(meta.get("step")),
+        "tokenizer_sha256": meta.get("files", {}).get("model.safetensors"),
+        "codebook_size": model.cfg.codebook_size,
+        "latent_shape": list(latent),
+        "data": to_dict(dataclasses.replace(data_cfg)),
+        "split": args.split,
+        "class_names": list(getattr(dataset, "class_names", [])),
+        "captions": captions,
+    })
+    print(f"wrote {done} token grids {list(latent)} in {len(shards)} shard(s) to {index.parent} "
+          f"(use with: tokens: {index.parent})")
+    return 0
