@@ -39,6 +39,8 @@ def numbered_frames(num_frames: int, height: int = 32, width: int = 32, gray: bo
 def frame_numbers(frames: np.ndarray) -> list[int]:
     """Recover the index of each decoded numbered frame ``[T, H, W, C]`` (padding-tolerant)."""
     t, h, w = frames.shape[:3]
+    if min(h, w) < 16:
+        raise ValueError(f"numbered frames need at least 16 x 16 pixels to decode, got {h} x {w}")
     luma = frames.reshape(t, h, w, -1).astype(np.float32).mean(axis=-1)  # (T, H, W)
     out = []
     for frame in luma:

@@ -120,7 +120,8 @@ class VideoFolder(Dataset):
                             f"{self.span} frames (more than max_broken_fraction={max_broken_fraction}); "
                             f"e.g. {listed}. Fix or remove them, or raise data.max_broken_fraction")
         if not result.entries:
-            raise DataError(f"{self.root}: no usable videos ({len(result.broken)} broken)")
+            path, reason = self.broken[0]
+            raise DataError(f"{self.root}: no usable videos ({len(result.broken)} broken, e.g. {path}: {reason})")
         self._label_and_split(result.entries, rows, val_fraction)
 
     # ------------------------------------------------------------------ indexing
