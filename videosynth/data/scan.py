@@ -129,12 +129,14 @@ def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry 
 
 
 def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1, verify: bool = True,
-         cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True) -> ScanResult:
+         cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
+         quiet: bool = False) -> ScanResult:
     """Probe every video under ``root`` (or just ``paths``) and split usable from broken.
 
     ``min_frames``: a video shorter than this is broken ("only N frames...").
     Missing paths (e.g. listed by a manifest) are reported broken, not raised.
     The result is cached (see module docstring); ``use_cache=False`` rescans.
+    Broken files are logged as warnings unless ``quiet``.
 
     Raises:
         DataError: ``root`` is not a directory.
@@ -151,7 +153,8 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
         cached = _load_cache(cache_file)
         if cached is not None:
             cached.root = str(root)
-            _log_broken(root, cached.broken)
+            if not quiet:
+                _log_broken(root, cached.broken)
             return cached
     result = ScanResult(str(root))
     bar = tqdm(list(zip(paths, rel)), desc=f"scanning {root}", unit="video", leave=False,
@@ -169,7 +172,8 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
         else:
             outcome.path = name
             result.entries.append(outcome)
-    _log_broken(root, result.broken)
+    if not quiet:
+        _log_broken(root, result.broken)
     if use_cache:
         _save_cache(cache_file, result)
     return result

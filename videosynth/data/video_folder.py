@@ -48,7 +48,7 @@ def _item_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _find_split_folders(root: Path) -> dict[str, Path] | None:
+def find_split_folders(root: Path) -> dict[str, Path] | None:
     """``{"train": root/train, "val": root/val}`` when the root is organised by split, else None."""
     found = {}
     for split, names in SPLIT_FOLDERS.items():
@@ -144,7 +144,7 @@ class VideoFolder(Dataset):
     def _label_and_split(self, entries: list[VideoEntry], rows: list[ManifestRow] | None, val_fraction: float):
         by_path = {self._rel(self._resolve(r.path)): r for r in rows} if rows is not None else {}
         manifest_labels = rows is not None and any(r.label for r in rows)
-        split_dirs = None if rows is not None else _find_split_folders(self.root)
+        split_dirs = None if rows is not None else find_split_folders(self.root)
         items = []  # (entry, split, class key, caption)
         for e in entries:
             row = by_path.get(e.path)
