@@ -69,7 +69,7 @@ CATEGORY_SOURCES = ("fake", "real")
 
 @dataclass
 class MoCoGANLossConfig:
-    """Losses, weights and learning rates of both discriminators and the generator."""
+    """Section ``loss:``: the GAN loss and the weights of both discriminators' terms."""
 
     kind: str = "non-saturating"  # a key of videosynth.losses.GAN_LOSSES
     image_weight: float = 1.0  # weight of the D_I terms (its own loss and the generator's)
@@ -79,6 +79,12 @@ class MoCoGANLossConfig:
     image_frames: int = 1  # random frames per clip shown to D_I
     instance_noise: float = 0.0  # std of Gaussian noise added to every discriminator input at step 0
     instance_noise_steps: int = 0  # anneal the std linearly to 0 over this many steps (0 = keep it)
+
+
+@dataclass
+class MoCoGANOptimConfig:
+    """Section ``optim:``: one Adam per network (the paper's code: lr 2e-4, betas (0.5, 0.999), wd 1e-5)."""
+
     lr_g: float = PAPER_LR
     lr_d_image: float = PAPER_LR
     lr_d_video: float = PAPER_LR
@@ -96,6 +102,7 @@ class MoCoGANRunConfig(RunConfig):
     data: DataConfig = field(default_factory=lambda: DataConfig(frames=16, size=32))
     condition: ConditionConfig = field(default_factory=ConditionConfig)
     loss: MoCoGANLossConfig = field(default_factory=MoCoGANLossConfig)
+    optim: MoCoGANOptimConfig = field(default_factory=MoCoGANOptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     presets: ClassVar[dict] = {"model": PRESETS}
@@ -326,13 +333,15 @@ class MoCoGANObjective(Objective):
         self.D_I = ctx.wrap(ConditionedDiscriminator(image_d, conditioner()))
         self.D_V = ctx.wrap(ConditionedDiscriminator(video_d, conditioner()))
 
+        ocfg = cfg.optim
+
         def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
             params = [p for p in module.parameters() if p.requires_grad]  # frozen pretrained encoders stay out
-            return torch.optim.Adam(params, lr, (lcfg.beta1, lcfg.beta2), weight_decay=lcfg.weight_decay)
+            return torch.optim.Adam(params, lr, (ocfg.beta1, ocfg.beta2), weight_decay=ocfg.weight_decay)
 
-        self.opt_g = adam(self.G, lcfg.lr_g)
-        self.opt_di = adam(self.D_I, lcfg.lr_d_image)
-        self.opt_dv = adam(self.D_V, lcfg.lr_d_video)
+        self.opt_g = adam(self.G, ocfg.lr_g)
+        self.opt_di = adam(self.D_I, ocfg.lr_d_image)
+        self.opt_dv = adam(self.D_V, ocfg.lr_d_video)
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
 
     # ---- loop interface -------------------------------------------------------------------
