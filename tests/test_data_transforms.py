@@ -48,6 +48,7 @@ def test_random_crop_is_seeded():
     assert torch.equal(a, b) and a.shape == (3, 3, 16, 16)
     boxes = {crop_box(24, 48, (16, 16), "random", torch.Generator().manual_seed(s)) for s in range(20)}
     assert len(boxes) > 1
-    # cropping before converting equals converting then cropping
+    # resizing in uint8 matches the float path up to uint8 rounding
     center = ClipTransform(16)(frames)
-    assert torch.allclose(center, resize_crop(to_float(frames), 16), atol=1e-6)
+    assert (center - resize_crop(to_float(frames), 16)).abs().max() <= 1.0 / 127.5 + 1e-6
+    assert torch.equal(ClipTransform(24)(frames[:, :, 12:36]), to_float(frames[:, :, 12:36]))  # no-op size

@@ -52,7 +52,7 @@ DEFAULT_PIX_FMTS = {
     "libvpx-vp9": "yuv420p", "libvpx": "yuv420p", "libsvtav1": "yuv420p",
     "libaom-av1": "yuv420p", "av1": "yuv420p", "mpeg4": "yuv420p",
     "mjpeg": "yuvj420p", "ffv1": "yuv444p", "prores": "yuv422p10le",
-    "png": "rgb24", "rawvideo": "rgb24",
+    "png": "rgb24", "rawvideo": "rgb24", "gif": "rgb8",
 }
 EVEN_PIX_FMTS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv422p10le", "nv12")
 # Constant rate factor for x264/x265/vp9: visually near-lossless at small sizes.
@@ -243,7 +243,12 @@ def _decode_indices(path: Path, indices: list[int]) -> tuple[np.ndarray, int]:
             overshot = False
             for frame in container.decode(stream):
                 decoded += 1
-                idx = count if (sequential or frame.pts is None) else _frame_index(frame, start_pts, fps, time_base)
+                if frame.pts is None and not sequential:
+                    sequential = True  # no timestamps: count frames from the start instead
+                    if seek:
+                        overshot = True
+                        break
+                idx = count if sequential else _frame_index(frame, start_pts, fps, time_base)
                 count += 1
                 if prev is None and seek and idx > indices[0]:
                     overshot = True  # the demuxer landed past the wanted frame
@@ -259,7 +264,7 @@ def _decode_indices(path: Path, indices: list[int]) -> tuple[np.ndarray, int]:
                 prev = frame
             if not overshot:
                 break
-            # Fall back to decoding from the start of the stream.
+            # Fall back to decoding from the start of the stream (also when timestamps are missing).
             seek = False
             container.seek(0)
         if j < len(indices):

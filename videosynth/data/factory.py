@@ -22,7 +22,7 @@ class DataConfig:
     ``val_fraction`` and ``max_broken_fraction`` to folders.
     """
 
-    name: str = "bouncing-shapes"
+    name: str = "bouncing-shapes"  # "bouncing-shapes" | "moving-digits" | "folder"
     root: str | None = None
     manifest: str | None = None
     frames: int = 16
@@ -30,11 +30,11 @@ class DataConfig:
     stride: int = 1
     num_objects: int = 1
     num_samples: int = 10000
-    object_size: int = 0
+    object_size: int = 0  # pixels; 0 = the built-in dataset's default for `size`
     seed: int = 0
     val_fraction: float = 0.1
     max_broken_fraction: float = 0.2
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (decoding runs in them)
 
 
 def _moving_digits(cfg: DataConfig, split: str) -> Dataset:

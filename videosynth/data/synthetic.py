@@ -247,7 +247,9 @@ class BouncingObjects(Dataset):
 
     def render(self, index: int) -> np.ndarray:
         """Frames of item ``index``: uint8 ``[T, size, size, 3]``, black background."""
-        f = self.factors(index)
+        return self._render(self.factors(index))
+
+    def _render(self, f: dict[str, np.ndarray]) -> np.ndarray:
         canvas = np.zeros((self.frames, self.size, self.size, 3), np.float32)  # (T, H, W, 3), 0..255
         for k, cls in enumerate(f["classes"]):
             alpha = glyph_alpha(self._glyph(int(cls)), self.object_size)
@@ -258,8 +260,10 @@ class BouncingObjects(Dataset):
 
     def caption(self, index: int) -> str:
         """Template caption from the classes and initial directions, e.g. ``"a red circle moves left"``."""
-        f = self.factors(index)
-        parts = [f"{self._describe(int(c), col)} {'moves'} {direction_words(*v)}"
+        return self._caption(self.factors(index))
+
+    def _caption(self, f: dict[str, np.ndarray]) -> str:
+        parts = [f"{self._describe(int(c), col)} moves {direction_words(*v)}"
                  for c, col, v in zip(f["classes"], f["colours"], f["velocities"][0])]
         return " and ".join(parts)
 
@@ -278,9 +282,9 @@ class BouncingObjects(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         f = self.factors(index)
-        return {"video": to_float(self.render(index)),  # (3, T, H, W) in [-1, 1]
+        return {"video": to_float(self._render(f)),  # (3, T, H, W) in [-1, 1]
                 "label": torch.tensor(int(f["classes"][0]), dtype=torch.int64),
-                "caption": self.caption(index)}
+                "caption": self._caption(f)}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(num_samples={self.num_samples}, frames={self.frames}, size={self.size}, "

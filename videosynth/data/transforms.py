@@ -101,11 +101,28 @@ def resize_crop(video: torch.Tensor, size: int | tuple[int, int], crop: str = "c
     return resize(video[:, :, top:top + h, left:left + w], size)  # (C, T, size_h, size_w)
 
 
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of uint8 frames ``[T, H, W, C]`` to ``[T, *size, C]`` (antialiased when shrinking).
+
+    Resizing before the float conversion touches 4 bytes per output pixel
+    instead of 16 per input pixel: several times faster for the usual downscale.
+    """
+    t, h, w, c = frames.shape
+    if (h, w) == tuple(size):
+        return frames
+    antialias = h > size[0] or w > size[1]
+    x = frames.permute(0, 3, 1, 2)  # (T, C, H, W) view with channels-last strides: torch's fast uint8 path
+    out = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=antialias)
+    return out.permute(0, 2, 3, 1)  # (T, size_h, size_w, C)
+
+
 @dataclass
 class ClipTransform:
     """uint8 frames ``[T, H, W, C]`` -> float32 ``[3, T, size, size]`` in ``[-1, 1]``.
 
-    ``crop="random"`` draws the window from the generator passed to ``__call__``.
+    The shorter side is resized to ``size`` and the other cropped (centre, or at
+    random from the generator passed to ``__call__`` when ``crop="random"``).
+    Cropping and resizing happen on uint8; only the output is made float.
     """
 
     size: int | tuple[int, int] = 64
@@ -118,8 +135,9 @@ class ClipTransform:
     def __call__(self, frames, generator: torch.Generator | None = None) -> torch.Tensor:
         size = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
         frames = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+        if frames.ndim == 3:
+            frames = frames.unsqueeze(-1)  # (T, H, W, 1) grayscale
         height, width = frames.shape[1], frames.shape[2]
         top, left, h, w = crop_box(height, width, size, self.crop, generator)
-        # Crop in uint8 before converting: only the window is ever made float.
-        window = to_float(frames[:, top:top + h, left:left + w])  # (3, T, h, w)
-        return resize(window, size)  # (3, T, size_h, size_w)
+        window = frames[:, top:top + h, left:left + w]  # (T, h, w, C)
+        return to_float(resize_frames(window, size))  # (3, T, size_h, size_w)
