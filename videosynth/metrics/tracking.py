@@ -53,17 +53,18 @@ class TrackingConfig:
     count_tol: float = 0.75  # least share of frames showing the clip's usual object count
     size_tol: float = 0.25  # largest relative std of a blob's area
     colour_tol: float = 40.0  # largest mean colour drift, uint8 units
-    accel_tol: float = 1.0  # largest mean |second difference| of the centre away from walls
+    accel_tol: float = 0.75  # largest mean |second difference| of the centre away from walls
     bounce_tol: float = 0.99  # least share of direction changes that happen at a wall
     background_tol: float = 0.05  # largest mean brightness (in [0, 1]) of the background around objects
 
 
 @dataclass
 class Blob:
-    """One detected object: centre (x, y), area in px, mean colour (uint8 units), bbox (x0, y0, x1, y1)."""
+    """One detected object: centre (x, y), area (brightness-weighted, px), mean colour (uint8 units),
+    bbox of its above-threshold pixels (x0, y0, x1, y1)."""
 
     centre: np.ndarray
-    area: int
+    area: float
     colour: np.ndarray
     bbox: tuple[int, int, int, int]
 
@@ -98,23 +99,25 @@ def detect_blobs(frame: np.ndarray, cfg: TrackingConfig) -> tuple[list[Blob], fl
     mask = intensity > cfg.threshold
     grouped = scipy.ndimage.binary_dilation(mask, CONNECTIVITY, iterations=cfg.dilate) if cfg.dilate else mask
     labels, n = scipy.ndimage.label(grouped, CONNECTIVITY)
-    objects = labels * mask  # statistics over real object pixels only
     max_area = cfg.max_area_share * intensity.size
     blobs = []
     foreground = np.zeros_like(mask)
-    for idx, sl in enumerate(scipy.ndimage.find_objects(objects), start=1):
+    for idx, sl in enumerate(scipy.ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
-        sub = objects[sl] == idx  # (h, w)
-        area = int(sub.sum())
-        if area < cfg.min_area or area > max_area:
+        region = labels[sl] == idx  # (h, w): the object with its dilated, anti-aliased rim
+        core = region & mask[sl]  # (h, w): pixels above the threshold
+        if not core.any() or core.sum() < cfg.min_area or core.sum() > max_area:
             continue
-        foreground[sl] |= labels[sl] == idx  # the object with its dilated rim
-        w = intensity[sl] * sub
+        foreground[sl] |= region
+        w = intensity[sl] * region  # (h, w) brightness weights, so anti-aliased edges give sub-pixel centres
         ys, xs = np.mgrid[sl[0], sl[1]]
-        centre = np.array([(xs * w).sum(), (ys * w).sum()]) / w.sum()  # (x, y), brightness-weighted
-        colour = frame[sl][sub].mean(axis=0) * 255.0  # (3,)
-        blobs.append(Blob(centre, area, colour, (sl[1].start, sl[0].start, sl[1].stop - 1, sl[0].stop - 1)))
+        centre = np.array([(xs * w).sum(), (ys * w).sum()]) / w.sum()  # (x, y)
+        colour = frame[sl][core].mean(axis=0) * 255.0  # (3,)
+        cy, cx = np.nonzero(core)
+        bbox = (sl[1].start + int(cx.min()), sl[0].start + int(cy.min()),
+                sl[1].start + int(cx.max()), sl[0].start + int(cy.max()))
+        blobs.append(Blob(centre, float(w.sum()), colour, bbox))
     background = float(intensity[~foreground].mean()) if (~foreground).any() else 1.0
     return blobs, background
 
@@ -148,37 +151,64 @@ def track_blobs(per_frame: list[list[Blob]], max_jump: float) -> list[Track]:
 
 
 def _near_wall(track: Track, axis: int, extent: int, speed: float, margin: float) -> np.ndarray:
-    """Per entry of the track: is the object within ``speed + margin`` px of a wall on ``axis`` (0 = x, 1 = y)?"""
+    """Per entry of the track: is the object within ``speed + margin`` px of a wall on ``axis`` (0 = x, 1 = y)?
+
+    Two tests, either suffices: the visible bounding box reaches the wall, or a
+    square collision box of the object's largest extent centred on its centre does
+    (a digit is narrower than tall but bounces on its square box; a triangle's
+    centroid is off its box centre but its tip reaches the wall). Walls lie at
+    −0.5 and ``extent − 0.5`` in pixel-centre coordinates.
+    """
     lo = np.array([b.bbox[axis] for b in track.blobs], dtype=np.float64)
     hi = np.array([b.bbox[axis + 2] for b in track.blobs], dtype=np.float64)
+    sides = [max(b.bbox[2] - b.bbox[0], b.bbox[3] - b.bbox[1]) + 1 for b in track.blobs]
+    half = float(np.median(sides)) / 2
+    centre = np.array([b.centre[axis] for b in track.blobs], dtype=np.float64)
     reach = speed + margin
-    return (lo <= reach) | (hi >= extent - 1 - reach)
+    box_near = (lo <= reach) | (hi >= extent - 1 - reach)
+    centre_near = (centre + 0.5 <= half + reach) | (centre >= extent - 0.5 - half - reach)
+    return box_near | centre_near
 
 
 def _track_physics(track: Track, size: tuple[int, int], cfg: TrackingConfig) -> dict[str, float]:
+    """Physics of one track (its frames are consecutive by construction of :func:`track_blobs`).
+
+    Per axis, a *bounce* is a sign flip of the velocity (both sides faster than
+    ``min_speed``). It is correct when it happens at a wall and turns the object
+    away from that wall (a flip at the left wall must go from moving left to
+    moving right). The straight-motion residual is the |second difference| of the
+    centre at every frame except the three around a bounce (discrete reflection
+    bends the path there) and slow frames at a wall (a bounce too slow to detect).
+    """
     pos = np.stack([b.centre for b in track.blobs])  # (L, 2)
     area = np.array([b.area for b in track.blobs], dtype=np.float64)
     colour = np.stack([b.colour for b in track.blobs])  # (L, 3)
-    contiguous = np.diff(track.frames) == 1  # gaps (never with this tracker) would break differences
-    accel, flips, flips_at_wall = [], 0, 0
+    accel, flips, flips_ok = [], 0, 0
     for axis, extent in ((0, size[1]), (1, size[0])):
         vel = np.diff(pos[:, axis])  # (L-1,)
         speed = float(np.median(np.abs(vel))) if len(vel) else 0.0
         near = _near_wall(track, axis, extent, speed, cfg.wall_margin)  # (L,)
+        skip = np.zeros(len(pos), dtype=bool)
         for t in range(1, len(pos) - 1):
-            if not (contiguous[t - 1] and contiguous[t]):
-                continue
-            if not (near[t - 1] or near[t] or near[t + 1]):
-                accel.append(abs(pos[t + 1, axis] - 2 * pos[t, axis] + pos[t - 1, axis]))
-            if abs(vel[t - 1]) > cfg.min_speed and abs(vel[t]) > cfg.min_speed and vel[t - 1] * vel[t] < 0:
+            fast = abs(vel[t - 1]) > cfg.min_speed and abs(vel[t]) > cfg.min_speed
+            if fast and vel[t - 1] * vel[t] < 0:
                 flips += 1
-                flips_at_wall += bool(near[t - 1] or near[t] or near[t + 1])
+                at_wall = bool(near[t - 1] or near[t] or near[t + 1])
+                low_wall = pos[t, axis] < (extent - 1) / 2
+                away = vel[t] > 0 if low_wall else vel[t] < 0
+                flips_ok += at_wall and away
+                skip[t - 1:t + 2] = True
+            elif near[t] and not fast:
+                skip[t - 1:t + 2] = True
+        for t in range(1, len(pos) - 1):
+            if not skip[t]:
+                accel.append(abs(pos[t + 1, axis] - 2 * pos[t, axis] + pos[t - 1, axis]))
     return {
         "size_rel_std": float(area.std() / area.mean()),
         "colour_drift": float(np.linalg.norm(colour - np.median(colour, axis=0), axis=1).mean()),
         "accel_residual": float(np.mean(accel)) if accel else 0.0,
         "flips": float(flips),
-        "flips_at_wall": float(flips_at_wall),
+        "flips_at_wall": float(flips_ok),
     }
 
 
