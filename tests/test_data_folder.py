@@ -196,3 +196,43 @@ def test_missing_root_and_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no videos found"):
         VideoFolder(tmp_path / "empty")
+
+
+def test_header_longer_than_stream_is_truncation(tmp_path):
+    """A file whose container promises more frames than decode is reported, not used at read time."""
+    from videosynth.data.scan import check_video
+
+    path = write_numbered(tmp_path / "ok.mkv", 30)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    outcome = check_video(cut, min_frames=25)
+    assert isinstance(outcome, str)  # too few decodable frames (mkv counts packets, so it is found short)
+    assert not isinstance(check_video(path, min_frames=25), str)
+
+
+def test_symlink_loop_is_walked_once(root):
+    (root / "cat" / "loop").symlink_to(root, target_is_directory=True)
+    ds = VideoFolder(root, frames=4, size=16, split="all")
+    assert len(ds) == 8
+
+
+def test_truncated_faststart_mp4_found_at_scan(tmp_path):
+    """moov-first mp4 (a cut download): the header is intact, the frames are not."""
+    import av
+
+    from media import numbered_frames
+
+    from videosynth.data.scan import check_video
+
+    path = tmp_path / "faststart.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10, options={"g": "10"})
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for frame in numbered_frames(60):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    assert not isinstance(check_video(path, 16), str)
+    assert isinstance(check_video(cut, 16), str)

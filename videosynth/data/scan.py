@@ -29,6 +29,7 @@ log = logging.getLogger("videosynth.data")
 
 CACHE_VERSION = 1  # bump when the cached entry format changes
 MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
+VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at the end (timestamp rounding)
 
 
 @dataclass
@@ -68,7 +69,13 @@ def find_videos(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"dataset folder not found: {root}")
     found: list[Path] = []
+    seen: set[str] = set()  # real paths of visited folders: symlink loops are walked once
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=io.natural_key)
         visible = [f for f in filenames if not f.startswith(".")]
         here = Path(dirpath)
@@ -109,23 +116,48 @@ def _cache_key(root: Path, rel_paths: list[str], signatures: list, params: dict)
 # ----------------------------------------------------------------------------- probing
 
 
+def _last_readable(path: Path, num_frames: int) -> int:
+    """Frame count confirmed by decoding the last frame.
+
+    Variable-frame-rate files map timestamps to frame slots with small rounding
+    drift, so a last frame that is missing by a few slots (``VFR_SLACK`` of the
+    count) shortens the video instead of rejecting it; more than that is truncation.
+    """
+    try:
+        io.read_clip(path, num_frames - 1, 1)
+        return num_frames
+    except DataError:
+        shorter = num_frames - max(1, round(num_frames * VFR_SLACK))
+        if shorter < 1:
+            raise
+        try:
+            io.read_clip(path, shorter - 1, 1)
+        except DataError:
+            raise DataError(f"{path}: truncated (the header says {num_frames} frames, "
+                            f"frame {shorter - 1} does not decode)") from None
+        return shorter
+
+
 def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry | str:
     """Probe one video; return its entry, or the reason it cannot be used."""
     try:
         info = io.probe(path)
         if info.num_frames < min_frames:
             return f"only {info.num_frames} frames, a clip needs {min_frames}"
+        num_frames = info.num_frames
         if verify:
             # The first and last frame decode: catches truncated files whose header looks fine.
             io.read_clip(path, 0, 1)
-            io.read_clip(path, info.num_frames - 1, 1)
+            num_frames = _last_readable(path, num_frames)
+            if num_frames < min_frames:
+                return f"only {num_frames} decodable frames, a clip needs {min_frames}"
     except DataError as exc:
         reason = str(exc)
         prefix = f"{path}: "
         return reason[len(prefix):] if reason.startswith(prefix) else reason
     except Exception as exc:  # noqa: BLE001 - a scan reports any failure of one file and goes on
         return f"unexpected {type(exc).__name__}: {exc}"
-    return VideoEntry("", info.num_frames, info.fps, info.width, info.height, info.codec)
+    return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec)
 
 
 def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1, verify: bool = True,

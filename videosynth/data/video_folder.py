@@ -191,7 +191,11 @@ class VideoFolder(Dataset):
         return len(self.entries)
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the random clips drawn in training (call once per epoch, before iterating)."""
+        """Change the random clips drawn in training (call once per epoch, before iterating).
+
+        DataLoader workers copy the dataset when an iterator starts, so this reaches
+        them unless ``persistent_workers=True`` (then the epoch stays fixed).
+        """
         self.epoch = int(epoch)
 
     def captions(self) -> list[str]:
