@@ -4,12 +4,14 @@ import json
 import logging
 import os
 
+import av
 import pytest
 import torch
-from media import frame_numbers, write_broken, write_frame_folder, write_numbered
+from media import frame_numbers, numbered_frames, write_broken, write_frame_folder, write_numbered
 
 from videosynth.data import DataConfig, VideoFolder, build_dataset, to_uint8
 from videosynth.data.manifest import read_manifest
+from videosynth.data.scan import check_video
 from videosynth.data.video_folder import _split_of_path
 from videosynth.errors import DataError
 
@@ -86,7 +88,8 @@ def test_manifest_captions_labels_and_split(root, kind):
     if kind == "csv":
         path.write_text("path,caption,label,split\n" + "".join(f'{p},"{c}",{lab},{s}\n' for p, c, lab, s in rows))
     else:
-        path.write_text("".join(json.dumps(dict(path=p, caption=c, label=lab, split=s)) + "\n" for p, c, lab, s in rows))
+        lines = [json.dumps(dict(path=p, caption=c, label=lab, split=s)) for p, c, lab, s in rows]
+        path.write_text("\n".join(lines) + "\n")
     ds = VideoFolder(root, frames=4, size=16, split="train", manifest=path, max_broken_fraction=0.5)
     assert [e.path for e in ds.entries] == ["cat/cat0.mp4", "dog/frames0"]
     assert ds.class_names == ["cat", "dog"] and ds.labels == [0, 1]
@@ -199,15 +202,12 @@ def test_missing_root_and_empty_folder(tmp_path):
 
 
 def test_header_longer_than_stream_is_truncation(tmp_path):
-    """A file whose container promises more frames than decode is reported, not used at read time."""
-    from videosynth.data.scan import check_video
-
+    """A cut mkv (frames counted from packets) is too short for the clip."""
     path = write_numbered(tmp_path / "ok.mkv", 30)
     data = path.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    outcome = check_video(cut, min_frames=25)
-    assert isinstance(outcome, str)  # too few decodable frames (mkv counts packets, so it is found short)
+    assert isinstance(check_video(cut, min_frames=25), str)
     assert not isinstance(check_video(path, min_frames=25), str)
 
 
@@ -219,12 +219,6 @@ def test_symlink_loop_is_walked_once(root):
 
 def test_truncated_faststart_mp4_found_at_scan(tmp_path):
     """moov-first mp4 (a cut download): the header is intact, the frames are not."""
-    import av
-
-    from media import numbered_frames
-
-    from videosynth.data.scan import check_video
-
     path = tmp_path / "faststart.mp4"
     with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("libx264", rate=10, options={"g": "10"})

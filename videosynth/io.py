@@ -54,6 +54,7 @@ DEFAULT_PIX_FMTS = {
     "mjpeg": "yuvj420p", "ffv1": "yuv444p", "prores": "yuv422p10le",
     "png": "rgb24", "rawvideo": "rgb24", "gif": "rgb8",
 }
+GRAY_CODECS = ("libx264", "ffv1")  # encoders that store single-channel input as gray
 EVEN_PIX_FMTS = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv422p10le", "nv12")
 # Constant rate factor for x264/x265/vp9: visually near-lossless at small sizes.
 DEFAULT_CRF = "18"
@@ -410,7 +411,9 @@ def _encode(tmp: Path, frames: np.ndarray, fps: float, suffix: str, codec: str |
     except Exception:  # noqa: BLE001 - PyAV raises several types for unknown codecs
         raise DataError(f"encoder '{codec}' is not in this FFmpeg build; choose another codec") from None
     gray_in = frames.shape[-1] == 1
-    pix_fmt = pix_fmt or ("gray" if gray_in and codec in ("libx264", "ffv1") else DEFAULT_PIX_FMTS.get(codec, "yuv420p"))
+    if pix_fmt is None:
+        gray_out = gray_in and codec in GRAY_CODECS
+        pix_fmt = "gray" if gray_out else DEFAULT_PIX_FMTS.get(codec, "yuv420p")
     if pix_fmt in EVEN_PIX_FMTS:
         frames = _pad_even(frames)
     opts = dict(options or {})
