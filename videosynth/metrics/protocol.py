@@ -128,7 +128,7 @@ class MetricResult:
     label: str = ""
 
     def to_dict(self) -> dict:
-        return _jsonable({
+        return jsonable({
             "metric": self.metric, "label": self.label or self.metric.upper(), "value": self.value,
             "std": self.std, "num_real": self.num_real, "num_fake": self.num_fake,
             "protocol": self.protocol.to_dict() if self.protocol else None,
@@ -150,14 +150,14 @@ class MetricResult:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def _jsonable(obj):
+def jsonable(obj):
     """Replace non-finite floats by strings (``"inf"``, ``"nan"``) so the JSON stays standard."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     return obj
 
 

@@ -1,0 +1,321 @@
+"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,train-probe}``: metrics with pinned protocols.
+
+Each side (REAL, FAKE) is one of
+
+- a statistics file ``*.npz`` written by ``--save-stats`` (refused if its protocol differs),
+- a built-in dataset name (``moving-digits``, ``bouncing-shapes``),
+- a run directory (``config.yaml`` + ``checkpoints/``): clips are sampled from the model,
+- a folder of videos (read with centred clips).
+
+Clips are cut to ``--frames`` frames and resized to ``--size`` pixels before the
+detector's own resize rule, so both sides are handed over in the same form.
+Examples::
+
+    videosynth eval fvd bouncing-shapes runs/my-run --num 2048 --save-stats ref.npz
+    videosynth eval fvd ref.npz runs/my-run --seeds 0 1 2 --json fvd.json
+    videosynth eval track bouncing-shapes runs/my-run
+    videosynth eval train-probe bouncing-shapes --out ~/.cache/videosynth/weights/probe-bouncing-shapes.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from videosynth.errors import ConfigError, VideoSynthError
+
+log = logging.getLogger(__name__)
+
+BUILTIN = ("moving-digits", "bouncing-shapes")
+DEFAULT_SIZE = 64
+DEFAULT_TRACK_NUM = 256
+
+
+# ---------------------------------------------------------------------------------------
+# Sources: npz / dataset / run directory / folder -> batches of float [B, C, T, H, W] in [-1, 1]
+# ---------------------------------------------------------------------------------------
+
+
+def _conform(batch: torch.Tensor, frames: int, size: int) -> torch.Tensor:
+    """Cut clips to ``frames`` and resize frames to ``size × size`` (area when shrinking, bilinear otherwise)."""
+    batch = batch[:, :, :frames].float()
+    b, c, t, h, w = batch.shape
+    if size and (h, w) != (size, size):
+        flat = batch.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+        mode = {"mode": "area"} if size < min(h, w) else {"mode": "bilinear", "align_corners": False}
+        flat = F.interpolate(flat, size=(size, size), **mode)
+        batch = flat.reshape(b, t, c, size, size).permute(0, 2, 1, 3, 4)  # (B, C, T, size, size)
+    return batch.clamp(-1, 1)
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.yaml").is_file() and (path / "checkpoints").is_dir()
+
+
+def _dataset_batches(ds, batch_size: int, workers: int) -> Iterator[torch.Tensor]:
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    for batch in loader:
+        yield batch["video"]
+
+
+def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -> Iterator[torch.Tensor]:
+    """Batches ``float [B, C, T, H, W]`` in ``[-1, 1]`` from a dataset name, run directory or video folder.
+
+    Raises:
+        VideoSynthError: the spec is none of those, or the sampling/data code is unavailable.
+    """
+    path = Path(spec).expanduser()
+    num = args.num
+    if spec in BUILTIN:
+        from videosynth.data import DataConfig, build_dataset
+
+        cfg = DataConfig(name=spec, frames=args.frames, size=args.size or DEFAULT_SIZE, num_samples=num,
+                         num_objects=args.num_objects, seed=seed)
+        batches = _dataset_batches(build_dataset(cfg, split), args.batch_size, args.workers)
+    elif is_run_dir(path):
+        try:
+            from videosynth.sample import sample_clips
+        except ImportError as exc:
+            raise VideoSynthError(f"sampling from run directory {path} needs videosynth.sample.sample_clips ({exc})")
+        batches = sample_clips(path, num, seed, args.batch_size, device=args.device)
+    elif path.is_dir():
+        from videosynth.data import VideoFolder
+
+        ds = VideoFolder(path, frames=args.frames, size=args.size or DEFAULT_SIZE, stride=args.stride, split="all",
+                         train_clip="center", seed=seed, progress=False)
+        batches = _dataset_batches(ds, args.batch_size, args.workers)
+    else:
+        raise VideoSynthError(f"'{spec}' is not a .npz statistics file, a built-in dataset ({', '.join(BUILTIN)}), "
+                              "a run directory or a folder of videos")
+    return (_conform(b, args.frames, args.size) for b in batches)
+
+
+def make_side(spec: str, args: argparse.Namespace, split: str):
+    from videosynth.metrics.pipeline import Side
+
+    if spec.endswith(".npz"):
+        return Side(spec, stats_path=spec)
+    return Side(spec, batches=lambda seed: source_batches(spec, args, seed, split))
+
+
+# ---------------------------------------------------------------------------------------
+# Sub-commands
+# ---------------------------------------------------------------------------------------
+
+# metric -> (detector key, kind, label)
+DISTRIBUTION_METRICS = {
+    "fvd": ("i3d", "frechet", "FVD"),
+    "kvd": ("i3d", "kernel", "KVD"),
+    "fid": ("inception", "frechet", "FID (per frame)"),
+    "is": ("c3d", "is", "IS (C3D, UCF-101)"),
+    "fpd": ("probe", "frechet", "FPD (probe Fréchet distance, built-in data only) — not FVD"),
+}
+
+
+def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
+    p.add_argument("--num", type=int, default=num, help=f"clips per side (default {num})")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--stride", type=int, default=1, help="frame step inside clips read from folders")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="clip side before the detector (default 64)")
+    p.add_argument("--num-objects", type=int, default=1, help="objects per clip for built-in datasets")
+    p.add_argument("--seed", type=int, default=0, help="seed of the real side and the first fake seed")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for folders/datasets")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="FVD / IS / FID / KVD / reconstruction / weight-free metrics",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    metrics = p.add_subparsers(dest="metric", metavar="METRIC", required=True)
+    for name, (det, kind, label) in DISTRIBUTION_METRICS.items():
+        m = metrics.add_parser(name, help=label)
+        if kind != "is":
+            m.add_argument("real", help="REAL: .npz stats, built-in dataset, run directory or video folder")
+        m.add_argument("fake", help="FAKE: .npz stats, built-in dataset, run directory or video folder")
+        _common(m)
+        m.add_argument("--weights", help="detector file or folder (default: $VIDEOSYNTH_WEIGHTS, then the cache)")
+        m.add_argument("--seeds", type=int, nargs="+", help="several fake seeds: report mean ± std over them")
+        if kind != "is":
+            m.add_argument("--save-stats", metavar="NPZ", help="write the REAL side's statistics here")
+            m.add_argument("--save-fake-stats", metavar="NPZ", help="write the FAKE side's statistics here")
+            m.add_argument("--real-split", default="train", help="split of a built-in REAL dataset (default train)")
+        if kind == "is":
+            m.add_argument("--splits", type=int, default=10)
+        if name == "fpd":
+            m.add_argument("--dataset", choices=BUILTIN, help="built-in dataset of the probe (default: REAL's name)")
+        m.set_defaults(func=run)
+
+    r = metrics.add_parser("recon", help="PSNR / SSIM (and LPIPS) between paired clips")
+    r.add_argument("real")
+    r.add_argument("fake")
+    _common(r, num=256)
+    r.add_argument("--lpips", action="store_true", help="also LPIPS (needs the lpips package and its weights)")
+    r.set_defaults(func=run_recon)
+
+    t = metrics.add_parser("track", help="weight-free physics metrics on built-in data (real vs fake)")
+    t.add_argument("real", help="built-in dataset (or any source of real clips)")
+    t.add_argument("fake")
+    _common(t, num=DEFAULT_TRACK_NUM)
+    t.add_argument("--real-split", default="val")
+    t.set_defaults(func=run_track)
+
+    tp = metrics.add_parser("train-probe", help="train the FPD probe network on a built-in dataset")
+    tp.add_argument("dataset", choices=BUILTIN)
+    tp.add_argument("--out", required=True, help="output .safetensors file")
+    tp.add_argument("--steps", type=int, default=300)
+    tp.add_argument("--batch-size", type=int, default=16)
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--preset", default="tiny", help="probe size preset (tiny, test)")
+    tp.add_argument("--data-size", type=int, default=DEFAULT_SIZE, help="frame side of the training clips")
+    tp.add_argument("--num-samples", type=int, default=10000, help="training-split length")
+    tp.add_argument("--num-objects", type=int, default=1)
+    tp.set_defaults(func=run_train_probe)
+
+
+def _load(metric: str, args: argparse.Namespace):
+    from videosynth.metrics.detectors import load_detector
+
+    det_name = DISTRIBUTION_METRICS[metric][0]
+    if det_name != "probe":
+        return load_detector(det_name, args.weights, args.device)
+    from videosynth.metrics.probe_net import load_probe_detector
+
+    dataset = args.dataset or (args.real if args.real in BUILTIN else None)
+    if dataset is None:
+        raise ConfigError("fpd needs --dataset (moving-digits or bouncing-shapes) when REAL is not a built-in name")
+    from videosynth.metrics.detectors import select_device
+
+    return load_probe_detector(dataset, args.weights, str(select_device(args.device)))
+
+
+def _emit(result, args: argparse.Namespace) -> None:
+    print(result.format())
+    if args.json:
+        result.write_json(args.json)
+        print(f"wrote {args.json}")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    if args.num < 2:
+        raise ConfigError("--num must be at least 2")
+    if args.frames < 1 or args.size < 0:
+        raise ConfigError("--frames must be ≥ 1 and --size ≥ 0")
+
+
+def run(args: argparse.Namespace) -> int:
+    from videosynth.metrics.pipeline import frechet_metric, inception_score_metric, kernel_metric
+    from videosynth.metrics.protocol import Protocol
+
+    _check_counts(args)
+    det_name, kind, label = DISTRIBUTION_METRICS[args.metric]
+    detector = _load(args.metric, args)
+    protocol = Protocol(args.metric, detector.name, detector.sha256, frames=args.frames, stride=args.stride,
+                        size=args.size, resize=detector.resize, num_samples=args.num, seed=args.seed)
+    seeds = args.seeds or [args.seed]
+    fake = make_side(args.fake, args, "val")
+    if kind == "is":
+        result = inception_score_metric(detector, fake, protocol, seeds, args.batch_size, args.splits, label)
+    else:
+        real = make_side(args.real, args, args.real_split)
+        fn = frechet_metric if kind == "frechet" else kernel_metric
+        result = fn(detector, real, fake, protocol, seeds, args.batch_size, args.save_stats, args.save_fake_stats,
+                    label=label)
+    _emit(result, args)
+    return 0
+
+
+def run_recon(args: argparse.Namespace) -> int:
+    import math
+
+    from videosynth.metrics.protocol import MetricResult, Protocol
+    from videosynth.metrics.recon import lpips_distance, psnr, ssim
+
+    _check_counts(args)
+    real = source_batches(args.real, args, args.seed, "val")
+    fake = source_batches(args.fake, args, args.seed, "val")
+    values: dict[str, list[float]] = {"psnr": [], "ssim": []}
+    if args.lpips:
+        values["lpips"] = []
+    for a, b in zip(real, fake):
+        n = min(a.shape[0], b.shape[0])
+        if a.shape[1:] != b.shape[1:]:
+            raise VideoSynthError(f"recon needs clips of one shape, got {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")
+        values["psnr"] += psnr(a[:n], b[:n]).tolist()
+        values["ssim"] += ssim(a[:n], b[:n]).tolist()
+        if args.lpips:
+            values["lpips"] += lpips_distance(a[:n], b[:n]).tolist()
+        if len(values["psnr"]) >= args.num:
+            break
+    n = len(values["psnr"])
+    if n == 0:
+        raise VideoSynthError("recon got no clip pairs")
+    protocol = Protocol("recon", "none", "-", frames=args.frames, stride=args.stride, size=args.size,
+                        resize="per frame, mean over frames", num_samples=n, seed=args.seed)
+    results = []
+    for key, vals in values.items():
+        vals = vals[: args.num]
+        finite = [v for v in vals if math.isfinite(v)]
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in finite) / len(finite)) if finite and math.isfinite(mean) else None
+        results.append(MetricResult(key, mean, protocol, std, n, n, [],
+                                    {"identical_pairs": len(vals) - len(finite)} if key == "psnr" else {}))
+    for res in results:
+        print(res.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps({r.metric: r.to_dict() for r in results}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_track(args: argparse.Namespace) -> int:
+    from videosynth.metrics.tracking import TrackingConfig, compare_physics, format_comparison, physics_stats
+
+    _check_counts(args)
+    cfg = TrackingConfig()
+    real = physics_stats(source_batches(args.real, args, args.seed, args.real_split), cfg, limit=args.num)
+    fake = physics_stats(source_batches(args.fake, args, args.seed, "val"), cfg, limit=args.num)
+    table = compare_physics(real, fake)
+    print(f"weight-free physics metrics (built-in data), {int(real['num_clips'])} real / "
+          f"{int(fake['num_clips'])} fake clips of {args.frames} frames at {args.size}px")
+    print(format_comparison(table))
+    if args.json:
+        out = {"metric": "track", "real": real, "fake": fake, "comparison": table,
+               "tracking_config": dataclasses.asdict(cfg),
+               "protocol": {"frames": args.frames, "size": args.size, "num_samples": args.num, "seed": args.seed,
+                            "real": args.real, "fake": args.fake}}
+        from videosynth.metrics.protocol import jsonable
+
+        Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_train_probe(args: argparse.Namespace) -> int:
+    import copy
+
+    from videosynth.data import DataConfig, build_dataset
+    from videosynth.metrics.probe_net import PRESETS, save_probe, train_probe
+    from videosynth.metrics.weights import sha256_file
+
+    if args.preset not in PRESETS:
+        raise ConfigError(f"unknown probe preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
+    cfg = copy.deepcopy(PRESETS[args.preset])
+    data_cfg = DataConfig(name=args.dataset, frames=cfg.frames, size=args.data_size, num_samples=args.num_samples,
+                          num_objects=args.num_objects, seed=0)
+    ds = build_dataset(data_cfg, "train")
+    cfg.num_classes = len(ds.class_names)
+    net = train_probe(ds, cfg, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    meta = {"dataset": args.dataset, "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
+            "data": dataclasses.asdict(data_cfg)}
+    save_probe(net, args.out, meta)
+    print(f"wrote {args.out} (sha256 {sha256_file(args.out)})")
+    return 0
