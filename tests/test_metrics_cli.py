@@ -11,7 +11,7 @@ from videosynth.commands import eval as eval_cmd
 from videosynth.commands import weights as weights_cmd
 from videosynth.errors import MissingWeightsError, VideoSynthError
 
-from test_metrics_detectors import TinyI3D, _write
+from test_metrics_detectors import SmallI3D, _write
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -25,26 +25,26 @@ def run_cli(argv):
     return args.func(args)
 
 
-SMALL = ["--num", "8", "--frames", "8", "--size", "16", "--batch-size", "4"]
+SMALL = ["--num", "6", "--frames", "4", "--size", "16", "--batch-size", "3"]
 
 
 def test_fvd_between_builtin_datasets_with_stats_cache(tmp_path, capsys):
-    i3d = _write(TinyI3D, tmp_path / "i3d_torchscript.pt")
+    i3d = _write(SmallI3D, tmp_path / "i3d_torchscript.pt")
     out, stats = tmp_path / "fvd.json", tmp_path / "ref.npz"
     assert run_cli(["eval", "fvd", "bouncing-shapes", "moving-digits", *SMALL, "--weights", str(i3d),
                     "--json", str(out), "--save-stats", str(stats)]) == 0
     text = capsys.readouterr().out
-    assert "FVD:" in text and "protocol: detector=i3d" in text and "warning: only 8 real samples" in text
+    assert "FVD:" in text and "protocol: detector=i3d" in text and "warning: only 6 real samples" in text
     data = json.loads(out.read_text())
-    assert data["protocol"]["frames"] == 8 and data["protocol"]["size"] == 16 and data["num_fake"] == 8
+    assert data["protocol"]["frames"] == 4 and data["protocol"]["size"] == 16 and data["num_fake"] == 6
     assert data["protocol"]["detector_sha256"] and data["warnings"]
 
     # the cached reference gives the same number; another protocol is refused
     assert run_cli(["eval", "fvd", str(stats), "moving-digits", *SMALL, "--weights", str(i3d),
                     "--json", str(tmp_path / "again.json")]) == 0
     assert json.loads((tmp_path / "again.json").read_text())["value"] == pytest.approx(data["value"], rel=1e-6)
-    with pytest.raises(VideoSynthError, match="frames: stats have 8, asked for 16"):
-        run_cli(["eval", "fvd", str(stats), "moving-digits", "--num", "8", "--frames", "16", "--size", "16",
+    with pytest.raises(VideoSynthError, match="frames: stats have 4, asked for 8"):
+        run_cli(["eval", "fvd", str(stats), "moving-digits", "--num", "6", "--frames", "8", "--size", "16",
                  "--weights", str(i3d)])
 
 
@@ -60,7 +60,7 @@ def test_missing_weights_exit_code_and_message(tmp_path, capsys):
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):
-    i3d = _write(TinyI3D, tmp_path / "i3d_torchscript.pt")
+    i3d = _write(SmallI3D, tmp_path / "i3d_torchscript.pt")
     with pytest.raises(VideoSynthError, match="not a .npz statistics file"):
         run_cli(["eval", "kvd", "bouncing-shapes", str(tmp_path / "nope"), *SMALL, "--weights", str(i3d)])
 

@@ -21,15 +21,22 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 class TinyI3D(torch.nn.Module):
     """Same call signature as the StyleGAN-V I3D TorchScript; 400-d output."""
 
-    def __init__(self):
+    def __init__(self, out_dim: int = 400):
         super().__init__()
         self.conv = torch.nn.Conv3d(3, 4, kernel_size=(3, 8, 8), stride=(1, 8, 8))
-        self.head = torch.nn.Linear(4, 400)
+        self.head = torch.nn.Linear(4, out_dim)
 
     def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
                 return_features: bool = False) -> torch.Tensor:
         h = torch.relu(self.conv(x)).mean(dim=(2, 3, 4))  # (B, 4)
         return self.head(h)
+
+
+class SmallI3D(TinyI3D):
+    """Same signature with 32-d features: 400×400 matrix square roots are slow on a busy 2-core machine."""
+
+    def __init__(self):
+        super().__init__(out_dim=32)
 
 
 class TinyC3D(torch.nn.Module):
@@ -132,11 +139,12 @@ def test_min_frames_guard_warns_not_drops(i3d_file, caplog):
     assert "at least 10" in caplog.text
 
 
-def test_fvd_pipeline_protocol_json_and_mismatch(tmp_path, i3d_file):
-    d = det.load_detector("i3d", str(i3d_file), device="cpu")
-    protocol = Protocol("fvd", "i3d", d.sha256, frames=16, size=16, resize=d.resize, num_samples=12)
-    real = Side("real", batches=lambda seed: [_clips(12, seed=100)])
-    fake = Side("fake", batches=lambda seed: [_clips(12, seed=seed, offset=0.5)])
+def test_fvd_pipeline_protocol_json_and_mismatch(tmp_path):
+    d = det.load_detector("i3d", str(_write(SmallI3D, tmp_path / "i3d_torchscript.pt")), device="cpu")
+    # frames=10: the I3D minimum, so no short-clip warning; few clips keep the 224-pixel resize cheap
+    protocol = Protocol("fvd", "i3d", d.sha256, frames=10, size=16, resize=d.resize, num_samples=6)
+    real = Side("real", batches=lambda seed: [_clips(6, t=10, seed=100)])
+    fake = Side("fake", batches=lambda seed: [_clips(6, t=10, seed=seed, offset=0.5)])
     stats_path = tmp_path / "real.npz"
     res = frechet_metric(d, real, fake, protocol, seeds=[0, 1], batch_size=5, save_real=str(stats_path))
     assert res.value > 0 and res.std is not None and set(res.details["per_seed"]) == {"0", "1"}
@@ -144,7 +152,7 @@ def test_fvd_pipeline_protocol_json_and_mismatch(tmp_path, i3d_file):
     out = tmp_path / "r.json"
     res.write_json(out)
     data = json.loads(out.read_text())
-    assert data["protocol"]["detector_sha256"] == d.sha256 and data["protocol"]["frames"] == 16
+    assert data["protocol"]["detector_sha256"] == d.sha256 and data["protocol"]["frames"] == 10
     assert "protocol: detector=i3d" in res.format()
 
     # cached real statistics give the same number as recomputing
@@ -155,20 +163,20 @@ def test_fvd_pipeline_protocol_json_and_mismatch(tmp_path, i3d_file):
     assert stored["detector_sha256"] == d.sha256
 
     # the same stats with another protocol are refused, naming what differs
-    other = Protocol("fvd", "i3d", d.sha256, frames=32, size=16, resize=d.resize, num_samples=12)
-    with pytest.raises(VideoSynthError, match="frames: stats have 16, asked for 32"):
+    other = Protocol("fvd", "i3d", d.sha256, frames=32, size=16, resize=d.resize, num_samples=6)
+    with pytest.raises(VideoSynthError, match="frames: stats have 10, asked for 32"):
         frechet_metric(d, Side("real.npz", stats_path=str(stats_path)), fake, other)
     with pytest.raises(VideoSynthError, match="only mean/covariance"):
         kernel_metric(d, Side("real.npz", stats_path=str(stats_path)), fake, protocol)
 
 
-def test_kvd_same_distribution_smaller_than_shifted(i3d_file):
-    d = det.load_detector("i3d", str(i3d_file), device="cpu")
-    protocol = Protocol("kvd", "i3d", d.sha256, num_samples=16)
-    real = Side("real", batches=lambda seed: [_clips(16, seed=100)])
-    same = kernel_metric(d, real, Side("same", batches=lambda s: [_clips(16, seed=200)]), protocol, subset_size=8)
-    shifted = kernel_metric(d, real, Side("shift", batches=lambda s: [_clips(16, seed=1, offset=0.8)]), protocol,
-                            subset_size=8)
+def test_kvd_same_distribution_smaller_than_shifted(tmp_path):
+    d = det.load_detector("i3d", str(_write(SmallI3D, tmp_path / "i3d_torchscript.pt")), device="cpu")
+    protocol = Protocol("kvd", "i3d", d.sha256, frames=4, num_samples=8)
+    real = Side("real", batches=lambda seed: [_clips(8, t=4, seed=100)])
+    same = kernel_metric(d, real, Side("same", batches=lambda s: [_clips(8, t=4, seed=200)]), protocol, subset_size=6)
+    shifted = kernel_metric(d, real, Side("shift", batches=lambda s: [_clips(8, t=4, seed=1, offset=0.8)]),
+                            protocol, subset_size=6)
     assert shifted.value > same.value
 
 
