@@ -78,7 +78,7 @@ def test_fpd_and_in_training_hook(tmp_path, monkeypatch):
                           label=probe.label)
     assert same.value == pytest.approx(0.0, abs=1e-6) and "not FVD" in same.format()
 
-    noise = lambda num, seed: torch.rand(num, 3, 16, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    noise = lambda num, generator: torch.rand(num, 3, 16, 32, 32, generator=generator) * 2 - 1  # noqa: E731
     out = evaluate_during_training(noise, "bouncing-shapes", num=8, seed=0, real=real[:8])
     assert out["track/valid_share_real"] == 1.0 and out["track/valid_share"] == 0.0
     assert out["track/valid_share_gap"] == -1.0 and out["fpd"] > 0

@@ -7,13 +7,14 @@ weight-free metrics for the built-in data in :mod:`.tracking` and :mod:`.probe_n
 """
 
 from videosynth.metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_stats
+from videosynth.metrics.in_training import evaluate_during_training
 from videosynth.metrics.inception_score import inception_score
 from videosynth.metrics.kernel import kernel_distance, mmd2_unbiased, polynomial_kernel
 from videosynth.metrics.protocol import MetricResult, Protocol
 from videosynth.metrics.recon import lpips_distance, psnr, recon_metrics, ssim
 
 __all__ = [
-    "FeatureStats", "frechet_distance", "frechet_distance_from_stats", "inception_score",
+    "evaluate_during_training", "FeatureStats", "frechet_distance", "frechet_distance_from_stats", "inception_score",
     "kernel_distance", "mmd2_unbiased", "polynomial_kernel", "MetricResult", "Protocol",
     "lpips_distance", "psnr", "recon_metrics", "ssim",
 ]

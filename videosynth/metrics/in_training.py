@@ -22,7 +22,7 @@ from videosynth.metrics.tracking import STAT_DIRECTIONS, TrackingConfig, physics
 
 log = logging.getLogger(__name__)
 
-GenerateFn = Callable[[int, int], "torch.Tensor | Iterable[torch.Tensor]"]
+GenerateFn = Callable[[int, torch.Generator], "torch.Tensor | Iterable[torch.Tensor]"]
 
 _REAL_CACHE: dict[tuple, tuple[torch.Tensor, dict[str, float]]] = {}
 _PROBE_CACHE: dict[tuple, FeatureStats] = {}
@@ -60,11 +60,13 @@ def evaluate_during_training(generate_fn: GenerateFn, dataset_name: str, num: in
     """Weight-free metrics (and probe FPD when its weights exist) of generated clips, as flat floats for logging.
 
     Args:
-        generate_fn: ``(num, seed) -> float [N, C, T, H, W]`` in ``[-1, 1]`` (or an
-            iterable of such batches); called once, under ``torch.inference_mode()``.
+        generate_fn: ``(num, generator) -> float [N, C, T, H, W]`` in ``[-1, 1]`` (or an
+            iterable of such batches), where ``generator`` is a CPU ``torch.Generator``
+            seeded with ``seed`` (the convention of ``Objective.sample``); called once,
+            under ``torch.inference_mode()``.
         dataset_name: ``moving-digits`` or ``bouncing-shapes`` (the real reference).
         num: clips per side.
-        seed: passed to ``generate_fn`` so evaluations are repeatable.
+        seed: seeds the generator handed to ``generate_fn`` so evaluations are repeatable.
         real: real clips to compare with instead of the dataset's validation split.
         data_config: the training ``DataConfig`` (so real clips match it).
         probe_weights: explicit probe file; otherwise ``probe-<dataset>.safetensors``
@@ -77,7 +79,7 @@ def evaluate_during_training(generate_fn: GenerateFn, dataset_name: str, num: in
     """
     cfg = cfg or TrackingConfig()
     with torch.inference_mode():
-        fake = _collect(generate_fn(num, seed), num)
+        fake = _collect(generate_fn(num, torch.Generator(device="cpu").manual_seed(seed)), num)
     _, _, t, h, w = fake.shape
     key = (dataset_name, num, t, h, w, repr(data_config), repr(cfg), None if real is None else id(real))
     if key not in _REAL_CACHE:
