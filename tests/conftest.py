@@ -1,5 +1,9 @@
 import os
 
+# one BLAS/OpenMP thread per test process: the test machine has 2 cores, shared
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import pytest
 import torch
 

@@ -724,6 +724,13 @@ def write_loss_plot(log_path: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
+def _jsonable(value):
+    """Floats rounded for the log; NaN/Inf become null (JSON has no NaN)."""
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    return value
+
+
 class _StopFlag:
     """SIGINT/SIGTERM -> finish the current step, save, exit cleanly."""
 
@@ -866,7 +873,7 @@ def train(
             if ctx.is_main and (step % cfg.log_every == 0 or step == cfg.steps or ctx.skipped):
                 now = time.perf_counter()
                 row = {"step": step, "time": round(time.time(), 3), "it_s": round(steps_since / (now - t_last), 4)}
-                row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()})
+                row.update({k: _jsonable(v) for k, v in metrics.items()})
                 with open(log_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 t_last, steps_since = now, 0
@@ -879,7 +886,7 @@ def train(
             if eval_fn is not None and cfg.eval_every > 0 and step % cfg.eval_every == 0 and ctx.is_main:
                 scores = eval_fn(objective, step)
                 with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": step, **{f"eval/{k}": v for k, v in scores.items()}}) + "\n")
+                    f.write(json.dumps({"step": step, **{f"eval/{k}": _jsonable(v) for k, v in scores.items()}}) + "\n")
             if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
                 write_samples(objective, run_dir, step, cfg)
             stop = _agree_stop(ctx, stopper.stop)
