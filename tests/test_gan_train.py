@@ -151,3 +151,54 @@ def test_run_training_on_builtin_data_and_sample(tmp_path):
     loaded = load_run(run_dir, device="cpu")
     clips = loaded.objective.generate(3, torch.Generator().manual_seed(0), labels=torch.tensor([0, -1, 0]))
     assert clips.shape == (3, 3, TINY.frames, TINY.size, TINY.size)
+
+
+DDP_SCRIPT = """
+import json, sys
+import torch
+import torch.distributed as dist
+sys.path.insert(0, {here!r})
+from test_gan_train import TinyVideos, _cfg
+from videosynth.conditioning import ConditionConfig
+from videosynth.models.videogan import PRESETS
+from videosynth.train.gan import GANLossConfig, GANObjective
+from videosynth.train import loop
+
+captured = {{}}
+
+class Capture(GANObjective):
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        captured["objective"] = self
+
+cfg = _cfg(steps=3, model=PRESETS["tiny-two-stream"],
+           loss=GANLossConfig(kind="wgan", n_critic=2, gp_weight=10.0, mask_weight=0.1),
+           condition=ConditionConfig(kind="class", num_classes=2, dim=8))
+loop.train(cfg, Capture, sys.argv[1], TinyVideos(), progress=False)
+objective = captured["objective"]
+params = torch.cat([p.detach().flatten() for m in objective.modules().values() for p in m.parameters()])
+gathered = [torch.zeros_like(params) for _ in range(dist.get_world_size())]
+dist.all_gather(gathered, params)
+if dist.get_rank() == 0:
+    json.dump({{"max_diff": float((gathered[0] - gathered[1]).abs().max())}}, open(sys.argv[2], "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
+    """WGAN-GP (double backward), two-stream, class-conditioned, under DDP with the gloo backend."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "train_gan_ddp.py"
+    script.write_text(DDP_SCRIPT.format(here=str(Path(__file__).parent)))
+    out = tmp_path / "ddp.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(script), str(tmp_path / "run"), str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(out.read_text())["max_diff"] == 0.0
+    _, meta = find_checkpoint(tmp_path / "run")
+    assert meta["step"] == 3
