@@ -151,9 +151,14 @@ class DiscriminatorLoss(nn.Module):
         return out
 
 
-def requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
+def requires_grad(params: list[nn.Parameter], flag: bool) -> None:
+    for p in params:
         p.requires_grad_(flag)
+
+
+def trainable(module: nn.Module) -> list[nn.Parameter]:
+    """Parameters that train (a frozen pretrained text encoder stays out)."""
+    return [p for p in module.parameters() if p.requires_grad]
 
 
 # ----------------------------------------------------------------------------- objective
@@ -177,8 +182,10 @@ class GANObjective(Objective):
         discriminator = DiscriminatorLoss(Discriminator(model), build_conditioner(cfg.condition), cfg.loss)
         self.G = ctx.wrap(generator)
         self.D = ctx.wrap(discriminator)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_g, betas=(cfg.optim.beta1, cfg.optim.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2))
+        self.d_params = trainable(self.D)  # frozen for the generator update, then thawed
+        betas = (cfg.optim.beta1, cfg.optim.beta2)
+        self.opt_g = torch.optim.Adam(trainable(self.G), lr=cfg.optim.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.optim.lr_d, betas=betas)
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
         self.perceptual = None
         if cfg.loss.perceptual_weight > 0:
@@ -204,7 +211,6 @@ class GANObjective(Objective):
         metrics: dict[str, float] = {}
 
         # ---- discriminator: n_critic updates on this batch, fresh noise each ----------------
-        requires_grad(self.D, True)
         for _ in range(self.loss_cfg.n_critic):
             with torch.no_grad(), self.ctx.autocast():
                 fake = self.G(self._noise(n), labels, captions)  # (B, C, T, H, W)
@@ -217,7 +223,7 @@ class GANObjective(Objective):
             metrics["grad_norm_d"] = grad_d
 
         # ---- generator: one update through the frozen bare discriminator --------------------
-        requires_grad(self.D, False)
+        requires_grad(self.d_params, False)
         d_bare = unwrap(self.D)
         with self.ctx.autocast():
             parts = self.G(self._noise(n), labels, captions, return_parts=True)
@@ -239,7 +245,7 @@ class GANObjective(Objective):
             loss_g = loss_g + self.loss_cfg.perceptual_weight * perceptual
             metrics["perceptual"] = perceptual.item()
         grad_g = self.ctx.backward_step(loss_g, self.opt_g, self.G, name="generator")
-        requires_grad(self.D, True)
+        requires_grad(self.d_params, True)
         self.ema_g.update(self.G)
         metrics["loss_g"] = loss_g.item()
         metrics["d_fake_g"] = d_fake.detach().float().mean().item()
