@@ -200,3 +200,13 @@ def test_codebook_synchronised_across_ddp_ranks():
     mp.start_processes(_ddp_worker, args=(2, _free_port(), queue), nprocs=2, start_method="spawn")
     same_codebook, same_counts = queue.get()
     assert same_codebook and same_counts
+
+
+def test_non_finite_encoder_outputs_do_not_poison_the_codebook():
+    model = tiny(restart_after=1).train()
+    model(clip())
+    z = model.encoder(clip(seed=1)).detach()
+    z[0, :, 0] = float("nan")  # one latent frame of one clip diverged
+    model.quantizer(z)
+    assert torch.isfinite(model.quantizer.embedding).all()
+    assert torch.isfinite(model.quantizer.ema_sum).all()

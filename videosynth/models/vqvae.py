@@ -215,7 +215,9 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_from_batch(self, flat: torch.Tensor) -> None:
-        rows = _broadcast(_sample_rows(flat, self.cfg.codebook_size).contiguous())  # (K, D)
+        flat = flat[torch.isfinite(flat).all(1)]  # (N', D)
+        source = flat if len(flat) else self.embedding.detach().float()
+        rows = _broadcast(_sample_rows(source, self.cfg.codebook_size).contiguous())  # (K, D)
         self.embedding.data.copy_(rows)
         self.ema_sum.copy_(rows)
         self.ema_count.fill_(1.0)
@@ -226,7 +228,9 @@ class VectorQuantizer(nn.Module):
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, int]:
         """EMA update and dead-code restart; returns the synchronised counts ``[K]`` and restarts."""
         cfg = self.cfg
-        onehot = F.one_hot(indices, cfg.codebook_size).type(flat.dtype)  # (N, K)
+        finite = torch.isfinite(flat).all(1)  # (N,): a diverging encoder must not poison the codebook
+        flat, indices = flat[finite], indices[finite]  # (N', D), (N',)
+        onehot = F.one_hot(indices, cfg.codebook_size).type(flat.dtype)  # (N', K)
         counts = _all_reduce_sum(onehot.sum(0))  # (K,)
         if cfg.codebook == "ema":
             sums = _all_reduce_sum(onehot.t() @ flat)  # (K, D)
@@ -245,7 +249,8 @@ class VectorQuantizer(nn.Module):
         # ``dead`` is computed from synchronised buffers, so every rank takes the same branch
         n_dead = int(dead.sum())
         if n_dead:
-            rows = _broadcast(_sample_rows(flat, cfg.codebook_size).contiguous())  # (K, D)
+            source = flat if len(flat) else self.embedding.detach().float()  # (N', D) or (K, D)
+            rows = _broadcast(_sample_rows(source, cfg.codebook_size).contiguous())  # (K, D)
             self.embedding.data[dead] = rows[dead]
             self.ema_sum[dead] = rows[dead]
             self.ema_count[dead] = 1.0
@@ -257,7 +262,7 @@ class VectorQuantizer(nn.Module):
         b, d, t, h, w = z.shape
         z = z.float()
         flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*t*h*w, D)
-        if self.training and not bool(self.initialized):
+        if self.training and not bool(self.initialized):  # synchronised flag: every rank agrees
             self._init_from_batch(flat.detach())
         indices = self.nearest(flat.detach())  # (N,)
         restarted = 0
