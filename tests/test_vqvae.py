@@ -160,7 +160,7 @@ def test_train_step_reduces_loss():
         out.loss.backward()
         opt.step()
         first = first if first is not None else float(out.recon_loss.detach())
-    assert float(out.recon_loss) < first
+    assert float(out.recon_loss.detach()) < first
 
 
 # --- DDP: codebook statistics synchronised across ranks -------------------------------------
