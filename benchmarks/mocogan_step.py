@@ -11,6 +11,11 @@ peak (``ru_maxrss``) belongs to it alone; on CUDA the peak is ``max_memory_alloc
     python benchmarks/mocogan_step.py                       # all cases, batch 8, CPU or GPU
     python benchmarks/mocogan_step.py --cases mocogan/demo-32x32x16 videogan/demo-32x32x16
     python benchmarks/mocogan_step.py --json out.json --repeats 10
+    python benchmarks/mocogan_step.py --threads 1 --rounds 3   # a shared CPU: interleave the cases
+
+With ``--rounds R`` every case runs R times, round-robin (case A, B, ..., A, B, ...), and the
+reported time is the median of the R per-round medians, so load from other processes spreads
+evenly over the cases being compared.
 
 Prints a table; writes JSON (default ``benchmarks/results/mocogan_step.json``).
 """
@@ -116,6 +121,21 @@ def _in_subprocess(name: str, args: argparse.Namespace) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _merge_rounds(results: list[dict]) -> dict:
+    """One row per case: the median over rounds of the step time, the max of the peak memory."""
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[0]
+    row = dict(good[0])
+    row["failed_rounds"] = [r["error"] for r in results if "error" in r]
+    row["step_ms_rounds"] = [r["step_ms_median"] for r in good]
+    row["step_ms_median"] = round(statistics.median(row["step_ms_rounds"]), 2)
+    row["step_ms_min"] = min(r["step_ms_min"] for r in good)
+    row["clips_per_s"] = round(row["batch"] / (row["step_ms_median"] / 1000), 3)
+    row["peak_mem_mib"] = max(r["peak_mem_mib"] for r in good)
+    return row
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -128,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1, help="round-robin repetitions of every case (median taken)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--json", default="benchmarks/results/mocogan_step.json")
@@ -139,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(args.one, args.batch, args.repeats, args.warmup, _device(args.device))))
         return 0
 
-    rows = [_in_subprocess(name, args) for name in args.cases]
+    runs: dict[str, list[dict]] = {name: [] for name in args.cases}
+    for _ in range(args.rounds):
+        for name in args.cases:
+            runs[name].append(_in_subprocess(name, args))
+    rows = [_merge_rounds(results) for results in runs.values()]
     baselines = {r["size"]: r for r in rows if r.get("family") == "videogan" and "error" not in r}
     print(f"{'case':28s} {'step ms':>9s} {'clips/s':>8s} {'peak MiB':>9s} {'vs VideoGAN':>11s} {'params G / D':>22s}")
     for r in rows:
@@ -155,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{ratio:>11s} {g / 1e6:9.2f}M / {d / 1e6:7.2f}M")
     result = {
         "benchmark": "mocogan_step",
-        "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup,
+        "batch": args.batch, "repeats": args.repeats, "warmup": args.warmup, "rounds": args.rounds,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.platform(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "device": str(_device(args.device)),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "rows": rows,

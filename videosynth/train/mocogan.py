@@ -54,7 +54,7 @@ from videosynth.models.mocogan import (
     VideoDiscriminator,
     sample_frames,
 )
-from videosynth.train.gan import requires_grad
+from videosynth.train.gan import requires_grad, trainable
 from videosynth.train.loop import EMA, Context, Objective, RunConfig, TrainConfig, unwrap
 
 # Adam settings of the paper's code: lr 2e-4, betas (0.5, 0.999), weight decay 1e-5.
@@ -336,12 +336,13 @@ class MoCoGANObjective(Objective):
         ocfg = cfg.optim
 
         def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-            params = [p for p in module.parameters() if p.requires_grad]  # frozen pretrained encoders stay out
-            return torch.optim.Adam(params, lr, (ocfg.beta1, ocfg.beta2), weight_decay=ocfg.weight_decay)
+            # trainable parameters only: a frozen pretrained text encoder stays out
+            return torch.optim.Adam(trainable(module), lr, (ocfg.beta1, ocfg.beta2), weight_decay=ocfg.weight_decay)
 
         self.opt_g = adam(self.G, ocfg.lr_g)
         self.opt_di = adam(self.D_I, ocfg.lr_d_image)
         self.opt_dv = adam(self.D_V, ocfg.lr_d_video)
+        self.d_params = trainable(self.D_I) + trainable(self.D_V)  # frozen / thawed around the generator update
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
 
     # ---- loop interface -------------------------------------------------------------------
@@ -427,8 +428,7 @@ class MoCoGANObjective(Objective):
 
         # ---- generator: through both frozen bare discriminators -----------------------------
         d_image, d_video = unwrap(self.D_I), unwrap(self.D_V)
-        requires_grad(d_image, False)
-        requires_grad(d_video, False)
+        requires_grad(self.d_params, False)
         with ctx.autocast():
             (gi,) = d_image(self._noisy(fake_frames, std), labels=labels, captions=captions, repeat=k)  # (B*k,)
             ((gv, cat_g),) = d_video(self._noisy(fake, std), labels=labels, captions=captions)  # (B,), (B, A)
@@ -440,8 +440,7 @@ class MoCoGANObjective(Objective):
             loss_cat_g = self._category_loss(cat_g, action)
             loss_g = loss_g + lcfg.category_weight * loss_cat_g
         gn_g = ctx.backward_step(loss_g, self.opt_g, self.G, name="generator")
-        requires_grad(d_image, True)
-        requires_grad(d_video, True)
+        requires_grad(self.d_params, True)
         self.ema_g.update(self.G)
 
         # ---- logs ------------------------------------------------------------------------
