@@ -4,7 +4,8 @@ One training step (``GANObjective.train_step``) is:
 
 1. ``n_critic`` discriminator updates, each on the step's real batch and fresh noise:
    ``loss_d = d_loss(D(x), D(G(z)))`` (+ WGAN-GP gradient penalty, + R1 penalty);
-2. one generator update: ``loss_g = g_loss(D(G(z)))`` (+ L1 mask sparsity for the
+2. one generator update on the last critic update's fakes (the DCGAN tutorial's order):
+   ``loss_g = g_loss(D(G(z)))`` (+ L1 mask sparsity for the
    two-stream generator, Vondrick et al. 2016; + optional paired reconstruction /
    perceptual terms);
 3. the EMA generator is updated; periodic sample grids use it with fixed noise.
@@ -211,11 +212,14 @@ class GANObjective(Objective):
         metrics: dict[str, float] = {}
 
         # ---- discriminator: n_critic updates on this batch, fresh noise each ----------------
-        for _ in range(self.loss_cfg.n_critic):
-            with torch.no_grad(), self.ctx.autocast():
-                fake = self.G(self._noise(n), labels, captions)  # (B, C, T, H, W)
+        # The last critic update's fakes are generated with grad and reused by the generator
+        # update (as in the DCGAN tutorial), which saves one generator forward per step.
+        for i in range(self.loss_cfg.n_critic):
+            last = i == self.loss_cfg.n_critic - 1
+            with torch.set_grad_enabled(last), self.ctx.autocast():
+                parts = self.G(self._noise(n), labels, captions, return_parts=True)
             with self.ctx.autocast():
-                d_out = self.D(real, fake.float(), labels, captions)
+                d_out = self.D(real, parts["video"].detach().float(), labels, captions)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")
         metrics["loss_d"] = d_out["loss"].item()
         metrics.update({k: v.item() for k, v in d_out.items() if k != "loss"})
@@ -225,9 +229,8 @@ class GANObjective(Objective):
         # ---- generator: one update through the frozen bare discriminator --------------------
         requires_grad(self.d_params, False)
         d_bare = unwrap(self.D)
+        fake = parts["video"].float()  # (B, C, T, H, W)
         with self.ctx.autocast():
-            parts = self.G(self._noise(n), labels, captions, return_parts=True)
-            fake = parts["video"].float()  # (B, C, T, H, W)
             d_fake = d_bare.logits(fake, labels, captions)  # (B,)
         loss_adv = d_bare.gan_loss.g_loss(d_fake)
         loss_g = loss_adv
