@@ -348,7 +348,10 @@ def test_model_and_data_size_mismatch_is_config_error():
         model_config(dataclasses.replace(cfg, model=dataclasses.replace(TINY, cond_dim=3)))
 
 
-@pytest.mark.parametrize("path", sorted(str(p) for p in (Path(__file__).parents[1] / "configs" / "mocogan").glob("*.yaml")))
+CONFIGS = sorted(str(p) for p in (Path(__file__).parents[1] / "configs" / "mocogan").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS)
 def test_shipped_configs_resolve(path):
     from videosynth.train.mocogan import model_config
     from videosynth.train.run import resolve_config
