@@ -118,6 +118,23 @@ def test_generate_and_sample(tmp_path):
         objective.generate(2, g(), guidance=2.0)
 
 
+def test_ema_sampling_uses_standing_batchnorm_stats():
+    from videosynth.train.loop import Context
+
+    cfg = _cfg()
+    objective = GANObjective(cfg, Context(cfg.train, torch.device("cpu"), None, TinyVideos()))
+    ema_buffers = {k: v.clone() for k, v in objective.ema_g.module.state_dict().items()}
+    first = objective._standing_ema()
+    assert objective._standing_ema() is first  # cached while the EMA weights are unchanged
+    stats = first.net.stack.blocks[0].norm.running_var
+    assert not torch.equal(stats, objective.ema_g.module.net.stack.blocks[0].norm.running_var)
+    assert all(torch.equal(v, objective.ema_g.module.state_dict()[k]) for k, v in ema_buffers.items())
+    objective.set_train(True)
+    batch = next(iter(torch.utils.data.DataLoader(TinyVideos(), batch_size=4)))
+    objective.train_step(batch, 0)
+    assert objective._standing_ema() is not first  # the EMA moved: statistics re-estimated
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="two-stream"):
         train(_cfg(loss=GANLossConfig(mask_weight=0.1)), GANObjective, tmp_path / "a", TinyVideos(), progress=False)

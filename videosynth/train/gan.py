@@ -8,7 +8,8 @@ One training step (``GANObjective.train_step``) is:
    ``loss_g = g_loss(D(G(z)))`` (+ L1 mask sparsity for the
    two-stream generator, Vondrick et al. 2016; + optional paired reconstruction /
    perceptual terms);
-3. the EMA generator is updated; periodic sample grids use it with fixed noise.
+3. the EMA generator is updated; periodic sample grids and ``generate`` use it with fixed
+   noise, after re-estimating its BatchNorm statistics for the averaged weights.
 
 Conditioning: the generator and the discriminator each own a conditioner built from
 ``condition:`` (so the projection discriminator learns its own class/text embedding,
@@ -23,6 +24,7 @@ parameters frozen, so no gradient sync is expected for it there.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -42,6 +44,11 @@ from videosynth.losses import (
 )
 from videosynth.models.videogan import GENERATORS, PRESETS, Discriminator, VideoGANConfig
 from videosynth.train.loop import EMA, Context, Objective, RunConfig, TrainConfig, unwrap
+
+# Standing BatchNorm statistics of the EMA generator: batches x clips of fixed-seed noise.
+STANDING_BATCHES = 8
+STANDING_BATCH = 16
+STANDING_SEED = 0
 
 # ----------------------------------------------------------------------------- config
 
@@ -188,6 +195,7 @@ class GANObjective(Objective):
         self.opt_g = torch.optim.Adam(trainable(self.G), lr=cfg.optim.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.optim.lr_d, betas=betas)
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
+        self._standing: tuple | None = None  # (EMA version key, EMA copy with standing BN stats)
         self.perceptual = None
         if cfg.loss.perceptual_weight > 0:
             self.perceptual = PerceptualLoss(cfg.loss.perceptual_path).to(ctx.device)
@@ -271,6 +279,37 @@ class GANObjective(Objective):
         return None, None
 
     @torch.no_grad()
+    def _standing_ema(self) -> nn.Module:
+        """A copy of the EMA generator with BatchNorm statistics recomputed for its own weights.
+
+        The EMA copies the live generator's running statistics, which belong to the live
+        weights, not to the averaged ones (samples come out washed out); as in BigGAN
+        (Brock et al. 2019, "standing statistics"), they are re-estimated from
+        ``STANDING_BATCHES`` fixed-seed noise batches.  Cached until the EMA weights change.
+        """
+        ema = self.ema_g.module
+        # every in-place update (EMA lerp_, checkpoint load) bumps a tensor's version counter
+        key = tuple(t._version for t in ema.state_dict(keep_vars=True).values())
+        if self._standing is not None and self._standing[0] == key:
+            return self._standing[1]
+        net = copy.deepcopy(ema)
+        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if norms:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the standing batches
+            net.train()
+            g = torch.Generator().manual_seed(STANDING_SEED)
+            labels, captions = self._default_conditions(STANDING_BATCH)
+            labels = torch.full((STANDING_BATCH,), -1) if labels is None else labels
+            for _ in range(STANDING_BATCHES):
+                z = torch.randn(STANDING_BATCH, self.model_cfg.z_dim, generator=g).to(self.ctx.device)
+                net(z, labels.to(self.ctx.device), captions or [""] * STANDING_BATCH)
+        net.eval()
+        self._standing = (key, net)
+        return net
+
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """EMA-generator clips from fixed noise: float ``(n, C, T, H, W)`` in ``[-1, 1]``."""
         labels, captions = self._default_conditions(n)
@@ -291,7 +330,7 @@ class GANObjective(Objective):
         if frames is not None and frames != self.model_cfg.frames:
             raise ConfigError(f"this VideoGAN generates {self.model_cfg.frames} frames; --frames {frames} "
                               "is not possible (the clip length is fixed by the architecture)")
-        net = self.ema_g.module if ema else unwrap(self.G)
+        net = self._standing_ema() if ema else unwrap(self.G)
         z = torch.randn(n, self.model_cfg.z_dim, generator=generator).to(self.ctx.device)
         if labels is None:
             labels = torch.full((n,), -1, dtype=torch.long)
