@@ -94,6 +94,10 @@ def test_prime_tokens_are_kept():
 def test_generate_rejects_grids_the_prior_cannot_hold():
     with pytest.raises(ConfigError, match="rollout"):
         generate(prior_(), (3, 4, 4), 1)
+    with pytest.raises(ConfigError, match="top_p"):
+        generate(prior_(), SHAPE, 1, top_p=0.0)
+    with pytest.raises(ConfigError, match="top_k"):
+        generate(prior_(), SHAPE, 1, top_k=0)
 
 
 @pytest.mark.parametrize("total_t,context_t", [(7, None), (5, 0), (1, 1)])

@@ -67,7 +67,7 @@ def _on_device(generator: torch.Generator | None, device: torch.device) -> torch
 
 def _validate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.Tensor | None,
               null_cond: torch.Tensor | None, guidance_scale: float,
-              prime: torch.Tensor | None) -> None:
+              prime: torch.Tensor | None, top_k: int | None = None, top_p: float | None = None) -> None:
     t, h, w = shape
     pt, ph, pw = prior.cfg.latent_shape
     if (h, w) != (ph, pw) or not 1 <= t <= pt:
@@ -82,6 +82,10 @@ def _validate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch
         raise ConfigError(f"this prior is conditional (prior.cond_dim={prior.cfg.cond_dim}); pass cond [B, D]")
     if cond is not None and cond.shape != (batch, prior.cfg.cond_dim):
         raise ConfigError(f"cond must be [{batch}, {prior.cfg.cond_dim}], got {list(cond.shape)}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"top_k must be >= 1 (or unset), got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ConfigError(f"top_p must be in (0, 1] (or unset), got {top_p}")
     if guidance_scale != 1.0 and null_cond is None:
         raise ConfigError("guidance_scale != 1 needs null_cond (the conditioner's null condition)")
 
@@ -114,7 +118,7 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
     Raises:
         ConfigError: shapes that do not fit the prior, or a missing ``cond`` / ``null_cond``.
     """
-    _validate(prior, shape, batch, cond, null_cond, guidance_scale, prime)
+    _validate(prior, shape, batch, cond, null_cond, guidance_scale, prime, top_k, top_p)
     t, h, w = shape
     n = t * h * w
     device = prior.head.weight.device
