@@ -100,7 +100,6 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, loss math stays fp32
-    num_workers: int = 0
     log_every: int = 10
     ckpt_every: int = 500
     sample_every: int = 500
@@ -648,7 +647,8 @@ class ResumableSampler(torch.utils.data.Sampler):
         return (self.batches_per_epoch - self.start_batch) * self.batch_size
 
 
-def _batches(dataset, sampler: ResumableSampler, cfg: TrainConfig, step: int, device) -> Iterator[dict]:
+def _batches(dataset, sampler: ResumableSampler, cfg: TrainConfig, step: int, device,
+             num_workers: int = 0) -> Iterator[dict]:
     """Batches from ``step`` on, forever, epoch after epoch, in a resume-exact order."""
     while True:
         epoch, start = divmod(step, sampler.batches_per_epoch)
@@ -659,7 +659,7 @@ def _batches(dataset, sampler: ResumableSampler, cfg: TrainConfig, step: int, de
             dataset,
             batch_size=cfg.batch_size,
             sampler=sampler,
-            num_workers=cfg.num_workers,
+            num_workers=num_workers,
             drop_last=True,
             pin_memory=device.type == "cuda",
             # an own generator: creating an iterator must not consume the global RNG
@@ -837,7 +837,8 @@ def train(
     objective.set_train(True)
 
     sampler = ResumableSampler(len(dataset), cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
-    batches = _batches(dataset, sampler, cfg, step, device)
+    num_workers = getattr(config.data, "num_workers", 0) if config.data is not None else 0
+    batches = _batches(dataset, sampler, cfg, step, device, num_workers)
     log_path = run_dir / "log.jsonl"
     bar = None
     if ctx.is_main and progress:
