@@ -129,6 +129,8 @@ def generate(
     i mod K), so a grid shows every class.
     """
     g = torch.Generator().manual_seed(seed)
+    if options.get("grid") or options.get("interpolate"):
+        batch_size = num  # a content/motion grid is one joint draw; it cannot be split into chunks
     out = []
     kind = run.condition_kind
     n_classes = len(run.class_names)

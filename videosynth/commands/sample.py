@@ -30,6 +30,7 @@ def register(sub) -> None:
     fam = p.add_argument_group("family options (ignored where they do not apply)")
     fam.add_argument("--grid", choices=["content-motion"], help="MoCoGAN: rows share content, columns share motion")
     fam.add_argument("--interpolate", type=int, metavar="STEPS", help="MoCoGAN: interpolate content codes")
+    fam.add_argument("--action", type=int, help="MoCoGAN: categorical action code to use")
     fam.add_argument("--prime", help="transformer: a video whose first frames are continued")
     fam.add_argument("--prime-frames", type=int, help="transformer: how many frames of --prime to observe")
     fam.add_argument("--temperature", type=float)
@@ -54,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
     label = parse_label(run_, args.label)
     check_text(run_, args.text)
     options = {
-        "grid": args.grid, "interpolate": args.interpolate, "prime": args.prime, "prime_frames": args.prime_frames,
+        "grid": args.grid, "action": args.action, "interpolate": args.interpolate, "prime": args.prime, "prime_frames": args.prime_frames,
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "guidance": args.guidance,
     }
     options = {k: v for k, v in options.items() if v is not None}
     videos = generate(run_, args.num, args.seed, label, args.text, args.frames, not args.no_ema, args.batch_size, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
-    nrow = int(math.ceil(math.sqrt(videos.shape[0])))
+    nrow = args.interpolate or int(math.ceil(math.sqrt(videos.shape[0])))
     write_grid(out, videos, nrow=nrow, fps=args.fps)
     print(f"wrote {out} ({videos.shape[0]} clips, {videos.shape[2]} frames, {videos.shape[3]}x{videos.shape[4]}, "
           f"step {run_.step}{', EMA' if not args.no_ema else ''})")
