@@ -172,3 +172,10 @@ def test_tokenizer_ddp_two_cpu_processes_share_codebook(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["finite"] and result["max_diff"] == 0.0  # weights, codebook and EMA statistics agree
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for family in ("vqvae", "transformer")
+                                        for p in (__import__("pathlib").Path(__file__).parents[1] / "configs" / family).glob("*.yaml")))
+def test_shipped_configs_resolve(path):
+    cfg = resolve_config(path)
+    assert cfg.family in ("vqvae", "transformer")
