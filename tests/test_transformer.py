@@ -95,4 +95,4 @@ def test_loss_backward_and_learns():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first
+    assert float(loss.detach()) < first
