@@ -151,6 +151,28 @@ def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, gamma: float = R1_GAMMA
 # ----------------------------------------------------------------------------- reconstruction
 
 
+# ----------------------------------------------------------------------------- instance noise
+
+
+def annealed_noise_std(start: float, steps: int, step: int) -> float:
+    """Instance-noise std at ``step``: linear from ``start`` to 0 over ``steps`` (0 = constant).
+
+    Instance noise (Sønderby et al. 2017, "Amortised MAP inference for image super-resolution")
+    blurs real and fake distributions together early on, so the discriminator cannot win outright
+    before the generator has learnt anything.
+    """
+    if start <= 0:
+        return 0.0
+    if steps <= 0:
+        return start
+    return start * max(0.0, 1.0 - step / steps)
+
+
+def add_instance_noise(x: torch.Tensor, std: float) -> torch.Tensor:
+    """``x + N(0, std^2)`` (global RNG); ``x`` itself when ``std`` is 0."""
+    return x + std * torch.randn_like(x) if std > 0 else x
+
+
 def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error in float32; any matching shapes (videos ``(B, C, T, H, W)``)."""
     return F.l1_loss(prediction.float(), target.float())

@@ -37,6 +37,8 @@ from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
 from videosynth.losses import (
     RECONSTRUCTION_LOSSES,
+    add_instance_noise,
+    annealed_noise_std,
     PerceptualLoss,
     get_gan_loss,
     gradient_penalty,
@@ -62,6 +64,8 @@ class GANLossConfig:
     gp_weight: float = 0.0  # WGAN-GP lambda (10 with kind "wgan"); 0 = off
     r1_gamma: float = 0.0  # R1 penalty gamma on real data; 0 = off
     mask_weight: float = 0.0  # L1 sparsity of the two-stream foreground mask (VGAN: 0.1)
+    instance_noise: float = 0.0  # std of Gaussian noise on every discriminator input at step 0
+    instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps (0 = keep it)
     # Paired terms between G(z | c_i) and real clip i: only meaningful when the condition
     # pins the clip down (e.g. overfitting checks); 0 = off.
     recon_weight: float = 0.0
@@ -218,6 +222,7 @@ class GANObjective(Objective):
         _check_batch(real, self.model_cfg)
         n = real.shape[0]
         metrics: dict[str, float] = {}
+        std = annealed_noise_std(self.loss_cfg.instance_noise, self.loss_cfg.instance_noise_steps, step)
 
         # ---- discriminator: n_critic updates on this batch, fresh noise each ----------------
         # The last critic update's fakes are generated with grad and reused by the generator
@@ -227,7 +232,8 @@ class GANObjective(Objective):
             with torch.set_grad_enabled(last), self.ctx.autocast():
                 parts = self.G(self._noise(n), labels, captions, return_parts=True)
             with self.ctx.autocast():
-                d_out = self.D(real, parts["video"].detach().float(), labels, captions)
+                d_out = self.D(add_instance_noise(real, std), add_instance_noise(parts["video"].detach().float(), std),
+                               labels, captions)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")
         metrics["loss_d"] = d_out["loss"].item()
         metrics.update({k: v.item() for k, v in d_out.items() if k != "loss"})
@@ -239,7 +245,7 @@ class GANObjective(Objective):
         d_bare = unwrap(self.D)
         fake = parts["video"].float()  # (B, C, T, H, W)
         with self.ctx.autocast():
-            d_fake = d_bare.logits(fake, labels, captions)  # (B,)
+            d_fake = d_bare.logits(add_instance_noise(fake, std), labels, captions)  # (B,)
         loss_adv = d_bare.gan_loss.g_loss(d_fake)
         loss_g = loss_adv
         metrics["loss_g_adv"] = loss_adv.item()
@@ -262,6 +268,8 @@ class GANObjective(Objective):
         metrics["d_fake_g"] = d_fake.detach().float().mean().item()
         if grad_g is not None:
             metrics["grad_norm_g"] = grad_g
+        if std > 0:
+            metrics["instance_noise"] = std
         return metrics
 
     # ---- sampling ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from torch import nn
 from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError, DataError
-from videosynth.losses import get_gan_loss
+from videosynth.losses import add_instance_noise, annealed_noise_std, get_gan_loss
 from videosynth.models.mocogan import (
     PRESETS,
     ImageDiscriminator,
@@ -360,16 +360,11 @@ class MoCoGANObjective(Objective):
 
     def noise_std(self, step: int) -> float:
         """Instance-noise std at ``step``: linear from ``loss.instance_noise`` to 0."""
-        lcfg = self.cfg.loss
-        if lcfg.instance_noise <= 0:
-            return 0.0
-        if lcfg.instance_noise_steps <= 0:
-            return lcfg.instance_noise
-        return lcfg.instance_noise * max(0.0, 1.0 - step / lcfg.instance_noise_steps)
+        return annealed_noise_std(self.cfg.loss.instance_noise, self.cfg.loss.instance_noise_steps, step)
 
     @staticmethod
     def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
-        return x + std * torch.randn_like(x) if std > 0 else x
+        return add_instance_noise(x, std)
 
     def _category_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over clips with a known category (target -1 = unknown; none known -> 0)."""
