@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from videosynth.errors import CheckpointError
     from videosynth.io import write_grid
     from videosynth.sample import generate, load_run
+    from videosynth.train.loop import find_checkpoint
     from videosynth.train.run import run_training
 
     out = Path(args.out)
@@ -73,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_training(DEMO_CONFIG, overrides, out)
     minutes = (time.perf_counter() - t0) / 60
+    _, meta = find_checkpoint(out)
+    target = meta["config"]["train"]["steps"]
+    if meta["step"] < target:  # stopped by Ctrl-C / SIGTERM: the loop saved; don't sample a half-trained model
+        print(f"demo stopped at step {meta['step']} of {target}; continue with: videosynth demo --resume --out {out}",
+              file=sys.stderr)
+        return 0
 
     # ---- one video per class, and a grid of all classes --------------------------------------
     run_ = load_run(out, device=args.device)
