@@ -17,17 +17,19 @@ from pathlib import Path
 # the shapes, their colours and their straight-line bouncing motion are recognisable.
 DEMO_CONFIG = {
     "family": "videogan",
-    "model": {"preset": "demo-32x32x16"},
-    "data": {"name": "bouncing-shapes", "size": 32, "frames": 16, "num_objects": 1, "num_samples": 20000, "seed": 0},
+    "model": {"preset": "demo-32x32x8"},
+    "data": {"name": "bouncing-shapes", "size": 32, "frames": 8, "object_size": 12, "num_objects": 1,
+             "num_samples": 20000, "seed": 0},
     "condition": {"kind": "class", "dim": 32},
-    "loss": {},
+    # instance noise keeps the discriminator from winning outright in the first few hundred steps
+    "loss": {"kind": "non-saturating", "instance_noise": 0.1, "instance_noise_steps": 1000},
     "train": {
-        "steps": 1200,
-        "batch_size": 32,
+        "steps": 1500,
+        "batch_size": 16,
         "seed": 0,
         "log_every": 20,
-        "ckpt_every": 400,
-        "sample_every": 400,
+        "ckpt_every": 500,
+        "sample_every": 500,
         "num_samples": 16,
         "ema_decay": 0.995,
     },
