@@ -77,7 +77,11 @@ def run_training(
     from videosynth.data import build_dataset
 
     _, objective_cls = get_family(cfg.family)
-    dataset = build_dataset(cfg.data, "train")
+    # a family may train on something other than decoded clips (the prior on cached tokens)
+    own = getattr(objective_cls, "build_dataset", None)
+    dataset = own(cfg, "train") if own is not None else None
+    if dataset is None:
+        dataset = build_dataset(cfg.data, "train")
     if resume is None:
         cfg = fit_to_dataset(cfg, dataset)
     run_dir = Path(resume) if resume is not None else Path(run_dir) if run_dir else default_run_dir(cfg, config)
