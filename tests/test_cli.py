@@ -129,3 +129,12 @@ def test_train_then_resume_through_the_cli_is_exact(tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     # a fresh run into a directory that holds checkpoints is refused, not overwritten
     assert "--resume" in one_line_error(videosynth("train", *common, "--run-dir", tmp_path / "a"))
+
+
+def test_eval_track_on_a_run_uses_the_runs_clip_shape(demo_run, tmp_path):
+    out, _ = demo_run
+    res = videosynth("eval", "track", "bouncing-shapes", out, "--num", "8", "--json", tmp_path / "t.json")
+    assert res.returncode == 0, res.stderr
+    assert "8 real / 8 fake clips of 8 frames at 32px" in res.stdout
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert result["real"]["valid_share"] == 1.0  # real clips drawn like the run's data are physically valid

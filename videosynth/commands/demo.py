@@ -131,4 +131,4 @@ def _weight_free_scores(run_, videos) -> dict:
         return generate(run_, n, seed=int(generator.initial_seed()))
 
     data = run_.config.data
-    return evaluate_during_training(gen, data.name, 64, 0)
+    return evaluate_during_training(gen, data.name, 64, 0, data_config=data)

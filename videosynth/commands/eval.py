@@ -76,8 +76,13 @@ def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -
     if spec in BUILTIN:
         from videosynth.data import DataConfig, build_dataset
 
-        cfg = DataConfig(name=spec, frames=args.frames, size=args.size or DEFAULT_SIZE, num_samples=num,
-                         num_objects=args.num_objects, seed=seed)
+        run_data = getattr(args, "run_data", None)
+        if run_data is not None and run_data.name == spec:
+            # real clips drawn like the run's training data (object size and count, seed), at the eval frames/size
+            cfg = dataclasses.replace(run_data, frames=args.frames, size=args.size or DEFAULT_SIZE, num_samples=num)
+        else:
+            cfg = DataConfig(name=spec, frames=args.frames, size=args.size or DEFAULT_SIZE, num_samples=num,
+                             num_objects=args.num_objects, seed=seed)
         batches = _dataset_batches(build_dataset(cfg, split), args.batch_size, args.workers)
     elif is_run_dir(path):
         try:
@@ -121,9 +126,10 @@ DISTRIBUTION_METRICS = {
 
 def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
     p.add_argument("--num", type=int, default=num, help=f"clips per side (default {num})")
-    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--frames", type=int, help="frames per clip (default: the run's when a side is a run directory, else 16)")
     p.add_argument("--stride", type=int, default=1, help="frame step inside clips read from folders")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="clip side before the detector (default 64)")
+    p.add_argument("--size", type=int, help="clip side before the detector (default: the run's data size when a side"
+                   " is a run directory, else 64)")
     p.add_argument("--num-objects", type=int, default=1, help="objects per clip for built-in datasets")
     p.add_argument("--seed", type=int, default=0, help="seed of the real side and the first fake seed")
     p.add_argument("--batch-size", type=int, default=16)
@@ -204,7 +210,29 @@ def _emit(result, args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def _adopt_run_data(args: argparse.Namespace) -> None:
+    """Fill ``--frames``/``--size`` from a run directory side's data config when not given.
+
+    A run's generator makes clips of a fixed length and size; comparing them with real clips of
+    another length or size (or with other object sizes) would measure the mismatch, not the model.
+    """
+    args.run_data = None
+    for spec in (getattr(args, "real", None), getattr(args, "fake", None)):
+        if spec and is_run_dir(Path(spec).expanduser()):
+            from videosynth.train.run import resolve_config
+
+            data = getattr(resolve_config(None, [], resume_dir=Path(spec).expanduser()), "data", None)
+            if data is not None and hasattr(data, "frames"):
+                args.run_data = data
+                break
+    if args.frames is None:
+        args.frames = args.run_data.frames if args.run_data is not None else 16
+    if args.size is None:
+        args.size = args.run_data.size if args.run_data is not None else DEFAULT_SIZE
+
+
 def _check_counts(args: argparse.Namespace) -> None:
+    _adopt_run_data(args)
     if args.num < 2:
         raise ConfigError("--num must be at least 2")
     if args.frames < 1 or args.size < 0:

@@ -114,7 +114,7 @@ def _eval_fn(cfg: RunConfig):
             finally:
                 objective.set_train(True)
 
-        return evaluate_during_training(generate, name, cfg.train.eval_num, cfg.train.seed)
+        return evaluate_during_training(generate, name, cfg.train.eval_num, cfg.train.seed, data_config=cfg.data)
 
     return fn
 
