@@ -15,5 +15,7 @@ setup:
 bench:
 	scripts/setup-env.sh
 	.venv/bin/python benchmarks/data_loading.py
-	.venv/bin/python benchmarks/gan_step.py
+	.venv/bin/python benchmarks/gan_step.py --threads 1
+	.venv/bin/python benchmarks/mocogan_step.py --threads 1
+	.venv/bin/python benchmarks/vq_step.py
 	.venv/bin/python benchmarks/sampling.py
