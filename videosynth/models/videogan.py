@@ -406,8 +406,8 @@ PRESETS = {
     "two-stream-64x64x32": VideoGANConfig(generator="two-stream"),
     # The seed network with a spectrally normalised discriminator (hinge / WGAN losses).
     "seed-sn-64x64x32": VideoGANConfig(d_spectral_norm=True),
-    # CPU-sized: 32x32 px, widths 128-64-32. `videosynth demo` uses the 8-frame one (about 3
-    # steps/s at batch 16 on one CPU core): coloured moving objects after ~1500 steps.
+    # CPU-sized: 32x32 px, widths 128-64-32. `videosynth demo` uses the 8-frame one (about 5
+    # steps/s at batch 16 on 2 CPU cores): coloured moving objects after ~2000 steps.
     "demo-32x32x8": VideoGANConfig(size=32, frames=8, g_base=32, d_base=32, z_dim=64),
     "demo-32x32x16": VideoGANConfig(size=32, frames=16, g_base=32, d_base=32, z_dim=64),
     "demo-two-stream-32x32x16": VideoGANConfig(size=32, frames=16, g_base=32, d_base=32, z_dim=64,
