@@ -22,9 +22,8 @@ from videosynth.train.loop import (
     Objective,
     RunConfig,
     find_checkpoint,
-    load_weights,
+    load_model_weights,
     select_device,
-    _load_maybe_partial,
 )
 
 
@@ -73,16 +72,9 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None, device: str = "
     ctx = Context(train_cfg, select_device(device), None)
     with torch.random.fork_rng(devices=[]):  # building the objective must not disturb the caller's RNG
         objective = objective_cls(dataclasses.replace(cfg, train=train_cfg), ctx)
-    weights = load_weights(path)
-    for name, module in objective.modules().items():
-        _load_maybe_partial(module, weights.get(name, {}), f"{path / 'model.safetensors'} [{name}]")
-    ema = objective.ema_modules()
-    if ema:
-        ema_weights = load_weights(path, "ema.safetensors")
-        for name, module in ema.items():
-            _load_maybe_partial(module, ema_weights.get(name, {}), f"{path / 'ema.safetensors'} [{name}]")
+    load_model_weights(path, objective)
     objective.set_train(False)
-    for module in ema.values():
+    for module in objective.ema_modules().values():
         module.eval()
     return LoadedRun(run_dir, cfg, objective, path, int(meta["step"]))
 

@@ -577,8 +577,8 @@ def load_weights(path: Path, file: str = "model.safetensors") -> dict[str, dict[
     return _split(tensors, names)
 
 
-def load_checkpoint(path: Path, objective: Objective) -> int:
-    """Restore modules, EMA, optimisers, RNG and extra state; returns the step."""
+def load_model_weights(path: Path, objective: Objective) -> None:
+    """Load a checkpoint's ``model.safetensors`` (and ``ema.safetensors``) into the objective's modules."""
     weights = load_weights(path)
     for name, module in objective.modules().items():
         if name not in weights:
@@ -589,6 +589,11 @@ def load_checkpoint(path: Path, objective: Objective) -> int:
         ema_weights = load_weights(path, "ema.safetensors")
         for name, module in ema.items():
             _load_maybe_partial(module, ema_weights.get(name, {}), f"{path / 'ema.safetensors'} [{name}]")
+
+
+def load_checkpoint(path: Path, objective: Objective) -> int:
+    """Restore modules, EMA, optimisers, RNG and extra state; returns the step."""
+    load_model_weights(path, objective)
     try:
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
