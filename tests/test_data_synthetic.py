@@ -94,3 +94,19 @@ def test_factory_and_config_errors():
     batch = next(iter(torch.utils.data.DataLoader(build_dataset(cfg, "train"), batch_size=2)))
     assert batch["video"].shape == (2, 3, 3, 32, 32) and batch["label"].shape == (2,)
     assert isinstance(batch["caption"], list)
+
+
+def test_shapes_in_one_fixed_colour():
+    ds = BouncingShapes(num_samples=6, frames=2, size=32, object_size=12, colour="white")
+    for i in range(len(ds)):
+        item = ds[i]
+        video = item["video"]  # (3, T, H, W) in [-1, 1]
+        assert torch.equal(video[0], video[1]) and torch.equal(video[1], video[2])  # grey levels only
+        assert video.max() == 1.0  # full white inside the object
+        assert item["caption"].startswith(f"a white {ds.class_names[int(item['label'])]}")
+    assert set(map(tuple, ds.factors(0)["colours"].tolist())) == {(255, 255, 255)}
+    assert all(c.startswith("a white ") for c in ds.captions())
+    with pytest.raises(ConfigError, match="did you mean 'white'"):
+        BouncingShapes(colour="whte")
+    with pytest.raises(ConfigError, match="bouncing-shapes only"):
+        build_dataset(DataConfig(name="moving-digits", colour="red"), "train")

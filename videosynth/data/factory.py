@@ -31,6 +31,7 @@ class DataConfig:
     num_objects: int = 1
     num_samples: int = 10000
     object_size: int = 0  # pixels; 0 = the built-in dataset's default for `size`
+    colour: str = ""  # bouncing-shapes: "" = a random palette colour per object, or one name ("white", "red", ...)
     seed: int = 0
     val_fraction: float = 0.1
     max_broken_fraction: float = 0.2
@@ -38,11 +39,14 @@ class DataConfig:
 
 
 def _moving_digits(cfg: DataConfig, split: str) -> Dataset:
+    if cfg.colour:
+        raise ConfigError("data.colour applies to bouncing-shapes only (moving-digits are white); remove it")
     return MovingDigits(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split)
 
 
 def _bouncing_shapes(cfg: DataConfig, split: str) -> Dataset:
-    return BouncingShapes(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split)
+    return BouncingShapes(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
+                          colour=cfg.colour)
 
 
 def _folder(cfg: DataConfig, split: str) -> Dataset:

@@ -19,6 +19,7 @@ Items follow the dataset contract: ``{"video": float32 [3, T, size, size] in
 
 from __future__ import annotations
 
+import difflib
 import math
 from functools import lru_cache
 
@@ -58,6 +59,8 @@ PALETTE = {
     "magenta": (225, 50, 225), "cyan": (40, 215, 225), "orange": (250, 140, 30),
 }
 WHITE = (255, 255, 255)
+# Names bouncing-shapes accepts for one fixed object colour (its ``colour`` argument).
+COLOURS = {**PALETTE, "white": WHITE}
 # Compass words for the motion direction, counter-clockwise from "right" in 45 degree sectors.
 DIRECTIONS = ("right", "up and to the right", "up", "up and to the left",
               "left", "down and to the left", "down", "down and to the right")
@@ -314,13 +317,32 @@ class MovingDigits(BouncingObjects):
 
 
 class BouncingShapes(BouncingObjects):
-    """Coloured circles, squares and triangles bouncing on black; label = shape of the first object."""
+    """Coloured circles, squares and triangles bouncing on black; label = shape of the first object.
+
+    ``colour``: ``""`` draws each object's colour from the palette; a name of :data:`COLOURS`
+    (e.g. ``"white"``) gives every object that colour, so only shape tells the classes apart.
+    Other arguments as :class:`BouncingObjects`.
+    """
 
     class_names = list(SHAPES)
     default_object_fraction = 0.25
 
+    def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
+                 object_size: int = 0, seed: int = 0, split: str = "train", colour: str = "") -> None:
+        super().__init__(num_samples, frames, size, num_objects, object_size, seed, split)
+        if colour and colour not in COLOURS:
+            match = difflib.get_close_matches(colour, list(COLOURS), n=1, cutoff=0.5)
+            hint = f"did you mean '{match[0]}'?" if match else f"use '' or one of {', '.join(COLOURS)}"
+            raise ConfigError(f"data.colour={colour!r} is not a known colour ({hint})")
+        self.colour = colour
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", colour={self.colour!r})"
+
     def _draw_classes(self, rng):
         classes = rng.integers(0, len(SHAPES), size=self.num_objects)
+        if self.colour:
+            return classes, np.tile(np.array(COLOURS[self.colour], np.uint8), (self.num_objects, 1))
         names = list(PALETTE)
         # distinct colours while the palette lasts, so objects can be told apart
         picks = rng.permutation(len(names))[: self.num_objects] if self.num_objects <= len(names) \
@@ -331,8 +353,9 @@ class BouncingShapes(BouncingObjects):
         return SHAPES[cls]
 
     def _describe(self, cls: int, colour) -> str:
-        name = next(n for n, rgb in PALETTE.items() if tuple(int(c) for c in colour) == rgb)
+        name = next(n for n, rgb in COLOURS.items() if tuple(int(c) for c in colour) == rgb)
         return f"a {name} {SHAPES[cls]}"
 
     def _templates(self) -> list[str]:
-        return [f"a {c} {s} moves {w}" for c in PALETTE for s in SHAPES for w in DIRECTIONS]
+        colours = [self.colour] if self.colour else list(PALETTE)
+        return [f"a {c} {s} moves {w}" for c in colours for s in SHAPES for w in DIRECTIONS]

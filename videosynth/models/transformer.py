@@ -164,6 +164,8 @@ PRESETS: dict[str, PriorConfig] = {
     "tiny": PriorConfig(vocab_size=64, latent_shape=(2, 4, 4), n_layer=2, n_head=2, n_embd=32),
     # matches the "demo-32x32x16" tokenizer (4x8x8 = 256 tokens); trains on CPU
     "demo-32x32x16": PriorConfig(vocab_size=256, latent_shape=(4, 8, 8), n_layer=4, n_head=4, n_embd=128),
+    # matches the "shapes-32x32x8" tokenizer (4x8x8 = 256 tokens, 64 codes); trains on CPU
+    "shapes-32x32x8": PriorConfig(vocab_size=64, latent_shape=(4, 8, 8), n_layer=4, n_head=4, n_embd=128),
     # VideoGPT's UCF-101 prior scale over 4x16x16 = 1024 tokens
     "ucf-64x64x16": PriorConfig(
         vocab_size=1024, latent_shape=(4, 16, 16), n_layer=8, n_head=4, n_embd=576, dropout=0.2

@@ -168,6 +168,8 @@ class VideoGANConfig:
     d_norm: str = "batch"  # "batch" | "layer" | "none"; unused when d_spectral_norm is on
     d_spectral_norm: bool = False  # spectral norm on every D weight, and no norm layers in D
     cond_dim: int = 0  # condition size from the shared conditioner; 0 = unconditional
+    # classes of the discriminator's auxiliary classifier head (AC-GAN); 0 = no head
+    num_classes: int = 0
 
     def __post_init__(self):
         if self.size < 8 or self.size & (self.size - 1):
@@ -179,6 +181,8 @@ class VideoGANConfig:
                 raise ConfigError(f"VideoGANConfig.{key}={getattr(self, key)} must be positive")
         if self.cond_dim < 0:
             raise ConfigError(f"VideoGANConfig.cond_dim={self.cond_dim} must be >= 0 (0 = unconditional)")
+        if self.num_classes < 0:
+            raise ConfigError(f"VideoGANConfig.num_classes={self.num_classes} must be >= 0 (0 = no class head)")
         if self.generator not in GENERATORS:
             raise _choice_error("generator", self.generator, GENERATORS)
         if self.g_conditioning not in G_CONDITIONING:
@@ -330,7 +334,8 @@ class Discriminator(nn.Module):
     Strided convolutions mirror the generator down to ``(first_frames, 4, 4)``; a
     final convolution over that whole volume gives one logit.  With ``cond_dim > 0``
     the projection term ``<phi(x), W c>`` is added, where ``phi(x)`` is the last
-    feature map summed over positions.  BatchNorm is used on all but the first layer
+    feature map summed over positions. With ``num_classes > 0`` a linear head on
+    ``phi(x)`` also classifies the clip (AC-GAN, Odena et al. 2017; see :meth:`judge`).  BatchNorm is used on all but the first layer
     unless ``d_spectral_norm`` (then every weight is spectrally normalised, no norm layers).
     """
 
@@ -347,6 +352,7 @@ class Discriminator(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.to_logit = conv_nd(3, widths[-1], 1, (plan.first_frames, FIRST_SIZE, FIRST_SIZE))
         self.projection = nn.Linear(cfg.cond_dim, widths[-1], bias=False) if cfg.cond_dim > 0 else None
+        self.class_head = nn.Linear(widths[-1], cfg.num_classes) if cfg.num_classes > 0 else None
         self.initialize_weights()
         if cfg.d_spectral_norm:
             for m in list(self.modules()):
@@ -360,9 +366,10 @@ class Discriminator(nn.Module):
         """x: ``(B, C, T, H, W)`` in ``[-1, 1]`` -> ``(B, d_widths[-1], first_frames, 4, 4)``."""
         return self.blocks(x)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def judge(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: ``(B, C, T, H, W)`` in ``[-1, 1]`` (size/frames of the config); cond ``(B, cond_dim)``
-        or None. Returns float logits ``(B,)``. Raises ConfigError on a condition mismatch."""
+        or None. Returns float logits ``(B,)`` and the class logits ``(B, num_classes)`` (None
+        without a class head). Raises ConfigError on a condition mismatch."""
         cfg = self.cfg
         expected = (cfg.channels, cfg.frames, cfg.size, cfg.size)
         if x.dim() != 5 or tuple(x.shape[1:]) != expected:
@@ -370,10 +377,15 @@ class Discriminator(nn.Module):
         _check_cond(cond, cfg.cond_dim, x.shape[0], "VideoGAN discriminator")
         h = self.features(x)  # (B, W, t0, 4, 4)
         logit = self.to_logit(h).flatten(1).squeeze(1)  # (B,)
+        phi = h.sum(dim=(2, 3, 4))  # (B, W)
         if self.projection is not None:
-            phi = h.sum(dim=(2, 3, 4))  # (B, W)
             logit = logit + (phi * self.projection(cond.to(phi.dtype))).sum(dim=1)  # (B,)
-        return logit
+        class_logits = self.class_head(phi) if self.class_head is not None else None  # (B, K)
+        return logit, class_logits
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The real/fake logits ``(B,)`` of :meth:`judge`."""
+        return self.judge(x, cond)[0]
 
 
 # ----------------------------------------------------------------------------- model

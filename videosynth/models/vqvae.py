@@ -330,6 +330,11 @@ PRESETS: dict[str, VQVAEConfig] = {
     "demo-32x32x16": VQVAEConfig(
         hidden=48, n_res_blocks=2, downsample=(4, 4, 4), codebook_size=256, code_dim=32
     ),
+    # 8 frames of 32x32 -> 4x8x8 tokens, 64 codes: one-colour shapes on black need few codes;
+    # small enough to train well on a 2-core CPU in minutes
+    "shapes-32x32x8": VQVAEConfig(
+        hidden=32, n_res_blocks=1, downsample=(2, 4, 4), codebook_size=64, code_dim=16
+    ),
     # VideoGPT's UCF-101 tokenizer scale: 16x64x64 -> 4x16x16 tokens, 1024 codes
     "ucf-64x64x16": VQVAEConfig(
         hidden=240, n_res_blocks=4, downsample=(4, 4, 4), codebook_size=1024, code_dim=256

@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from videosynth.augment import diff_augment, parse_policy
 from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
@@ -66,6 +68,11 @@ class GANLossConfig:
     mask_weight: float = 0.0  # L1 sparsity of the two-stream foreground mask (VGAN: 0.1)
     instance_noise: float = 0.0  # std of Gaussian noise on every discriminator input at step 0
     instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps (0 = keep it)
+    # DiffAugment on every discriminator input, e.g. "color,translation,cutout"; "" = off
+    diffaug: str = ""
+    # AC-GAN (Odena et al. 2017), class conditions only: D also learns to classify real clips
+    # and G is rewarded when its clips are classified as their label; 0 = off
+    aux_class_weight: float = 0.0
     # Paired terms between G(z | c_i) and real clip i: only meaningful when the condition
     # pins the clip down (e.g. overfitting checks); 0 = off.
     recon_weight: float = 0.0
@@ -136,6 +143,7 @@ class DiscriminatorLoss(nn.Module):
         self.gan_loss = get_gan_loss(loss.kind)
         self.gp_weight = loss.gp_weight
         self.r1_gamma = loss.r1_gamma
+        self.aux_class_weight = loss.aux_class_weight
 
     def condition(self, labels, captions) -> torch.Tensor | None:
         return None if self.conditioner is None else self.conditioner(labels, captions)  # (B, D)
@@ -143,14 +151,22 @@ class DiscriminatorLoss(nn.Module):
     def logits(self, videos: torch.Tensor, labels=None, captions=None) -> torch.Tensor:
         return self.net(videos, self.condition(labels, captions))
 
+    def judge(self, videos: torch.Tensor, labels=None, captions=None):
+        """``(logits (B,), class logits (B, K) or None)``; see :meth:`Discriminator.judge`."""
+        return self.net.judge(videos, self.condition(labels, captions))
+
     def forward(self, real: torch.Tensor, fake: torch.Tensor, labels=None, captions=None) -> dict:
         cond = self.condition(labels, captions)
         if self.r1_gamma > 0:
             real = real.detach().requires_grad_(True)
-        d_real = self.net(real, cond)  # (B,)
+        d_real, class_real = self.net.judge(real, cond)  # (B,), (B, K) or None
         d_fake = self.net(fake.detach(), cond)  # (B,)
         loss = self.gan_loss.d_loss(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
+        if self.aux_class_weight > 0:
+            aux = class_loss(class_real, labels)
+            loss = loss + self.aux_class_weight * aux
+            out["aux_class_real"] = aux.detach()
         if self.gp_weight > 0:
             gp = gradient_penalty(self.net, real, fake, cond, weight=self.gp_weight)
             loss = loss + gp
@@ -161,6 +177,13 @@ class DiscriminatorLoss(nn.Module):
             out["r1"] = r1.detach()
         out["loss"] = loss
         return out
+
+
+def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the discriminator's class head, in float32; label -1 (unknown) is ignored."""
+    if not bool((labels >= 0).any()):
+        return class_logits.sum() * 0.0  # no known label in the batch: zero, but keeps the graph
+    return F.cross_entropy(class_logits.float(), labels.to(class_logits.device), ignore_index=-1)
 
 
 def requires_grad(params: list[nn.Parameter], flag: bool) -> None:
@@ -183,6 +206,7 @@ class GANObjective(Objective):
         super().__init__(cfg, ctx)
         self.model_cfg = _model_config(cfg)
         self.loss_cfg = cfg.loss
+        self.diffaug = parse_policy(cfg.loss.diffaug)
         if cfg.loss.n_critic < 1:
             raise ConfigError(f"loss.n_critic={cfg.loss.n_critic} must be >= 1")
         if cfg.loss.recon_kind not in RECONSTRUCTION_LOSSES:
@@ -217,6 +241,10 @@ class GANObjective(Objective):
         # the global RNG: seeded per rank by the loop and restored on resume
         return torch.randn(n, self.model_cfg.z_dim, device=self.ctx.device)
 
+    def _d_input(self, videos: torch.Tensor, std: float) -> torch.Tensor:
+        """What the discriminator sees: the clips with instance noise, then DiffAugment."""
+        return diff_augment(add_instance_noise(videos, std), self.diffaug)
+
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         real, labels, captions = batch["video"], batch["label"], batch["caption"]
         _check_batch(real, self.model_cfg)
@@ -232,7 +260,7 @@ class GANObjective(Objective):
             with torch.set_grad_enabled(last), self.ctx.autocast():
                 parts = self.G(self._noise(n), labels, captions, return_parts=True)
             with self.ctx.autocast():
-                d_out = self.D(add_instance_noise(real, std), add_instance_noise(parts["video"].detach().float(), std),
+                d_out = self.D(self._d_input(real, std), self._d_input(parts["video"].detach().float(), std),
                                labels, captions)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")
         metrics["loss_d"] = d_out["loss"].item()
@@ -245,10 +273,14 @@ class GANObjective(Objective):
         d_bare = unwrap(self.D)
         fake = parts["video"].float()  # (B, C, T, H, W)
         with self.ctx.autocast():
-            d_fake = d_bare.logits(add_instance_noise(fake, std), labels, captions)  # (B,)
+            d_fake, class_fake = d_bare.judge(self._d_input(fake, std), labels, captions)  # (B,), (B, K)
         loss_adv = d_bare.gan_loss.g_loss(d_fake)
         loss_g = loss_adv
         metrics["loss_g_adv"] = loss_adv.item()
+        if self.loss_cfg.aux_class_weight > 0:
+            aux = class_loss(class_fake, labels)
+            loss_g = loss_g + self.loss_cfg.aux_class_weight * aux
+            metrics["aux_class_fake"] = aux.item()
         if self.loss_cfg.mask_weight > 0:
             mask_l1 = parts["mask"].float().abs().mean()
             loss_g = loss_g + self.loss_cfg.mask_weight * mask_l1
@@ -357,6 +389,10 @@ def _model_config(cfg: VideoGANRunConfig) -> VideoGANConfig:
     """The model config with ``cond_dim`` taken from ``condition.dim`` when conditioning is on."""
     model = cfg.model
     conditional = cfg.condition is not None and cfg.condition.kind != "none"
+    if cfg.loss.aux_class_weight > 0:
+        if not conditional or cfg.condition.kind != "class" or cfg.condition.num_classes < 1:
+            raise ConfigError("loss.aux_class_weight > 0 (AC-GAN) needs condition.kind: class with known classes")
+        model = dataclasses.replace(model, num_classes=cfg.condition.num_classes)
     if conditional and model.cond_dim == 0:
         return dataclasses.replace(model, cond_dim=cfg.condition.dim)
     if conditional and model.cond_dim != cfg.condition.dim:
