@@ -71,6 +71,23 @@ def test_sample_writes_a_decodable_grid_and_each_clip(demo_run, tmp_path):
     assert gif.read_bytes()[:3] == b"GIF"
 
 
+def test_eval_class_acc_trains_a_probe_once_and_scores_each_class(demo_run, tmp_path):
+    out, _ = demo_run
+    result = tmp_path / "acc.json"
+    res = videosynth("eval", "class-acc", out, "--num", "3", "--probe-steps", "2", "--json", result)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "training a probe" in res.stdout
+    first = json.loads(result.read_text())
+    assert set(first["per_class"]) == {"circle", "square", "triangle"}
+    assert all(0.0 <= v <= 1.0 and v * 3 == round(v * 3) for v in first["per_class"].values())  # 3 clips each
+    assert 0.0 <= first["real_accuracy"] <= 1.0 and first["chance"] == 1 / 3
+    assert (out / "probe-class-acc.safetensors").is_file()
+    again = videosynth("eval", "class-acc", out, "--num", "3", "--json", result)
+    assert again.returncode == 0 and "training a probe" not in again.stdout  # the cached probe is reused
+    assert json.loads(result.read_text())["per_class"] == first["per_class"]  # deterministic by seed
+    assert "run directory" in one_line_error(videosynth("eval", "class-acc", tmp_path / "nope"))
+
+
 def test_sample_is_deterministic_by_seed(demo_run, tmp_path):
     out, _ = demo_run
     from videosynth.sample import generate, load_run

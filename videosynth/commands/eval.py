@@ -186,6 +186,20 @@ def register(sub) -> None:
     tp.add_argument("--num-objects", type=int, default=1)
     tp.set_defaults(func=run_train_probe)
 
+    ca = metrics.add_parser("class-acc", help="conditional accuracy: a probe trained on a class-conditional "
+                                              "run's own data classifies the run's samples of each class")
+    ca.add_argument("run", help="class-conditional run directory")
+    ca.add_argument("--num", type=int, default=64, help="generated clips per class (default 64)")
+    ca.add_argument("--seed", type=int, default=0, help="noise seed of class 0 (class k uses seed + k)")
+    ca.add_argument("--probe", help="probe .safetensors (default: RUN/probe-class-acc.safetensors, "
+                                    "trained on the run's data the first time)")
+    ca.add_argument("--probe-steps", type=int, default=600, help="training steps of a new probe (default 600)")
+    ca.add_argument("--checkpoint", help="step number or step-NNNNNN folder (default: newest valid)")
+    ca.add_argument("--no-ema", action="store_true", help="sample the raw weights instead of the EMA copy")
+    ca.add_argument("--device", default="auto")
+    ca.add_argument("--json", metavar="OUT", help="also write the result to this JSON file")
+    ca.set_defaults(func=run_class_acc)
+
 
 def _load(metric: str, args: argparse.Namespace):
     from videosynth.metrics.detectors import load_detector
@@ -346,4 +360,71 @@ def run_train_probe(args: argparse.Namespace) -> int:
             "data": dataclasses.asdict(data_cfg)}
     save_probe(net, args.out, meta)
     print(f"wrote {args.out} (sha256 {sha256_file(args.out)})")
+    return 0
+
+
+# Real validation clips the probe is checked on before it judges samples.
+CLASS_ACC_REAL_CLIPS = 300
+
+
+def run_class_acc(args: argparse.Namespace) -> int:
+    """Probe accuracy on real validation clips, then on the run's samples of each class.
+
+    The probe (:mod:`videosynth.metrics.probe_net`) is trained on the run's own training data
+    (same frames, size, colours) and cached in the run directory with its data config. A
+    conditional model whose samples follow their label scores near the real-clip accuracy;
+    chance is 1 / classes. A probe can be fooled by clips unlike any real one, so look at the
+    samples too.
+    """
+    from videosynth.data import build_dataset
+    from videosynth.metrics.detectors import select_device
+    from videosynth.metrics.probe_net import ProbeConfig, load_probe, save_probe, train_probe
+    from videosynth.sample import generate, load_run
+
+    if args.num < 1:
+        raise ConfigError("--num must be at least 1")
+    device = str(select_device(args.device))
+    run = load_run(args.run, args.checkpoint, device)
+    if run.condition_kind != "class":
+        raise ConfigError(f"{args.run} is not class-conditional (condition.kind={run.condition_kind}); "
+                          "class-acc needs a run trained with condition.kind: class")
+    data = run.config.data
+    names = run.class_names
+    path = Path(args.probe) if args.probe else run.run_dir / "probe-class-acc.safetensors"
+    data_meta = dataclasses.asdict(data)
+    if path.exists():
+        net, meta = load_probe(path, device)
+        if not args.probe and meta.get("data") != data_meta:
+            raise ConfigError(f"{path} was trained on other data than this run's; delete it to train a new one")
+    else:
+        cfg = ProbeConfig(frames=data.frames, size=data.size, num_classes=len(names))
+        print(f"training a probe on the run's data ({args.probe_steps} steps) -> {path}")
+        net = train_probe(build_dataset(data, "train"), cfg, steps=args.probe_steps, seed=0).to(device)
+        save_probe(net, path, {"data": data_meta, "steps": args.probe_steps})
+    if net.cfg.num_classes != len(names):
+        raise ConfigError(f"probe {path} has {net.cfg.num_classes} classes, the run {len(names)}")
+
+    def accuracy(videos: torch.Tensor, labels: torch.Tensor) -> float:
+        with torch.inference_mode():
+            pred = torch.cat([net(v.to(device))[1].argmax(1).cpu() for v in videos.split(64)])
+        return float((pred == labels).float().mean())
+
+    val = build_dataset(data, "val")
+    n_real = min(CLASS_ACC_REAL_CLIPS, len(val))
+    real = torch.stack([val[i]["video"] for i in range(n_real)])
+    real_labels = torch.tensor([int(val[i]["label"]) for i in range(n_real)])
+    result = {"run": str(args.run), "step": run.step, "probe": str(path), "clips_per_class": args.num,
+              "real_accuracy": accuracy(real, real_labels), "chance": 1 / len(names), "per_class": {}}
+    for k, name in enumerate(names):
+        clips = generate(run, args.num, seed=args.seed + k, label=k, ema=not args.no_ema)
+        result["per_class"][name] = accuracy(clips, torch.full((args.num,), k))
+    result["accuracy"] = sum(result["per_class"].values()) / len(names)
+    print(f"class accuracy of {args.run} (step {run.step}), probe {path}:")
+    print(f"  real validation clips: {result['real_accuracy']:.3f}   chance: {result['chance']:.3f}")
+    for name, acc in result["per_class"].items():
+        print(f"  {name:>12}: {acc:.3f}")
+    print(f"  {'mean':>12}: {result['accuracy']:.3f}  ({args.num} samples per class)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
     return 0
