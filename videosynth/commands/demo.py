@@ -2,8 +2,8 @@
 
 The demo is the toolkit end to end on a laptop CPU in minutes: procedural white bouncing shapes
 (no download) -> class-conditional 3D-conv GAN (projection discriminator plus an AC-GAN class
-head) on the shared loop -> a sample video per class,
-a grid of all classes, the loss plot and (where available) weight-free motion metrics.
+head) on the shared loop -> a sample video per class, a grid of all classes, the loss plot and
+(where available) weight-free motion metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-# The demo run config: about 7.7 minutes on an idle 2-core CPU (~5.2 steps/s).
+# The demo run config: about 8 minutes on an idle 2-core CPU (~5.2 steps/s), sampling included.
 # White shapes: with a random colour per object, 2400 steps gave single-colour blobs whose shape
 # did not follow the class; with one colour the generator's capacity goes to shape and motion.
 # The AC-GAN class head then makes the shapes follow the label (circle/square/triangle).

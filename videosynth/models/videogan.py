@@ -335,8 +335,9 @@ class Discriminator(nn.Module):
     final convolution over that whole volume gives one logit.  With ``cond_dim > 0``
     the projection term ``<phi(x), W c>`` is added, where ``phi(x)`` is the last
     feature map summed over positions. With ``num_classes > 0`` a linear head on
-    ``phi(x)`` also classifies the clip (AC-GAN, Odena et al. 2017; see :meth:`judge`).  BatchNorm is used on all but the first layer
-    unless ``d_spectral_norm`` (then every weight is spectrally normalised, no norm layers).
+    ``phi(x)`` also classifies the clip (AC-GAN, Odena et al. 2017; see :meth:`judge`).
+    BatchNorm is used on all but the first layer unless ``d_spectral_norm`` (then every
+    weight is spectrally normalised, no norm layers).
     """
 
     def __init__(self, cfg: VideoGANConfig):
