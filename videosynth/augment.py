@@ -25,11 +25,11 @@ global RNG (seeded per rank by the training loop and restored on resume).
 
 from __future__ import annotations
 
-import difflib
 
 import torch
 import torch.nn.functional as F
 
+from videosynth.config import choice_hint
 from videosynth.errors import ConfigError
 
 TRANSLATION_RATIO = 1 / 8  # largest shift, as a fraction of the frame side (the paper's value)
@@ -92,9 +92,7 @@ def parse_policy(policy: str, key: str = "loss.diffaug") -> tuple[str, ...]:
     names = tuple(p.strip() for p in policy.split(",") if p.strip())
     for name in names:
         if name not in POLICIES:
-            match = difflib.get_close_matches(name, list(POLICIES), n=1, cutoff=0.5)
-            hint = f"did you mean '{match[0]}'?" if match else f"choose from {', '.join(POLICIES)}"
-            raise ConfigError(f"{key}: unknown augmentation '{name}' ({hint})")
+            raise ConfigError(f"{key}: unknown augmentation '{name}' ({choice_hint(name, POLICIES)})")
     return names
 
 

@@ -26,6 +26,16 @@ from videosynth.errors import ConfigError
 T = TypeVar("T")
 
 
+def choice_hint(value: str, options) -> str:
+    """``did you mean 'x'?`` for the option closest to ``value``, else the list of options.
+
+    For one-line ConfigErrors about a value that must be one of ``options`` (names, kinds).
+    """
+    options = list(options)
+    match = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+    return f"did you mean '{match[0]}'?" if match else f"choose one of {', '.join(options)}"
+
+
 def _closest(name: str, options: list[str], where: str = "") -> str:
     match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     if match:

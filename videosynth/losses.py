@@ -20,7 +20,6 @@ VQ losses live with the VQ-VAE model (``videosynth/models/vqvae.py``).
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videosynth.config import choice_hint
 from videosynth.errors import ConfigError, MissingWeightsError
 
 # Gulrajani et al. 2017 use lambda = 10 for every experiment.
@@ -100,9 +100,7 @@ GAN_LOSSES = {
 def get_gan_loss(name: str) -> GANLoss:
     """Look up ``GAN_LOSSES[name]``; an unknown name is a ConfigError with the closest one."""
     if name not in GAN_LOSSES:
-        match = difflib.get_close_matches(name, list(GAN_LOSSES), n=1, cutoff=0.5)
-        hint = f"did you mean '{match[0]}'?" if match else f"choose one of {', '.join(GAN_LOSSES)}"
-        raise ConfigError(f"unknown GAN loss '{name}' ({hint})")
+        raise ConfigError(f"unknown GAN loss '{name}' ({choice_hint(name, GAN_LOSSES)})")
     return GAN_LOSSES[name]
 
 

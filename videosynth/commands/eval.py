@@ -411,8 +411,9 @@ def run_class_acc(args: argparse.Namespace) -> int:
 
     val = build_dataset(data, "val")
     n_real = min(CLASS_ACC_REAL_CLIPS, len(val))
-    real = torch.stack([val[i]["video"] for i in range(n_real)])
-    real_labels = torch.tensor([int(val[i]["label"]) for i in range(n_real)])
+    items = [val[i] for i in range(n_real)]  # each item renders or decodes a clip: once
+    real = torch.stack([item["video"] for item in items])
+    real_labels = torch.tensor([int(item["label"]) for item in items])
     result = {"run": str(args.run), "step": run.step, "probe": str(path), "clips_per_class": args.num,
               "real_accuracy": accuracy(real, real_labels), "chance": 1 / len(names), "per_class": {}}
     for k, name in enumerate(names):

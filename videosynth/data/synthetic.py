@@ -19,7 +19,6 @@ Items follow the dataset contract: ``{"video": float32 [3, T, size, size] in
 
 from __future__ import annotations
 
-import difflib
 import math
 from functools import lru_cache
 
@@ -28,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from videosynth.data.transforms import to_float
+from videosynth.config import choice_hint
 from videosynth.errors import ConfigError
 
 # ----------------------------------------------------------------------------- glyphs
@@ -331,9 +331,8 @@ class BouncingShapes(BouncingObjects):
                  object_size: int = 0, seed: int = 0, split: str = "train", colour: str = "") -> None:
         super().__init__(num_samples, frames, size, num_objects, object_size, seed, split)
         if colour and colour not in COLOURS:
-            match = difflib.get_close_matches(colour, list(COLOURS), n=1, cutoff=0.5)
-            hint = f"did you mean '{match[0]}'?" if match else f"use '' or one of {', '.join(COLOURS)}"
-            raise ConfigError(f"data.colour={colour!r} is not a known colour ({hint})")
+            raise ConfigError(f"data.colour={colour!r} is not a known colour ({choice_hint(colour, COLOURS)}); "
+                              "'' gives each object a palette colour")
         self.colour = colour
 
     def __repr__(self) -> str:

@@ -30,7 +30,6 @@ give 4x4x4 and hence 64 frames.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videosynth.config import choice_hint
 from videosynth.errors import ConfigError
 from videosynth.models.layers import (
     LEAKY_RELU_SLOPE,
@@ -65,9 +65,7 @@ MIN_FIRST_FRAMES = 2
 
 
 def _choice_error(key: str, value: str, options) -> ConfigError:
-    match = difflib.get_close_matches(value, list(options), n=1, cutoff=0.5)
-    hint = f"did you mean '{match[0]}'?" if match else f"choose one of {', '.join(options)}"
-    return ConfigError(f"VideoGANConfig.{key}={value!r} is not valid ({hint})")
+    return ConfigError(f"VideoGANConfig.{key}={value!r} is not valid ({choice_hint(value, options)})")
 
 
 def _check_cond(cond: torch.Tensor | None, cond_dim: int, batch: int, who: str) -> None:
