@@ -1,0 +1,77 @@
+"""Conditioning: class labels and captions -> condition embeddings for every family.
+
+- :mod:`~videosynth.conditioning.base`: the contract (:class:`Conditioner`) and :class:`ConditionConfig`;
+- :mod:`~videosynth.conditioning.label`: ``class`` -- a learned embedding table with a null row;
+- :mod:`~videosynth.conditioning.text`: ``text`` -- a word tokenizer and a small Transformer encoder;
+- :mod:`~videosynth.conditioning.pretrained`: ``pretrained-text`` -- a local Hugging Face encoder.
+
+:func:`build_conditioner` picks the class for ``condition.kind``; :func:`fit_condition_config`
+fills what the training data decides (class count, vocabulary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from videosynth.conditioning.base import NO_CONDITION, TEXT_KINDS, ConditionConfig, Conditioner
+from videosynth.conditioning.label import ClassConditioner
+from videosynth.conditioning.pretrained import PretrainedTextConditioner
+from videosynth.conditioning.text import TextConditioner, WordTokenizer
+from videosynth.config import choice_hint
+from videosynth.errors import ConfigError
+
+
+CONDITIONERS: dict[str, type[Conditioner]] = {
+    "class": ClassConditioner,
+    "text": TextConditioner,
+    "pretrained-text": PretrainedTextConditioner,
+}
+
+
+def build_conditioner(cfg: ConditionConfig) -> Conditioner | None:
+    """Build the conditioner for ``cfg.kind``; None for kind "none".
+
+    Raises ConfigError for an unknown kind (naming the valid kinds and the closest
+    match) or invalid settings; MissingWeightsError / VideoSynthError for kind
+    "pretrained-text" when the local directory or the ``transformers`` package is missing.
+    """
+    if cfg.kind == NO_CONDITION:
+        return None
+    if cfg.kind not in CONDITIONERS:
+        valid = [NO_CONDITION, *CONDITIONERS]
+        raise ConfigError(f"condition.kind '{cfg.kind}' is unknown ({choice_hint(cfg.kind, valid)}): "
+                          f"valid kinds are {', '.join(valid)}")
+    return CONDITIONERS[cfg.kind](cfg)
+
+
+def fit_condition_config(
+    cfg: ConditionConfig, captions: list[str], class_names: list[str]
+) -> ConditionConfig:
+    """Return a copy of ``cfg`` with dataset-dependent fields filled where unset.
+
+    kind "class": ``num_classes = len(class_names)`` when it is 0.
+    kind "text": ``vocab = WordTokenizer().fit(captions, cfg.max_vocab)`` when empty.
+    Other kinds are returned unchanged (as a copy). Raises ConfigError when the
+    dataset has no classes / no non-empty captions for the requested kind.
+    """
+    cfg = dataclasses.replace(cfg, vocab=list(cfg.vocab))
+    if cfg.kind == "class" and cfg.num_classes == 0:
+        if not class_names:
+            raise ConfigError(
+                "condition.kind is 'class' but the dataset has no class names: "
+                "use condition.kind 'none' or a dataset with class subfolders / labels"
+            )
+        cfg.num_classes = len(class_names)
+    if cfg.kind == "text" and not cfg.vocab:
+        if not any(c.strip() for c in captions):
+            raise ConfigError(
+                "condition.kind is 'text' but the dataset has no captions: "
+                "add a manifest with captions or use condition.kind 'class' / 'none'"
+            )
+        cfg.vocab = WordTokenizer().fit(captions, max_vocab=cfg.max_vocab)
+    return cfg
+
+
+__all__ = ["CONDITIONERS", "NO_CONDITION", "TEXT_KINDS", "ClassConditioner", "ConditionConfig", "Conditioner",
+           "PretrainedTextConditioner", "TextConditioner", "WordTokenizer", "build_conditioner",
+           "fit_condition_config"]

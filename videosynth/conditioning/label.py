@@ -1,0 +1,56 @@
+"""Class labels -> a learned embedding table with one extra null row."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from videosynth.conditioning.base import EMBED_INIT_STD, ConditionConfig, Conditioner
+from videosynth.errors import ConfigError
+
+
+class ClassConditioner(Conditioner):
+    """Class label -> learned embedding; row ``num_classes`` is the null condition."""
+
+    def __init__(self, cfg: ConditionConfig) -> None:
+        super().__init__(cfg)
+        if cfg.num_classes <= 0:
+            raise ConfigError(
+                f"condition.num_classes={cfg.num_classes}: kind 'class' needs the dataset's "
+                "class count (set condition.num_classes or use fit_condition_config)"
+            )
+        self.num_classes = cfg.num_classes
+        self.embed = nn.Embedding(cfg.num_classes + 1, cfg.dim)  # last row = null
+        nn.init.normal_(self.embed.weight, std=EMBED_INIT_STD)
+
+    def _rows(self, labels: torch.Tensor, force_null: bool) -> torch.Tensor:
+        """Validated labels [B] -> embedding rows [B] (null row for -1 / dropped)."""
+        if labels.dim() != 1:
+            raise ConfigError(f"labels must be a 1-D int64 tensor [B], got shape {tuple(labels.shape)}")
+        labels = labels.to(device=self.embed.weight.device, dtype=torch.long)
+        bad = (labels < -1) | (labels >= self.num_classes)
+        if bad.any():
+            label = int(labels[bad][0])
+            raise ConfigError(
+                f"label {label} outside the valid range [-1, {self.num_classes - 1}] "
+                f"(condition.num_classes={self.num_classes}): set num_classes to the dataset's class count"
+            )
+        is_null = self.null_mask(labels == -1, force_null)  # (B,)
+        return torch.where(is_null, torch.full_like(labels, self.num_classes), labels)
+
+    def forward(
+        self, labels: torch.Tensor, captions: list[str] | None = None, force_null: bool = False
+    ) -> torch.Tensor:
+        """labels LongTensor[B] in [-1, num_classes) -> FloatTensor[B, dim]; captions are ignored.
+
+        Raises ConfigError for a label outside [-1, num_classes - 1].
+        """
+        return self.embed(self._rows(labels, force_null))  # (B, D)
+
+    def tokens(
+        self, labels: torch.Tensor, captions: list[str] | None = None, force_null: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A single token per sample: (FloatTensor[B, 1, dim], BoolTensor[B, 1] all True)."""
+        vectors = self.forward(labels, captions, force_null)
+        mask = torch.ones(vectors.shape[0], 1, dtype=torch.bool, device=vectors.device)  # (B, 1)
+        return vectors.unsqueeze(1), mask  # (B, 1, D)
