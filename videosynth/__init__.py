@@ -1,8 +1,13 @@
-"""videosynth: classic video generation (VideoGAN, MoCoGAN, VQ-VAE + Transformer) with honest evaluation."""
+"""videosynth: video generation (VideoGAN, MoCoGAN, VQ-VAE + Transformer) with honest evaluation.
 
-__version__ = "0.1.0"
+``videosynth.load(run_dir)`` returns the inference pipeline of a trained run::
 
-from videosynth.errors import (  # noqa: E402
+    pipe = videosynth.load("runs/demo")
+    clips = pipe(num=8, label="circle", seed=0)   # float [8, C, T, H, W] in [-1, 1]
+"""
+
+from videosynth._version import __version__
+from videosynth.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -10,8 +15,18 @@ from videosynth.errors import (  # noqa: E402
     VideoSynthError,
 )
 
+
+
+def load(run_dir, checkpoint=None, device="auto"):
+    """The inference pipeline of a run directory (see :func:`videosynth.pipelines.load`)."""
+    from videosynth.pipelines import load as _load
+
+    return _load(run_dir, checkpoint=checkpoint, device=device)
+
+
 __all__ = [
     "__version__",
+    "load",
     "VideoSynthError",
     "ConfigError",
     "DataError",

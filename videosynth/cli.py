@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from videosynth import __version__
+from videosynth._version import __version__
 from videosynth.errors import VideoSynthError
 
 # module name -> one-line description (imported lazily so `videosynth --help` stays fast)

@@ -192,7 +192,13 @@ class ImageDiscriminator(nn.Module):
         initialize_weights(self, use_spectral_norm)
 
     def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> logits ``[N]``."""
+        """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> logits ``[N]``.
+
+        ``cond`` may also hold one row per clip ``[B, D]`` for ``N = B * k`` frames taken ``k`` per
+        clip (frame ``i * k + j`` belongs to clip ``i``, as :func:`sample_frames` lays them out).
+        """
+        if cond is not None and cond.shape[0] != frames.shape[0]:
+            cond = cond.repeat_interleave(frames.shape[0] // cond.shape[0], dim=0)  # (B*k, D)
         h = self.features(frames)  # (N, F, 4, 4)
         logit = self.head(h).flatten(1).mean(1)  # (N,)
         if self.project is not None and cond is not None:

@@ -382,9 +382,10 @@ class Discriminator(nn.Module):
         class_logits = self.class_head(phi) if self.class_head is not None else None  # (B, K)
         return logit, class_logits
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """The real/fake logits ``(B,)`` of :meth:`judge`."""
-        return self.judge(x, cond)[0]
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, with_class: bool = False):
+        """The real/fake logits ``(B,)`` of :meth:`judge`; with ``with_class`` the pair :meth:`judge` returns."""
+        out = self.judge(x, cond)
+        return out if with_class else out[0]
 
 
 # ----------------------------------------------------------------------------- model

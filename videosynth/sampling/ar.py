@@ -14,11 +14,25 @@ then w); videos are ``float32 [B, C, T, H, W]`` in ``[-1, 1]``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from videosynth.errors import ConfigError
 from videosynth.models.transformer import Prior
+
+
+@dataclass
+class ARSampleConfig:
+    """Defaults for sampling a token prior (section ``sample:`` of a transformer run; each overridable per call)."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    guidance_scale: float = 1.0  # > 1 needs condition.dropout > 0 in training
+    context_frames: int | None = None  # latent frames re-primed per rollout window (default t // 2)
+
 
 # ---------------------------------------------------------------------------
 # logits filtering and token choice
@@ -297,46 +311,3 @@ def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, gener
     else:
         tokens = rollout(prior, total_t, n, context_t=context_frames, **kwargs)  # (n, total_t, h, w)
     return decode_tokens(tokenizer, tokens)  # (n, C, frames, H, W)
-
-
-def sample_two_stage(prior_run, num: int, seed: int = 0, label: int | str | None = None,
-                     text: str | None = None, frames: int | None = None,
-                     prime_video: torch.Tensor | None = None, ema: bool = True, batch_size: int = 16,
-                     device: str = "auto", checkpoint: str | None = None, **options) -> torch.Tensor:
-    """Load a prior run (and the tokenizer run it names), generate ``num`` clips, decode them.
-
-    Returns ``float32 [num, C, T, H, W]`` in ``[-1, 1]`` on the CPU, deterministic by ``seed``.
-    ``label`` is a class index or name (class-conditional runs), ``text`` a caption (text runs),
-    ``prime_video`` ``[num, C, T0, H, W]`` observed frames; ``options`` as in
-    :func:`sample_tokens_and_decode` (temperature, top_k, top_p, guidance_scale, context_frames).
-
-    Raises:
-        CheckpointError: missing runs / checkpoints; ConfigError: a non-transformer run, or
-            labels / text / frames the run cannot honour.
-    """
-    from videosynth.sample import check_text, load_run, parse_label
-
-    run = load_run(prior_run, checkpoint=checkpoint, device=device)
-    if run.config.family != "transformer":
-        raise ConfigError(f"{prior_run} is a '{run.config.family}' run; two-stage sampling needs a transformer run")
-    label_id = parse_label(run, None if label is None else str(label))
-    check_text(run, text)
-    objective = run.objective
-    net = objective.ema.module if ema else objective.net
-    settings = {**{k: v for k, v in vars(run.config.sample).items()}, **{k: v for k, v in options.items() if v is not None}}
-    g = torch.Generator().manual_seed(seed)
-    n_classes = len(run.class_names)
-    out = []
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
-        labels = captions = None
-        if run.condition_kind == "class":
-            ids = [label_id if label_id is not None else (start + i) % max(n_classes, 1) for i in range(n)]
-            labels = torch.tensor(ids, dtype=torch.long)
-        elif text is not None:
-            captions = [text] * n
-        prime = None if prime_video is None else prime_video[start:start + n]
-        clips = sample_tokens_and_decode(net.prior, objective.tokenizer, net.conditioner, n, g, labels=labels,
-                                         captions=captions, frames=frames, prime_video=prime, **settings)
-        out.append(clips.float().cpu())
-    return torch.cat(out)  # (num, C, T, H, W)

@@ -1,0 +1,338 @@
+"""The run directory's file format: atomic writes, checkpoint folders, weights, the run config.
+
+Shared by training (which writes runs) and inference pipelines (which only read them), so it
+knows nothing about objectives or optimisers: it moves dicts of tensors and JSON-able state.
+
+A run directory holds ``config.yaml`` (the resolved run config), ``vocab.json`` (the fitted
+word vocabulary of text-conditioned runs, kept out of ``config.yaml``), ``classes.json``
+(class names), ``checkpoints/step-000123/`` with ``model.safetensors`` (``"<module>.<key>"``
+tensors), ``ema.safetensors`` where the family keeps an EMA copy, ``state.pt`` (optimisers,
+step, RNG; loadable with ``weights_only=True``) and ``meta.json`` (step, family, version,
+file hashes, config), and a ``latest`` file naming the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from videosynth._version import __version__
+from videosynth.config import load_yaml
+from videosynth.errors import CheckpointError
+
+log = logging.getLogger("videosynth.checkpoint")
+
+CHECKPOINT_PREFIX = "step-"
+MODEL_FILE = "model.safetensors"
+EMA_FILE = "ema.safetensors"
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+CONFIG_FILE = "config.yaml"
+VOCAB_FILE = "vocab.json"
+CLASSES_FILE = "classes.json"
+
+# ---------------------------------------------------------------------------------- atomic I/O
+
+
+def fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fsync_write(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------- state dicts
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The bare module under DDP / torch.compile wrappers."""
+    while True:
+        if isinstance(module, nn.parallel.DistributedDataParallel):
+            module = module.module
+        elif hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        else:
+            return module
+
+
+def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip ``module.`` / ``_orig_mod.`` prefixes left by DDP and torch.compile."""
+    out = {}
+    for key, value in state.items():
+        parts = [p for p in key.split(".") if p not in ("module", "_orig_mod")]
+        out[".".join(parts)] = value
+    return out
+
+
+def _listed(keys: list[str]) -> str:
+    return f"{keys[:5]}{'...' if len(keys) > 5 else ''}"
+
+
+def load_module_state(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``module`` strictly, reporting mismatched names in one line.
+
+    Raises:
+        CheckpointError: missing, unexpected or differently shaped tensors (named).
+    """
+    state = normalize_keys(state)
+    own = unwrap(module).state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {_listed(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {_listed(unexpected)}")
+        if wrong:
+            parts.append("shape mismatch "
+                         + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:3]))
+        raise CheckpointError(f"{what} does not match the model ({'; '.join(parts)}): was it written by another config?")
+    unwrap(module).load_state_dict(state, strict=True)
+
+
+def module_tensors(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """``{"<name>.<key>": tensor}`` on the CPU for a safetensors file (shared storage cloned apart)."""
+    out = {}
+    for name, module in modules.items():
+        for key, value in unwrap(module).state_dict().items():
+            # clone: safetensors refuses tensors that share storage (tied weights)
+            out[f"{name}.{key}"] = value.detach().to("cpu").contiguous().clone()
+    return out
+
+
+# ---------------------------------------------------------------------------------- folders
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete-looking checkpoint folders of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)]
+    return sorted(dirs, key=lambda p: p.name)
+
+
+def save_checkpoint(run_dir: str | Path, step: int, family: str, config: dict, weights: dict[str, torch.Tensor],
+                    ema: dict[str, torch.Tensor] | None, state: dict, keep_last: int) -> Path:
+    """Write ``checkpoints/step-NNNNNN`` atomically (temp folder + fsync + rename), update ``latest``.
+
+    ``weights`` / ``ema``: flat ``"<module>.<key>"`` tensors; ``state``: optimisers, step, RNG (plain
+    tensors and containers only, so it loads with ``weights_only=True``); ``config``: the run config dict.
+
+    Raises:
+        CheckpointError: the disk is full or not writable (the previous checkpoint is left intact).
+    """
+    from safetensors.torch import save_file
+
+    root = Path(run_dir) / "checkpoints"
+    final = root / f"{CHECKPOINT_PREFIX}{step:06d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        files = {}
+        save_file(weights, str(tmp / MODEL_FILE))
+        files[MODEL_FILE] = None
+        if ema:
+            save_file(ema, str(tmp / EMA_FILE))
+            files[EMA_FILE] = None
+        torch.save(state, tmp / STATE_FILE)
+        files[STATE_FILE] = None
+        for name in files:
+            with open(tmp / name, "rb") as f:
+                os.fsync(f.fileno())
+            files[name] = sha256(tmp / name)
+        meta = {"step": step, "family": family, "version": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "files": files, "config": config}
+        fsync_write(tmp / META_FILE, json.dumps(meta, indent=2).encode())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        atomic_write_bytes(Path(run_dir) / "latest", (final.name + "\n").encode())
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write checkpoint {final} ({exc.strerror or exc}); free disk space or choose another --run-dir;"
+            " the previous checkpoint is intact"
+        ) from None
+    for old in checkpoint_dirs(run_dir)[:-keep_last] if keep_last > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def verify_checkpoint(path: str | Path, files: tuple[str, ...] | None = None) -> dict:
+    """Read ``meta.json`` of one checkpoint folder and check the hashes of its files; returns meta.
+
+    ``files`` limits the check to those names (inference reads the weights alone, and a run
+    copied without ``state.pt`` still samples); ``None`` checks every file meta lists.
+
+    Raises:
+        CheckpointError: meta missing or unreadable, a file missing or corrupt.
+    """
+    meta_path = Path(path) / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{meta_path} is missing or unreadable ({exc})") from None
+    for name, digest in meta.get("files", {}).items():
+        if files is not None and name not in files:
+            continue
+        file = Path(path) / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        if sha256(file) != digest:
+            raise CheckpointError(f"{file} is corrupt (hash mismatch)")
+    return meta
+
+
+def find_checkpoint(run_dir: str | Path, which: str | int | None = None,
+                    files: tuple[str, ...] | None = None) -> tuple[Path, dict]:
+    """The checkpoint to load: ``which`` (a step number or folder name) or the newest valid one.
+
+    A corrupt or partial newest checkpoint is skipped with a warning and the previous one used.
+    ``files`` as in :func:`verify_checkpoint`.
+
+    Raises:
+        CheckpointError: no run directory, no checkpoint, or the requested one is invalid.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory not found: {run_dir}")
+    if which is not None:
+        which = str(which)
+        if not which.startswith(CHECKPOINT_PREFIX) and not which.isdigit():
+            raise CheckpointError(f"checkpoint '{which}' is neither a step number nor a {CHECKPOINT_PREFIX}NNNNNN folder")
+        name = which if which.startswith(CHECKPOINT_PREFIX) else f"{CHECKPOINT_PREFIX}{int(which):06d}"
+        path = run_dir / "checkpoints" / name
+        if not path.is_dir():
+            have = ", ".join(p.name for p in checkpoint_dirs(run_dir)) or "none"
+            raise CheckpointError(f"checkpoint {path} not found (available: {have})")
+        return path, verify_checkpoint(path, files)
+    candidates = checkpoint_dirs(run_dir)
+    latest = run_dir / "latest"
+    if latest.is_file():
+        name = latest.read_text().strip()
+        candidates = [p for p in candidates if p.name <= name] or candidates
+    for path in reversed(candidates):
+        try:
+            return path, verify_checkpoint(path, files)
+        except CheckpointError as exc:
+            log.warning("skipping checkpoint: %s; using the previous one", exc)
+    raise CheckpointError(f"no valid checkpoint in {run_dir / 'checkpoints'} (train first, or check the path)")
+
+
+def load_weights(path: str | Path, file: str = MODEL_FILE) -> dict[str, dict[str, torch.Tensor]]:
+    """Tensors of one checkpoint file, grouped by module name (``{"generator": {...}}``).
+
+    Raises:
+        CheckpointError: the file is missing or not a safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    target = Path(path) / file
+    try:
+        tensors = load_file(str(target))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot read {target}: {exc}") from None
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        head, _, rest = key.partition(".")
+        out.setdefault(head, {})[rest] = value
+    return out
+
+
+def load_modules(path: str | Path, modules: dict[str, nn.Module], file: str = MODEL_FILE) -> None:
+    """Load the named modules from one checkpoint file; a module absent from the file is an error."""
+    weights = load_weights(path, file)
+    for name, module in modules.items():
+        if name not in weights:
+            raise CheckpointError(f"{Path(path) / file} has no weights for '{name}'")
+        load_module_state(module, weights[name], f"{Path(path) / file} [{name}]")
+
+
+# ---------------------------------------------------------------------------------- run config
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """A run's ``config.yaml`` as a dict, with the vocabulary from ``vocab.json`` put back in place.
+
+    Raises:
+        CheckpointError: no ``config.yaml`` (not a run directory), or an unreadable ``vocab.json``.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found (is {run_dir} a run directory?)")
+    data = load_yaml(path)
+    vocab_path = run_dir / VOCAB_FILE
+    condition = data.get("condition")
+    if isinstance(condition, dict) and not condition.get("vocab") and vocab_path.is_file():
+        try:
+            condition["vocab"] = json.loads(vocab_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{vocab_path} is unreadable ({exc}); copy it again from where the run was trained")
+    return data
+
+
+def split_vocab(config: dict) -> tuple[dict, list[str] | None]:
+    """``(config without condition.vocab, vocab)``: the vocabulary is written once, to ``vocab.json``."""
+    condition = config.get("condition")
+    if not isinstance(condition, dict) or not condition.get("vocab"):
+        return config, None
+    config = dict(config)
+    config["condition"] = {**condition, "vocab": []}
+    return config, list(condition["vocab"])
+
+
+def write_run_config(run_dir: str | Path, config: dict) -> None:
+    """Write ``config.yaml`` (and ``vocab.json`` when the config carries a vocabulary), atomically."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    config, vocab = split_vocab(config)
+    if vocab is not None:
+        atomic_write_bytes(run_dir / VOCAB_FILE, json.dumps(vocab).encode())
+    text = yaml.safe_dump(config, sort_keys=False)
+    atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
+
+
+def read_class_names(run_dir: str | Path) -> list[str]:
+    """Class names saved with a run (``classes.json``); ``[]`` when there are none."""
+    try:
+        names = json.loads((Path(run_dir) / CLASSES_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []

@@ -1,0 +1,85 @@
+"""A network together with the conditioner it owns: the one conditioning mechanism of every family.
+
+Each conditioned network (a GAN generator, a projection discriminator, a token prior) learns
+its own embedding of the condition, as a projection discriminator does (Miyato & Koyama 2018),
+so it is checkpointed as one module with stable state-dict keys ``net.*`` and
+``conditioner.*``. The condition is embedded once per forward and handed to the network as
+``cond`` (``[B, D]``), so several inputs judged in one forward (real and fake clips) share one
+draw of the condition dropout and DDP sees one forward per backward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from videosynth.errors import ConfigError
+
+
+def null_inputs(n: int, labels: torch.Tensor | None, captions: list[str] | None) -> tuple[torch.Tensor, list[str]]:
+    """``(labels int64 [n], captions [n])`` with the null condition (-1 / "") where none was given.
+
+    Raises:
+        ConfigError: labels or captions for another number of clips than ``n``.
+    """
+    labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels.long()
+    captions = [""] * n if captions is None else list(captions)
+    if labels.shape[0] != n or len(captions) != n:
+        raise ConfigError(f"got {labels.shape[0]} labels and {len(captions)} captions for {n} clips")
+    return labels, captions
+
+
+class Conditioned(nn.Module):
+    """``net`` and its ``conditioner`` (or None): ``forward(*inputs, labels=, captions=, **kw)``.
+
+    Returns ``net(x, cond=cond, **kw)`` for one input, or a tuple of those for several.
+    ``labels`` int64 ``[B]`` (-1 = none) and ``captions`` (``""`` = none) may be omitted:
+    they default to the null condition for ``B`` = the first input's batch size (or the
+    ``int`` the first input is, for generators that take a clip count).
+    """
+
+    def __init__(self, net: nn.Module, conditioner: nn.Module | None):
+        super().__init__()
+        self.net = net
+        self.conditioner = conditioner
+
+    def condition(self, labels: torch.Tensor | None = None, captions: list[str] | None = None,
+                  n: int | None = None, force_null: bool = False) -> torch.Tensor | None:
+        """The condition embedding ``[n, D]`` (None for an unconditional network)."""
+        if self.conditioner is None:
+            return None
+        if n is None:
+            n = labels.shape[0] if labels is not None else len(captions)
+        labels, captions = null_inputs(n, labels, captions)
+        return self.conditioner(labels, captions, force_null=force_null)  # (n, D)
+
+    def forward(self, *inputs, labels: torch.Tensor | None = None, captions: list[str] | None = None,
+                force_null: bool = False, **kwargs):
+        first = inputs[0]
+        n = first if isinstance(first, int) else first.shape[0]
+        cond = self.condition(labels, captions, n, force_null)
+        outs = tuple(self.net(x, cond=cond, **kwargs) for x in inputs)
+        return outs[0] if len(outs) == 1 else outs
+
+
+def fit_cond_dim(model_cfg, condition_cfg):
+    """The model config with ``cond_dim`` following the conditioner's ``dim`` (0 without a condition).
+
+    A model config leaves ``cond_dim`` at 0 to follow the condition section; any other value
+    must agree with it.
+
+    Raises:
+        ConfigError: ``model.cond_dim`` disagrees with ``condition.dim`` or with ``condition.kind: none``.
+    """
+    conditional = condition_cfg is not None and condition_cfg.kind != "none"
+    if conditional and model_cfg.cond_dim == 0:
+        return dataclasses.replace(model_cfg, cond_dim=condition_cfg.dim)
+    if conditional and model_cfg.cond_dim != condition_cfg.dim:
+        raise ConfigError(f"model.cond_dim={model_cfg.cond_dim} differs from condition.dim={condition_cfg.dim}; "
+                          "leave model.cond_dim at 0 to follow the conditioner")
+    if not conditional and model_cfg.cond_dim != 0:
+        raise ConfigError(f"model.cond_dim={model_cfg.cond_dim} but condition.kind is none; "
+                          "set model.cond_dim: 0 or choose a condition kind")
+    return model_cfg

@@ -1,0 +1,243 @@
+"""The inference pipeline contract: a run directory -> the modules inference needs -> clips.
+
+A pipeline is built from ``config.yaml`` and the weights of one checkpoint alone: no optimiser,
+no discriminator, no loss network, no token cache, and nothing is ever written into the run.
+Calling it generates clips::
+
+    pipe = videosynth.load("runs/demo")
+    clips = pipe(num=8, label="circle", seed=0)     # float32 [8, C, T, H, W] in [-1, 1], CPU
+
+Common arguments (``num``, ``seed``, ``label``, ``text``, ``frames``, ``ema``, ``batch_size``)
+are checked here; each family declares its own sampling options as :class:`Option` records
+(``frames``, ``guidance``, ``top_k``, ``prime``, ...), checked in :meth:`Pipeline.check_options`,
+and ``videosynth sample`` derives its flags from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from videosynth.checkpoint import EMA_FILE, MODEL_FILE, find_checkpoint, load_weights, load_module_state, read_class_names
+from videosynth.conditioning import TEXT_KINDS, ConditionConfig
+from videosynth.config import choice_hint, from_dict
+from videosynth.device import select_device
+from videosynth.errors import CheckpointError, ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One family sampling option: its keyword, type, help line and check.
+
+    ``check(value)`` returns an error text for a bad value (None when fine); ``choices`` lists
+    the accepted values of a string option. The CLI flag is ``--`` + the name with dashes.
+    """
+
+    name: str
+    type: type
+    help: str
+    check: Callable[[Any], str | None] | None = None
+    choices: tuple[str, ...] | None = None
+    cli: bool = True  # False: Python API only (tensors)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= low else f"must be at least {low}"
+
+
+def in_range(low: float, high: float, low_open: bool = False) -> Callable[[Any], str | None]:
+    def check(v):
+        ok = (low < v if low_open else low <= v) and v <= high
+        return None if ok else f"must be in {'(' if low_open else '['}{low}, {high}]"
+    return check
+
+
+def section(config: dict, key: str, cls: type, where: str):
+    """A typed config section of a run's config dict.
+
+    Raises:
+        CheckpointError: the section is missing or does not parse (a run written by other code).
+    """
+    try:
+        return from_dict(cls, config.get(key) or {}, key)
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}/config.yaml: {exc}") from None
+
+
+class Pipeline:
+    """Base of every family's pipeline; subclasses load their modules and implement :meth:`generate`."""
+
+    family: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    # options that lay clips out in one joint draw (a grid): such a call is never split in batches
+    joint_options: ClassVar[tuple[str, ...]] = ()
+    # the files of a checkpoint inference reads (their hashes are checked; state.pt is not needed)
+    weight_files: ClassVar[tuple[str, ...]] = (MODEL_FILE, EMA_FILE)
+
+    def __init__(self, run_dir: str | Path, config: dict, checkpoint: str | int | None = None,
+                 device: str | torch.device = "auto"):
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.device = device if isinstance(device, torch.device) else select_device(device)
+        self.checkpoint, self.meta = find_checkpoint(self.run_dir, checkpoint, files=self.weight_files)
+        self.step = int(self.meta.get("step", 0))
+        self.condition = section(config, "condition", ConditionConfig, str(self.run_dir))
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, checkpoint: str | int | None = None, device: str = "auto") -> "Pipeline":
+        from videosynth.checkpoint import read_run_config
+
+        config = read_run_config(run_dir)
+        if config.get("family") != cls.family:
+            raise CheckpointError(f"{run_dir} is a '{config.get('family')}' run, not a {cls.family} run")
+        return cls(run_dir, config, checkpoint, device)
+
+    # ---- loading helpers -----------------------------------------------------------------
+
+    def load_weights(self, modules: dict[str, nn.Module], file: str = MODEL_FILE) -> None:
+        """Load named modules of this checkpoint's ``file`` and put them in eval mode, frozen."""
+        weights = load_weights(self.checkpoint, file)
+        for name, module in modules.items():
+            if name not in weights:
+                raise CheckpointError(f"{self.checkpoint / file} has no weights for '{name}'")
+            load_module_state(module, weights[name], f"{self.checkpoint / file} [{name}]")
+            module.to(self.device).eval().requires_grad_(False)
+
+    @staticmethod
+    def build(factory: Callable[[], nn.Module]) -> nn.Module:
+        """Build a module without touching the caller's RNG (its random init is overwritten anyway)."""
+        with torch.random.fork_rng(devices=[]):
+            return factory()
+
+    # ---- conditions ----------------------------------------------------------------------
+
+    @property
+    def condition_kind(self) -> str:
+        return self.condition.kind
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names saved with the run (``classes.json``), else the indices as strings."""
+        n = self.condition.num_classes if self.condition.kind == "class" else 0
+        names = read_class_names(self.run_dir)
+        return names if len(names) == n else [str(i) for i in range(n)]
+
+    def parse_label(self, label: int | str | None) -> int | None:
+        """A label given as index or class name -> index; one-line errors for the rest."""
+        if label is None:
+            return None
+        if self.condition_kind != "class":
+            raise ConfigError(f"a label was given but {self.run_dir} was trained with condition "
+                              f"'{self.condition_kind}', not class labels")
+        names = self.class_names
+        if str(label) in names:
+            return names.index(str(label))
+        try:
+            index = int(label)
+        except ValueError:
+            raise ConfigError(f"unknown label '{label}' for {self.run_dir} (classes: {', '.join(names)})") from None
+        if not 0 <= index < len(names):
+            raise ConfigError(f"label {index} out of range for {self.run_dir} (0..{len(names) - 1}: {', '.join(names)})")
+        return index
+
+    def check_text(self, text: str | None) -> None:
+        if text is not None and self.condition_kind not in TEXT_KINDS:
+            raise ConfigError(f"a text was given but {self.run_dir} was trained with condition "
+                              f"'{self.condition_kind}' (train with condition.kind: text)")
+
+    # ---- options -------------------------------------------------------------------------
+
+    def check_options(self, options: dict) -> dict:
+        """Options with ``None`` dropped, typed and checked; unknown ones are refused.
+
+        Raises:
+            ConfigError: an option this family does not take, or a bad value (one line each).
+        """
+        known = {o.name: o for o in self.options}
+        out = {}
+        for name, value in options.items():
+            if value is None:
+                continue
+            if name not in known:
+                flag = "--" + name.replace("_", "-")
+                valid = ", ".join(o.flag for o in self.options) or "none"
+                raise ConfigError(f"{flag} does not apply to {self.family} runs (their sampling options: {valid})")
+            opt = known[name]
+            try:
+                value = value if isinstance(value, opt.type) else opt.type(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{opt.flag} {value!r} is not a {opt.type.__name__}") from None
+            if opt.choices is not None and value not in opt.choices:
+                raise ConfigError(f"{opt.flag} {value!r} is not valid ({choice_hint(value, opt.choices)})")
+            problem = opt.check(value) if opt.check is not None else None
+            if problem:
+                raise ConfigError(f"{opt.flag} {value} {problem}")
+            out[name] = value
+        return out
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def __call__(self, num: int = 1, seed: int = 0, label: int | str | None = None, text: str | None = None,
+                 frames: int | None = None, ema: bool = True, batch_size: int = 16, **options) -> torch.Tensor:
+        """``num`` clips ``float32 [num, C, T, H, W]`` in ``[-1, 1]`` on the CPU, deterministic by ``seed``.
+
+        Without ``label`` a class-conditional run cycles through its classes (clip i gets class
+        i mod K), so a grid shows every class; ``text`` conditions every clip on one caption.
+
+        Raises:
+            ConfigError: bad counts, a label or text the run cannot honour, an unknown option.
+        """
+        if int(num) < 1:
+            raise ConfigError(f"num must be at least 1, got {num}")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        if frames is not None and int(frames) < 1:
+            raise ConfigError(f"frames must be at least 1, got {frames}")
+        if label is not None and text is not None:
+            raise ConfigError("give a label or a text, not both")
+        label_id = self.parse_label(label)
+        self.check_text(text)
+        options = self.check_options(options)
+        if any(k in options for k in self.joint_options):
+            batch_size = num  # a grid is one joint draw; it cannot be split into chunks
+        g = torch.Generator().manual_seed(int(seed))
+        n_classes = len(self.class_names)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, num, batch_size):
+                n = min(batch_size, num - start)
+                labels = captions = None
+                if self.condition_kind == "class":
+                    ids = [label_id if label_id is not None else (start + i) % max(n_classes, 1) for i in range(n)]
+                    labels = torch.tensor(ids, dtype=torch.long)
+                elif text is not None:
+                    captions = [text] * n
+                clips = self.generate(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
+                out.append(clips.float().cpu())
+        return torch.cat(out)
+
+    def batches(self, num: int, seed: int = 0, batch_size: int = 16) -> Iterator[torch.Tensor]:
+        """Clips in batches ``float32 [B, C, T, H, W]`` (batch ``i`` drawn with seed ``seed + i``), for evaluation."""
+        done, i = 0, 0
+        while done < num:
+            n = min(batch_size, num - done)
+            yield self(n, seed=seed + i, batch_size=n)
+            done, i = done + n, i + 1
+
+    def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+                 captions: list[str] | None = None, frames: int | None = None, ema: bool = True,
+                 **options) -> torch.Tensor:
+        """One batch: ``labels`` int64 ``[n]`` (-1 = none) or None, ``captions`` or None -> clips."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.family} run {self.run_dir} (step {self.step})"
+

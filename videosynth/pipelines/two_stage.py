@@ -1,0 +1,180 @@
+"""Inference pipelines of the two-stage family: a tokenizer run, and a prior run over its tokens.
+
+The composition is written out here, in the open (VideoGPT, Yan et al. 2021)::
+
+    tokens = sampling.ar.generate(prior, (t, h, w), n, cond=conditioner(labels, captions))
+    clips = tokenizer.decode(tokens)
+
+The prior never loads its tokenizer itself: :class:`TwoStagePipeline` loads both runs (the
+tokenizer from the ``tokenizer_run`` the prior's config names) and composes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from videosynth.checkpoint import EMA_FILE, MODEL_FILE
+from videosynth.conditioning import build_conditioner
+from videosynth.data import DataConfig
+from videosynth.errors import CheckpointError, ConfigError
+from videosynth.models.conditioned import Conditioned
+from videosynth.models.transformer import Prior, PriorConfig
+from videosynth.models.vqvae import VQVAE, VQVAEConfig
+from videosynth.pipelines.base import Option, Pipeline, at_least, in_range, section
+from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
+
+
+class TokenizerPipeline(Pipeline):
+    """A trained VQ-VAE: ``encode`` clips to token grids, ``decode`` grids to clips; it cannot generate."""
+
+    family = "vqvae"
+    weight_files = (MODEL_FILE,)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_cfg = section(self.config, "model", VQVAEConfig, str(self.run_dir))
+        self.data = section(self.config, "data", DataConfig, str(self.run_dir))
+        self.model = self.build(lambda: VQVAE(self.model_cfg))
+        self.load_weights({"vqvae": self.model})
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """Hash of the weights file, recorded by token caches to match them to their tokenizer."""
+        return self.meta.get("files", {}).get(MODEL_FILE)
+
+    def latent_shape(self, frames: int, size: int) -> tuple[int, int, int]:
+        return self.model.latent_shape(frames, size)
+
+    @torch.inference_mode()
+    def encode(self, videos: torch.Tensor) -> torch.Tensor:
+        """``float32 [B, C, T, H, W]`` in ``[-1, 1]`` -> token grids ``int64 [B, t, h, w]`` (on the CPU)."""
+        return self.model.encode(videos.to(self.device)).cpu()
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token grids ``int64 [B, t, h, w]`` -> ``float32 [B, C, T, H, W]`` in ``[-1, 1]`` (on the CPU)."""
+        return self.model.decode(tokens.to(self.device)).float().cpu()
+
+    def reconstruct(self, videos: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(videos))``, same layout and range as ``videos``."""
+        return self.decode(self.encode(videos))
+
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
+        raise ConfigError(
+            f"{self.run_dir} is a vqvae run, a tokenizer that cannot generate clips: train a transformer prior on it "
+            "(family: transformer, tokenizer_run: <this run>) and sample from that run; "
+            "use `videosynth reconstruct` to view reconstructions"
+        )
+
+
+def resolve_run_path(name: str, run_dir: Path) -> Path:
+    """A run named in another run's config: as given (absolute, or relative to the working
+    directory), else relative to that run's own folder or its parent (runs moved together)."""
+    path = Path(name).expanduser()
+    if path.is_absolute() or (path / "config.yaml").is_file():
+        return path
+    for base in (run_dir, run_dir.parent):
+        if (base / path / "config.yaml").is_file():
+            return base / path
+    return path
+
+
+class TwoStagePipeline(Pipeline):
+    """An autoregressive prior over a tokenizer's tokens, with the tokenizer it was trained on."""
+
+    family = "transformer"
+    options = (
+        Option("temperature", float, "softmax temperature (0 = greedy)", at_least(0.0)),
+        Option("top_k", int, "sample among the k most likely tokens", at_least(1)),
+        Option("top_p", float, "nucleus sampling: the smallest set of tokens with this probability",
+               in_range(0.0, 1.0, low_open=True)),
+        Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)"),
+        Option("context_frames", int, "latent frames re-primed per window when rolling out past the training length",
+               at_least(0)),
+        Option("prime", str, "a video whose first frames are continued (video prediction)"),
+        Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
+        Option("use_cache", bool, "KV-cached decoding (default on; off = the slow reference path)"),
+        Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),
+    )
+    joint_options = ("prime_video",)  # one row of observed frames per clip: one batch
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prior_cfg = section(self.config, "model", PriorConfig, str(self.run_dir))
+        self.data = section(self.config, "data", DataConfig, str(self.run_dir))
+        self.sample_cfg = section(self.config, "sample", ARSampleConfig, str(self.run_dir))
+        name = self.config.get("tokenizer_run") or ""
+        if not name:
+            raise CheckpointError(f"{self.run_dir}/config.yaml names no tokenizer_run")
+        tokenizer_dir = resolve_run_path(name, self.run_dir)
+        if not (tokenizer_dir / "config.yaml").is_file():
+            raise CheckpointError(f"the tokenizer run {name} of {self.run_dir} is not found (looked in the working "
+                                  f"directory and next to {self.run_dir}); copy it back or fix tokenizer_run in "
+                                  f"{self.run_dir}/config.yaml")
+        self.tokenizer = TokenizerPipeline.from_run(tokenizer_dir, self.config.get("tokenizer_checkpoint"), self.device)
+        self._priors: dict[bool, Conditioned] = {}
+
+    def prior(self, ema: bool = True) -> Conditioned:
+        """The conditioned prior with the EMA (default) or raw weights, loaded once each."""
+        if ema not in self._priors:
+            net = self.build(lambda: Conditioned(Prior(self.prior_cfg), build_conditioner(self.condition)))
+            modules = {"prior": net.net}
+            if net.conditioner is not None:
+                modules["conditioner"] = net.conditioner
+            has_ema = EMA_FILE in self.meta.get("files", {})
+            self.load_weights(modules, EMA_FILE if ema and has_ema else MODEL_FILE)
+            self._priors[ema] = net.eval()
+        return self._priors[ema]
+
+    def check_options(self, options: dict) -> dict:
+        options = super().check_options(options)
+        if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none":
+            raise ConfigError(f"--guidance needs a conditional prior; {self.run_dir} has condition.kind: none")
+        if "prime_frames" in options and "prime" not in options:
+            raise ConfigError("--prime-frames needs --prime VIDEO")
+        return options
+
+    def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
+        """The first ``prime_frames`` frames of a video file as ``float32 [C, T0, H, W]`` at the data size.
+
+        ``prime_frames`` defaults to half the training clip; it is rounded down to a multiple of the
+        tokenizer's time downsampling.
+
+        Raises:
+            ConfigError: fewer than one latent frame requested; DataError: unreadable / short video.
+        """
+        from videosynth.data.transforms import resize_crop, to_float
+        from videosynth.io import read_clip
+
+        dt = self.tokenizer.model_cfg.downsample[0]
+        wanted = prime_frames if prime_frames is not None else self.data.frames // 2
+        wanted -= wanted % dt
+        if wanted < dt:
+            raise ConfigError(f"--prime-frames must be at least {dt} (one latent frame of the tokenizer)")
+        clip = to_float(read_clip(path, 0, wanted))  # (C, T0, H, W)
+        return resize_crop(clip, self.data.size)
+
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
+        """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames."""
+        prime_video = options.get("prime_video")
+        if prime_video is not None and options.get("prime") is not None:
+            raise ConfigError("give prime (a video file) or prime_video (a tensor), not both")
+        if options.get("prime") is not None:
+            prime_video = self.read_prime(options["prime"], options.get("prime_frames"))
+        if prime_video is not None and prime_video.dim() == 4:
+            prime_video = prime_video.unsqueeze(0)
+        if prime_video is not None and prime_video.shape[0] == 1:
+            prime_video = prime_video.expand(n, -1, -1, -1, -1)  # (n, C, T0, H, W)
+        settings = dataclasses.asdict(self.sample_cfg)
+        if "guidance" in options:
+            settings["guidance_scale"] = options["guidance"]
+        for key in ("temperature", "top_k", "top_p", "context_frames"):
+            if key in options:
+                settings[key] = options[key]
+        net = self.prior(ema)
+        return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
+                                        captions=captions, frames=frames, prime_video=prime_video,
+                                        use_cache=options.get("use_cache", True), **settings)
