@@ -123,7 +123,7 @@ class BareGAN:
 
 def run_config(preset: str, batch: int, steps: int, device: str):
     from videosynth.train.gan import VideoGANRunConfig
-    from videosynth.train.loop import TrainConfig
+    from videosynth.train.config import TrainConfig
 
     train = TrainConfig(steps=steps, batch_size=batch, device=device, log_every=10**6, ckpt_every=10**6,
                         sample_every=0, keep_last=1)
@@ -146,7 +146,7 @@ class RandomClips(torch.utils.data.Dataset):
 
 def make_objective(preset: str, batch: int, device: torch.device):
     from videosynth.train.gan import GANObjective
-    from videosynth.train.loop import Context
+    from videosynth.train.context import Context
 
     cfg = run_config(preset, batch, 1, str(device))
     return GANObjective(cfg, Context(cfg.train, device, None))
@@ -286,7 +286,7 @@ def main() -> int:
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    from videosynth.train.loop import select_device
+    from videosynth.device import select_device
 
     device = select_device(args.device)
     if args.memory_child:

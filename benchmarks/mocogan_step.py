@@ -51,7 +51,8 @@ BYTES_PER_MIB = 1024 ** 2
 def _objective(family: str, preset: str, overrides: dict, batch: int, device: torch.device):
     """The family's objective on a shared-loop Context, built like ``videosynth train`` does."""
     from videosynth.data import DataConfig
-    from videosynth.train.loop import Context, TrainConfig
+    from videosynth.train.context import Context
+    from videosynth.train.config import TrainConfig
 
     if family == "mocogan":
         from videosynth.models.mocogan import PRESETS

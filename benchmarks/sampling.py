@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from videosynth.models.transformer import Prior, PriorConfig
-from videosynth.sample_ar import generate
+from videosynth.sampling.ar import generate
 
 TOP_K = 100  # a typical sampling filter, so the per-step sampling cost is included
 TARGET_SPEEDUP = 10.0  # what the cached path should reach at >= 1024 tokens

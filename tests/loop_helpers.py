@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from videosynth.train.loop import EMA, Context, Objective, RunConfig, TrainConfig, unwrap
+from videosynth.train.ema import EMA
+
+from videosynth.train.context import Context
+
+from videosynth.train.objective import Objective
+
+from videosynth.train.config import RunConfig, TrainConfig
+
+from videosynth.checkpoint import unwrap
 
 
 class TinyClips(torch.utils.data.Dataset):

@@ -207,7 +207,7 @@ def test_text_state_dict_round_trip():
     a = make_text().eval()
     torch.manual_seed(1)
     b = make_text().eval()
-    b.load_state_dict(a.persistent_state_dict())
+    b.load_state_dict(a.state_dict())
     assert torch.allclose(a(None, CAPTIONS), b(None, CAPTIONS))
 
 
@@ -217,7 +217,7 @@ def test_text_state_dict_round_trip():
 def test_pretrained_frozen_encoder_not_persisted(pretrained_dir):
     torch.manual_seed(0)
     a = make_pretrained(pretrained_dir).eval()
-    state = a.persistent_state_dict()
+    state = a.state_dict()
     assert set(state) == {"proj.weight", "proj.bias", "null"}
     assert set(a.state_dict()) == set(state)
     assert all(not p.requires_grad for p in a.encoder.parameters())
@@ -237,7 +237,7 @@ def test_pretrained_nested_in_a_model(pretrained_dir):
 
 def test_pretrained_unfrozen_is_persisted(pretrained_dir):
     cond = make_pretrained(pretrained_dir, freeze_pretrained=False)
-    assert any(k.startswith("encoder.") for k in cond.persistent_state_dict())
+    assert any(k.startswith("encoder.") for k in cond.state_dict())
 
 
 def test_pretrained_missing_dir(tmp_path):

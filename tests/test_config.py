@@ -10,7 +10,7 @@ import pytest
 
 from videosynth.config import apply_overrides, from_dict, load_yaml, merge, to_dict
 from videosynth.errors import ConfigError
-from videosynth.train.loop import TrainConfig
+from videosynth.train.config import TrainConfig
 
 
 @dataclass

@@ -15,7 +15,9 @@ from videosynth.config import load_yaml
 from videosynth.errors import ConfigError
 from videosynth.models.videogan import PRESETS
 from videosynth.train.gan import GANLossConfig, GANObjective, VideoGANRunConfig
-from videosynth.train.loop import TrainConfig, build_run_config, find_checkpoint, train
+from videosynth.train.config import TrainConfig, build_run_config
+from videosynth.checkpoint import find_checkpoint
+from videosynth.train.loop import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "videogan"
 TINY = PRESETS["tiny"]  # 16x16 px, 4 frames
@@ -101,7 +103,7 @@ def test_variants_train_finite(tmp_path, kind):
 
 
 def test_generate_and_sample(tmp_path):
-    from videosynth.train.loop import Context
+    from videosynth.train.context import Context
 
     cfg = _cfg(condition=ConditionConfig(kind="class", num_classes=2, dim=8))
     objective = GANObjective(cfg, Context(cfg.train, torch.device("cpu"), None, TinyVideos()))
@@ -119,7 +121,7 @@ def test_generate_and_sample(tmp_path):
 
 
 def test_ema_sampling_uses_standing_batchnorm_stats():
-    from videosynth.train.loop import Context
+    from videosynth.train.context import Context
 
     cfg = _cfg()
     objective = GANObjective(cfg, Context(cfg.train, torch.device("cpu"), None, TinyVideos()))

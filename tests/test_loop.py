@@ -17,8 +17,12 @@ from safetensors.torch import load_file
 
 from loop_helpers import TinyClips, TinyObjective, TinyRunConfig
 from videosynth.errors import CheckpointError, VideoSynthError
-from videosynth.train import loop
-from videosynth.train.loop import TrainConfig, find_checkpoint, train
+from videosynth.checkpoint import normalize_keys
+from videosynth.train import checkpointing
+from videosynth.train.context import Context
+from videosynth.train.config import TrainConfig
+from videosynth.checkpoint import find_checkpoint
+from videosynth.train.loop import train
 
 HERE = Path(__file__).parent
 
@@ -124,14 +128,14 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path):
 
     path = tmp_path / "checkpoints" / "step-000003"
     save_file(bad, str(path / "model.safetensors"))
-    obj = TinyObjective(_cfg(), loop.Context(TrainConfig(device="cpu"), torch.device("cpu"), tmp_path))
+    obj = TinyObjective(_cfg(), Context(TrainConfig(device="cpu"), torch.device("cpu"), tmp_path))
     with pytest.raises(CheckpointError, match="net"):
-        loop.load_checkpoint(path, obj)
+        checkpointing.load(path, obj)
 
 
 def test_normalize_keys():
     state = {"module.a.weight": 1, "_orig_mod.module.b": 2, "c": 3}
-    assert loop.normalize_keys(state) == {"a.weight": 1, "b": 2, "c": 3}
+    assert normalize_keys(state) == {"a.weight": 1, "b": 2, "c": 3}
 
 
 SCRIPT = r"""

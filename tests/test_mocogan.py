@@ -229,7 +229,7 @@ class _Clips(torch.utils.data.Dataset):
 def _run_config(steps: int = 3, **sections):
     from videosynth.conditioning import ConditionConfig
     from videosynth.data import DataConfig
-    from videosynth.train.loop import TrainConfig
+    from videosynth.train.config import TrainConfig
     from videosynth.train.mocogan import MoCoGANLossConfig, MoCoGANRunConfig
 
     train_cfg = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=100, sample_every=0,
@@ -246,7 +246,7 @@ def _run_config(steps: int = 3, **sections):
 def _weights(run_dir, name="model.safetensors"):
     from safetensors.torch import load_file
 
-    from videosynth.train.loop import find_checkpoint
+    from videosynth.checkpoint import find_checkpoint
 
     path, _ = find_checkpoint(run_dir)
     return load_file(str(path / name))
@@ -300,7 +300,7 @@ def test_resume_is_exact(tmp_path, variant):
 
 
 def _objective(**sections):
-    from videosynth.train.loop import Context
+    from videosynth.train.context import Context
     from videosynth.train.mocogan import MoCoGANObjective
 
     cfg = _run_config(**sections)

@@ -7,7 +7,7 @@ from videosynth.errors import ConfigError
 from videosynth.models.transformer import PRESETS, Prior, PriorConfig
 from videosynth.models.vqvae import PRESETS as VQ_PRESETS
 from videosynth.models.vqvae import VQVAE
-from videosynth.sample_ar import decode_tokens, filter_logits, generate, rollout
+from videosynth.sampling.ar import decode_tokens, filter_logits, generate, rollout
 
 COND_DIM = 8
 

@@ -107,6 +107,29 @@ def get_gan_loss(name: str) -> GANLoss:
 # ----------------------------------------------------------------------------- penalties
 
 
+def interpolates(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's random interpolates ``x_hat = a * real + (1 - a) * fake``, ``a ~ U[0, 1]`` per sample.
+
+    ``real`` / ``fake`` are ``(B, ...)`` (videos ``(B, C, T, H, W)`` in ``[-1, 1]``), both detached;
+    the result requires grad, for :func:`gradient_norm_penalty`.
+    """
+    batch = real.shape[0]
+    alpha_shape = (batch,) + (1,) * (real.dim() - 1)  # (B, 1, 1, 1, 1)
+    alpha = torch.rand(alpha_shape, generator=generator, device=real.device, dtype=real.dtype)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)  # (B, ...)
+
+
+def gradient_norm_penalty(scores: torch.Tensor, x_hat: torch.Tensor, weight: float = GP_WEIGHT) -> torch.Tensor:
+    """``weight * E[(||grad_x critic(x_hat)||_2 - 1)^2]`` from the critic's ``scores (B,)`` on ``x_hat``.
+
+    The graph is kept (``create_graph``) so the result can be back-propagated into the critic.
+    Returns a float32 scalar.
+    """
+    (grads,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
+    norms = grads.float().flatten(1).norm(2, dim=1)  # (B,)
+    return weight * ((norms - 1) ** 2).mean()
+
+
 def gradient_penalty(
     critic_fn: Callable[..., torch.Tensor],
     real: torch.Tensor,
@@ -115,22 +138,14 @@ def gradient_penalty(
     weight: float = GP_WEIGHT,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """WGAN-GP penalty ``weight * E[(||grad_x critic(x_hat)||_2 - 1)^2]`` on random interpolates.
+    """WGAN-GP penalty (Gulrajani et al. 2017) on random interpolates of ``real`` and ``fake``.
 
-    ``x_hat = a * real + (1 - a) * fake`` with ``a ~ U[0, 1]`` per sample.  ``real`` and
-    ``fake`` are ``(B, ...)`` (videos ``(B, C, T, H, W)`` in ``[-1, 1]``); ``fake`` is
-    detached.  ``critic_fn(x_hat)`` -- or ``critic_fn(x_hat, cond)`` when ``cond`` is given
-    -- returns ``(B,)`` scores.  The graph is kept (``create_graph``) so the result can
-    be back-propagated into the critic.  Returns a float32 scalar.
+    ``critic_fn(x_hat)`` -- or ``critic_fn(x_hat, cond)`` when ``cond`` is given -- returns
+    ``(B,)`` scores; see :func:`interpolates` and :func:`gradient_norm_penalty`.
     """
-    batch = real.shape[0]
-    alpha_shape = (batch,) + (1,) * (real.dim() - 1)  # (B, 1, 1, 1, 1)
-    alpha = torch.rand(alpha_shape, generator=generator, device=real.device, dtype=real.dtype)
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)  # (B, ...)
+    x_hat = interpolates(real, fake, generator)
     scores = critic_fn(x_hat) if cond is None else critic_fn(x_hat, cond)
-    (grads,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
-    norms = grads.float().flatten(1).norm(2, dim=1)  # (B,)
-    return weight * ((norms - 1) ** 2).mean()
+    return gradient_norm_penalty(scores, x_hat, weight)
 
 
 def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, gamma: float = R1_GAMMA) -> torch.Tensor:

@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    import videosynth
+    from videosynth.checkpoint import find_checkpoint
     from videosynth.errors import CheckpointError
     from videosynth.io import write_grid
-    from videosynth.sample import generate, load_run
-    from videosynth.train.loop import find_checkpoint
     from videosynth.train.run import run_training
 
     out = Path(args.out)
@@ -88,29 +88,29 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     # ---- one video per class, and a grid of all classes --------------------------------------
-    run_ = load_run(out, device=args.device)
-    names = run_.class_names
+    pipe = videosynth.load(out, device=args.device)
+    names = pipe.class_names
     per_class = 8
     videos_dir = out / "videos"
     videos_dir.mkdir(exist_ok=True)
     written = []
     for index, name in enumerate(names):
-        clips = generate(run_, per_class, seed=index, label=index)
+        clips = pipe(per_class, seed=index, label=index)
         for suffix in (".mp4", ".gif"):
             path = videos_dir / f"{name}{suffix}"
             write_grid(path, clips, nrow=4, fps=8)
             written.append(path)
-    grid = generate(run_, 4 * len(names), seed=100)  # clip i has class i mod K: columns are classes
+    grid = pipe(4 * len(names), seed=100)  # clip i has class i mod K: columns are classes
     write_grid(videos_dir / "all-classes.mp4", grid, nrow=len(names), fps=8)
     write_grid(videos_dir / "all-classes.gif", grid, nrow=len(names), fps=8)
     written += [videos_dir / "all-classes.mp4", videos_dir / "all-classes.gif"]
 
     # ---- weight-free metrics on the built-in data, where the metrics module provides them ----
-    scores = _weight_free_scores(run_, grid)
+    scores = _weight_free_scores(pipe)
     if scores:
         (out / "demo-metrics.json").write_text(json.dumps(scores, indent=2))
 
-    print(f"\ntrained {run_.step} steps in {minutes:.1f} min; run directory: {out}")
+    print(f"\ntrained {pipe.step} steps in {minutes:.1f} min; run directory: {out}")
     print(f"  videos per class : {', '.join(str(videos_dir / (n + '.mp4')) for n in names)}")
     print(f"  all classes      : {videos_dir / 'all-classes.mp4'} (and .gif)")
     print(f"  loss plot        : {out / 'loss.png'}")
@@ -124,15 +124,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weight_free_scores(run_, videos) -> dict:
-    try:
-        from videosynth.metrics import evaluate_during_training
-    except ImportError:
-        return {}
-    from videosynth.sample import generate
+def _weight_free_scores(pipe) -> dict:
+    from videosynth.metrics import evaluate_during_training
 
     def gen(n, generator):
-        return generate(run_, n, seed=int(generator.initial_seed()))
+        return pipe(n, seed=int(generator.initial_seed()))
 
-    data = run_.config.data
-    return evaluate_during_training(gen, data.name, 64, 0, data_config=data)
+    return evaluate_during_training(gen, pipe.data.name, 64, 0, data_config=pipe.data)

@@ -85,11 +85,9 @@ def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -
                              num_objects=args.num_objects, seed=seed)
         batches = _dataset_batches(build_dataset(cfg, split), args.batch_size, args.workers)
     elif is_run_dir(path):
-        try:
-            from videosynth.sample import sample_clips
-        except ImportError as exc:
-            raise VideoSynthError(f"sampling from run directory {path} needs videosynth.sample.sample_clips ({exc})")
-        batches = sample_clips(path, num, seed, args.batch_size, device=args.device)
+        import videosynth
+
+        batches = videosynth.load(path, device=args.device).batches(num, seed, args.batch_size)
     elif path.is_dir():
         from videosynth.data import VideoFolder
 
@@ -212,7 +210,7 @@ def _load(metric: str, args: argparse.Namespace):
     dataset = args.dataset or (args.real if args.real in BUILTIN else None)
     if dataset is None:
         raise ConfigError("fpd needs --dataset (moving-digits or bouncing-shapes) when REAL is not a built-in name")
-    from videosynth.metrics.detectors import select_device
+    from videosynth.device import select_device
 
     return load_probe_detector(dataset, args.weights, str(select_device(args.device)))
 
@@ -233,11 +231,13 @@ def _adopt_run_data(args: argparse.Namespace) -> None:
     args.run_data = None
     for spec in (getattr(args, "real", None), getattr(args, "fake", None)):
         if spec and is_run_dir(Path(spec).expanduser()):
-            from videosynth.train.run import resolve_config
+            from videosynth.checkpoint import read_run_config
+            from videosynth.config import from_dict
+            from videosynth.data import DataConfig
 
-            data = getattr(resolve_config(None, [], resume_dir=Path(spec).expanduser()), "data", None)
-            if data is not None and hasattr(data, "frames"):
-                args.run_data = data
+            data = read_run_config(Path(spec).expanduser()).get("data")
+            if isinstance(data, dict):
+                args.run_data = from_dict(DataConfig, data, "data")
                 break
     if args.frames is None:
         args.frames = args.run_data.frames if args.run_data is not None else 16
@@ -377,18 +377,18 @@ def run_class_acc(args: argparse.Namespace) -> int:
     samples too.
     """
     from videosynth.data import build_dataset
-    from videosynth.metrics.detectors import select_device
+    import videosynth
+    from videosynth.device import select_device
     from videosynth.metrics.probe_net import ProbeConfig, load_probe, save_probe, train_probe
-    from videosynth.sample import generate, load_run
 
     if args.num < 1:
         raise ConfigError("--num must be at least 1")
     device = str(select_device(args.device))
-    run = load_run(args.run, args.checkpoint, device)
+    run = videosynth.load(args.run, args.checkpoint, device)
     if run.condition_kind != "class":
         raise ConfigError(f"{args.run} is not class-conditional (condition.kind={run.condition_kind}); "
                           "class-acc needs a run trained with condition.kind: class")
-    data = run.config.data
+    data = run.data
     names = run.class_names
     path = Path(args.probe) if args.probe else run.run_dir / "probe-class-acc.safetensors"
     data_meta = dataclasses.asdict(data)
@@ -417,7 +417,7 @@ def run_class_acc(args: argparse.Namespace) -> int:
     result = {"run": str(args.run), "step": run.step, "probe": str(path), "clips_per_class": args.num,
               "real_accuracy": accuracy(real, real_labels), "chance": 1 / len(names), "per_class": {}}
     for k, name in enumerate(names):
-        clips = generate(run, args.num, seed=args.seed + k, label=k, ema=not args.no_ema)
+        clips = run(args.num, seed=args.seed + k, label=k, ema=not args.no_ema)
         result["per_class"][name] = accuracy(clips, torch.full((args.num,), k))
     result["accuracy"] = sum(result["per_class"].values()) / len(names)
     print(f"class accuracy of {args.run} (step {run.step}), probe {path}:")

@@ -34,15 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from videosynth.data import build_dataset
     from videosynth.io import write_grid
     from videosynth.metrics.recon import psnr, ssim
-    from videosynth.train.loop import select_device
-    from videosynth.train.vqvae import load_tokenizer
+    from videosynth.pipelines import TokenizerPipeline
 
-    if args.num < 1:
-        raise ConfigError("--num must be at least 1")
-    device = select_device(args.device)
-    model, run_cfg, meta = load_tokenizer(args.run_dir, args.checkpoint, device)
-    data_cfg = resolve_data(args.data, run_cfg.data, args.overrides)
-    model.latent_shape(data_cfg.frames, data_cfg.size)  # ConfigError when the clip size does not fit
+    if args.num < 1 or args.batch_size < 1:
+        raise ConfigError("--num and --batch-size must be at least 1")
+    tokenizer = TokenizerPipeline.from_run(args.run_dir, args.checkpoint, args.device)
+    data_cfg = resolve_data(args.data, tokenizer.data, args.overrides)
+    tokenizer.latent_shape(data_cfg.frames, data_cfg.size)  # ConfigError when the clip size does not fit
     dataset = build_dataset(data_cfg, args.split)
     if len(dataset) == 0:
         raise ConfigError(f"split '{args.split}' of {args.data} is empty; try --split train")
@@ -50,13 +48,11 @@ def run(args: argparse.Namespace) -> int:
     idx = torch.linspace(0, len(dataset) - 1, num).long().tolist()  # (num,) spread over the split
     x = torch.stack([dataset[i]["video"] for i in idx])  # (num, C, T, H, W) in [-1, 1]
     recon = []
-    with torch.inference_mode():
-        for start in range(0, num, args.batch_size):
-            chunk = x[start:start + args.batch_size].to(device)
-            recon.append(model.decode(model.encode(chunk)).float().cpu())  # (b, C, T, H, W)
+    for start in range(0, num, args.batch_size):
+        recon.append(tokenizer.reconstruct(x[start:start + args.batch_size]))  # (b, C, T, H, W)
     recon = torch.cat(recon)
     scores = {"psnr": float(psnr(x, recon).mean()), "ssim": float(ssim(x, recon).mean()), "num": num,
-              "step": meta.get("step"), "frames": data_cfg.frames, "size": data_cfg.size, "split": args.split}
+              "step": tokenizer.step, "frames": data_cfg.frames, "size": data_cfg.size, "split": args.split}
     out = Path(args.out)
     side_by_side = torch.cat([x, recon], dim=-1)  # (num, C, T, H, 2W): original | reconstruction
     write_grid(out, side_by_side, nrow=max(1, int(math.ceil(math.sqrt(num)))), fps=args.fps)

@@ -27,44 +27,44 @@ def register(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA copy")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=16)
-    fam = p.add_argument_group("family options (ignored where they do not apply)")
-    fam.add_argument("--grid", choices=["content-motion"], help="MoCoGAN: rows share content, columns share motion")
-    fam.add_argument("--interpolate", type=int, metavar="STEPS", help="MoCoGAN: interpolate content codes")
-    fam.add_argument("--action", type=int, help="MoCoGAN: categorical action code to use")
-    fam.add_argument("--prime", help="transformer: a video whose first frames are continued")
-    fam.add_argument("--prime-frames", type=int, help="transformer: how many frames of --prime to observe")
-    fam.add_argument("--temperature", type=float)
-    fam.add_argument("--top-k", type=int)
-    fam.add_argument("--top-p", type=float)
-    fam.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = off)")
+    fam = p.add_argument_group("family options (refused by runs they do not apply to)")
+    from videosynth.pipelines import PIPELINES, sampling_options
+
+    for opt in sampling_options().values():
+        families = ", ".join(f for f, pipe in PIPELINES.items() if any(o.name == opt.name for o in pipe.options))
+        kwargs = {"choices": list(opt.choices)} if opt.choices else {}
+        if opt.type is bool:
+            fam.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction, default=None,
+                             help=f"{families}: {opt.help}")
+        else:
+            fam.add_argument(opt.flag, dest=opt.name, type=opt.type, help=f"{families}: {opt.help}", **kwargs)
+    p.set_defaults(option_names=list(sampling_options()))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import videosynth
     from videosynth.io import write_grid, write_video
-    from videosynth.sample import check_text, generate, load_run, parse_label
 
     out = Path(args.out)
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError(f"--out {out}: use one of {', '.join(VIDEO_SUFFIXES)}")
     if args.num < 1:
         raise ConfigError("--num must be at least 1")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if args.fps < 1:
+        raise ConfigError("--fps must be at least 1")
     if args.label is not None and args.text is not None:
         raise ConfigError("give --label or --text, not both")
-    run_ = load_run(args.run_dir, args.checkpoint, args.device)
-    label = parse_label(run_, args.label)
-    check_text(run_, args.text)
-    options = {
-        "grid": args.grid, "action": args.action, "interpolate": args.interpolate, "prime": args.prime, "prime_frames": args.prime_frames,
-        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "guidance": args.guidance,
-    }
-    options = {k: v for k, v in options.items() if v is not None}
-    videos = generate(run_, args.num, args.seed, label, args.text, args.frames, not args.no_ema, args.batch_size, **options)
+    pipe = videosynth.load(args.run_dir, args.checkpoint, args.device)
+    options = {name: getattr(args, name) for name in args.option_names}
+    videos = pipe(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
-    nrow = args.interpolate or int(math.ceil(math.sqrt(videos.shape[0])))
+    nrow = options.get("interpolate") or int(math.ceil(math.sqrt(videos.shape[0])))
     write_grid(out, videos, nrow=nrow, fps=args.fps)
     print(f"wrote {out} ({videos.shape[0]} clips, {videos.shape[2]} frames, {videos.shape[3]}x{videos.shape[4]}, "
-          f"step {run_.step}{', EMA' if not args.no_ema else ''})")
+          f"step {pipe.step}{', EMA' if not args.no_ema else ''})")
     if args.each:
         from videosynth.data.transforms import to_uint8
 

@@ -1,7 +1,7 @@
 """``videosynth tokenize RUN_DIR DATA --out tokens/``: encode a dataset with a trained VQ-VAE.
 
 Writes a token cache (``index.json`` + ``shard-NNNNN.safetensors``, see
-``videosynth.train.prior``) that a transformer run reads with ``tokens: DIR``,
+``videosynth.data.tokens``) that a transformer run reads with ``tokens: DIR``,
 so the prior trains without decoding or encoding videos.
 
 ``DATA`` is a built-in dataset name (``moving-digits``, ``bouncing-shapes``), a
@@ -73,16 +73,14 @@ def run(args: argparse.Namespace) -> int:
 
     from videosynth.config import to_dict
     from videosynth.data import build_dataset
-    from videosynth.train.loop import select_device
-    from videosynth.train.prior import write_token_cache
-    from videosynth.train.vqvae import load_tokenizer
+    from videosynth.data.tokens import write_token_cache
+    from videosynth.pipelines import TokenizerPipeline
 
     if args.batch_size < 1 or args.shard_size < 1:
         raise ConfigError("--batch-size and --shard-size must be at least 1")
-    device = select_device(args.device)
-    model, run_cfg, meta = load_tokenizer(args.run_dir, args.checkpoint, device)
-    data_cfg = resolve_data(args.data, run_cfg.data, args.overrides)
-    latent = model.latent_shape(data_cfg.frames, data_cfg.size)
+    tokenizer = TokenizerPipeline.from_run(args.run_dir, args.checkpoint, args.device)
+    data_cfg = resolve_data(args.data, tokenizer.data, args.overrides)
+    latent = tokenizer.latent_shape(data_cfg.frames, data_cfg.size)
     dataset = build_dataset(data_cfg, args.split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                                          num_workers=args.workers)
@@ -90,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     done = 0
     with torch.inference_mode():
         for batch in loader:
-            pending.append(model.encode(batch["video"].to(device)).cpu())  # (B, t, h, w)
+            pending.append(tokenizer.encode(batch["video"]))  # (B, t, h, w)
             labels.append(batch["label"].long())
             captions.extend(batch["caption"])
             done += len(batch["label"])
@@ -104,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
         shards.append({"tokens": torch.cat(pending), "labels": torch.cat(labels)})
     index = write_token_cache(args.out, shards, {
         "tokenizer_run": str(Path(args.run_dir).resolve()),
-        "checkpoint": str(meta.get("step")),
-        "tokenizer_sha256": meta.get("files", {}).get("model.safetensors"),
-        "codebook_size": model.cfg.codebook_size,
+        "checkpoint": str(tokenizer.step),
+        "tokenizer_sha256": tokenizer.weights_sha256,
+        "codebook_size": tokenizer.model_cfg.codebook_size,
         "latent_shape": list(latent),
         "data": to_dict(dataclasses.replace(data_cfg)),
         "split": args.split,

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
+from videosynth.device import select_device
 from videosynth.errors import VideoSynthError
 from videosynth.metrics.frechet import FeatureStats
 from videosynth.metrics.weights import ResolvedWeights, resolve_weights
@@ -39,16 +40,6 @@ C3D_FRAMES = 16  # C3D is trained on 16-frame clips
 UINT8_SCALE = 127.5  # [-1, 1] -> [0, 255]: x * 127.5 + 128, clamped (the StyleGAN-V conversion)
 UINT8_OFFSET = 128.0
 PROB_SUM_TOL = 1e-3
-
-
-def select_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; otherwise ``torch.device(device)``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise VideoSynthError(f"invalid device '{device}' ({exc}); use auto, cpu, cuda or cuda:N")
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

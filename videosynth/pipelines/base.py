@@ -25,6 +25,7 @@ from torch import nn
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE, find_checkpoint, load_weights, load_module_state, read_class_names
 from videosynth.conditioning import TEXT_KINDS, ConditionConfig
 from videosynth.config import choice_hint, from_dict
+from videosynth.data import DataConfig
 from videosynth.device import select_device
 from videosynth.errors import CheckpointError, ConfigError
 
@@ -90,6 +91,7 @@ class Pipeline:
         self.checkpoint, self.meta = find_checkpoint(self.run_dir, checkpoint, files=self.weight_files)
         self.step = int(self.meta.get("step", 0))
         self.condition = section(config, "condition", ConditionConfig, str(self.run_dir))
+        self.data = section(config, "data", DataConfig, str(self.run_dir))  # what the run was trained on
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str | int | None = None, device: str = "auto") -> "Pipeline":

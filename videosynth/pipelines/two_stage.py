@@ -18,7 +18,6 @@ import torch
 
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
 from videosynth.conditioning import build_conditioner
-from videosynth.data import DataConfig
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned
 from videosynth.models.transformer import Prior, PriorConfig
@@ -36,7 +35,6 @@ class TokenizerPipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_cfg = section(self.config, "model", VQVAEConfig, str(self.run_dir))
-        self.data = section(self.config, "data", DataConfig, str(self.run_dir))
         self.model = self.build(lambda: VQVAE(self.model_cfg))
         self.load_weights({"vqvae": self.model})
 
@@ -104,7 +102,6 @@ class TwoStagePipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.prior_cfg = section(self.config, "model", PriorConfig, str(self.run_dir))
-        self.data = section(self.config, "data", DataConfig, str(self.run_dir))
         self.sample_cfg = section(self.config, "sample", ARSampleConfig, str(self.run_dir))
         name = self.config.get("tokenizer_run") or ""
         if not name:

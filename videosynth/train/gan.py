@@ -16,43 +16,41 @@ Conditioning: the generator and the discriminator each own a conditioner built f
 as in Miyato & Koyama 2018), and fake clips are generated for the real batch's
 labels/captions.
 
-DDP: the discriminator half of the objective is one module (:class:`DiscriminatorLoss`)
-whose single forward computes the whole discriminator loss, so DDP sees one forward per
-backward; in the generator update the bare (unwrapped) discriminator is used with its
+DDP: the discriminator judges real clips, fake clips and (for WGAN-GP) their interpolates in
+one forward, so DDP sees one forward per backward and they share one draw of the condition
+dropout; in the generator update the bare (unwrapped) discriminator is used with its
 parameters frozen, so no gradient sync is expected for it there.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from videosynth.augment import diff_augment, parse_policy
+from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
 from videosynth.losses import (
     RECONSTRUCTION_LOSSES,
-    add_instance_noise,
-    annealed_noise_std,
     PerceptualLoss,
     get_gan_loss,
-    gradient_penalty,
+    gradient_norm_penalty,
+    interpolates,
     r1_penalty,
 )
+from videosynth.models.conditioned import Conditioned, fit_cond_dim
 from videosynth.models.videogan import GENERATORS, PRESETS, Discriminator, VideoGANConfig
-from videosynth.train.loop import EMA, Context, Objective, RunConfig, TrainConfig, unwrap
-
-# Standing BatchNorm statistics of the EMA generator: batches x clips of fixed-seed noise.
-STANDING_BATCHES = 8
-STANDING_BATCH = 16
-STANDING_SEED = 0
+from videosynth.sampling.gan import STANDING_BATCH, sample_videogan, standing_statistics
+from videosynth.train.config import RunConfig, TrainConfig
+from videosynth.train.context import Context
+from videosynth.train.ema import EMA
+from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss
+from videosynth.train.objective import trainable
 
 # ----------------------------------------------------------------------------- config
 
@@ -106,116 +104,42 @@ class VideoGANRunConfig(RunConfig):
     presets: ClassVar[dict] = {"model": PRESETS}
 
 
-# ----------------------------------------------------------------------------- modules
-
-
-class ConditionedGenerator(nn.Module):
-    """A VideoGAN generator with its own conditioner: ``(z, labels, captions) -> video``.
-
-    ``forward(z (B, z_dim), labels int64 (B,), captions list[str], return_parts=False,
-    force_null=False)`` -> ``(B, C, T, H, W)`` in ``[-1, 1]`` (or the generator's parts dict).
-    """
-
-    def __init__(self, net: nn.Module, conditioner: nn.Module | None):
-        super().__init__()
-        self.net = net
-        self.conditioner = conditioner
-
-    def forward(self, z, labels=None, captions=None, return_parts: bool = False, force_null: bool = False):
-        cond = None
-        if self.conditioner is not None:
-            cond = self.conditioner(labels, captions, force_null=force_null)  # (B, D)
-        return self.net(z, cond, return_parts=return_parts)
-
-
-class DiscriminatorLoss(nn.Module):
-    """The discriminator with its own conditioner; ``forward`` computes the whole D loss.
-
-    ``logits(videos (B, C, T, H, W) in [-1, 1], labels, captions) -> (B,)``;
-    ``forward(real, fake, labels, captions) -> dict`` with ``loss`` (float32 scalar) and the
-    detached terms ``d_real``, ``d_fake`` (means), ``gp``, ``r1``.
-    """
-
-    def __init__(self, net: Discriminator, conditioner: nn.Module | None, loss: GANLossConfig):
-        super().__init__()
-        self.net = net
-        self.conditioner = conditioner
-        self.gan_loss = get_gan_loss(loss.kind)
-        self.gp_weight = loss.gp_weight
-        self.r1_gamma = loss.r1_gamma
-        self.aux_class_weight = loss.aux_class_weight
-
-    def condition(self, labels, captions) -> torch.Tensor | None:
-        return None if self.conditioner is None else self.conditioner(labels, captions)  # (B, D)
-
-    def logits(self, videos: torch.Tensor, labels=None, captions=None) -> torch.Tensor:
-        return self.net(videos, self.condition(labels, captions))
-
-    def judge(self, videos: torch.Tensor, labels=None, captions=None):
-        """``(logits (B,), class logits (B, K) or None)``; see :meth:`Discriminator.judge`."""
-        return self.net.judge(videos, self.condition(labels, captions))
-
-    def forward(self, real: torch.Tensor, fake: torch.Tensor, labels=None, captions=None) -> dict:
-        cond = self.condition(labels, captions)
-        if self.r1_gamma > 0:
-            real = real.detach().requires_grad_(True)
-        d_real, class_real = self.net.judge(real, cond)  # (B,), (B, K) or None
-        d_fake = self.net(fake.detach(), cond)  # (B,)
-        loss = self.gan_loss.d_loss(d_real, d_fake)
-        out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
-        if self.aux_class_weight > 0:
-            aux = class_loss(class_real, labels)
-            loss = loss + self.aux_class_weight * aux
-            out["aux_class_real"] = aux.detach()
-        if self.gp_weight > 0:
-            gp = gradient_penalty(self.net, real, fake, cond, weight=self.gp_weight)
-            loss = loss + gp
-            out["gp"] = gp.detach()
-        if self.r1_gamma > 0:
-            r1 = r1_penalty(d_real, real, gamma=self.r1_gamma)
-            loss = loss + r1
-            out["r1"] = r1.detach()
-        out["loss"] = loss
-        return out
-
-
-def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the discriminator's class head, in float32; label -1 (unknown) is ignored."""
-    if not bool((labels >= 0).any()):
-        return class_logits.sum() * 0.0  # no known label in the batch: zero, but keeps the graph
-    return F.cross_entropy(class_logits.float(), labels.to(class_logits.device), ignore_index=-1)
-
-
-def requires_grad(params: list[nn.Parameter], flag: bool) -> None:
-    for p in params:
-        p.requires_grad_(flag)
-
-
-def trainable(module: nn.Module) -> list[nn.Parameter]:
-    """Parameters that train (a frozen pretrained text encoder stays out)."""
-    return [p for p in module.parameters() if p.requires_grad]
-
-
 # ----------------------------------------------------------------------------- objective
 
 
-class GANObjective(Objective):
+def model_config(cfg: VideoGANRunConfig) -> VideoGANConfig:
+    """The model config with ``cond_dim`` from ``condition.dim`` and the AC-GAN head's class count.
+
+    Raises:
+        ConfigError: the AC-GAN head without class labels, or a ``cond_dim`` that disagrees.
+    """
+    model = cfg.model
+    if cfg.loss.aux_class_weight > 0:
+        cond = cfg.condition
+        if cond is None or cond.kind != "class" or cond.num_classes < 1:
+            raise ConfigError("loss.aux_class_weight > 0 (AC-GAN) needs condition.kind: class with known classes")
+        model = dataclasses.replace(model, num_classes=cond.num_classes)
+    return fit_cond_dim(model, cfg.condition)
+
+
+class GANObjective(GANObjectiveBase):
     """Alternating D/G updates with an EMA generator; see the module docstring."""
 
     def __init__(self, cfg: VideoGANRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
-        self.model_cfg = _model_config(cfg)
+        self.model_cfg = model = model_config(cfg)
         self.loss_cfg = cfg.loss
+        self.gan_loss = get_gan_loss(cfg.loss.kind)
         self.diffaug = parse_policy(cfg.loss.diffaug)
         if cfg.loss.n_critic < 1:
             raise ConfigError(f"loss.n_critic={cfg.loss.n_critic} must be >= 1")
         if cfg.loss.recon_kind not in RECONSTRUCTION_LOSSES:
             raise ConfigError(f"loss.recon_kind='{cfg.loss.recon_kind}' is not one of {', '.join(RECONSTRUCTION_LOSSES)}")
-        if cfg.loss.mask_weight > 0 and self.model_cfg.generator != "two-stream":
+        if cfg.loss.mask_weight > 0 and model.generator != "two-stream":
             raise ConfigError("loss.mask_weight > 0 needs model.generator: two-stream (only it has a mask)")
-        model = self.model_cfg
-        generator = ConditionedGenerator(GENERATORS[model.generator](model), build_conditioner(cfg.condition))
-        discriminator = DiscriminatorLoss(Discriminator(model), build_conditioner(cfg.condition), cfg.loss)
+        check_clip_size(model.channels, model.frames, model.size, cfg.data)
+        generator = Conditioned(GENERATORS[model.generator](model), build_conditioner(cfg.condition))
+        discriminator = Conditioned(Discriminator(model), build_conditioner(cfg.condition))
         self.G = ctx.wrap(generator)
         self.D = ctx.wrap(discriminator)
         self.d_params = trainable(self.D)  # frozen for the generator update, then thawed
@@ -223,19 +147,22 @@ class GANObjective(Objective):
         self.opt_g = torch.optim.Adam(trainable(self.G), lr=cfg.optim.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.optim.lr_d, betas=betas)
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
-        self._standing: tuple | None = None  # (EMA version key, EMA copy with standing BN stats)
+        self._standing: tuple[int, Conditioned] | None = None  # (EMA updates, EMA copy with standing BN stats)
         self.perceptual = None
         if cfg.loss.perceptual_weight > 0:
             self.perceptual = PerceptualLoss(cfg.loss.perceptual_path).to(ctx.device)
 
-    def modules(self) -> dict[str, nn.Module]:
+    def modules(self):
         return {"generator": self.G, "discriminator": self.D}
 
-    def ema_modules(self) -> dict[str, nn.Module]:
+    def ema_modules(self):
         return {"generator": self.ema_g.module}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def load_extra_state(self, state: dict) -> None:
+        self._standing = None  # the EMA weights were replaced
 
     def _noise(self, n: int) -> torch.Tensor:
         # the global RNG: seeded per rank by the loop and restored on resume
@@ -243,169 +170,110 @@ class GANObjective(Objective):
 
     def _d_input(self, videos: torch.Tensor, std: float) -> torch.Tensor:
         """What the discriminator sees: the clips with instance noise, then DiffAugment."""
-        return diff_augment(add_instance_noise(videos, std), self.diffaug)
+        return diff_augment(self.noisy(videos, std), self.diffaug)
 
-    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels, captions) -> dict:
+        """The whole D loss of one critic update, from one discriminator forward.
+
+        ``real`` / ``fake`` ``(B, C, T, H, W)`` as the discriminator sees them. Returns ``loss``
+        (float32 scalar) and the detached terms ``d_real``, ``d_fake`` (means), ``gp``, ``r1``,
+        ``aux_class_real``.
+        """
+        lcfg = self.loss_cfg
+        if lcfg.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)
+        inputs = [real, fake.detach()]
+        if lcfg.gp_weight > 0:
+            inputs.append(interpolates(real, fake))  # (B, C, T, H, W) with grad, for WGAN-GP
+        judged = self.D(*inputs, labels=labels, captions=captions, with_class=True)  # one (logits, class) per input
+        (d_real, class_real), (d_fake, _) = judged[0], judged[1]
+        loss = self.gan_loss.d_loss(d_real, d_fake)
+        out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
+        if lcfg.aux_class_weight > 0:
+            aux = class_loss(class_real, labels)
+            loss = loss + lcfg.aux_class_weight * aux
+            out["aux_class_real"] = aux.detach()
+        if lcfg.gp_weight > 0:
+            gp = gradient_norm_penalty(judged[2][0], inputs[2], weight=lcfg.gp_weight)
+            loss = loss + gp
+            out["gp"] = gp.detach()
+        if lcfg.r1_gamma > 0:
+            r1 = r1_penalty(d_real, real, gamma=lcfg.r1_gamma)
+            loss = loss + r1
+            out["r1"] = r1.detach()
+        out["loss"] = loss
+        return out
+
+    def train_step(self, batch: dict, step: int) -> dict:
         real, labels, captions = batch["video"], batch["label"], batch["caption"]
-        _check_batch(real, self.model_cfg)
         n = real.shape[0]
-        metrics: dict[str, float] = {}
-        std = annealed_noise_std(self.loss_cfg.instance_noise, self.loss_cfg.instance_noise_steps, step)
+        lcfg = self.loss_cfg
+        metrics: dict = {}
+        std = self.noise_std(step)
 
         # ---- discriminator: n_critic updates on this batch, fresh noise each ----------------
         # The last critic update's fakes are generated with grad and reused by the generator
         # update (as in the DCGAN tutorial), which saves one generator forward per step.
-        for i in range(self.loss_cfg.n_critic):
-            last = i == self.loss_cfg.n_critic - 1
+        for i in range(lcfg.n_critic):
+            last = i == lcfg.n_critic - 1
             with torch.set_grad_enabled(last), self.ctx.autocast():
-                parts = self.G(self._noise(n), labels, captions, return_parts=True)
+                parts = self.G(self._noise(n), labels=labels, captions=captions, return_parts=True)
             with self.ctx.autocast():
-                d_out = self.D(self._d_input(real, std), self._d_input(parts["video"].detach().float(), std),
-                               labels, captions)
+                d_out = self.discriminator_loss(self._d_input(real, std),
+                                                self._d_input(parts["video"].detach().float(), std), labels, captions)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")
-        metrics["loss_d"] = d_out["loss"].item()
-        metrics.update({k: v.item() for k, v in d_out.items() if k != "loss"})
+        metrics["loss_d"] = d_out.pop("loss").detach()
+        metrics.update(d_out)
         if grad_d is not None:
             metrics["grad_norm_d"] = grad_d
 
         # ---- generator: one update through the frozen bare discriminator --------------------
-        requires_grad(self.d_params, False)
-        d_bare = unwrap(self.D)
-        fake = parts["video"].float()  # (B, C, T, H, W)
-        with self.ctx.autocast():
-            d_fake, class_fake = d_bare.judge(self._d_input(fake, std), labels, captions)  # (B,), (B, K)
-        loss_adv = d_bare.gan_loss.g_loss(d_fake)
-        loss_g = loss_adv
-        metrics["loss_g_adv"] = loss_adv.item()
-        if self.loss_cfg.aux_class_weight > 0:
-            aux = class_loss(class_fake, labels)
-            loss_g = loss_g + self.loss_cfg.aux_class_weight * aux
-            metrics["aux_class_fake"] = aux.item()
-        if self.loss_cfg.mask_weight > 0:
-            mask_l1 = parts["mask"].float().abs().mean()
-            loss_g = loss_g + self.loss_cfg.mask_weight * mask_l1
-            metrics["mask_l1"] = mask_l1.item()
-        if self.loss_cfg.recon_weight > 0:
-            recon = RECONSTRUCTION_LOSSES[self.loss_cfg.recon_kind](fake, real)
-            loss_g = loss_g + self.loss_cfg.recon_weight * recon
-            metrics["recon"] = recon.item()
-        if self.perceptual is not None:
-            perceptual = self.perceptual(fake, real)
-            loss_g = loss_g + self.loss_cfg.perceptual_weight * perceptual
-            metrics["perceptual"] = perceptual.item()
-        grad_g = self.ctx.backward_step(loss_g, self.opt_g, self.G, name="generator")
-        requires_grad(self.d_params, True)
+        with self.frozen_discriminators():
+            fake = parts["video"].float()  # (B, C, T, H, W)
+            with self.ctx.autocast():
+                d_fake, class_fake = unwrap(self.D)(self._d_input(fake, std), labels=labels, captions=captions,
+                                                    with_class=True)  # (B,), (B, K)
+            loss_adv = self.gan_loss.g_loss(d_fake)
+            loss_g = loss_adv
+            metrics["loss_g_adv"] = loss_adv.detach()
+            if lcfg.aux_class_weight > 0:
+                aux = class_loss(class_fake, labels)
+                loss_g = loss_g + lcfg.aux_class_weight * aux
+                metrics["aux_class_fake"] = aux.detach()
+            if lcfg.mask_weight > 0:
+                mask_l1 = parts["mask"].float().abs().mean()
+                loss_g = loss_g + lcfg.mask_weight * mask_l1
+                metrics["mask_l1"] = mask_l1.detach()
+            if lcfg.recon_weight > 0:
+                recon = RECONSTRUCTION_LOSSES[lcfg.recon_kind](fake, real)
+                loss_g = loss_g + lcfg.recon_weight * recon
+                metrics["recon"] = recon.detach()
+            if self.perceptual is not None:
+                perceptual = self.perceptual(fake, real)
+                loss_g = loss_g + lcfg.perceptual_weight * perceptual
+                metrics["perceptual"] = perceptual.detach()
+            grad_g = self.ctx.backward_step(loss_g, self.opt_g, self.G, name="generator")
         self.ema_g.update(self.G)
-        metrics["loss_g"] = loss_g.item()
-        metrics["d_fake_g"] = d_fake.detach().float().mean().item()
+        metrics["loss_g"] = loss_g.detach()
+        metrics["d_fake_g"] = d_fake.detach().float().mean()
         if grad_g is not None:
             metrics["grad_norm_g"] = grad_g
         if std > 0:
             metrics["instance_noise"] = std
         return metrics
 
-    # ---- sampling ---------------------------------------------------------------------------
+    # ---- periodic samples ---------------------------------------------------------------------
 
-    def _default_conditions(self, n: int) -> tuple[torch.Tensor | None, list[str] | None]:
-        """Labels cycling through the classes / captions cycling through the data's captions."""
-        kind = self.cfg.condition.kind
-        if kind == "class":
-            return torch.arange(n) % self.cfg.condition.num_classes, None
-        if kind in ("text", "pretrained-text"):
-            dataset = self.ctx.dataset
-            captions = [c for c in (dataset.captions() if hasattr(dataset, "captions") else []) if c]
-            if captions:
-                return None, [captions[i % len(captions)] for i in range(n)]
-        return None, None
-
-    @torch.no_grad()
-    def _standing_ema(self) -> nn.Module:
-        """A copy of the EMA generator with BatchNorm statistics recomputed for its own weights.
-
-        The EMA copies the live generator's running statistics, which belong to the live
-        weights, not to the averaged ones (samples come out washed out); as in BigGAN
-        (Brock et al. 2019, "standing statistics"), they are re-estimated from
-        ``STANDING_BATCHES`` fixed-seed noise batches.  Cached until the EMA weights change.
-        """
-        ema = self.ema_g.module
-        # every in-place update (EMA lerp_, checkpoint load) bumps a tensor's version counter
-        key = tuple(t._version for t in ema.state_dict(keep_vars=True).values())
-        if self._standing is not None and self._standing[0] == key:
-            return self._standing[1]
-        net = copy.deepcopy(ema)
-        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if norms:
-            for m in norms:
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average over the standing batches
-            net.train()
-            g = torch.Generator().manual_seed(STANDING_SEED)
-            labels, captions = self._default_conditions(STANDING_BATCH)
-            labels = torch.full((STANDING_BATCH,), -1) if labels is None else labels
-            for _ in range(STANDING_BATCHES):
-                z = torch.randn(STANDING_BATCH, self.model_cfg.z_dim, generator=g).to(self.ctx.device)
-                net(z, labels.to(self.ctx.device), captions or [""] * STANDING_BATCH)
-        net.eval()
-        self._standing = (key, net)
-        return net
+    def standing_ema(self) -> Conditioned:
+        """The EMA generator with its own BatchNorm statistics; cached until the EMA is updated."""
+        if self._standing is None or self._standing[0] != self.ema_g.updates:
+            labels, captions = self.default_conditions(STANDING_BATCH)
+            net = standing_statistics(self.ema_g.module, self.model_cfg.z_dim, labels, captions)
+            self._standing = (self.ema_g.updates, net)
+        return self._standing[1]
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """EMA-generator clips from fixed noise: float ``(n, C, T, H, W)`` in ``[-1, 1]``."""
-        labels, captions = self._default_conditions(n)
-        return self.generate(n, generator, labels, captions)
-
-    @torch.no_grad()
-    def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
-                 captions: list[str] | None = None, frames: int | None = None, ema: bool = True,
-                 **options) -> torch.Tensor:
-        """``n`` clips float ``(n, C, T, H, W)`` in ``[-1, 1]``; noise from ``generator`` (CPU).
-
-        ``labels`` int64 ``(n,)`` (-1 = none) / ``captions`` for conditional runs; missing ones
-        use the null condition.  Raises ConfigError for ``frames`` other than the trained
-        length or unknown ``options`` (VideoGAN has no sampling controls).
-        """
-        if options:
-            raise ConfigError(f"VideoGAN sampling has no option(s) {', '.join(sorted(options))}")
-        if frames is not None and frames != self.model_cfg.frames:
-            raise ConfigError(f"this VideoGAN generates {self.model_cfg.frames} frames; --frames {frames} "
-                              "is not possible (the clip length is fixed by the architecture)")
-        net = self._standing_ema() if ema else unwrap(self.G)
-        z = torch.randn(n, self.model_cfg.z_dim, generator=generator).to(self.ctx.device)
-        if labels is None:
-            labels = torch.full((n,), -1, dtype=torch.long)
-        if captions is None:
-            captions = [""] * n
-        was_training = net.training
-        net.eval()
-        try:
-            video = net(z, labels.to(self.ctx.device), captions)
-        finally:
-            net.train(was_training)
-        return video.float().clamp(-1, 1)
-
-
-def _model_config(cfg: VideoGANRunConfig) -> VideoGANConfig:
-    """The model config with ``cond_dim`` taken from ``condition.dim`` when conditioning is on."""
-    model = cfg.model
-    conditional = cfg.condition is not None and cfg.condition.kind != "none"
-    if cfg.loss.aux_class_weight > 0:
-        if not conditional or cfg.condition.kind != "class" or cfg.condition.num_classes < 1:
-            raise ConfigError("loss.aux_class_weight > 0 (AC-GAN) needs condition.kind: class with known classes")
-        model = dataclasses.replace(model, num_classes=cfg.condition.num_classes)
-    if conditional and model.cond_dim == 0:
-        return dataclasses.replace(model, cond_dim=cfg.condition.dim)
-    if conditional and model.cond_dim != cfg.condition.dim:
-        raise ConfigError(f"model.cond_dim={model.cond_dim} differs from condition.dim={cfg.condition.dim}; "
-                          "leave model.cond_dim at 0 to follow the conditioner")
-    if not conditional and model.cond_dim != 0:
-        raise ConfigError(f"model.cond_dim={model.cond_dim} but condition.kind is none; "
-                          "set model.cond_dim: 0 or choose a condition kind")
-    return model
-
-
-def _check_batch(real: torch.Tensor, model: VideoGANConfig) -> None:
-    expected = (model.channels, model.frames, model.size, model.size)
-    if tuple(real.shape[1:]) != expected:
-        raise ConfigError(f"data clips are {tuple(real.shape[1:])} (C, T, H, W) but the model makes {expected}; "
-                          f"set data.frames: {model.frames} and data.size: {model.size}")
+        """EMA-generator clips from fixed noise, conditions cycling: float ``(n, C, T, H, W)`` in ``[-1, 1]``."""
+        labels, captions = self.default_conditions(n)
+        return sample_videogan(self.standing_ema(), n, self.model_cfg.z_dim, generator, labels, captions)

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
-from videosynth.config import apply_overrides, load_yaml, merge, to_dict
+from videosynth.checkpoint import CLASSES_FILE, read_run_config
+from videosynth.config import apply_overrides, load_yaml
 from videosynth.errors import CheckpointError, ConfigError
-from videosynth.train import get_family
-from videosynth.train.loop import RunConfig, build_run_config, train
+from videosynth.train.config import RunConfig, build_run_config
+from videosynth.train.families import get_family
+from videosynth.train.loop import sample_grid, train
 
 
 def resolve_config(
@@ -33,7 +34,7 @@ def resolve_config(
         path = Path(resume_dir) / "config.yaml"
         if not path.is_file():
             raise CheckpointError(f"cannot resume: {path} not found (is {resume_dir} a run directory?)")
-        data = load_yaml(path)
+        data = read_run_config(resume_dir)
     elif config is None:
         raise ConfigError("no config given: pass --config FILE.yaml (see configs/) or --resume RUN_DIR")
     else:
@@ -41,19 +42,7 @@ def resolve_config(
     data = apply_overrides(data, list(overrides))
     if "family" not in data:
         raise ConfigError(f"config {config or resume_dir} has no 'family:' key (e.g. family: videogan)")
-    run_cls, _ = get_family(data["family"])
-    return build_run_config(run_cls, data)
-
-
-def fit_to_dataset(cfg: RunConfig, dataset) -> RunConfig:
-    """Fill ``condition.num_classes`` / ``condition.vocab`` from the training data when unset."""
-    if cfg.condition is None or getattr(cfg.condition, "kind", "none") == "none":
-        return cfg
-    from videosynth.conditioning import fit_condition_config
-
-    captions = dataset.captions() if hasattr(dataset, "captions") else []
-    class_names = list(getattr(dataset, "class_names", []))
-    return dataclasses.replace(cfg, condition=fit_condition_config(cfg.condition, captions, class_names))
+    return build_run_config(get_family(data["family"]).run_config, data)
 
 
 def default_run_dir(cfg: RunConfig, config_path: str | Path | None) -> Path:
@@ -74,23 +63,15 @@ def run_training(
 ) -> Path:
     """Train a run from a config (or resume one); returns the run directory."""
     cfg = resolve_config(config, overrides, resume)
-    from videosynth.data import build_dataset
-
-    _, objective_cls = get_family(cfg.family)
-    # a family may train on something other than decoded clips (the prior on cached tokens)
-    own = getattr(objective_cls, "build_dataset", None)
-    dataset = own(cfg, "train") if own is not None else None
-    if dataset is None:
-        dataset = build_dataset(cfg.data, "train")
-    if resume is None:
-        cfg = fit_to_dataset(cfg, dataset)
+    objective_cls = get_family(cfg.family).objective
+    dataset = objective_cls.build_dataset(cfg, "train")  # the prior may train on cached tokens
     run_dir = Path(resume) if resume is not None else Path(run_dir) if run_dir else default_run_dir(cfg, config)
     if resume is None and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise CheckpointError(f"{run_dir} already holds checkpoints: use --resume {run_dir} or another --run-dir")
     if resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         names = list(getattr(dataset, "class_names", []))
-        (run_dir / "classes.json").write_text(json.dumps(names))
+        (run_dir / CLASSES_FILE).write_text(json.dumps(names))
     eval_fn = _eval_fn(cfg) if cfg.train.eval_every > 0 else None
     print(f"run directory: {run_dir}", file=sys.stderr)
     train(cfg, objective_cls, run_dir, dataset, resume=resume is not None, progress=progress, eval_fn=eval_fn)
@@ -104,19 +85,9 @@ def _eval_fn(cfg: RunConfig):
     name = cfg.data.name
 
     def fn(objective, step):
-        import torch
-
-        def generate(n, generator):
-            objective.set_train(False)
-            try:
-                with torch.no_grad():
-                    return objective.sample(n, generator)
-            finally:
-                objective.set_train(True)
-
-        return evaluate_during_training(generate, name, cfg.train.eval_num, cfg.train.seed, data_config=cfg.data)
+        return evaluate_during_training(lambda n, g: sample_grid(objective, n, g), name, cfg.train.eval_num, cfg.train.seed, data_config=cfg.data)
 
     return fn
 
 
-__all__ = ["run_training", "resolve_config", "fit_to_dataset", "to_dict", "merge"]
+__all__ = ["run_training", "resolve_config"]

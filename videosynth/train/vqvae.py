@@ -11,30 +11,30 @@ batch used), ``restarted`` (dead codes replaced). A collapsed codebook is
 reported with a warning. The periodic sample grid shows original | reconstruction
 side by side for fixed clips of the training set.
 
-:func:`load_tokenizer` rebuilds a trained tokenizer from its run directory; the
-prior objective, ``videosynth tokenize`` and ``videosynth reconstruct`` use it.
+Inference (encode, decode, reconstruct) loads a trained tokenizer through
+``videosynth.pipelines.TokenizerPipeline``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 
+from videosynth.checkpoint import unwrap
 from videosynth.data import DataConfig
-from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig
-from videosynth.train.loop import Context, Objective, RunConfig, TrainConfig, unwrap
+from videosynth.train.config import RunConfig, TrainConfig
+from videosynth.train.context import Context
+from videosynth.train.objective import Objective, warmup_lr
 
 log = logging.getLogger("videosynth.train")
 
 VALUE_RANGE = 2.0  # videos live in [-1, 1]: peak-to-peak 2 for PSNR
-COLLAPSE_WARN_EVERY = 100  # steps between repeated collapse warnings
+COLLAPSE_WARN_EVERY = 100  # steps between codebook-collapse checks (and warnings)
 
 
 # ----------------------------------------------------------------------------- config
@@ -64,25 +64,6 @@ class VQVAERunConfig(RunConfig):
     presets: ClassVar[dict] = {"model": PRESETS}
 
 
-def warmup_lr(base: float, warmup_steps: int, step: int) -> float:
-    """Linear warm-up: ``base * (step + 1) / warmup_steps`` for the first steps, then ``base``.
-
-    A pure function of the step, so resuming restores it without extra state.
-    """
-    if warmup_steps <= 0:
-        return base
-    return base * min(1.0, (step + 1) / warmup_steps)
-
-
-def _scalar(t: torch.Tensor) -> float:
-    return float(t.detach())
-
-
-def psnr_from_mse(mse: float) -> float:
-    """PSNR in dB of a mean squared error measured in the [-1, 1] range."""
-    return 10.0 * math.log10(VALUE_RANGE**2 / mse) if mse > 0 else float("inf")
-
-
 # ----------------------------------------------------------------------------- objective
 
 
@@ -98,7 +79,6 @@ class VQVAEObjective(Objective):
         self.model = ctx.wrap(model, broadcast_buffers=False)
         o = cfg.optim
         self.opt = torch.optim.Adam(self.model.parameters(), o.lr, (o.beta1, o.beta2), weight_decay=o.weight_decay)
-        self._last_warning = -COLLAPSE_WARN_EVERY
 
     @property
     def vqvae(self) -> VQVAE:
@@ -117,23 +97,22 @@ class VQVAEObjective(Objective):
         with self.ctx.autocast():
             out = self.model(x)
         self.ctx.backward_step(out.loss, self.opt, self.model, name="vqvae")
-        mse = _scalar(out.recon_loss)
+        mse = out.recon_loss.detach().float()
         metrics = {
-            "loss": _scalar(out.loss),
+            "loss": out.loss.detach(),
             "loss_recon": mse,
-            "loss_commit": _scalar(out.commit_loss),
-            "loss_codebook": _scalar(out.codebook_loss),
-            "psnr": psnr_from_mse(mse),
-            "perplexity": _scalar(out.perplexity),
-            "usage": _scalar(out.usage),
+            "loss_commit": out.commit_loss.detach(),
+            "loss_codebook": out.codebook_loss.detach(),
+            "psnr": 10.0 * torch.log10(VALUE_RANGE**2 / mse),  # dB; inf for a perfect reconstruction
+            "perplexity": out.perplexity.detach(),
+            "usage": out.usage.detach(),
             "restarted": float(out.restarted),
         }
-        if self.vqvae.usage_collapsed(out) and step - self._last_warning >= COLLAPSE_WARN_EVERY:
-            self._last_warning = step
+        if step % COLLAPSE_WARN_EVERY == 0 and self.vqvae.usage_collapsed(out):  # a host sync: not every step
             log.warning(
                 "step %d: VQ-VAE codebook usage collapsed (%.1f%% of %d codes, perplexity %.1f); "
                 "lower model.restart_after or optim.lr",
-                step, 100 * metrics["usage"], self.cfg.model.codebook_size, metrics["perplexity"],
+                step, 100 * float(out.usage), self.cfg.model.codebook_size, float(out.perplexity),
             )
         return metrics
 
@@ -149,43 +128,3 @@ class VQVAEObjective(Objective):
         model = self.vqvae
         recon = model.decode(model.encode(x))  # (n, C, T, H, W)
         return torch.cat([x, recon], dim=-1)  # (n, C, T, H, 2W)
-
-    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
-        raise ConfigError(
-            "a vqvae run is a tokenizer and cannot generate clips: train a transformer prior on it "
-            "(family: transformer, tokenizer_run: <this run>) and sample from that run; "
-            "use `videosynth reconstruct` to view reconstructions"
-        )
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def load_tokenizer(run_dir: str | Path, checkpoint: str | None = None,
-                   device: str | torch.device = "cpu") -> tuple[VQVAE, VQVAERunConfig, dict]:
-    """A trained tokenizer from its run directory, in eval mode with frozen weights.
-
-    Returns ``(model, run config, checkpoint meta)``; ``meta["files"]["model.safetensors"]``
-    is the sha256 of the weights (recorded by token caches).
-
-    Raises:
-        CheckpointError: no run directory / valid checkpoint, not a vqvae run, or weights
-            that do not match the config.
-    """
-    from videosynth.train.loop import find_checkpoint, load_module_state, load_weights
-    from videosynth.train.run import resolve_config
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise CheckpointError(f"tokenizer run not found: {run_dir / 'config.yaml'} is missing (train a vqvae first)")
-    cfg = resolve_config(None, [], resume_dir=run_dir)
-    if cfg.family != "vqvae":
-        raise CheckpointError(f"{run_dir} is a '{cfg.family}' run, not a vqvae tokenizer run")
-    path, meta = find_checkpoint(run_dir, checkpoint)
-    model = VQVAE(cfg.model)
-    weights = load_weights(path)
-    if "vqvae" not in weights:
-        raise CheckpointError(f"{path / 'model.safetensors'} holds no 'vqvae' weights")
-    load_module_state(model, weights["vqvae"], f"{path / 'model.safetensors'} [vqvae]")
-    model.to(device).eval().requires_grad_(False)
-    return model, cfg, meta

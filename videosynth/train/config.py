@@ -1,0 +1,76 @@
+"""Run configs: the loop's ``train:`` section and the base every family's run config extends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from videosynth.config import choice_hint, from_dict, merge, to_dict
+from videosynth.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings shared by every family (section ``train:`` of a run config)."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
+    precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, loss math stays fp32
+    log_every: int = 10
+    ckpt_every: int = 500
+    sample_every: int = 500
+    num_samples: int = 16  # clips in each periodic sample grid
+    sample_fps: int = 8
+    keep_last: int = 3  # checkpoints kept on disk
+    ema_decay: float = 0.999
+    grad_clip: float = 0.0  # 0 = off
+    max_bad_steps: int = 20  # consecutive non-finite steps before the run stops
+    eval_every: int = 0  # 0 = off; weight-free metrics on the built-in data
+    eval_num: int = 64
+    compile: bool = False  # torch.compile the modules (opt-in)
+
+
+@dataclass
+class RunConfig:
+    """Base of every family's run config: ``family`` plus the shared sections.
+
+    Families subclass it, giving the shared sections their types and adding ``model`` and
+    objective-specific sections, and list the presets a section may name with ``preset: NAME``::
+
+        @dataclass
+        class VideoGANRunConfig(RunConfig):
+            family: str = "videogan"
+            model: VideoGANConfig = field(default_factory=VideoGANConfig)
+            data: DataConfig = field(default_factory=DataConfig)
+            condition: ConditionConfig = field(default_factory=ConditionConfig)
+            loss: GANLossConfig = field(default_factory=GANLossConfig)
+            presets: ClassVar[dict] = {"model": PRESETS}
+    """
+
+    family: str = ""
+    data: Any = None
+    condition: Any = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+
+def resolve_presets(cls: type[RunConfig], data: dict) -> dict:
+    """Replace ``section: {preset: NAME, ...}`` by the preset's fields updated with the rest."""
+    data = dict(data)
+    for section, table in cls.presets.items():
+        value = data.get(section)
+        if isinstance(value, dict) and "preset" in value:
+            value = dict(value)
+            name = value.pop("preset")
+            if name not in table:
+                raise ConfigError(f"unknown preset '{section}.preset: {name}' ({choice_hint(name, table)})")
+            data[section] = merge(to_dict(table[name]), value)
+    return data
+
+
+def build_run_config(cls: type[RunConfig], data: dict) -> RunConfig:
+    """Typed run config from a YAML dict: presets resolved, unknown keys refused."""
+    return from_dict(cls, resolve_presets(cls, data))

@@ -1,0 +1,117 @@
+"""The contract between the shared loop and a family's training objective.
+
+A family plugs in a subclass of :class:`Objective`::
+
+    class GANObjective(Objective):
+        def __init__(self, cfg: VideoGANRunConfig, ctx: Context):
+            super().__init__(cfg, ctx)
+            self.G = ctx.wrap(Conditioned(Generator(cfg.model), build_conditioner(cfg.condition)))
+            self.opt_g = torch.optim.Adam(self.G.parameters(), ...)
+            self.ema_g = EMA(self.G, cfg.train.ema_decay)
+
+        def modules(self):    return {"generator": self.G, ...}         # saved in model.safetensors
+        def ema_modules(self): return {"generator": self.ema_g.module}  # saved in ema.safetensors
+        def optimizers(self): return {"generator": self.opt_g, ...}    # saved in state.pt
+        def train_step(self, batch, step) -> dict[str, Tensor | float]:
+            with self.ctx.autocast():
+                loss = ...                                        # compute in fp32 where it matters
+            self.ctx.backward_step(loss, self.opt_g, self.G)      # NaN guard, scaler, clipping
+            self.ema_g.update(self.G)
+            return {"loss_g": loss.detach(), ...}                 # synced to the host at log_every only
+        def sample(self, n, generator) -> Tensor:                 # float [n, C, T, H, W] in [-1, 1]
+            ...
+
+``batch`` holds the keys of ``batch_keys`` moved to ``ctx.device`` (by default ``video``:
+float32 [B, C, T, H, W] in [-1, 1], and ``label``: int64 [B]) plus ``caption``: list[str].
+Use the global torch RNG for training noise (it is seeded per rank and restored on resume)
+and the given ``generator`` for samples. ``extra_state()`` / ``load_extra_state()`` carry
+anything else that must survive a resume (tensors, numbers). Inference (``videosynth sample``)
+does not go through the objective: each family has a pipeline in ``videosynth.pipelines``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from videosynth.train.config import RunConfig
+from videosynth.train.context import Context
+
+
+class Objective:
+    """Base class of a family's training objective; see the module docstring."""
+
+    # batch entries the loop moves to the device (the rest, e.g. captions, stay as collated)
+    batch_keys: ClassVar[tuple[str, ...]] = ("video", "label")
+
+    def __init__(self, cfg: RunConfig, ctx: Context):
+        self.cfg = cfg
+        self.ctx = ctx
+
+    @classmethod
+    def build_dataset(cls, cfg: RunConfig, split: str):
+        """The training set; by default the clips ``cfg.data`` describes."""
+        from videosynth.data import build_dataset
+
+        return build_dataset(cfg.data, split)
+
+    @classmethod
+    def prepare_config(cls, cfg: RunConfig, dataset) -> RunConfig:
+        """The run config as it will be saved, with what the data (and other runs) decide filled in.
+
+        Called once before a new run writes ``config.yaml``; by default it fills
+        ``condition.num_classes`` / ``condition.vocab`` from the training data.
+        """
+        import dataclasses
+
+        if cfg.condition is None or getattr(cfg.condition, "kind", "none") == "none":
+            return cfg
+        from videosynth.conditioning import fit_condition_config
+
+        captions = dataset.captions() if hasattr(dataset, "captions") else []
+        class_names = list(getattr(dataset, "class_names", []))
+        return dataclasses.replace(cfg, condition=fit_condition_config(cfg.condition, captions, class_names))
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def ema_modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor | float]:
+        """One optimisation step; returns values to log (0-d tensors are synced at ``log_every`` only)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """Videos for the periodic sample grid, float [n, C, T, H, W] in [-1, 1]; None = none."""
+        return None
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def set_train(self, mode: bool) -> None:
+        for m in self.modules().values():
+            m.train(mode)
+
+
+def warmup_lr(base: float, warmup_steps: int, step: int) -> float:
+    """Linear warm-up: ``base * (step + 1) / warmup_steps`` for the first steps, then ``base``.
+
+    A pure function of the step, so resuming restores it without extra state.
+    """
+    if warmup_steps <= 0:
+        return base
+    return base * min(1.0, (step + 1) / warmup_steps)
+
+
+def trainable(module: nn.Module) -> list[nn.Parameter]:
+    """Parameters that train (a frozen pretrained text encoder stays out)."""
+    return [p for p in module.parameters() if p.requires_grad]
