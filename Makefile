@@ -7,6 +7,7 @@ demo:
 
 test:
 	scripts/setup-env.sh test
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest -q
 
 setup:

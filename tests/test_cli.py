@@ -90,12 +90,12 @@ def test_eval_class_acc_trains_a_probe_once_and_scores_each_class(demo_run, tmp_
 
 def test_sample_is_deterministic_by_seed(demo_run, tmp_path):
     out, _ = demo_run
-    from videosynth.sample import generate, load_run
+    import videosynth
 
-    run = load_run(out, device="cpu")
-    a = generate(run, 3, seed=5, label=1)
-    b = generate(run, 3, seed=5, label=1)
-    c = generate(run, 3, seed=6, label=1)
+    pipe = videosynth.load(out, device="cpu")
+    a = pipe(3, seed=5, label=1)
+    b = pipe(3, seed=5, label=1)
+    c = pipe(3, seed=6, label=1)
     assert (a == b).all() and not (a == c).all()
     assert a.shape == (3, 3, 8, 32, 32) and a.min() >= -1 and a.max() <= 1
 
@@ -105,8 +105,11 @@ def test_sample_is_deterministic_by_seed(demo_run, tmp_path):
     [
         (["--label", "hexagon"], "unknown label 'hexagon'"),
         (["--label", "7"], "label 7 out of range"),
-        (["--text", "a red circle"], "--text given but"),
-        (["--frames", "64"], "--frames 64"),
+        (["--text", "a red circle"], "a text was given but"),
+        (["--frames", "64"], "frames=64 is not possible"),
+        (["--top-k", "3"], "--top-k does not apply to videogan runs"),
+        (["--fps", "0"], "--fps must be at least 1"),
+        (["--checkpoint", "abc"], "neither a step number"),
         (["--out", "x.txt"], "--out x.txt"),
         (["--checkpoint", "99"], "checkpoint"),
     ],

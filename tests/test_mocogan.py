@@ -271,34 +271,6 @@ def test_training_run_writes_checkpoint_log_and_samples(tmp_path):
     assert (tmp_path / "samples" / "step-000002.mp4").stat().st_size > 0
 
 
-@pytest.mark.parametrize("variant", ["plain", "class+actions"])
-def test_resume_is_exact(tmp_path, variant):
-    """4 steps straight == 2 steps + resume + 2 steps, bit for bit (weights, EMA)."""
-    from videosynth.conditioning import ConditionConfig
-    from videosynth.train.loop import train
-    from videosynth.train.mocogan import MoCoGANLossConfig, MoCoGANObjective
-
-    sections = {}
-    if variant != "plain":
-        sections = {
-            "model": dataclasses.replace(TINY, num_actions=2),
-            "condition": ConditionConfig(kind="class", num_classes=2, dim=4, dropout=0.5),
-            "loss": MoCoGANLossConfig(kind="hinge", category_source="real", image_frames=2, instance_noise=0.1),
-        }
-    train(_run_config(4, **sections), MoCoGANObjective, tmp_path / "straight", _Clips(), progress=False)
-    train(_run_config(2, **sections), MoCoGANObjective, tmp_path / "split", _Clips(), progress=False)
-    train(_run_config(4, **sections), MoCoGANObjective, tmp_path / "split", _Clips(), resume=True, progress=False)
-    for name in ("model.safetensors", "ema.safetensors"):
-        a, b = _weights(tmp_path / "straight", name), _weights(tmp_path / "split", name)
-        assert a.keys() == b.keys()
-        for key in a:
-            assert torch.equal(a[key], b[key]), key
-    if variant != "plain":
-        saved = _weights(tmp_path / "split")
-        for owner in ("generator", "image_discriminator", "video_discriminator"):  # each owns a conditioner
-            assert any(k.startswith(f"{owner}.conditioner.") for k in saved), owner
-
-
 def _objective(**sections):
     from videosynth.train.context import Context
     from videosynth.train.mocogan import MoCoGANObjective
@@ -310,22 +282,26 @@ def _objective(**sections):
 
 def test_generate_grid_and_long_rollout():
     from videosynth.conditioning import ConditionConfig
+    from videosynth.sampling.gan import sample_mocogan
 
     obj = _objective(condition=ConditionConfig(kind="class", num_classes=2, dim=4))
     obj.set_train(False)
-    long = obj.generate(3, _seeded(0), labels=torch.tensor([0, 1, -1]), frames=3 * TINY.frames)
+    g = obj.ema_g.module
+    long = sample_mocogan(g, 3, _seeded(0), labels=torch.tensor([0, 1, -1]), frames=3 * TINY.frames)
     assert long.shape == (3, 3, 3 * TINY.frames, TINY.size, TINY.size)
-    grid = obj.generate(6, _seeded(1), labels=torch.zeros(6, dtype=torch.long), grid="content-motion")
+    grid = sample_mocogan(g, 6, _seeded(1), labels=torch.zeros(6, dtype=torch.long), grid="content-motion")
     assert grid.shape == (6, 3, TINY.frames, TINY.size, TINY.size)  # 3 columns, 2 rows
-    assert torch.equal(obj.generate(6, _seeded(1), labels=torch.zeros(6, dtype=torch.long), grid="content-motion"),
-                       grid)
-    assert obj.generate(4, _seeded(2), interpolate=2, temperature=0.5).shape[0] == 4  # other families' options ignored
+    assert torch.equal(sample_mocogan(g, 6, _seeded(1), labels=torch.zeros(6, dtype=torch.long),
+                                      grid="content-motion"), grid)
+    assert sample_mocogan(g, 4, _seeded(2), interpolate=2).shape[0] == 4
+    with pytest.raises(ConfigError, match="unknown mocogan grid"):
+        sample_mocogan(g, 4, _seeded(2), grid="diagonal")
     samples = obj.sample(4, _seeded(3))
     assert samples.shape == (4, 3, TINY.frames, TINY.size, TINY.size)
 
 
 def test_content_motion_grid_rows_share_content_columns_share_motion():
-    from videosynth.train.mocogan import content_motion_grid
+    from videosynth.sampling.gan import content_motion_grid
 
     g = _generator()
     _zero_motion(g)  # motion off: a row (one content) must be one picture in every cell
@@ -339,27 +315,15 @@ def test_content_motion_grid_rows_share_content_columns_share_motion():
 
 
 def test_model_and_data_size_mismatch_is_config_error():
-    from videosynth.train.mocogan import model_config
+    from videosynth.train.context import Context
+    from videosynth.train.mocogan import MoCoGANObjective
 
     cfg = _run_config()
+    ctx = Context(cfg.train, torch.device("cpu"), None, _Clips())
     with pytest.raises(ConfigError, match="data.size"):
-        model_config(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, size=32)))
+        MoCoGANObjective(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, size=32)), ctx)
     with pytest.raises(ConfigError, match="cond_dim"):
-        model_config(dataclasses.replace(cfg, model=dataclasses.replace(TINY, cond_dim=3)))
-
-
-CONFIGS = sorted(str(p) for p in (Path(__file__).parents[1] / "configs" / "mocogan").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("path", CONFIGS)
-def test_shipped_configs_resolve(path):
-    from videosynth.train.mocogan import model_config
-    from videosynth.train.run import resolve_config
-
-    cfg = resolve_config(path)
-    assert cfg.family == "mocogan"
-    model = model_config(cfg)
-    assert (model.size, model.frames) == (cfg.data.size, cfg.data.frames)
+        MoCoGANObjective(dataclasses.replace(cfg, model=dataclasses.replace(TINY, cond_dim=3)), ctx)
 
 
 def test_instance_noise_anneals_linearly():
@@ -373,7 +337,7 @@ def test_instance_noise_anneals_linearly():
 
 def test_train_and_sample_end_to_end(tmp_path):
     """Config dict -> built-in data -> loop -> run dir -> `videosynth sample`-style generation."""
-    from videosynth.sample import generate, load_run
+    import videosynth
     from videosynth.train.run import run_training
 
     config = {
@@ -384,7 +348,9 @@ def test_train_and_sample_end_to_end(tmp_path):
         "train": {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1},
     }
     run_dir = run_training(config, run_dir=tmp_path / "run", progress=False)
-    run = load_run(run_dir, device="cpu")
-    grid = generate(run, 4, seed=0, label=1, frames=2 * TINY.frames, grid="content-motion")
+    pipe = videosynth.load(run_dir, device="cpu")
+    grid = pipe(4, seed=0, label=1, frames=2 * TINY.frames, grid="content-motion")
     assert grid.shape == (4, 3, 2 * TINY.frames, TINY.size, TINY.size)
-    assert torch.equal(grid, generate(run, 4, seed=0, label=1, frames=2 * TINY.frames, grid="content-motion"))
+    assert torch.equal(grid, pipe(4, seed=0, label=1, frames=2 * TINY.frames, grid="content-motion"))
+    with pytest.raises(ConfigError, match="--action 5"):
+        pipe(2, action=5)

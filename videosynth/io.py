@@ -437,6 +437,25 @@ def _encode(tmp: Path, frames: np.ndarray, fps: float, suffix: str, codec: str |
         raise DataError(f"{tmp.name}: encoding with '{codec}' failed ({_describe(exc)})") from None
 
 
+# ----------------------------------------------------------------------------- float <-> uint8
+
+UINT8_HALF_RANGE = 127.5  # [-1, 1] <-> [0, 255]
+
+
+def to_uint8(video) -> np.ndarray:
+    """float ``[..., C, T, H, W]`` in ``[-1, 1]`` -> uint8 ``[..., T, H, W, C]`` (values clamped, rounded).
+
+    Accepts a torch tensor or numpy array, with or without a batch axis.
+    """
+    import torch
+
+    x = torch.as_tensor(video).detach().cpu().float()
+    if x.ndim < 4:
+        raise ValueError(f"to_uint8 expects video [..., C, T, H, W], got {tuple(x.shape)}")
+    x = ((x + 1.0) * UINT8_HALF_RANGE).round_().clamp_(0, 255).to(torch.uint8)
+    return x.movedim(-4, -1).contiguous().numpy()  # (..., T, H, W, C)
+
+
 # ----------------------------------------------------------------------------- grids
 
 
@@ -447,8 +466,6 @@ def _grid_layout(videos) -> np.ndarray:
     uint8 input is ``[N, T, H, W, C]`` (the I/O layout) or ``[N, C, T, H, W]``
     when its last axis is not a channel axis.
     """
-    from videosynth.data.transforms import to_uint8  # imported here: data imports io
-
     if hasattr(videos, "detach"):
         videos = videos.detach().cpu()
         is_uint8 = str(videos.dtype) == "torch.uint8"

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from videosynth.io import to_uint8  # noqa: F401  (the library -> I/O conversion lives with the I/O)
+
 # uint8 value v maps to v / HALF_RANGE - 1, so 0 -> -1 and 255 -> +1.
 HALF_RANGE = 127.5
 CROP_MODES = ("center", "random")
@@ -43,18 +45,6 @@ def to_float(frames) -> torch.Tensor:
         x = x.expand(-1, -1, -1, 3)  # (T, H, W, 3)
     x = x.permute(3, 0, 1, 2).float()  # (C, T, H, W)
     return x.div_(HALF_RANGE).sub_(1.0)
-
-
-def to_uint8(video) -> np.ndarray:
-    """float ``[..., C, T, H, W]`` in ``[-1, 1]`` -> uint8 ``[..., T, H, W, C]`` (values clamped, rounded).
-
-    Accepts a torch tensor or numpy array, with or without a batch axis.
-    """
-    x = torch.as_tensor(video).detach().cpu().float()
-    if x.ndim < 4:
-        raise ValueError(f"to_uint8 expects video [..., C, T, H, W], got {tuple(x.shape)}")
-    x = ((x + 1.0) * HALF_RANGE).round_().clamp_(0, 255).to(torch.uint8)
-    return x.movedim(-4, -1).contiguous().numpy()  # (..., T, H, W, C)
 
 
 def crop_box(height: int, width: int, size: tuple[int, int], crop: str = "center",
