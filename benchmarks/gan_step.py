@@ -12,7 +12,7 @@ For each preset (default: ``seed-64x64x32`` and ``demo-32x32x16``) at batch 8, i
   bookkeeping), measured between consecutive ``train_step`` calls of a real run.
 
 Overhead = (objective + loop) / bare - 1 (target <= 10%).  Sampling throughput compares
-``GANObjective.generate`` (EMA generator, eval mode) with the bare generator's forward.
+``GANObjective.sample`` (EMA generator with standing statistics, eval mode) with the bare generator's forward.
 Peak memory comes from a fresh subprocess per variant doing two steps: CUDA
 ``max_memory_allocated`` on GPU, peak resident set size (whole process) on CPU.
 
@@ -127,7 +127,10 @@ def run_config(preset: str, batch: int, steps: int, device: str):
 
     train = TrainConfig(steps=steps, batch_size=batch, device=device, log_every=10**6, ckpt_every=10**6,
                         sample_every=0, keep_last=1)
-    return VideoGANRunConfig(model=PRESETS[preset], train=train)
+    from videosynth.data import DataConfig
+
+    model = PRESETS[preset]
+    return VideoGANRunConfig(model=model, data=DataConfig(frames=model.frames, size=model.size), train=train)
 
 
 class RandomClips(torch.utils.data.Dataset):
@@ -208,7 +211,7 @@ def measure(preset: str, batch: int, repeats: int, device: torch.device) -> dict
     gen = torch.Generator().manual_seed(0)
     for r in range(WARMUP + repeats):
         sb = timed(lambda: [bare.sample(batch) for _ in range(SAMPLE_CLIPS // batch)], device)
-        sf = timed(lambda: [objective.generate(batch, gen) for _ in range(SAMPLE_CLIPS // batch)], device)
+        sf = timed(lambda: [objective.sample(batch, gen) for _ in range(SAMPLE_CLIPS // batch)], device)
         if r >= WARMUP:
             s_bare.append(sb)
             s_fw.append(sf)
