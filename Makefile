@@ -3,7 +3,7 @@
 
 demo:
 	scripts/setup-env.sh
-	.venv/bin/videosynth demo
+	.venv/bin/videosynth demo $(ARGS)
 
 test:
 	scripts/setup-env.sh test

@@ -108,7 +108,7 @@ def test_sample_is_deterministic_by_seed(demo_run, tmp_path):
         (["--text", "a red circle"], "a text was given but"),
         (["--frames", "64"], "frames=64 is not possible"),
         (["--top-k", "3"], "--top-k does not apply to videogan runs"),
-        (["--fps", "0"], "--fps must be at least 1"),
+        (["--fps", "0"], "--fps 0: must be in [1, 240]"),
         (["--checkpoint", "abc"], "neither a step number"),
         (["--out", "x.txt"], "--out x.txt"),
         (["--checkpoint", "99"], "checkpoint"),

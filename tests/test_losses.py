@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from videosynth.errors import ConfigError, MissingWeightsError
+from videosynth.metrics.lpips import LPIPSAlex
 from videosynth.losses import (
     GAN_LOSSES,
     GP_WEIGHT,
     RECONSTRUCTION_LOSSES,
-    LPIPSAlex,
     PerceptualLoss,
     get_gan_loss,
     gradient_penalty,
@@ -128,7 +128,7 @@ def test_reconstruction_losses():
 def test_perceptual_loss_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDEOSYNTH_WEIGHTS", str(tmp_path / "none"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(MissingWeightsError, match="lpips_alex.safetensors"):
+    with pytest.raises(MissingWeightsError, match="lpips_alex.safetensors.*perceptual_weight=0"):
         PerceptualLoss()
     with pytest.raises(MissingWeightsError, match="nothere.pt"):
         PerceptualLoss(tmp_path / "nothere.pt")
@@ -166,3 +166,17 @@ def test_perceptual_loss_rejects_wrong_file(tmp_path):
     save_file({"features.0.weight": torch.zeros(2, 2)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(MissingWeightsError, match="lins.0.weight|features"):
         PerceptualLoss(tmp_path / "bad.safetensors")
+
+
+def test_lpips_metric_and_loss_share_one_network(tmp_path, monkeypatch):
+    from videosynth.metrics.recon import lpips_distance
+
+    _save_random_lpips(tmp_path / "lpips_alex.safetensors", seed=3)
+    monkeypatch.setenv("VIDEOSYNTH_WEIGHTS", str(tmp_path))
+    x = torch.rand(2, 3, 2, 32, 32) * 2 - 1
+    y = torch.rand(2, 3, 2, 32, 32) * 2 - 1
+    per_video = lpips_distance(x, y)
+    assert per_video.shape == (2,) and (per_video > 0).all()
+    assert per_video.mean().item() == pytest.approx(PerceptualLoss()(x, y).item(), rel=1e-5)
+    # an explicit folder works too, and identical clips are at distance 0
+    assert lpips_distance(x, x, tmp_path).abs().max().item() == 0.0

@@ -199,7 +199,9 @@ def test_ssim_too_small_and_lpips_missing(monkeypatch):
     x = torch.zeros(1, 3, 2, 8, 8)
     with pytest.raises(VideoSynthError, match="11x11"):
         ssim(x, x)
-    import sys
-    monkeypatch.setitem(sys.modules, "lpips", None)  # import fails as if not installed
-    with pytest.raises(MissingWeightsError, match="lpips"):
+    monkeypatch.setenv("VIDEOSYNTH_WEIGHTS", "/nonexistent-weights")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-cache")
+    with pytest.raises(VideoSynthError, match="32x32"):
         lpips_distance(torch.zeros(1, 3, 2, 16, 16), torch.zeros(1, 3, 2, 16, 16))
+    with pytest.raises(MissingWeightsError, match="lpips_alex.safetensors.*nonexistent-weights"):
+        lpips_distance(torch.zeros(1, 3, 2, 32, 32), torch.zeros(1, 3, 2, 32, 32))

@@ -27,6 +27,7 @@ from torch import nn
 from videosynth._version import __version__
 from videosynth.config import load_yaml
 from videosynth.errors import CheckpointError
+from videosynth.io import is_temp, temp_path
 
 log = logging.getLogger("videosynth.checkpoint")
 
@@ -52,7 +53,7 @@ def fsync_write(path: Path, data: bytes) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a reader sees the old file or the new one, never half."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     try:
         fsync_write(tmp, data)
         os.replace(tmp, path)
@@ -181,15 +182,54 @@ def save_checkpoint(run_dir: str | Path, step: int, family: str, config: dict, w
             shutil.rmtree(final)
         os.replace(tmp, final)
         atomic_write_bytes(Path(run_dir) / "latest", (final.name + "\n").encode())
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # safetensors and torch.save report a full disk as RuntimeError
+        freed = _tree_size(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
-            f"could not write checkpoint {final} ({exc.strerror or exc}); free disk space or choose another --run-dir;"
-            " the previous checkpoint is intact"
+            f"could not write checkpoint {final} ({reason}); removed the partial {tmp.name} ({freed / 1e6:.1f} MB "
+            f"freed); the previous checkpoint is intact: free disk space, then resume with "
+            f"videosynth train --resume {run_dir}"
         ) from None
-    for old in checkpoint_dirs(run_dir)[:-keep_last] if keep_last > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(run_dir, keep_last)
     return final
+
+
+def _tree_size(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int, keep: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoint folders (0 = keep all), never ``keep``."""
+    removed = []
+    for old in checkpoint_dirs(run_dir)[:-keep_last] if keep_last > 0 else []:
+        if keep is not None and old.resolve() == Path(keep).resolve():
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
+
+
+def remove_stale_temps(run_dir: str | Path) -> list[Path]:
+    """Delete what killed writers left in a run: ``checkpoints/.tmp-*`` folders and ``.*.tmp-*`` files.
+
+    Call it only while holding the run's lock (no other writer can own them then).
+    """
+    run_dir = Path(run_dir)
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if is_temp(path):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def verify_checkpoint(path: str | Path, files: tuple[str, ...] | None = None) -> dict:

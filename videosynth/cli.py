@@ -13,7 +13,7 @@ import os
 import sys
 
 from videosynth._version import __version__
-from videosynth.errors import VideoSynthError
+from videosynth.errors import Interrupted, VideoSynthError
 
 # module name -> one-line description (imported lazily so `videosynth --help` stays fast)
 COMMANDS = {
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
+    except Interrupted as exc:  # saved and stopped: say how to continue, exit 130 / 143
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
     except VideoSynthError as exc:
         if args.debug or os.environ.get("VIDEOSYNTH_DEBUG"):
             raise

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import yaml
@@ -34,6 +36,73 @@ def choice_hint(value: str, options) -> str:
     options = list(options)
     match = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
     return f"did you mean '{match[0]}'?" if match else f"choose one of {', '.join(options)}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric config field or option: finite, ``low <= v <= high``.
+
+    ``low_open`` / ``high_open`` make an end strict. Calling it returns an error text for a bad
+    value and None for a good one (lists are checked item by item); types are checked elsewhere.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high}"
+        return "a finite number"
+
+    def __call__(self, value: Any) -> str | None:
+        if isinstance(value, (list, tuple)):
+            return next((self(v) for v in value if self(v) is not None), None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return None if self.contains(value) else f"must be {self.describe()}"
+
+
+def at_least(low: float) -> Range:
+    """``v >= low``."""
+    return Range(low)
+
+
+def positive() -> Range:
+    """``v > 0``."""
+    return Range(0, low_open=True)
+
+
+def in_range(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Range:
+    """``low <= v <= high`` (ends strict where asked)."""
+    return Range(low, high, low_open, high_open)
+
+
+def checked(default: Any = dataclasses.MISSING, check: Range | None = None, *, factory: Any = dataclasses.MISSING):
+    """A dataclass field whose value :func:`from_dict` checks against ``check`` (the one place it is checked)::
+
+        batch_size: int = checked(16, at_least(1))
+    """
+    return dataclasses.field(default=default, default_factory=factory, metadata={"check": check})
+
+
+def field_check(cls: type, name: str) -> Range | None:
+    """The :class:`Range` declared for field ``name`` of config class ``cls`` (None = none)."""
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata.get("check")
 
 
 def _closest(name: str, options: list[str], where: str = "") -> str:
@@ -123,6 +192,10 @@ def from_dict(cls: type[T], data: dict | None, where: str = "") -> T:
         if key not in fields:
             raise ConfigError(f"unknown key '{_join(where, key)}'{_closest(key, list(fields), where)}")
         kwargs[key] = _coerce(value, hints[key], _join(where, key))
+        check = fields[key].metadata.get("check")
+        problem = check(kwargs[key]) if check is not None else None
+        if problem:
+            raise ConfigError(f"{_join(where, key)}={value!r}: {problem}")
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -2,7 +2,8 @@
 
 Each message names the file or key at fault and says what to do. The CLI
 prints ``error: <message>`` on one line and exits with code 2; tracebacks are
-shown only with ``--debug`` or for real bugs (any other exception).
+shown only with ``--debug`` or for real bugs (any other exception). A training
+stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM), the shell's 128 + signal.
 """
 
 
@@ -24,3 +25,15 @@ class CheckpointError(VideoSynthError):
 
 class MissingWeightsError(VideoSynthError):
     """Pretrained weights (detectors, text encoders) not found on local disk."""
+
+
+class Interrupted(VideoSynthError):
+    """Training stopped by SIGINT / SIGTERM after saving a checkpoint (not a finished run).
+
+    ``exit_code`` is the shell convention 128 + signal number: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, exit_code: int, step: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.step = step

@@ -363,6 +363,23 @@ def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
     images[0].save(path, save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0, optimize=False)
 
 
+# Marks the temporary files written next to their destination and renamed into place; a file
+# whose name starts with "." and holds this mark is a leftover of a killed writer.
+TEMP_MARK = ".tmp-"
+
+
+def temp_path(path: str | Path) -> Path:
+    """``dir/.name.tmp-PID.ext``: where ``path`` is written before it is renamed into place."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}{TEMP_MARK}{os.getpid()}{path.suffix}")
+
+
+def is_temp(path: str | Path) -> bool:
+    """Whether ``path`` is a leftover temporary file of :func:`temp_path` (or a checkpoint temp folder)."""
+    name = Path(path).name
+    return name.startswith(".") and TEMP_MARK in name
+
+
 def write_video(path: str | Path, frames, fps: float = 8.0, *, codec: str | None = None,
                 pix_fmt: str | None = None, options: dict[str, str] | None = None) -> Path:
     """Encode ``frames`` (uint8 ``[T, H, W, 3]``, or ``[T, H, W]`` / ``[T, H, W, 1]`` grayscale).
@@ -386,25 +403,28 @@ def write_video(path: str | Path, frames, fps: float = 8.0, *, codec: str | None
     suffix = path.suffix.lower()
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".gif" and codec is None:
             _write_gif(tmp, frames, fps)
         else:
-            _encode(tmp, frames, fps, suffix, codec, pix_fmt, options)
+            _encode(tmp, path, frames, fps, suffix, codec, pix_fmt, options)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
 
 
-def _encode(tmp: Path, frames: np.ndarray, fps: float, suffix: str, codec: str | None,
+def _encode(tmp: Path, path: Path, frames: np.ndarray, fps: float, suffix: str, codec: str | None,
             pix_fmt: str | None, options: dict[str, str] | None) -> None:
+    """Encode ``frames`` into ``tmp``; errors name ``path``, the file the user asked for."""
     codec = codec or DEFAULT_CODECS.get(suffix)
     if codec is None:
-        raise DataError(f"{tmp.name}: cannot write '{suffix}' videos; use one of "
+        raise DataError(f"{path}: cannot write '{suffix}' videos; use one of "
                         f"{', '.join(sorted(DEFAULT_CODECS) + ['.gif'])}")
     try:
         av.codec.Codec(codec, "w")
@@ -434,7 +454,7 @@ def _encode(tmp: Path, frames: np.ndarray, fps: float, suffix: str, codec: str |
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise DataError(f"{tmp.name}: encoding with '{codec}' failed ({_describe(exc)})") from None
+        raise DataError(f"{path}: encoding with '{codec}' failed ({_describe(exc)})") from None
 
 
 # ----------------------------------------------------------------------------- float <-> uint8

@@ -20,8 +20,6 @@ VQ losses live with the VQ-VAE model (``videosynth/models/vqvae.py``).
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +30,7 @@ from torch import nn
 
 from videosynth.config import choice_hint
 from videosynth.errors import ConfigError, MissingWeightsError
+from videosynth.metrics.lpips import load_lpips, video_frames
 
 # Gulrajani et al. 2017 use lambda = 10 for every experiment.
 GP_WEIGHT = 10.0
@@ -201,115 +200,12 @@ RECONSTRUCTION_LOSSES = {"l1": l1_loss, "l2": l2_loss}
 
 # ----------------------------------------------------------------------------- perceptual
 
-# File name of the LPIPS weights searched for in the weights folders.
-LPIPS_FILE = "lpips_alex.safetensors"
-# LPIPS input normalisation for [-1, 1] images (Zhang et al. 2018, ``ScalingLayer``).
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)
-LPIPS_SCALE = (0.458, 0.448, 0.450)
-# AlexNet convolutions (torchvision ``alexnet().features`` indices): (index, in, out, kernel, stride, padding);
-# LPIPS compares the ReLU output of each of them.
-ALEXNET_CONVS = ((0, 3, 64, 11, 4, 2), (3, 64, 192, 5, 1, 2), (6, 192, 384, 3, 1, 1),
-                 (8, 384, 256, 3, 1, 1), (10, 256, 256, 3, 1, 1))
-# Max-pooling (kernel 3, stride 2) follows the first two convolutions.
-ALEXNET_POOL_AFTER = (0, 3)
-ALEXNET_POOL = (3, 2)
-# LPIPS head keys: ``lin0.weight`` or the lpips package's own ``lin0.model.1.weight``.
-LPIPS_LIN_KEY = re.compile(r"^lin(\d)\.(?:model\.1\.)?weight$")
-# Added to the channel norm before dividing, as in LPIPS ``normalize_tensor``.
-LPIPS_EPS = 1e-10
-
-
-def _weights_dirs() -> list[Path]:
-    """Weights folders in search order: ``$VIDEOSYNTH_WEIGHTS``, then the user cache."""
-    dirs = []
-    if os.environ.get("VIDEOSYNTH_WEIGHTS"):
-        dirs.append(Path(os.environ["VIDEOSYNTH_WEIGHTS"]))
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    dirs.append(cache / "videosynth" / "weights")
-    return dirs
-
-
-def find_lpips_weights(path: str | Path | None = None) -> Path:
-    """Locate the LPIPS weights: ``path`` -> ``$VIDEOSYNTH_WEIGHTS/lpips_alex.safetensors``
-    -> ``$XDG_CACHE_HOME/videosynth/weights/lpips_alex.safetensors``.
-
-    Raises:
-        MissingWeightsError: nothing found; the message lists the places searched and
-            where the weights come from.
-    """
-    candidates = [Path(path)] if path is not None else [d / LPIPS_FILE for d in _weights_dirs()]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise MissingWeightsError(
-        f"perceptual loss weights '{LPIPS_FILE}' not found (looked in: {looked}); they come from "
-        "LPIPS v0.1 'alex' (package 'lpips': torchvision AlexNet 'features.*' + 'lin{0..4}.model.1.weight', "
-        "saved with safetensors), or set the perceptual loss weight to 0"
-    )
-
-
-class LPIPSAlex(nn.Module):
-    """LPIPS distance with the AlexNet backbone (Zhang et al. 2018), weights from a local file.
-
-    File keys: ``features.{0,3,6,8,10}.{weight,bias}`` (torchvision AlexNet) and
-    ``lin{0..4}.weight`` or ``lin{0..4}.model.1.weight`` of shape ``(1, C_k, 1, 1)`` (the
-    LPIPS linear heads, as in the lpips package's ``weights/v0.1/alex.pth``): merging those
-    two state dicts and saving them with safetensors gives the file.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
-        self.features = nn.ModuleDict({
-            str(i): nn.Conv2d(cin, cout, k, stride, pad) for i, cin, cout, k, stride, pad in ALEXNET_CONVS
-        })
-        self.lins = nn.ModuleList([nn.Conv2d(cout, 1, 1, bias=False) for _, _, cout, *_ in ALEXNET_CONVS])
-
-    def load_file(self, path: Path) -> None:
-        """Load ``path`` (safetensors). Raises MissingWeightsError naming absent/mismatched keys."""
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(path))
-        state = {f"features.{k[len('features.'):]}": v for k, v in tensors.items() if k.startswith("features.")}
-        for key, value in tensors.items():
-            match = LPIPS_LIN_KEY.match(key)
-            if match:
-                state[f"lins.{match.group(1)}.weight"] = value
-        expected = self.state_dict()
-        missing = sorted(k for k in expected if k not in state)
-        wrong = sorted(k for k in expected if k in state and state[k].shape != expected[k].shape)
-        if missing or wrong:
-            raise MissingWeightsError(f"{path} is not an LPIPS-alex weights file (missing keys: {missing[:4]}, "
-                                      f"wrong shapes: {wrong[:4]}); re-export it as described in losses.py")
-        self.load_state_dict({k: state[k] for k in expected})
-
-    def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x - self.shift) / self.scale  # (N, 3, H, W)
-        out = []
-        for index, conv in self.features.items():
-            x = F.relu(conv(x))
-            out.append(x)
-            if int(index) in ALEXNET_POOL_AFTER:
-                x = F.max_pool2d(x, *ALEXNET_POOL)
-        return out
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x, y: ``(N, 3, H, W)`` in ``[-1, 1]`` (H, W >= 32) -> distances ``(N,)``."""
-        total = 0
-        for lin, fx, fy in zip(self.lins, self._activations(x), self._activations(y)):
-            fx = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + LPIPS_EPS)  # (N, C, h, w) unit channel norm
-            fy = fy / (fy.pow(2).sum(dim=1, keepdim=True).sqrt() + LPIPS_EPS)
-            total = total + lin((fx - fy) ** 2).mean(dim=(1, 2, 3))  # (N,)
-        return total
-
-
 class PerceptualLoss(nn.Module):
     """LPIPS perceptual distance between videos, frame by frame, from LOCAL weights.
 
-    Weights are found by :func:`find_lpips_weights` (nothing is downloaded) and frozen.
-    Frames must be at least 32x32 pixels (AlexNet's stride-4 stem and two poolings).
+    The network and its weights are the ``lpips`` metric's (:mod:`videosynth.metrics.lpips`),
+    found like every metric weight (``path``, ``$VIDEOSYNTH_WEIGHTS``, the user cache; nothing
+    is downloaded) and frozen. Frames must be at least 32x32 pixels.
 
     Raises:
         MissingWeightsError: the weights file is not found or is not LPIPS-alex.
@@ -317,14 +213,12 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, path: str | Path | None = None):
         super().__init__()
-        self.path = find_lpips_weights(path)
-        self.net = LPIPSAlex()
-        self.net.load_file(self.path)
-        self.net.requires_grad_(False)
+        try:
+            self.net, found = load_lpips(path)
+        except MissingWeightsError as exc:
+            raise MissingWeightsError(f"perceptual loss: {exc} (or set loss.perceptual_weight=0)") from None
+        self.path = found.path
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """prediction, target: ``(B, C, T, H, W)`` in ``[-1, 1]`` -> float32 scalar, mean over frames."""
-        b, c, t, h, w = prediction.shape
-        x = prediction.float().transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        y = target.float().transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        return self.net(x, y).mean()
+        return self.net(video_frames(prediction), video_frames(target)).mean()

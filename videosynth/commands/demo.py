@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import videosynth
-    from videosynth.checkpoint import find_checkpoint
-    from videosynth.errors import CheckpointError
+    from videosynth.errors import CheckpointError, Interrupted
+    from videosynth.train.run_lock import LOCK_FILE, RunLock
     from videosynth.io import write_grid
     from videosynth.train.run import run_training
 
@@ -69,23 +69,24 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
     if args.fresh and out.exists():
-        shutil.rmtree(out)
+        with RunLock(out):  # never delete a run another process is writing
+            for child in out.iterdir():
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     has_ckpt = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
     if has_ckpt and not args.resume:
         raise CheckpointError(f"{out} already holds a demo run: add --resume to continue it, --fresh to start over, or --out DIR")
     t0 = time.perf_counter()
     print("videosynth demo: class-conditional VideoGAN on procedural bouncing shapes (CPU is fine)", file=sys.stderr)
-    if args.resume and has_ckpt:
-        run_training(None, [o for o in overrides if o.startswith("train.")], resume=out)
-    else:
-        run_training(DEMO_CONFIG, overrides, out)
+    try:
+        if args.resume and has_ckpt:
+            run_training(None, [o for o in overrides if o.startswith("train.")], resume=out)
+        else:
+            run_training(DEMO_CONFIG, overrides, out)
+    except Interrupted as exc:  # stopped by Ctrl-C / SIGTERM: the loop saved; don't sample a half-trained model
+        raise Interrupted(f"demo interrupted at step {exc.step} (saved); continue with: videosynth demo --resume "
+                          f"--out {out}  (or: make demo ARGS=--resume)", exc.exit_code, exc.step) from None
     minutes = (time.perf_counter() - t0) / 60
-    _, meta = find_checkpoint(out)
-    target = meta["config"]["train"]["steps"]
-    if meta["step"] < target:  # stopped by Ctrl-C / SIGTERM: the loop saved; don't sample a half-trained model
-        print(f"demo stopped at step {meta['step']} of {target}; continue with: videosynth demo --resume --out {out}",
-              file=sys.stderr)
-        return 0
 
     # ---- one video per class, and a grid of all classes --------------------------------------
     pipe = videosynth.load(out, device=args.device)

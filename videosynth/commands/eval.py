@@ -92,7 +92,8 @@ def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -
         from videosynth.data import VideoFolder
 
         ds = VideoFolder(path, frames=args.frames, size=args.size or DEFAULT_SIZE, stride=args.stride, split="all",
-                         train_clip="center", seed=seed, progress=False)
+                         train_clip="center", seed=seed, progress=False, max_broken_fraction=args.max_broken_fraction,
+                         broken_hint="pass a higher --max-broken-fraction")
         batches = _dataset_batches(ds, args.batch_size, args.workers)
     else:
         raise VideoSynthError(f"'{spec}' is not a .npz statistics file, a built-in dataset ({', '.join(BUILTIN)}), "
@@ -132,6 +133,8 @@ def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the real side and the first fake seed")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for folders/datasets")
+    p.add_argument("--max-broken-fraction", type=float, default=0.2,
+                   help="share of broken videos a folder side may hold before eval refuses it (default 0.2)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
 
@@ -162,7 +165,9 @@ def register(sub) -> None:
     r.add_argument("real")
     r.add_argument("fake")
     _common(r, num=256)
-    r.add_argument("--lpips", action="store_true", help="also LPIPS (needs the lpips package and its weights)")
+    r.add_argument("--lpips", action="store_true", help="also LPIPS-alex (needs its local weights file)")
+    r.add_argument("--lpips-weights", help="the lpips_alex.safetensors file or its folder "
+                   "(default: $VIDEOSYNTH_WEIGHTS, then the cache)")
     r.set_defaults(func=run_recon)
 
     t = metrics.add_parser("track", help="weight-free physics metrics on built-in data (real vs fake)")
@@ -279,9 +284,11 @@ def run_recon(args: argparse.Namespace) -> int:
     import math
 
     from videosynth.metrics.protocol import MetricResult, Protocol
+    from videosynth.metrics.lpips import load_lpips
     from videosynth.metrics.recon import lpips_distance, psnr, ssim
 
     _check_counts(args)
+    lpips_net, lpips_found = load_lpips(args.lpips_weights) if args.lpips else (None, None)
     real = source_batches(args.real, args, args.seed, "val")
     fake = source_batches(args.fake, args, args.seed, "val")
     values: dict[str, list[float]] = {"psnr": [], "ssim": []}
@@ -294,13 +301,14 @@ def run_recon(args: argparse.Namespace) -> int:
         values["psnr"] += psnr(a[:n], b[:n]).tolist()
         values["ssim"] += ssim(a[:n], b[:n]).tolist()
         if args.lpips:
-            values["lpips"] += lpips_distance(a[:n], b[:n]).tolist()
+            values["lpips"] += lpips_distance(a[:n], b[:n], lpips_net).tolist()
         if len(values["psnr"]) >= args.num:
             break
     n = len(values["psnr"])
     if n == 0:
         raise VideoSynthError("recon got no clip pairs")
-    protocol = Protocol("recon", "none", "-", frames=args.frames, stride=args.stride, size=args.size,
+    detector = ("lpips", lpips_found.sha256) if lpips_found else ("none", "-")
+    protocol = Protocol("recon", *detector, frames=args.frames, stride=args.stride, size=args.size,
                         resize="per frame, mean over frames", num_samples=n, seed=args.seed)
     results = []
     for key, vals in values.items():

@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+import torch
+
 from videosynth.errors import ConfigError
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".png", ".webm", ".mkv", ".avi")
@@ -22,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--frames", type=int, help="clip length; longer than training where the family supports it")
     p.add_argument("--out", default="samples.mp4", help="grid video: .mp4, .gif or .png (default samples.mp4)")
     p.add_argument("--each", action="store_true", help="also write one file per clip next to --out")
+    p.add_argument("--no-grid", action="store_true",
+                   help="with --each: no grid video; clips are written as they are made (memory stays flat)")
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--checkpoint", help="step number or step-NNNNNN folder (default: newest valid)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA copy")
@@ -42,35 +46,51 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+# The most clips one grid video holds (every frame of the grid holds one frame of each clip).
+MAX_GRID_CLIPS = 256
+
+
 def run(args: argparse.Namespace) -> int:
     import videosynth
+    from videosynth.data.transforms import to_uint8
     from videosynth.io import write_grid, write_video
+    from videosynth.pipelines.base import check_common
 
     out = Path(args.out)
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError(f"--out {out}: use one of {', '.join(VIDEO_SUFFIXES)}")
-    if args.num < 1:
-        raise ConfigError("--num must be at least 1")
-    if args.batch_size < 1:
-        raise ConfigError("--batch-size must be at least 1")
-    if args.fps < 1:
-        raise ConfigError("--fps must be at least 1")
+    check_common(cli=True, num=args.num, batch_size=args.batch_size, frames=args.frames, seed=args.seed, fps=args.fps)
     if args.label is not None and args.text is not None:
         raise ConfigError("give --label or --text, not both")
+    if args.no_grid and not args.each:
+        raise ConfigError("--no-grid writes no grid video, so it needs --each (one file per clip)")
+    if not args.no_grid and args.num > MAX_GRID_CLIPS:
+        raise ConfigError(f"--num {args.num} is too many clips for one grid video (at most {MAX_GRID_CLIPS}); "
+                          "add --each --no-grid to write one file per clip as they are made")
+    if out.exists() and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'samples.mp4'}")
     pipe = videosynth.load(args.run_dir, args.checkpoint, args.device)
     options = {name: getattr(args, name) for name in args.option_names}
-    videos = pipe(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size, **options)
+    batches = pipe.stream(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size,
+                          **options)
     out.parent.mkdir(parents=True, exist_ok=True)
-    nrow = options.get("interpolate") or int(math.ceil(math.sqrt(videos.shape[0])))
-    write_grid(out, videos, nrow=nrow, fps=args.fps)
-    print(f"wrote {out} ({videos.shape[0]} clips, {videos.shape[2]} frames, {videos.shape[3]}x{videos.shape[4]}, "
-          f"step {pipe.step}{', EMA' if not args.no_ema else ''})")
+    suffix = out.suffix if out.suffix != ".png" else ".mp4"
+    grid, done, shape = [], 0, None
+    for clips in batches:
+        shape = tuple(clips.shape[2:])
+        if not args.no_grid:
+            grid.append(clips)
+        if args.each:
+            for clip in clips:
+                write_video(out.with_name(f"{out.stem}-{done:03d}{suffix}"), to_uint8(clip), fps=args.fps)
+                done += 1
+    ema = ", EMA" if not args.no_ema else ""
+    info = f"{args.num} clips, {shape[0]} frames, {shape[1]}x{shape[2]}, step {pipe.step}{ema}"
+    if grid:
+        videos = torch.cat(grid)
+        nrow = options.get("interpolate") or int(math.ceil(math.sqrt(videos.shape[0])))
+        write_grid(out, videos, nrow=nrow, fps=args.fps)
+        print(f"wrote {out} ({info})")
     if args.each:
-        from videosynth.data.transforms import to_uint8
-
-        suffix = out.suffix if out.suffix != ".png" else ".mp4"
-        for i, clip in enumerate(videos):
-            path = out.with_name(f"{out.stem}-{i:03d}{suffix}")
-            write_video(path, to_uint8(clip), fps=args.fps)
-        print(f"wrote {videos.shape[0]} files {out.stem}-000{suffix} ... next to it")
+        print(f"wrote {done} files {out.stem}-000{suffix} ... next to {out}" + ("" if grid else f" ({info})"))
     return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
 
 # Std of the initial embeddings, as in BERT / GPT-2: small enough that the first
@@ -32,7 +33,7 @@ class ConditionConfig:
     """Which condition a model sees and how it is embedded.
 
     kind: "none" | "class" | "text" | "pretrained-text".
-    num_classes: class count for kind "class" (labels 0..num_classes-1; -1 = null).
+    num_classes: class count for kind "class" (labels 0..num_classes-1; -1 = checked(null)., at_least(0))
     dim: size D of the condition vector and of every condition token.
     dropout: probability, in train() mode only, that a sample's condition is replaced
         by the learned null condition (classifier-free guidance training).
@@ -47,15 +48,15 @@ class ConditionConfig:
     """
 
     kind: str = "none"
-    num_classes: int = 0
-    dim: int = 128
-    dropout: float = 0.0
+    num_classes: int = checked(0, at_least(0))
+    dim: int = checked(128, at_least(1))
+    dropout: float = checked(0.0, in_range(0, 1, high_open=True))
     vocab: list[str] = field(default_factory=list)
-    max_len: int = 24
-    text_layers: int = 2
-    text_heads: int = 4
+    max_len: int = checked(24, at_least(1))
+    text_layers: int = checked(2, at_least(0))
+    text_heads: int = checked(4, at_least(1))
     pretrained_path: str | None = None
-    max_vocab: int = 10000
+    max_vocab: int = checked(10000, at_least(1))
     freeze_pretrained: bool = True
 
 

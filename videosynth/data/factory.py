@@ -7,6 +7,7 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
+from videosynth.config import at_least, checked, in_range
 from videosynth.data.synthetic import BouncingShapes, MovingDigits
 from videosynth.data.video_folder import VideoFolder
 from videosynth.errors import ConfigError
@@ -25,17 +26,17 @@ class DataConfig:
     name: str = "bouncing-shapes"  # "bouncing-shapes" | "moving-digits" | "folder"
     root: str | None = None
     manifest: str | None = None
-    frames: int = 16
-    size: int = 64
-    stride: int = 1
-    num_objects: int = 1
-    num_samples: int = 10000
-    object_size: int = 0  # pixels; 0 = the built-in dataset's default for `size`
+    frames: int = checked(16, at_least(1))
+    size: int = checked(64, at_least(4))
+    stride: int = checked(1, at_least(1))
+    num_objects: int = checked(1, at_least(1))
+    num_samples: int = checked(10000, at_least(1))
+    object_size: int = checked(0, at_least(0))  # pixels; 0 = the built-in dataset's default for `size`
     colour: str = ""  # bouncing-shapes: "" = a random palette colour per object, or one name ("white", "red", ...)
-    seed: int = 0
-    val_fraction: float = 0.1
-    max_broken_fraction: float = 0.2
-    num_workers: int = 0  # DataLoader worker processes (decoding runs in them)
+    seed: int = checked(0, in_range(0, 2**31 - 1))
+    val_fraction: float = checked(0.1, in_range(0, 1, high_open=True))
+    max_broken_fraction: float = checked(0.2, in_range(0, 1))
+    num_workers: int = checked(0, at_least(0))  # DataLoader worker processes (decoding runs in them)
 
 
 def _moving_digits(cfg: DataConfig, split: str) -> Dataset:

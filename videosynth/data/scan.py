@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,16 @@ class ScanResult:
 # ----------------------------------------------------------------------------- listing
 
 
+def check_root(root: Path) -> None:
+    """A one-line DataError unless ``root`` is a folder (a file given as a folder is named as such)."""
+    if root.is_dir():
+        return
+    if root.exists():
+        raise DataError(f"dataset folder {root} is a file, not a folder: data.root must be a folder of videos "
+                        "or frame folders (put the file in a folder, or list files in a data.manifest)")
+    raise DataError(f"dataset folder not found: {root}")
+
+
 def find_videos(root: str | Path) -> list[Path]:
     """Video files and frame folders below ``root``, naturally sorted; hidden entries skipped.
 
@@ -66,8 +77,7 @@ def find_videos(root: str | Path) -> list[Path]:
         DataError: ``root`` is not a directory.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset folder not found: {root}")
+    check_root(root)
     found: list[Path] = []
     seen: set[str] = set()  # real paths of visited folders: symlink loops are walked once
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -83,7 +93,9 @@ def find_videos(root: str | Path) -> list[Path]:
             found.append(here)
             dirnames[:] = []  # a frame folder is one video
             continue
-        found.extend(here / f for f in visible if os.path.splitext(f)[1].lower() in io.VIDEO_EXTENSIONS)
+        # regular files only: a FIFO or device named *.mp4 would block the probe forever
+        found.extend(here / f for f in visible
+                     if os.path.splitext(f)[1].lower() in io.VIDEO_EXTENSIONS and os.path.isfile(here / f))
     return sorted(found, key=lambda p: io.natural_key(p.relative_to(root).as_posix()))
 
 
@@ -160,6 +172,26 @@ def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry 
     return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec)
 
 
+# Seconds one video's probe may take before the scan reports it broken and goes on.
+PROBE_TIMEOUT_S = 60.0
+
+
+def check_video_bounded(path: Path, min_frames: int, verify: bool = True,
+                        timeout: float | None = None) -> VideoEntry | str:
+    """:func:`check_video` in a worker thread, given up after ``timeout`` seconds (a hung read).
+
+    The worker is a daemon thread: a probe stuck in the OS does not keep the process alive.
+    """
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+    box: list = []
+    worker = threading.Thread(target=lambda: box.append(check_video(path, min_frames, verify)), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive() or not box:
+        return f"probe did not finish within {timeout:g} s (a hung read?); skipped"
+    return box[0]
+
+
 def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1, verify: bool = True,
          cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
          quiet: bool = False) -> ScanResult:
@@ -174,8 +206,7 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
         DataError: ``root`` is not a directory.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset folder not found: {root}")
+    check_root(root)
     paths = find_videos(root) if paths is None else [Path(p) for p in paths]
     rel = [_relative(p, root) for p in paths]
     signatures = [_signature(p) for p in paths]
@@ -195,10 +226,13 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
         if not path.exists():
             result.broken.append((name, "file not found"))
             continue
+        if not (path.is_file() or path.is_dir()):
+            result.broken.append((name, "not a regular file (a FIFO, socket or device); skipped"))
+            continue
         if path.is_file() and path.stat().st_size == 0:
             result.broken.append((name, "empty file (0 bytes)"))
             continue
-        outcome = check_video(path, min_frames, verify)
+        outcome = check_video_bounded(path, min_frames, verify)
         if isinstance(outcome, str):
             result.broken.append((name, outcome))
         else:

@@ -72,6 +72,7 @@ class VideoFolder(Dataset):
         seed: base of the per-item RNG (with the epoch from :meth:`set_epoch`).
         train_clip: ``"random"`` start and crop per call, or ``"center"``; ``val`` is always centred.
         max_broken_fraction: abort when more than this share of the files is broken.
+        broken_hint: how the caller raises that share, for the message (a config key, a flag).
         cache_dir: where the scan index is cached (default: the user cache dir).
         progress: show a progress bar while scanning (only on a terminal).
         verify: decode the first and last frame of each video at scan time.
@@ -88,7 +89,8 @@ class VideoFolder(Dataset):
     def __init__(self, root: str | Path, frames: int = 16, size: int = 64, stride: int = 1, split: str = "train",
                  manifest: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
                  train_clip: str = "random", max_broken_fraction: float = 0.2, cache_dir: str | Path | None = None,
-                 progress: bool = True, verify: bool = True) -> None:
+                 progress: bool = True, verify: bool = True,
+                 broken_hint: str = "raise data.max_broken_fraction") -> None:
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got {split!r}")
         if train_clip not in CLIP_MODES:
@@ -118,7 +120,7 @@ class VideoFolder(Dataset):
             listed = "; ".join(f"{p}: {r}" for p, r in self.broken[:3])
             raise DataError(f"{self.root}: {len(result.broken)} of {total} videos are broken or shorter than "
                             f"{self.span} frames (more than max_broken_fraction={max_broken_fraction}); "
-                            f"e.g. {listed}. Fix or remove them, or raise data.max_broken_fraction")
+                            f"e.g. {listed}. Fix or remove them, or {broken_hint}")
         if not result.entries:
             path, reason = self.broken[0]
             raise DataError(f"{self.root}: no usable videos ({len(result.broken)} broken, e.g. {path}: {reason})")

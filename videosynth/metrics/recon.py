@@ -4,8 +4,8 @@ SSIM follows Wang et al., "Image Quality Assessment: From Error Visibility to
 Structural Similarity" (IEEE TIP 2004): an 11×11 Gaussian window with σ = 1.5,
 K₁ = 0.01, K₂ = 0.03, computed on the valid region of each channel of each
 frame. LPIPS is Zhang et al., "The Unreasonable Effectiveness of Deep Features
-as a Perceptual Metric" (CVPR 2018), used only through the ``lpips`` package
-when it and its backbone weights are already on disk.
+as a Perceptual Metric" (CVPR 2018), the AlexNet variant of :mod:`.lpips`, the
+same network the perceptual loss uses, from a local weights file.
 
 All functions take two batches of videos ``float [B, C, T, H, W]`` in ``[-1, 1]``
 and return one value per video ``float [B]`` (the mean over frames).
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from videosynth.errors import MissingWeightsError, VideoSynthError
+from videosynth.errors import VideoSynthError
 
 VALUE_RANGE = 2.0  # inputs live in [-1, 1]
 SSIM_WINDOW = 11
@@ -90,41 +90,31 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ssim_map.flatten(1).mean(dim=1).view(b, t).mean(dim=1)  # (B,)
 
 
-# Backbone files torchvision would otherwise download for lpips.LPIPS(pretrained=True).
-LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
-
-
-def lpips_distance(x: torch.Tensor, y: torch.Tensor, net: str = "alex") -> torch.Tensor:
-    """LPIPS distance per frame, averaged over frames, via the optional ``lpips`` package.
+def lpips_distance(x: torch.Tensor, y: torch.Tensor, net: torch.nn.Module | str | Path | None = None) -> torch.Tensor:
+    """LPIPS-alex distance per frame, averaged over frames (:mod:`videosynth.metrics.lpips`).
 
     Args:
-        x, y: videos ``float [B, C, T, H, W]`` in ``[-1, 1]`` (the range LPIPS expects).
-        net: ``"alex"`` or ``"vgg"``.
+        x, y: videos ``float [B, C, T, H, W]`` in ``[-1, 1]`` (frames at least 32x32).
+        net: a loaded :class:`~videosynth.metrics.lpips.LPIPSAlex` (reused over batches), or
+            the weights file / a folder holding it; default the weights search path.
 
     Returns:
         ``float64 [B]`` (0 for identical videos; lower is more similar).
 
     Raises:
-        MissingWeightsError: ``lpips`` is not installed, or the torchvision backbone
-            weights are not already in the torch hub cache (nothing is downloaded).
+        MissingWeightsError: the weights are not on disk (nothing is downloaded).
     """
+    from videosynth.metrics.lpips import LPIPS_MIN_SIZE, load_lpips, video_frames
+
     _check_pair(x, y, "lpips")
-    if net not in LPIPS_BACKBONE_FILES:
-        raise VideoSynthError(f"unknown LPIPS net '{net}'; choose one of {sorted(LPIPS_BACKBONE_FILES)}")
-    try:
-        import lpips  # optional dependency
-    except ImportError:
-        raise MissingWeightsError("LPIPS needs the optional 'lpips' package (pip install lpips) and its "
-                                  f"backbone file {LPIPS_BACKBONE_FILES[net]} in the torch hub cache; "
-                                  "PSNR and SSIM work without it")
-    backbone = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILES[net]
-    if not backbone.is_file():
-        raise MissingWeightsError(f"LPIPS backbone weights {backbone} not found; videosynth never downloads "
-                                  "them — place the torchvision file there to enable LPIPS")
-    model = lpips.LPIPS(net=net, verbose=False).eval().to(x.device)
-    b, _, t = x.shape[:3]
+    b, _, t, h, w = x.shape
+    if min(h, w) < LPIPS_MIN_SIZE:
+        raise VideoSynthError(f"lpips needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE} pixels, got {h}x{w}")
+    if not isinstance(net, torch.nn.Module):
+        net = load_lpips(net)[0]
+    net = net.to(x.device)
     with torch.inference_mode():
-        d = model(_frames(x).float(), _frames(y).float())  # (B*T, 1, 1, 1)
+        d = net(video_frames(x), video_frames(y))  # (B*T,)
     return d.double().view(b, t).mean(dim=1)  # (B,)
 
 

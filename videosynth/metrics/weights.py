@@ -47,6 +47,11 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
         "inception", "inception-2015-12-05.pt",
         "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
         "Inception-v3 (2015-12-05), TorchScript from the StyleGAN2-ADA metrics (per-frame FID)"),
+    "lpips": WeightSpec(
+        "lpips", "lpips_alex.safetensors",
+        "the lpips package (v0.1 'alex': torchvision AlexNet 'features.*' + its 'lin{0..4}.model.1.weight'), "
+        "merged and saved with safetensors",
+        "LPIPS-alex (perceptual loss and the lpips reconstruction metric)"),
 }
 
 

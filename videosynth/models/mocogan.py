@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
 from videosynth.models.layers import LEAKY_RELU_SLOPE, dcgan_init_, spectral_norm
 
@@ -266,19 +267,19 @@ class VideoDiscriminator(nn.Module):
 class MoCoGANConfig:
     """Sizes of a MoCoGAN. Defaults follow the paper (z_C 50, z_M 10, width 64)."""
 
-    size: int = 64  # frame height = width in pixels; 4 * 2^k, k >= 1
-    frames: int = 16  # training clip length (the generator can run longer)
-    channels: int = 3
-    content_dim: int = 50  # z_C, drawn once per video
-    motion_dim: int = 10  # z_M(t), the recurrent cell's state
-    motion_noise_dim: int = 10  # eps(t), the recurrent cell's per-step input
+    size: int = checked(64, at_least(8))  # frame height = width in pixels; 4 * 2^k, k >= 1
+    frames: int = checked(16, at_least(1))  # training clip length (the generator can run longer)
+    channels: int = checked(3, at_least(1))
+    content_dim: int = checked(50, at_least(1))  # z_C, drawn once per video
+    motion_dim: int = checked(10, at_least(1))  # z_M(t), the recurrent cell's state
+    motion_noise_dim: int = checked(10, at_least(1))  # eps(t), the recurrent cell's per-step input
     rnn: str = "gru"  # "gru" | "lstm"
-    num_actions: int = 0  # categorical action code (one-hot); 0 = none
+    num_actions: int = checked(0, at_least(0))  # categorical action code (one-hot); 0 = none
     motion_conditioned: bool = False  # also feed [a, c] to the recurrent cell (the paper feeds them to the renderer only)
-    cond_dim: int = 0  # condition embedding size from the shared conditioner; 0 = unconditional
-    g_width: int = 64  # channels of the last generator layer; doubles towards the 4x4 map
-    d_image_width: int = 64  # channels of the first image-discriminator layer
-    d_video_width: int = 64  # channels of the first video-discriminator layer
+    cond_dim: int = checked(0, at_least(0))  # condition embedding size from the shared conditioner; 0 = unconditional
+    g_width: int = checked(64, at_least(1))  # channels of the last generator layer; doubles towards the 4x4 map
+    d_image_width: int = checked(64, at_least(1))  # channels of the first image-discriminator layer
+    d_video_width: int = checked(64, at_least(1))  # channels of the first video-discriminator layer
     d_category_head: bool = True  # InfoGAN-style action head on D_V (used when num_actions > 0)
     d_spectral_norm: bool = False  # spectral norm in both discriminators (then no BatchNorm there)
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
 
 # ---------------------------------------------------------------------------
@@ -135,14 +136,14 @@ class PriorConfig:
     """Prior hyper-parameters. ``vocab_size`` is the tokenizer's codebook size;
     ``latent_shape`` the token grid ``(t, h, w)`` of one training clip."""
 
-    vocab_size: int = 512
-    latent_shape: tuple[int, int, int] = (4, 8, 8)
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 256
-    mlp_ratio: int = 4
-    dropout: float = 0.0
-    cond_dim: int = 0  # pooled condition width (0 = unconditional)
+    vocab_size: int = checked(512, at_least(2))
+    latent_shape: tuple[int, int, int] = checked((4, 8, 8), at_least(1))
+    n_layer: int = checked(4, at_least(1))
+    n_head: int = checked(4, at_least(1))
+    n_embd: int = checked(256, at_least(1))
+    mlp_ratio: int = checked(4, at_least(1))
+    dropout: float = checked(0.0, in_range(0, 1, high_open=True))
+    cond_dim: int = checked(0, at_least(0))  # pooled condition width (0 = unconditional)
 
     def __post_init__(self) -> None:
         self.latent_shape = tuple(int(v) for v in self.latent_shape)

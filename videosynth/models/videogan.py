@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videosynth.config import choice_hint
+from videosynth.config import at_least, checked, choice_hint
 from videosynth.errors import ConfigError
 from videosynth.models.layers import (
     LEAKY_RELU_SLOPE,
@@ -152,22 +152,22 @@ class VideoGANConfig:
     ``d_base`` (first discriminator layer) towards the logit, capped at ``max_channels``.
     """
 
-    z_dim: int = 100  # noise size
-    size: int = 64  # output height = width, a power of two >= 8 (32, 64, 128, ...)
-    frames: int = 32  # output frames, a power of two >= 2 (8, 16, 32, ...)
-    channels: int = 3  # video channels
-    g_base: int = 64  # generator width of the last hidden layer
-    d_base: int = 64  # discriminator width of the first layer
-    max_channels: int = 512  # width cap for both networks
+    z_dim: int = checked(100, at_least(1))  # noise size
+    size: int = checked(64, at_least(8))  # output height = width, a power of two >= 8 (32, 64, 128, ...)
+    frames: int = checked(32, at_least(2))  # output frames, a power of two >= 2 (8, 16, 32, ...)
+    channels: int = checked(3, at_least(1))  # video channels
+    g_base: int = checked(64, at_least(1))  # generator width of the last hidden layer
+    d_base: int = checked(64, at_least(1))  # discriminator width of the first layer
+    max_channels: int = checked(512, at_least(1))  # width cap for both networks
     generator: str = "single"  # "single" | "two-stream"
     # "concat": the condition is concatenated to z (default; as in conditional DCGANs);
     # "batchnorm": every generator BatchNorm becomes conditional.
     g_conditioning: str = "concat"
     d_norm: str = "batch"  # "batch" | "layer" | "none"; unused when d_spectral_norm is on
     d_spectral_norm: bool = False  # spectral norm on every D weight, and no norm layers in D
-    cond_dim: int = 0  # condition size from the shared conditioner; 0 = unconditional
+    cond_dim: int = checked(0, at_least(0))  # condition size from the shared conditioner; 0 = unconditional
     # classes of the discriminator's auxiliary classifier head (AC-GAN); 0 = no head
-    num_classes: int = 0
+    num_classes: int = checked(0, at_least(0))
 
     def __post_init__(self):
         if self.size < 8 or self.size & (self.size - 1):

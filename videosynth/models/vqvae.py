@@ -26,6 +26,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from videosynth.config import at_least, checked, in_range, positive
 from videosynth.errors import ConfigError
 
 # ---------------------------------------------------------------------------
@@ -297,19 +298,19 @@ class VQVAEConfig:
     two and the clip size a multiple of it.
     """
 
-    in_channels: int = 3
-    hidden: int = 64  # channels of every conv / residual block
-    n_res_blocks: int = 2  # residual blocks at latent resolution (encoder and decoder each)
-    downsample: tuple[int, int, int] = (4, 4, 4)
-    codebook_size: int = 512
-    code_dim: int = 64
+    in_channels: int = checked(3, at_least(1))
+    hidden: int = checked(64, at_least(1))  # channels of every conv / residual block
+    n_res_blocks: int = checked(2, at_least(0))  # residual blocks at latent resolution (encoder and decoder each)
+    downsample: tuple[int, int, int] = checked((4, 4, 4), at_least(1))
+    codebook_size: int = checked(512, at_least(2))
+    code_dim: int = checked(64, at_least(1))
     codebook: str = "ema"  # "ema" | "loss"
-    beta: float = 0.25  # commitment weight
-    decay: float = 0.99  # EMA decay of codebook statistics
-    eps: float = 1e-5  # Laplace smoothing of EMA counts
-    restart_after: int = 100  # restart a code unused this many consecutive training steps (0 = never)
-    restart_threshold: float = 0.0  # "ema": restart codes with EMA count below this (0 = off; VideoGPT: 1.0)
-    collapse_usage: float = 0.05  # usage_collapsed() when the batch uses fewer than this share of the codes it could
+    beta: float = checked(0.25, at_least(0))  # commitment weight
+    decay: float = checked(0.99, in_range(0, 1, high_open=True))  # EMA decay of codebook statistics
+    eps: float = checked(1e-5, positive())  # Laplace smoothing of EMA counts
+    restart_after: int = checked(100, at_least(0))  # restart a code unused this many consecutive training steps (0 = never)
+    restart_threshold: float = checked(0.0, at_least(0))  # "ema": restart codes with EMA count below this (0 = off; VideoGPT: 1.0)
+    collapse_usage: float = checked(0.05, in_range(0, 1))  # usage_collapsed() when the batch uses fewer than this share of the codes it could
 
     def __post_init__(self) -> None:
         self.downsample = tuple(int(v) for v in self.downsample)

@@ -24,7 +24,7 @@ from torch import nn
 
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE, find_checkpoint, load_weights, load_module_state, read_class_names
 from videosynth.conditioning import TEXT_KINDS, ConditionConfig
-from videosynth.config import choice_hint, from_dict
+from videosynth.config import at_least, choice_hint, from_dict, in_range
 from videosynth.data import DataConfig
 from videosynth.device import select_device
 from videosynth.errors import CheckpointError, ConfigError
@@ -50,15 +50,25 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
-def at_least(low: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= low else f"must be at least {low}"
+# The common arguments of every pipeline call, checked here and nowhere else (the CLI too).
+COMMON_CHECKS = {"num": at_least(1), "batch_size": at_least(1), "frames": at_least(1),
+                 "seed": in_range(0, 2**63 - 1), "fps": in_range(1, 240)}
 
 
-def in_range(low: float, high: float, low_open: bool = False) -> Callable[[Any], str | None]:
-    def check(v):
-        ok = (low < v if low_open else low <= v) and v <= high
-        return None if ok else f"must be in {'(' if low_open else '['}{low}, {high}]"
-    return check
+def check_common(cli: bool = False, **values) -> None:
+    """One-line ConfigError for a bad common argument (``num``, ``batch_size``, ``frames``, ``seed``, ``fps``).
+
+    ``cli``: name the argument as its command-line flag (``--batch-size 0``) instead of ``batch_size=0``.
+    """
+    for name, value in values.items():
+        if value is None:
+            continue
+        shown = f"--{name.replace('_', '-')} {value!r}" if cli else f"{name}={value!r}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{shown}: must be an integer")
+        problem = COMMON_CHECKS[name](value)
+        if problem:
+            raise ConfigError(f"{shown}: {problem}")
 
 
 def section(config: dict, key: str, cls: type, where: str):
@@ -197,12 +207,17 @@ class Pipeline:
         Raises:
             ConfigError: bad counts, a label or text the run cannot honour, an unknown option.
         """
-        if int(num) < 1:
-            raise ConfigError(f"num must be at least 1, got {num}")
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        if frames is not None and int(frames) < 1:
-            raise ConfigError(f"frames must be at least 1, got {frames}")
+        return torch.cat(list(self.stream(num, seed, label, text, frames, ema, batch_size, **options)))
+
+    def stream(self, num: int = 1, seed: int = 0, label: int | str | None = None, text: str | None = None,
+               frames: int | None = None, ema: bool = True, batch_size: int = 16,
+               **options) -> Iterator[torch.Tensor]:
+        """The clips of :meth:`__call__`, in batches ``float32 [<= batch_size, C, T, H, W]`` as they are made.
+
+        The same clips as one call (one noise stream), with memory bounded by ``batch_size``
+        whatever ``num`` is; arguments are checked before the first batch is drawn.
+        """
+        check_common(num=num, batch_size=batch_size, frames=frames, seed=seed)
         if label is not None and text is not None:
             raise ConfigError("give a label or a text, not both")
         label_id = self.parse_label(label)
@@ -210,9 +225,11 @@ class Pipeline:
         options = self.check_options(options)
         if any(k in options for k in self.joint_options):
             batch_size = num  # a grid is one joint draw; it cannot be split into chunks
+        return self._stream(num, seed, label_id, text, frames, ema, batch_size, options)
+
+    def _stream(self, num, seed, label_id, text, frames, ema, batch_size, options) -> Iterator[torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))
         n_classes = len(self.class_names)
-        out = []
         with torch.inference_mode():
             for start in range(0, num, batch_size):
                 n = min(batch_size, num - start)
@@ -223,8 +240,7 @@ class Pipeline:
                 elif text is not None:
                     captions = [text] * n
                 clips = self.generate(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
-                out.append(clips.float().cpu())
-        return torch.cat(out)
+                yield clips.float().cpu()
 
     def batches(self, num: int, seed: int = 0, batch_size: int = 16) -> Iterator[torch.Tensor]:
         """Clips in batches ``float32 [B, C, T, H, W]`` (batch ``i`` drawn with seed ``seed + i``), for evaluation."""

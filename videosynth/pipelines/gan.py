@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import torch
 
+from videosynth.config import at_least
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
 from videosynth.conditioning import build_conditioner
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, fit_cond_dim
 from videosynth.models.mocogan import MoCoGANConfig, MoCoGANGenerator
 from videosynth.models.videogan import GENERATORS, VideoGANConfig
-from videosynth.pipelines.base import Option, Pipeline, at_least, section
+from videosynth.pipelines.base import Option, Pipeline, section
 from videosynth.sampling.gan import GRIDS, STANDING_BATCH, sample_mocogan, sample_videogan, standing_statistics
 
 

@@ -18,11 +18,12 @@ import torch
 
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
 from videosynth.conditioning import build_conditioner
+from videosynth.config import at_least, field_check
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned
 from videosynth.models.transformer import Prior, PriorConfig
 from videosynth.models.vqvae import VQVAE, VQVAEConfig
-from videosynth.pipelines.base import Option, Pipeline, at_least, in_range, section
+from videosynth.pipelines.base import Option, Pipeline, section
 from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
 
 
@@ -85,13 +86,14 @@ class TwoStagePipeline(Pipeline):
 
     family = "transformer"
     options = (
-        Option("temperature", float, "softmax temperature (0 = greedy)", at_least(0.0)),
-        Option("top_k", int, "sample among the k most likely tokens", at_least(1)),
+        Option("temperature", float, "softmax temperature (0 = greedy)", field_check(ARSampleConfig, "temperature")),
+        Option("top_k", int, "sample among the k most likely tokens", field_check(ARSampleConfig, "top_k")),
         Option("top_p", float, "nucleus sampling: the smallest set of tokens with this probability",
-               in_range(0.0, 1.0, low_open=True)),
-        Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)"),
+               field_check(ARSampleConfig, "top_p")),
+        Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)",
+               field_check(ARSampleConfig, "guidance_scale")),
         Option("context_frames", int, "latent frames re-primed per window when rolling out past the training length",
-               at_least(0)),
+               field_check(ARSampleConfig, "context_frames")),
         Option("prime", str, "a video whose first frames are continued (video prediction)"),
         Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
         Option("use_cache", bool, "KV-cached decoding (default on; off = the slow reference path)"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
 from videosynth.models.transformer import Prior
 
@@ -27,11 +28,11 @@ from videosynth.models.transformer import Prior
 class ARSampleConfig:
     """Defaults for sampling a token prior (section ``sample:`` of a transformer run; each overridable per call)."""
 
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    guidance_scale: float = 1.0  # > 1 needs condition.dropout > 0 in training
-    context_frames: int | None = None  # latent frames re-primed per rollout window (default t // 2)
+    temperature: float = checked(1.0, at_least(0))  # 0 = greedy
+    top_k: int | None = checked(None, at_least(1))
+    top_p: float | None = checked(None, in_range(0, 1, low_open=True))
+    guidance_scale: float = checked(1.0, at_least(0))  # > 1 needs condition.dropout > 0 in training
+    context_frames: int | None = checked(None, at_least(0))  # latent frames re-primed per rollout window (default t // 2)
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from videosynth.config import choice_hint, from_dict, merge, to_dict
+from videosynth.config import at_least, checked, choice_hint, from_dict, in_range, merge, to_dict
 from videosynth.errors import ConfigError
 
 
@@ -13,22 +13,22 @@ from videosynth.errors import ConfigError
 class TrainConfig:
     """Loop settings shared by every family (section ``train:`` of a run config)."""
 
-    steps: int = 1000
-    batch_size: int = 16
-    seed: int = 0
+    steps: int = checked(1000, at_least(1))
+    batch_size: int = checked(16, at_least(1))
+    seed: int = checked(0, in_range(0, 2**31 - 1))
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, loss math stays fp32
-    log_every: int = 10
-    ckpt_every: int = 500
-    sample_every: int = 500
-    num_samples: int = 16  # clips in each periodic sample grid
-    sample_fps: int = 8
-    keep_last: int = 3  # checkpoints kept on disk
-    ema_decay: float = 0.999
-    grad_clip: float = 0.0  # 0 = off
-    max_bad_steps: int = 20  # consecutive non-finite steps before the run stops
-    eval_every: int = 0  # 0 = off; weight-free metrics on the built-in data
-    eval_num: int = 64
+    log_every: int = checked(10, at_least(1))
+    ckpt_every: int = checked(500, at_least(1))
+    sample_every: int = checked(500, at_least(0))
+    num_samples: int = checked(16, at_least(1))  # clips in each periodic sample grid
+    sample_fps: int = checked(8, in_range(1, 240))
+    keep_last: int = checked(3, at_least(0))  # checkpoints kept on disk
+    ema_decay: float = checked(0.999, in_range(0, 1))
+    grad_clip: float = checked(0.0, at_least(0))  # 0 = off
+    max_bad_steps: int = checked(20, at_least(1))  # consecutive non-finite steps before the run stops
+    eval_every: int = checked(0, at_least(0))  # 0 = off; weight-free metrics on the built-in data
+    eval_num: int = checked(64, at_least(2))
     compile: bool = False  # torch.compile the modules (opt-in)
 
 

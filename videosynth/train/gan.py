@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import torch
 
+from videosynth.config import at_least, checked, in_range, positive
 from videosynth.augment import diff_augment, parse_policy
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig, build_conditioner
@@ -60,22 +61,22 @@ class GANLossConfig:
     """Section ``loss:`` of a VideoGAN run."""
 
     kind: str = "non-saturating"  # a key of videosynth.losses.GAN_LOSSES
-    n_critic: int = 1  # discriminator updates per generator update (5 for WGAN-GP)
-    gp_weight: float = 0.0  # WGAN-GP lambda (10 with kind "wgan"); 0 = off
-    r1_gamma: float = 0.0  # R1 penalty gamma on real data; 0 = off
-    mask_weight: float = 0.0  # L1 sparsity of the two-stream foreground mask (VGAN: 0.1)
-    instance_noise: float = 0.0  # std of Gaussian noise on every discriminator input at step 0
-    instance_noise_steps: int = 0  # anneal that std linearly to 0 over this many steps (0 = keep it)
+    n_critic: int = checked(1, at_least(1))  # discriminator updates per generator update (5 for WGAN-GP)
+    gp_weight: float = checked(0.0, at_least(0))  # WGAN-GP lambda (10 with kind "wgan"); 0 = off
+    r1_gamma: float = checked(0.0, at_least(0))  # R1 penalty gamma on real data; 0 = off
+    mask_weight: float = checked(0.0, at_least(0))  # L1 sparsity of the two-stream foreground mask (VGAN: 0.1)
+    instance_noise: float = checked(0.0, at_least(0))  # std of Gaussian noise on every discriminator input at step 0
+    instance_noise_steps: int = checked(0, at_least(0))  # anneal that std linearly to 0 over this many steps (0 = keep it)
     # DiffAugment on every discriminator input, e.g. "color,translation,cutout"; "" = off
     diffaug: str = ""
     # AC-GAN (Odena et al. 2017), class conditions only: D also learns to classify real clips
     # and G is rewarded when its clips are classified as their label; 0 = off
-    aux_class_weight: float = 0.0
+    aux_class_weight: float = checked(0.0, at_least(0))
     # Paired terms between G(z | c_i) and real clip i: only meaningful when the condition
     # pins the clip down (e.g. overfitting checks); 0 = off.
-    recon_weight: float = 0.0
+    recon_weight: float = checked(0.0, at_least(0))
     recon_kind: str = "l1"  # "l1" | "l2"
-    perceptual_weight: float = 0.0  # LPIPS from local weights (MissingWeightsError if absent)
+    perceptual_weight: float = checked(0.0, at_least(0))  # LPIPS from local weights (MissingWeightsError if absent)
     perceptual_path: str | None = None  # explicit LPIPS weights file; None = search the weights dirs
 
 
@@ -83,10 +84,10 @@ class GANLossConfig:
 class GANOptimConfig:
     """Section ``optim:``: Adam for both networks (DCGAN / VGAN: lr 2e-4, betas (0.5, 0.999))."""
 
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr_g: float = checked(2e-4, positive())
+    lr_d: float = checked(2e-4, positive())
+    beta1: float = checked(0.5, in_range(0, 1, high_open=True))
+    beta2: float = checked(0.999, in_range(0, 1, high_open=True))
 
 
 @dataclass

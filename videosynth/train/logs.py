@@ -14,6 +14,9 @@ from pathlib import Path
 
 import torch
 
+from videosynth.errors import CheckpointError
+from videosynth.io import temp_path
+
 
 def to_host(metrics: dict) -> dict[str, float | str]:
     """Logged values as Python numbers: every tensor brought to the host in one transfer."""
@@ -34,8 +37,44 @@ def jsonable(value):
 
 
 def append_row(log_path: Path, row: dict) -> None:
-    with open(log_path, "a") as f:
-        f.write(json.dumps({k: jsonable(v) for k, v in row.items()}) + "\n")
+    """Append one JSON line to ``log.jsonl``; a full disk is a one-line CheckpointError."""
+    try:
+        with open(log_path, "a") as f:
+            f.write(json.dumps({k: jsonable(v) for k, v in row.items()}) + "\n")
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {log_path}: {exc.strerror or exc}; free disk space and resume") from None
+
+
+def truncate_log(log_path: Path, step: int) -> int:
+    """Cut ``log.jsonl`` back to the rows of steps ``<= step`` (a resume from checkpoint ``step``).
+
+    Rows logged after the checkpoint a run resumes from are logged again by the resumed run,
+    and a line half-written by a killed process is not JSON: both are dropped, so no step appears
+    twice. The file is replaced atomically. Returns the number of rows dropped.
+    """
+    if not log_path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in log_path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            keep = isinstance(row, dict) and int(row.get("step", 0)) <= step
+        except (ValueError, TypeError):
+            keep = False
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        tmp = temp_path(log_path)
+        try:
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, log_path)
+        except OSError as exc:
+            raise CheckpointError(f"cannot rewrite {log_path}: {exc.strerror or exc}; free disk space") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    return dropped
 
 
 def write_loss_plot(log_path: Path, out: Path) -> None:
@@ -79,9 +118,14 @@ def write_loss_plot(log_path: Path, out: Path) -> None:
         draw.text((width - 120, height - margin + 8), f"step {x1}", fill="black")
         draw.text((4, 20), f"{y1:.3g}", fill="black")
         draw.text((4, height - margin - 12), f"{y0:.3g}", fill="black")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, out)
+    tmp = temp_path(out)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {out}: {exc.strerror or exc}; free disk space and resume") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_samples(videos: torch.Tensor | None, run_dir: Path, step: int, fps: int) -> Path | None:

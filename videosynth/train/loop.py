@@ -10,6 +10,7 @@ the loss plot and sample videos (:mod:`.logs`) and clean shutdown on SIGINT/SIGT
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -18,17 +19,27 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from videosynth.checkpoint import CHECKPOINT_PREFIX, find_checkpoint, write_run_config
+from videosynth.checkpoint import (
+    CHECKPOINT_PREFIX,
+    CLASSES_FILE,
+    atomic_write_bytes,
+    checkpoint_dirs,
+    find_checkpoint,
+    prune_checkpoints,
+    remove_stale_temps,
+    write_run_config,
+)
 from videosynth.config import to_dict
 from videosynth.device import select_device
-from videosynth.errors import VideoSynthError
+from videosynth.errors import CheckpointError, Interrupted, VideoSynthError
 from videosynth.train import checkpointing
 from videosynth.train.config import RunConfig
 from videosynth.train.context import Context, init_distributed
 from videosynth.train.data_order import ResumableSampler, batches
-from videosynth.train.logs import append_row, to_host, write_loss_plot, write_samples
+from videosynth.train.logs import append_row, to_host, truncate_log, write_loss_plot, write_samples
 from videosynth.train.objective import Objective
 from videosynth.train.rng import seed_everything
+from videosynth.train.run_lock import RunLock
 from videosynth.train.signals import StopFlag, agree_stop
 
 log = logging.getLogger("videosynth.train")
@@ -68,24 +79,44 @@ def train(
     device = select_device(cfg.device, "train.device")
     run_dir = Path(run_dir)
     ctx = Context(cfg, device, run_dir, dataset)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(run_dir, to_dict(config))
     seed_everything(cfg.seed + ctx.rank)  # per-rank seeds; DDP broadcasts rank 0's initial weights
+    objective = objective_cls(config, ctx)  # before anything is written: a bad config leaves no run behind
+    with RunLock(run_dir, enabled=ctx.is_main):
+        return _train_locked(config, objective, ctx, run_dir, dataset, resume, progress, eval_fn)
 
-    objective = objective_cls(config, ctx)
+
+def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir: Path, dataset, resume: bool,
+                  progress: bool, eval_fn) -> Path:
+    """The loop proper, with the objective built and the run's lock held (on rank 0)."""
+    cfg = config.train
+    device = ctx.device
     step = 0
+    log_path = run_dir / "log.jsonl"
+    if ctx.is_main:
+        for path in remove_stale_temps(run_dir):
+            log.warning("removed %s, left by a killed writer", path)
     if resume:
         path, _ = find_checkpoint(run_dir)
         step = checkpointing.load(path, objective)
         if ctx.is_main:
-            print(f"resumed from {path} (step {step})", file=sys.stderr)
+            prune_checkpoints(run_dir, cfg.keep_last, keep=path)
+            dropped = truncate_log(log_path, step)
+            write_run_config(run_dir, to_dict(config))  # only once the checkpoint has loaded into this config
+            print(f"resumed from {path} (step {step})" + (f"; dropped {dropped} log rows past it" if dropped else ""),
+                  file=sys.stderr)
+    elif ctx.is_main:
+        if checkpoint_dirs(run_dir):
+            raise CheckpointError(f"{run_dir} already holds checkpoints: use --resume {run_dir} or another --run-dir")
+        write_run_config(run_dir, to_dict(config))
+        atomic_write_bytes(run_dir / CLASSES_FILE, json.dumps(list(getattr(dataset, "class_names", []))).encode())
+        log_path.unlink(missing_ok=True)  # left by an earlier attempt that failed before its first checkpoint
+    if ctx.is_main:
+        print(f"run directory: {run_dir}", file=sys.stderr)
     objective.set_train(True)
 
     sampler = ResumableSampler(len(dataset), cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
     num_workers = getattr(config.data, "num_workers", 0) if config.data is not None else 0
     data = batches(dataset, sampler, cfg, step, device, objective.batch_keys, num_workers)
-    log_path = run_dir / "log.jsonl"
     sample_seed = cfg.seed + 12345
     bar = None
     if ctx.is_main and progress:
@@ -146,13 +177,8 @@ def train(
             if stop:
                 if bar:
                     bar.close()
-                if ctx.is_main:
-                    print(
-                        f"interrupted: saved step {step} to {run_dir / 'checkpoints'}; resume with:"
-                        f" videosynth train --resume {run_dir}",
-                        file=sys.stderr,
-                    )
-                return run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:06d}"
+                raise Interrupted(f"interrupted at step {step} of {cfg.steps} (saved to {run_dir / 'checkpoints'}); "
+                                  f"resume with: videosynth train --resume {run_dir}", stopper.exit_code, step)
     if bar:
         bar.close()
     if last_saved != step and ctx.is_main:

@@ -38,6 +38,7 @@ from typing import ClassVar
 
 import torch
 
+from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
@@ -74,25 +75,25 @@ class MoCoGANLossConfig:
     """Section ``loss:``: the GAN loss and the weights of both discriminators' terms."""
 
     kind: str = "non-saturating"  # a key of videosynth.losses.GAN_LOSSES
-    image_weight: float = 1.0  # weight of the D_I terms (its own loss and the generator's)
-    video_weight: float = 1.0  # weight of the D_V terms
-    category_weight: float = 1.0  # cross-entropy of the action head (models with num_actions > 0)
+    image_weight: float = checked(1.0, at_least(0))  # weight of the D_I terms (its own loss and the generator's)
+    video_weight: float = checked(1.0, at_least(0))  # weight of the D_V terms
+    category_weight: float = checked(1.0, at_least(0))  # cross-entropy of the action head (models with num_actions > 0)
     category_source: str = "fake"  # "fake": InfoGAN on sampled codes; "real": labels of real clips
-    image_frames: int = 1  # random frames per clip shown to D_I
-    instance_noise: float = 0.0  # std of Gaussian noise added to every discriminator input at step 0
-    instance_noise_steps: int = 0  # anneal the std linearly to 0 over this many steps (0 = keep it)
+    image_frames: int = checked(1, at_least(1))  # random frames per clip shown to D_I
+    instance_noise: float = checked(0.0, at_least(0))  # std of Gaussian noise added to every discriminator input at step 0
+    instance_noise_steps: int = checked(0, at_least(0))  # anneal the std linearly to 0 over this many steps (0 = keep it)
 
 
 @dataclass
 class MoCoGANOptimConfig:
     """Section ``optim:``: one Adam per network (the paper's code: lr 2e-4, betas (0.5, 0.999), wd 1e-5)."""
 
-    lr_g: float = PAPER_LR
-    lr_d_image: float = PAPER_LR
-    lr_d_video: float = PAPER_LR
-    beta1: float = PAPER_BETA1
-    beta2: float = 0.999
-    weight_decay: float = PAPER_WEIGHT_DECAY
+    lr_g: float = checked(PAPER_LR, positive())
+    lr_d_image: float = checked(PAPER_LR, positive())
+    lr_d_video: float = checked(PAPER_LR, positive())
+    beta1: float = checked(PAPER_BETA1, in_range(0, 1, high_open=True))
+    beta2: float = checked(0.999, in_range(0, 1, high_open=True))
+    weight_decay: float = checked(PAPER_WEIGHT_DECAY, at_least(0))
 
 
 @dataclass

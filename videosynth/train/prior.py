@@ -26,6 +26,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import TEXT_KINDS, ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
@@ -53,11 +54,11 @@ LN2 = 0.6931471805599453  # nats per bit
 class PriorOptimConfig:
     """AdamW settings (GPT-style: betas (0.9, 0.95), weight decay on matrices only)."""
 
-    lr: float = 3e-4
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.01
-    warmup_steps: int = 100  # linear learning-rate warm-up from 0
+    lr: float = checked(3e-4, positive())
+    beta1: float = checked(0.9, in_range(0, 1, high_open=True))
+    beta2: float = checked(0.95, in_range(0, 1, high_open=True))
+    weight_decay: float = checked(0.01, at_least(0))
+    warmup_steps: int = checked(100, at_least(0))  # linear learning-rate warm-up from 0
 
 
 @dataclass

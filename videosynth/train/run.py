@@ -6,17 +6,37 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from videosynth.checkpoint import CLASSES_FILE, read_run_config
+from videosynth.checkpoint import read_run_config
 from videosynth.config import apply_overrides, load_yaml
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.train.config import RunConfig, build_run_config
 from videosynth.train.families import get_family
 from videosynth.train.loop import sample_grid, train
+
+
+# What a resume may change: the loop, the optimiser, the losses, sampling defaults, and where
+# and how the data is read; never what fixes the checkpoint's shapes (model, condition, data content).
+RESUME_FIXED = ("family", "model", "condition", "data")
+RESUME_DATA_OK = ("root", "manifest", "num_workers", "max_broken_fraction")
+
+
+def check_resume_overrides(overrides: list[str], run_dir: str | Path) -> None:
+    """Refuse ``--set`` keys a resume cannot change, in one line naming the key.
+
+    Raises:
+        ConfigError: a key under ``model``, ``condition``, ``data`` (but its location keys) or ``family``.
+    """
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        top, _, rest = key.partition(".")
+        if top in RESUME_FIXED and not (top == "data" and rest in RESUME_DATA_OK):
+            raise ConfigError(
+                f"--set {key}: a resumed run cannot change '{top}' (it fixes the checkpoint's shapes and data); "
+                f"start a new run (--config {Path(run_dir) / 'config.yaml'} --set {item} --run-dir NEW_DIR)")
 
 
 def resolve_config(
@@ -26,14 +46,20 @@ def resolve_config(
 ) -> RunConfig:
     """Typed run config from a YAML path or dict plus ``--set`` overrides.
 
-    On resume the run's own ``config.yaml`` is the base (a given ``config`` is refused unless
-    equal), so the resumed run trains exactly what was started; overrides may extend
-    ``train.steps`` and other loop settings.
+    On resume the run's own ``config.yaml`` is the base and a ``config`` is refused, so the
+    resumed run trains exactly what was started; overrides may change the loop, optimiser and
+    loss settings (:data:`RESUME_FIXED` sections are refused). Nothing is written here.
     """
     if resume_dir is not None:
+        if config is not None:
+            raise ConfigError(f"give --config or --resume, not both (a resumed run keeps {Path(resume_dir) / 'config.yaml'};"
+                              " change loop settings with --set)")
         path = Path(resume_dir) / "config.yaml"
+        if not Path(resume_dir).is_dir():
+            raise CheckpointError(f"cannot resume {resume_dir}: no such run directory")
         if not path.is_file():
             raise CheckpointError(f"cannot resume: {path} not found (is {resume_dir} a run directory?)")
+        check_resume_overrides(list(overrides), resume_dir)
         data = read_run_config(resume_dir)
     elif config is None:
         raise ConfigError("no config given: pass --config FILE.yaml (see configs/) or --resume RUN_DIR")
@@ -61,19 +87,21 @@ def run_training(
     resume: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train a run from a config (or resume one); returns the run directory."""
+    """Train a run from a config (or resume one); returns the run directory.
+
+    The config is resolved and checked and the dataset built before anything is written;
+    the loop then takes the run's lock (see :func:`videosynth.train.loop.train`).
+
+    Raises:
+        Interrupted: SIGINT / SIGTERM stopped the run after saving a checkpoint.
+    """
     cfg = resolve_config(config, overrides, resume)
+    if run_dir is not None and resume is None and Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
     objective_cls = get_family(cfg.family).objective
     dataset = objective_cls.build_dataset(cfg, "train")  # the prior may train on cached tokens
     run_dir = Path(resume) if resume is not None else Path(run_dir) if run_dir else default_run_dir(cfg, config)
-    if resume is None and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        raise CheckpointError(f"{run_dir} already holds checkpoints: use --resume {run_dir} or another --run-dir")
-    if resume is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        names = list(getattr(dataset, "class_names", []))
-        (run_dir / CLASSES_FILE).write_text(json.dumps(names))
     eval_fn = _eval_fn(cfg) if cfg.train.eval_every > 0 else None
-    print(f"run directory: {run_dir}", file=sys.stderr)
     train(cfg, objective_cls, run_dir, dataset, resume=resume is not None, progress=progress, eval_fn=eval_fn)
     return run_dir
 

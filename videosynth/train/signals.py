@@ -7,12 +7,17 @@ import signal
 import torch
 import torch.distributed as dist
 
+# Exit codes of a run stopped by a signal: the shell's 128 + signal number.
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
 
 class StopFlag:
-    """SIGINT/SIGTERM -> ``stop`` becomes True; a second signal raises KeyboardInterrupt."""
+    """SIGINT/SIGTERM -> ``stop`` becomes True and ``signal`` records which; a second signal
+    stops at once (KeyboardInterrupt for SIGINT, ``SystemExit(143)`` for SIGTERM)."""
 
     def __init__(self):
         self.stop = False
+        self.signal: int | None = None
         self._old = {}
 
     def __enter__(self):
@@ -25,8 +30,15 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         if self.stop:  # second signal: the user insists
+            if signum == signal.SIGTERM:
+                raise SystemExit(EXIT_CODES[signal.SIGTERM])
             raise KeyboardInterrupt
         self.stop = True
+        self.signal = signum
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.signal, EXIT_CODES[signal.SIGINT])
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():

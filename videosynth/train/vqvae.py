@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import torch
 
+from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
 from videosynth.data import DataConfig
 from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig
@@ -44,11 +45,11 @@ COLLAPSE_WARN_EVERY = 100  # steps between codebook-collapse checks (and warning
 class VQOptimConfig:
     """Adam settings (VideoGPT trains its VQ-VAE with Adam at 3e-4)."""
 
-    lr: float = 3e-4
-    beta1: float = 0.9
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    warmup_steps: int = 0  # linear learning-rate warm-up from 0
+    lr: float = checked(3e-4, positive())
+    beta1: float = checked(0.9, in_range(0, 1, high_open=True))
+    beta2: float = checked(0.999, in_range(0, 1, high_open=True))
+    weight_decay: float = checked(0.0, at_least(0))
+    warmup_steps: int = checked(0, at_least(0))  # linear learning-rate warm-up from 0
 
 
 @dataclass
