@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -186,9 +187,14 @@ def save_checkpoint(run_dir: str | Path, step: int, family: str, config: dict, w
         freed = _tree_size(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        try:
+            reason += f"; {shutil.disk_usage(root).free / 1e6:.0f} MB free on its disk"
+        except OSError:
+            pass
+        previous = "the previous checkpoint is intact" if checkpoint_dirs(run_dir) else "no checkpoint was saved yet"
         raise CheckpointError(
-            f"could not write checkpoint {final} ({reason}); removed the partial {tmp.name} ({freed / 1e6:.1f} MB "
-            f"freed); the previous checkpoint is intact: free disk space, then resume with "
+            f"could not write checkpoint {final} (the write failed: {reason}); removed the partial {tmp.name} "
+            f"({freed / 1e6:.1f} MB freed); {previous}: free disk space, then resume with "
             f"videosynth train --resume {run_dir}"
         ) from None
     prune_checkpoints(run_dir, keep_last)
@@ -271,10 +277,11 @@ def find_checkpoint(run_dir: str | Path, which: str | int | None = None,
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory not found: {run_dir}")
     if which is not None:
-        which = str(which)
-        if not which.startswith(CHECKPOINT_PREFIX) and not which.isdigit():
-            raise CheckpointError(f"checkpoint '{which}' is neither a step number nor a {CHECKPOINT_PREFIX}NNNNNN folder")
-        name = which if which.startswith(CHECKPOINT_PREFIX) else f"{CHECKPOINT_PREFIX}{int(which):06d}"
+        which = str(which).strip()
+        match = re.fullmatch(rf"(?:{CHECKPOINT_PREFIX})?([0-9]+)", which)
+        if match is None:
+            raise CheckpointError(f"checkpoint {which!r} is neither a step number nor a {CHECKPOINT_PREFIX}NNNNNN folder")
+        name = f"{CHECKPOINT_PREFIX}{int(match.group(1)):06d}"
         path = run_dir / "checkpoints" / name
         if not path.is_dir():
             have = ", ".join(p.name for p in checkpoint_dirs(run_dir)) or "none"

@@ -28,8 +28,16 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: ...`` and where to look), exit code 2 as before."""
+
+    def error(self, message: str):
+        hint = " (a negative number is written --flag=-1)" if "expected one argument" in message else ""
+        self.exit(2, f"error: {self.prog}: {message}{hint}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videosynth", description="Classic video generation toolkit.")
+    parser = Parser(prog="videosynth", description="Classic video generation toolkit.")
     parser.add_argument("--version", action="version", version=f"videosynth {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")

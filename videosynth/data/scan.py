@@ -93,9 +93,8 @@ def find_videos(root: str | Path) -> list[Path]:
             found.append(here)
             dirnames[:] = []  # a frame folder is one video
             continue
-        # regular files only: a FIFO or device named *.mp4 would block the probe forever
-        found.extend(here / f for f in visible
-                     if os.path.splitext(f)[1].lower() in io.VIDEO_EXTENSIONS and os.path.isfile(here / f))
+        # FIFOs, sockets and devices named *.mp4 are listed too: scan() reports them broken without opening them
+        found.extend(here / f for f in visible if os.path.splitext(f)[1].lower() in io.VIDEO_EXTENSIONS)
     return sorted(found, key=lambda p: io.natural_key(p.relative_to(root).as_posix()))
 
 

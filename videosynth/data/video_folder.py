@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from videosynth import io
 from videosynth.data.manifest import ManifestRow, read_manifest
-from videosynth.data.scan import ScanResult, VideoEntry, scan
+from videosynth.data.scan import ScanResult, VideoEntry, check_root, scan
 from videosynth.data.transforms import ClipTransform
 from videosynth.errors import DataError
 
@@ -98,8 +98,7 @@ class VideoFolder(Dataset):
         if frames < 1 or stride < 1 or size < 1:
             raise DataError(f"frames, stride and size must be positive, got {frames}, {stride}, {size}")
         self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise DataError(f"dataset folder not found: {self.root} (data.root)")
+        check_root(self.root)
         self.frames, self.stride, self.size, self.split, self.seed = frames, stride, size, split, seed
         self.epoch = 0
         self.clip_mode = train_clip if split in ("train", "all") else "center"

@@ -191,7 +191,7 @@ class Pipeline:
                 raise ConfigError(f"{opt.flag} {value!r} is not valid ({choice_hint(value, opt.choices)})")
             problem = opt.check(value) if opt.check is not None else None
             if problem:
-                raise ConfigError(f"{opt.flag} {value} {problem}")
+                raise ConfigError(f"{opt.flag} {value!r}: {problem}")
             out[name] = value
         return out
 

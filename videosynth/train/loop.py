@@ -31,7 +31,7 @@ from videosynth.checkpoint import (
 )
 from videosynth.config import to_dict
 from videosynth.device import select_device
-from videosynth.errors import CheckpointError, Interrupted, VideoSynthError
+from videosynth.errors import CheckpointError, ConfigError, Interrupted, VideoSynthError
 from videosynth.train import checkpointing
 from videosynth.train.config import RunConfig
 from videosynth.train.context import Context, init_distributed
@@ -98,6 +98,9 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
     if resume:
         path, _ = find_checkpoint(run_dir)
         step = checkpointing.load(path, objective)
+        if step > cfg.steps:
+            raise ConfigError(f"train.steps={cfg.steps}: {run_dir} is already at step {step}; give more steps "
+                              f"to continue it (e.g. --steps {step + cfg.steps})")
         if ctx.is_main:
             prune_checkpoints(run_dir, cfg.keep_last, keep=path)
             dropped = truncate_log(log_path, step)
