@@ -1,20 +1,31 @@
 """Evaluation: FVD / KVD / IS / FID with pinned protocols, reconstruction metrics, weight-free metrics.
 
 Pure math lives in :mod:`.frechet`, :mod:`.kernel`, :mod:`.inception_score` and
-:mod:`.recon`; feature networks (loaded only from local files) in :mod:`.detectors`
-and :mod:`.weights`; the protocol and result records in :mod:`.protocol`; the
+:mod:`.recon`; feature networks (loaded only from local files) in :mod:`.detectors`,
+:mod:`.lpips` and :mod:`.weights`; the protocol and result records in :mod:`.protocol`; the
 weight-free metrics for the built-in data in :mod:`.tracking` and :mod:`.probe_net`.
+
+The names below are imported on first use, so ``import videosynth.metrics.lpips`` (the
+perceptual loss does) does not pull in scipy and the detectors.
 """
 
-from videosynth.metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_stats
-from videosynth.metrics.in_training import evaluate_during_training
-from videosynth.metrics.inception_score import inception_score
-from videosynth.metrics.kernel import kernel_distance, mmd2_unbiased, polynomial_kernel
-from videosynth.metrics.protocol import MetricResult, Protocol
-from videosynth.metrics.recon import lpips_distance, psnr, recon_metrics, ssim
+from __future__ import annotations
 
-__all__ = [
-    "evaluate_during_training", "FeatureStats", "frechet_distance", "frechet_distance_from_stats", "inception_score",
-    "kernel_distance", "mmd2_unbiased", "polynomial_kernel", "MetricResult", "Protocol",
-    "lpips_distance", "psnr", "recon_metrics", "ssim",
-]
+import importlib
+
+_EXPORTS = {
+    "evaluate_during_training": "in_training", "FeatureStats": "frechet", "frechet_distance": "frechet",
+    "frechet_distance_from_stats": "frechet", "inception_score": "inception_score", "kernel_distance": "kernel",
+    "mmd2_unbiased": "kernel", "polynomial_kernel": "kernel", "MetricResult": "protocol", "Protocol": "protocol",
+    "lpips_distance": "recon", "psnr": "recon", "recon_metrics": "recon", "ssim": "recon",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'videosynth.metrics' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"videosynth.metrics.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
