@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import importlib
 
+# eager: this submodule shares the name of its function, which must win over the module attribute
+from videosynth.metrics.inception_score import inception_score
+
 _EXPORTS = {
     "evaluate_during_training": "in_training", "FeatureStats": "frechet", "frechet_distance": "frechet",
-    "frechet_distance_from_stats": "frechet", "inception_score": "inception_score", "kernel_distance": "kernel",
+    "frechet_distance_from_stats": "frechet", "kernel_distance": "kernel",
     "mmd2_unbiased": "kernel", "polynomial_kernel": "kernel", "MetricResult": "protocol", "Protocol": "protocol",
     "lpips_distance": "recon", "psnr": "recon", "recon_metrics": "recon", "ssim": "recon",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [*_EXPORTS, "inception_score"]
 
 
 def __getattr__(name: str):

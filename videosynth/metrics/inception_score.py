@@ -13,7 +13,6 @@ network fine-tuned on UCF-101.
 from __future__ import annotations
 
 import numpy as np
-import scipy.special
 
 from videosynth.errors import VideoSynthError
 
@@ -41,6 +40,8 @@ def inception_score(probs: np.ndarray, splits: int = 10,
         VideoSynthError: wrong shape, negative values or rows that do not sum to 1
             (pass probabilities, not logits), or more splits than samples.
     """
+    from scipy.special import xlogy  # imported here: the package imports this module eagerly
+
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2:
         raise VideoSynthError(f"inception_score expects probabilities [N, K], got shape {p.shape}")
@@ -57,6 +58,6 @@ def inception_score(probs: np.ndarray, splits: int = 10,
     for i in range(splits):
         part = p[i * n // splits:(i + 1) * n // splits]  # (n/splits, K)
         marginal = part.mean(axis=0, keepdims=True)  # (1, K)
-        kl = scipy.special.xlogy(part, part) - scipy.special.xlogy(part, marginal)  # (n/splits, K), 0·log0 = 0
+        kl = xlogy(part, part) - xlogy(part, marginal)  # (n/splits, K), 0·log0 = 0
         scores.append(np.exp(kl.sum(axis=1).mean()))
     return float(np.mean(scores)), float(np.std(scores))
