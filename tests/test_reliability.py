@@ -416,5 +416,7 @@ def test_streamed_sampling_is_the_same_clips_in_bounded_batches(tmp_path):
               "--out", tmp_path / "s.mp4")
     assert res.returncode == 0, res.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"s-{i:03d}.mp4" for i in range(5)]
+    assert "/proc/no-such-dir" in one_line_error(cli("sample", FIXTURES / "videogan", "--num", "1",
+                                                     "--out", "/proc/no-such-dir/s.mp4"))
     assert "too many clips" in one_line_error(cli("sample", FIXTURES / "videogan", "--num", "100000",
                                                   "--out", tmp_path / "g.mp4"))

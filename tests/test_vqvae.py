@@ -210,3 +210,71 @@ def test_non_finite_encoder_outputs_do_not_poison_the_codebook():
     model.quantizer(z)
     assert torch.isfinite(model.quantizer.embedding).all()
     assert torch.isfinite(model.quantizer.ema_sum).all()
+
+
+# ----------------------------------------------------------------------------- FSQ bottleneck
+
+
+def test_fsq_codes_lie_on_the_grid_of_levels_and_round_trip_through_indices():
+    from videosynth.models.vqvae import FSQ
+
+    fsq = FSQ((8, 5, 5, 5))
+    assert fsq.codebook_size == 1000
+    z = torch.randn(3, 4, 2, 3, 3) * 4
+    codes = fsq.quantize(z)  # (B, D, t, h, w)
+    for channel, levels in enumerate((8, 5, 5, 5)):
+        values = sorted(set((codes[:, channel] * (levels // 2)).round().flatten().tolist()))
+        assert set(values) <= set(range(-(levels // 2), levels - levels // 2))  # L values per channel
+    indices = fsq.codes_to_indices(codes)
+    assert indices.dtype == torch.int64 and 0 <= int(indices.min()) and int(indices.max()) < 1000
+    assert torch.equal(fsq.lookup(indices), codes)
+    every = torch.arange(1000).view(1, 10, 10, 10)
+    assert torch.equal(fsq.codes_to_indices(fsq.lookup(every)), every)  # index <-> code is a bijection
+
+
+def test_fsq_gradient_is_straight_through_the_bound():
+    from videosynth.models.vqvae import FSQ
+
+    fsq = FSQ((7, 4))
+    z = torch.randn(2, 2, 1, 2, 2, requires_grad=True)
+    fsq.quantize(z).sum().backward()
+    z2 = z.detach().clone().requires_grad_(True)
+    (fsq.bound(z2) / torch.tensor([3.0, 2.0]).view(1, 2, 1, 1, 1)).sum().backward()
+    assert torch.allclose(z.grad, z2.grad) and (z.grad > 0).all()
+
+
+def test_fsq_tokenizer_encodes_to_the_tokens_its_forward_uses_and_has_no_losses():
+    import dataclasses
+
+    cfg = dataclasses.replace(PRESETS["tiny"], bottleneck="fsq", levels=[5, 4, 3])
+    assert (cfg.code_dim, cfg.codebook_size) == (3, 60)
+    model = VQVAE(cfg)
+    x = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    out = model(x)
+    assert out.commit_loss.item() == 0.0 and out.codebook_loss.item() == 0.0
+    assert torch.equal(model.encode(x), out.indices)
+    assert model.decode(out.indices).shape == x.shape
+    assert not list(model.quantizer.state_dict())  # an implicit codebook: nothing to save
+    with pytest.raises(ConfigError, match="bottleneck"):
+        VQVAEConfig(bottleneck="lfq")
+    with pytest.raises(ConfigError, match="levels"):
+        VQVAEConfig(bottleneck="fsq", levels=[])
+
+
+def test_an_fsq_tokenizer_feeds_the_prior_unchanged(tmp_path):
+    import videosynth
+    from videosynth.train.run import run_training
+
+    data = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
+    train = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
+    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "fsq", "levels": [4, 4, 4]},
+                        "data": data, "train": train}, run_dir=tmp_path / "fsq", progress=False)
+    prior = run_training({"family": "transformer", "tokenizer_run": str(tok), "model": {"preset": "tiny"},
+                          "data": data, "train": train}, run_dir=tmp_path / "prior", progress=False)
+    pipe = videosynth.load(prior)
+    import yaml
+
+    assert yaml.safe_load((prior / "config.yaml").read_text())["model"]["vocab_size"] == 64  # 4 * 4 * 4 codes
+    clips = pipe(2, seed=0)
+    assert clips.shape == (2, 3, 4, 16, 16) and clips.abs().max() <= 1
+    assert torch.equal(clips, pipe(2, seed=0))

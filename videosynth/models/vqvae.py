@@ -7,9 +7,12 @@ Transformers"): an EMA codebook (decay 0.99, Laplace smoothing) initialised
 from encoder outputs on the first training batch, dead-code restart from the
 batch, and codebook statistics synchronised across DDP ranks.
 
+The bottleneck is a choice (``bottleneck: vq | fsq``): the vector quantiser, or finite
+scalar quantisation (Mentzer et al. 2023), whose indices feed the same priors.
+
 This file holds, in reading order: the 3D residual block, the encoder and the
-decoder, the vector quantiser, :class:`VQVAEConfig` with :data:`PRESETS`, and
-:class:`VQVAE`.
+decoder, the vector quantiser, the FSQ bottleneck, :class:`VQVAEConfig` with
+:data:`PRESETS`, and :class:`VQVAE`.
 
 Layouts: videos are ``float32 [B, C, T, H, W]`` in ``[-1, 1]``; latent token
 indices are ``int64 [B, t, h, w]`` with ``t = T / downsample[0]`` etc.
@@ -120,6 +123,7 @@ class Decoder(nn.Module):
 # ---------------------------------------------------------------------------
 
 CODEBOOK_MODES = ("ema", "loss")
+BOTTLENECKS = ("vq", "fsq")
 
 
 def _distributed() -> bool:
@@ -285,6 +289,76 @@ class VectorQuantizer(nn.Module):
         return QuantizerOutput(quantized, grid, codebook, commit, perplexity, usage, restarted)
 
 
+# Keeps tanh's output strictly inside the outermost rounding bins (Mentzer et al. 2023).
+FSQ_EPS = 1e-3
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantisation (Mentzer et al. 2023, "Finite Scalar Quantization: VQ-VAE Made Simple").
+
+    Each of the ``D = len(levels)`` latent channels is bounded with a shifted ``tanh`` to
+    ``L_i`` values and rounded, straight-through; the implicit codebook is their product grid,
+    ``prod(levels)`` codes, with no codebook, no commitment loss and no dead codes. Codes lie on
+    ``{-1, ..., 1}`` per channel (``round(bound(z)) / (L_i // 2)``); index ``sum_i digit_i *
+    prod(L_<i)`` with ``digit_i = code_i * (L_i // 2) + L_i // 2`` in ``[0, L_i)``.
+    """
+
+    def __init__(self, levels: tuple[int, ...]):
+        super().__init__()
+        self.levels = tuple(int(v) for v in levels)
+        lv = torch.tensor(self.levels, dtype=torch.float32)
+        self.register_buffer("_levels", lv, persistent=False)
+        self.register_buffer("_half_width", torch.div(lv, 2, rounding_mode="floor"), persistent=False)
+        basis = torch.cumprod(torch.tensor((1,) + self.levels[:-1], dtype=torch.long), 0)
+        self.register_buffer("_basis", basis, persistent=False)
+        self.codebook_size = math.prod(self.levels)
+
+    def _view(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return t.view(1, -1, *([1] * (z.dim() - 2)))  # (1, D, 1, ...) to broadcast over channels
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [B, D, ...]`` -> values in ``(-L/2, L/2)``, offset so rounding gives exactly ``L`` values."""
+        levels = self._view(self._levels, z)
+        half = (levels - 1) * (1 + FSQ_EPS) / 2
+        offset = torch.where(levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half)
+        return torch.tanh(z + shift) * half - offset
+
+    def quantize(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [B, D, ...]`` -> codes on the grid, straight-through (forward rounds, gradient of ``bound``)."""
+        bounded = self.bound(z)
+        rounded = bounded + (torch.round(bounded) - bounded).detach()
+        return rounded / self._view(self._half_width, z)
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, D, t, h, w]`` -> indices ``int64 [B, t, h, w]``."""
+        half = self._view(self._half_width, codes)
+        digits = torch.round(codes * half + half).long()  # (B, D, t, h, w), in [0, L_i)
+        return (digits * self._view(self._basis, codes)).sum(1)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices ``[B, t, h, w]`` -> codes ``float32 [B, D, t, h, w]``."""
+        digits = (indices.long()[:, None] // self._basis.view(1, -1, 1, 1, 1)) % self._levels.long().view(1, -1, 1, 1, 1)
+        half = self._half_width.view(1, -1, 1, 1, 1)
+        return (digits.float() - half) / half
+
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """The code index of each row of ``flat [N, D]`` (pre-bottleneck encoder outputs) -> ``[N]``."""
+        codes = self.quantize(flat.float()[:, :, None, None, None])  # (N, D, 1, 1, 1)
+        return self.codes_to_indices(codes).view(-1)
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantise ``z [B, D, t, h, w]``; no losses (both 0), batch perplexity and usage as the VQ reports."""
+        z = z.float()
+        quantized = self.quantize(z)  # (B, D, t, h, w)
+        grid = self.codes_to_indices(quantized.detach())  # (B, t, h, w)
+        counts = torch.bincount(grid.flatten(), minlength=self.codebook_size).float()
+        probs = counts / counts.sum().clamp_min(1)
+        perplexity = torch.exp(-(probs * torch.log(probs.clamp_min(1e-10))).sum())
+        zero = z.new_zeros(())
+        return QuantizerOutput(quantized, grid, zero, zero, perplexity, (counts > 0).float().mean(), 0)
+
+
 # ---------------------------------------------------------------------------
 # config and presets
 # ---------------------------------------------------------------------------
@@ -305,6 +379,11 @@ class VQVAEConfig:
     codebook_size: int = checked(512, at_least(2))
     code_dim: int = checked(64, at_least(1))
     codebook: str = "ema"  # "ema" | "loss"
+    # "vq": the vector quantiser above; "fsq": finite scalar quantisation to ``levels`` (then
+    # code_dim = len(levels) and codebook_size = prod(levels), derived here; beta, the codebook
+    # and restart settings are unused)
+    bottleneck: str = "vq"
+    levels: list[int] = checked(factory=lambda: [8, 5, 5, 5], check=at_least(2))
     beta: float = checked(0.25, at_least(0))  # commitment weight
     decay: float = checked(0.99, in_range(0, 1, high_open=True))  # EMA decay of codebook statistics
     eps: float = checked(1e-5, positive())  # Laplace smoothing of EMA counts
@@ -313,6 +392,12 @@ class VQVAEConfig:
     collapse_usage: float = checked(0.05, in_range(0, 1))  # usage_collapsed() when the batch uses fewer than this share of the codes it could
 
     def __post_init__(self) -> None:
+        if self.bottleneck not in BOTTLENECKS:
+            raise ConfigError(f"vqvae.bottleneck must be one of {list(BOTTLENECKS)}, got '{self.bottleneck}'")
+        if self.bottleneck == "fsq":
+            if not self.levels:
+                raise ConfigError("vqvae.levels must list at least one level (e.g. [8, 5, 5, 5]) for bottleneck fsq")
+            self.code_dim, self.codebook_size = len(self.levels), math.prod(self.levels)
         self.downsample = tuple(int(v) for v in self.downsample)
         if len(self.downsample) != 3 or any(d < 1 or d & (d - 1) for d in self.downsample):
             raise ConfigError(
@@ -370,7 +455,7 @@ class VQVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.quantizer = VectorQuantizer(cfg)
+        self.quantizer = FSQ(tuple(cfg.levels)) if cfg.bottleneck == "fsq" else VectorQuantizer(cfg)
         self.decoder = Decoder(cfg)
 
     def latent_shape(self, frames: int, size: int | tuple[int, int]) -> tuple[int, int, int]:
