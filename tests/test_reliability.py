@@ -156,7 +156,7 @@ BAD_NUMBERS = st.one_of(
 )
 
 
-@pytest.mark.parametrize("family, key, tp, check", [f for f in FIELDS if typing.get_origin(f[2]) not in (tuple,)],
+@pytest.mark.parametrize("family, key, tp, check", [f for f in FIELDS if typing.get_origin(f[2]) not in (tuple, list)],
                          ids=lambda v: v if isinstance(v, str) else "")
 @PROPERTY
 @given(value=BAD_NUMBERS)
@@ -178,6 +178,20 @@ def test_numeric_config_fields_refuse_bad_values_in_one_line(family, key, tp, ch
             assert key in message, message
         return
     assert in_range, f"{key}={value!r} was accepted"
+
+
+@pytest.mark.parametrize("family, key, tp, check", [f for f in FIELDS if typing.get_origin(f[2]) in (tuple, list)],
+                         ids=lambda v: v if isinstance(v, str) else "")
+@PROPERTY
+@given(items=st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=3))
+def test_numeric_list_fields_check_every_item(family, key, tp, check, items):
+    section, field = key.split(".")
+    try:
+        build_run_config(FAMILIES[family].run_config, {"family": family, section: {field: items}})
+    except VideoSynthError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert check(items) is None, f"{key}={items!r} was accepted"
 
 
 @pytest.mark.parametrize("key", ["train.batch_size", "train.ckpt_every", "train.log_every", "optim.lr_g",
