@@ -278,3 +278,50 @@ def test_an_fsq_tokenizer_feeds_the_prior_unchanged(tmp_path):
     clips = pipe(2, seed=0)
     assert clips.shape == (2, 3, 4, 16, 16) and clips.abs().max() <= 1
     assert torch.equal(clips, pipe(2, seed=0))
+
+
+# ----------------------------------------------------------------------------- continuous (KL) bottleneck
+
+
+def test_continuous_bottleneck_encodes_float_latents_and_keeps_latent_statistics():
+    import dataclasses
+
+    cfg = dataclasses.replace(PRESETS["tiny"], bottleneck="continuous", code_dim=4, kl_weight=1e-3)
+    model = VQVAE(cfg)
+    assert model.encoder.conv_out.out_channels == 8  # a mean and a log-variance per latent channel
+    x = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    torch.manual_seed(0)
+    out = model(x)  # training mode: a sampled latent, KL added
+    assert out.commit_loss.item() > 0 and torch.allclose(out.loss, out.recon_loss + out.commit_loss)
+    latent = model.encode(x)
+    assert latent.dtype == torch.float32 and latent.shape == (2, 4, 2, 4, 4)
+    assert model.decode(latent).shape == x.shape
+    model.eval()
+    assert torch.equal(model(x).recon.clamp(-1, 1), model.decode(latent))  # eval decodes the mean
+    # the running statistics moved towards this batch and are saved with the weights
+    stats = model.quantizer
+    assert "quantizer.latent_mean" in model.state_dict() and not torch.equal(stats.latent_std, torch.ones(4))
+    stats.latent_mean.copy_(torch.tensor([1.0, -2.0, 0.5, 0.0]))
+    stats.latent_std.copy_(torch.tensor([2.0, 0.5, 1.0, 4.0]))
+    assert torch.allclose(stats.denormalize(stats.normalize(latent)), latent, atol=1e-6)
+    normalized = stats.normalize(torch.ones(1, 4, 1, 1, 1))
+    assert torch.allclose(normalized.flatten(), torch.tensor([0.0, 6.0, 0.5, 0.25]))
+    with pytest.raises(ConfigError, match="float"):
+        model.decode(torch.zeros(1, 2, 4, 4, dtype=torch.long))
+
+
+def test_a_continuous_tokenizer_trains_and_is_refused_by_the_prior_in_one_line(tmp_path):
+    from videosynth.train.run import run_training
+
+    data = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
+    train = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
+    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
+                        "data": data, "train": train}, run_dir=tmp_path / "kl", progress=False)
+    import json
+
+    row = json.loads((tok / "log.jsonl").read_text().splitlines()[-1])
+    assert {"loss", "loss_recon", "loss_kl", "psnr"} <= set(row) and "perplexity" not in row
+    with pytest.raises(ConfigError, match="continuous bottleneck"):
+        run_training({"family": "transformer", "tokenizer_run": str(tok), "model": {"preset": "tiny"},
+                      "data": data, "train": train}, run_dir=tmp_path / "prior", progress=False)
+    assert not (tmp_path / "prior").exists()

@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.shard_size < 1:
         raise ConfigError("--batch-size and --shard-size must be at least 1")
     tokenizer = TokenizerPipeline.from_run(args.run_dir, args.checkpoint, args.device)
+    if tokenizer.model.continuous:
+        raise ConfigError(f"{args.run_dir} has a continuous bottleneck: it has float latents, not tokens, and "
+                          "`videosynth tokenize` writes token caches for the autoregressive prior only")
     data_cfg = resolve_data(args.data, tokenizer.data, args.overrides)
     latent = tokenizer.latent_shape(data_cfg.frames, data_cfg.size)
     dataset = build_dataset(data_cfg, args.split)

@@ -85,7 +85,8 @@ class Encoder(nn.Module):
         )
         self.res = nn.Sequential(*[ResBlock3d(ch) for _ in range(cfg.n_res_blocks)])
         self.norm_out = _norm(ch)
-        self.conv_out = nn.Conv3d(ch, cfg.code_dim, 1)
+        # a continuous bottleneck takes a mean and a log-variance per latent channel
+        self.conv_out = nn.Conv3d(ch, cfg.code_dim * (2 if cfg.bottleneck == "continuous" else 1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)  # (B, ch, T, H, W)
@@ -123,7 +124,7 @@ class Decoder(nn.Module):
 # ---------------------------------------------------------------------------
 
 CODEBOOK_MODES = ("ema", "loss")
-BOTTLENECKS = ("vq", "fsq")
+BOTTLENECKS = ("vq", "fsq", "continuous")
 
 
 def _distributed() -> bool:
@@ -359,6 +360,72 @@ class FSQ(nn.Module):
         return QuantizerOutput(quantized, grid, zero, zero, perplexity, (counts > 0).float().mean(), 0)
 
 
+# Log-variance clamp of the continuous bottleneck (as in latent-diffusion autoencoders).
+LOGVAR_RANGE = (-30.0, 20.0)
+# Momentum of the running per-channel latent mean / std kept for the generators that use the latents.
+LATENT_STATS_MOMENTUM = 0.01
+
+
+class GaussianBottleneck(nn.Module):
+    """A KL-regularised continuous latent (the VAE bottleneck of latent-diffusion autoencoders).
+
+    The encoder gives a mean and a log-variance per latent channel; training decodes a sample
+    ``mean + std * eps`` and adds ``kl_weight * KL(q(z|x) || N(0, I))`` (mean over elements),
+    eval decodes the mean. The KL keeps the latent bounded and near-Gaussian, which is what a
+    flow or diffusion model over it wants; a plain autoencoder's latent scale drifts freely.
+
+    Running per-channel mean and std of the latents (buffers ``latent_mean``, ``latent_std``,
+    saved with the weights) give :meth:`normalize` / :meth:`denormalize`, so a generator over the
+    latents sees zero-mean unit-variance channels and hands back latents the decoder expects.
+    """
+
+    def __init__(self, channels: int, kl_weight: float):
+        super().__init__()
+        self.channels, self.kl_weight = channels, kl_weight
+        self.register_buffer("latent_mean", torch.zeros(channels))
+        self.register_buffer("latent_std", torch.ones(channels))
+
+    def split(self, moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output ``[B, 2C, t, h, w]`` -> mean, log-variance ``[B, C, t, h, w]`` each (float32)."""
+        mean, logvar = moments.float().chunk(2, dim=1)
+        return mean, logvar.clamp(*LOGVAR_RANGE)
+
+    def _view(self, t: torch.Tensor) -> torch.Tensor:
+        return t.view(1, -1, 1, 1, 1)
+
+    def normalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, C, t, h, w]`` -> zero-mean, unit-variance channels (the running statistics)."""
+        return (latent - self._view(self.latent_mean)) / self._view(self.latent_std)
+
+    def denormalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`."""
+        return latent * self._view(self.latent_std) + self._view(self.latent_mean)
+
+    @torch.no_grad()
+    def _update_stats(self, mean: torch.Tensor) -> None:
+        flat = mean.transpose(0, 1).reshape(self.channels, -1)  # (C, B*t*h*w)
+        batch_mean, batch_std = flat.mean(1), flat.std(1).clamp_min(1e-6)
+        if _distributed():
+            batch_mean = _all_reduce_sum(batch_mean) / dist.get_world_size()
+            batch_std = _all_reduce_sum(batch_std) / dist.get_world_size()
+        self.latent_mean.lerp_(batch_mean, LATENT_STATS_MOMENTUM)
+        self.latent_std.lerp_(batch_std, LATENT_STATS_MOMENTUM)
+
+    def forward(self, moments: torch.Tensor) -> QuantizerOutput:
+        mean, logvar = self.split(moments)
+        if self.training:
+            self._update_stats(mean.detach())
+            latent = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        else:
+            latent = mean
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        zero = mean.new_zeros(())
+        b, _, t, h, w = mean.shape
+        no_indices = torch.zeros(b, t, h, w, dtype=torch.long, device=mean.device)
+        one = mean.new_ones(())
+        return QuantizerOutput(latent, no_indices, zero, self.kl_weight * kl, one, one, 0)
+
+
 # ---------------------------------------------------------------------------
 # config and presets
 # ---------------------------------------------------------------------------
@@ -382,8 +449,10 @@ class VQVAEConfig:
     # "vq": the vector quantiser above; "fsq": finite scalar quantisation to ``levels`` (then
     # code_dim = len(levels) and codebook_size = prod(levels), derived here; beta, the codebook
     # and restart settings are unused)
+    # "continuous": a KL-regularised latent of code_dim channels (no indices; for flow matching)
     bottleneck: str = "vq"
     levels: list[int] = checked(factory=lambda: [8, 5, 5, 5], check=at_least(2))
+    kl_weight: float = checked(1e-4, at_least(0))  # "continuous": weight of KL(q(z|x) || N(0, I))
     beta: float = checked(0.25, at_least(0))  # commitment weight
     decay: float = checked(0.99, in_range(0, 1, high_open=True))  # EMA decay of codebook statistics
     eps: float = checked(1e-5, positive())  # Laplace smoothing of EMA counts
@@ -455,8 +524,18 @@ class VQVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.quantizer = FSQ(tuple(cfg.levels)) if cfg.bottleneck == "fsq" else VectorQuantizer(cfg)
+        if cfg.bottleneck == "fsq":
+            self.quantizer = FSQ(tuple(cfg.levels))
+        elif cfg.bottleneck == "continuous":
+            self.quantizer = GaussianBottleneck(cfg.code_dim, cfg.kl_weight)
+        else:
+            self.quantizer = VectorQuantizer(cfg)
         self.decoder = Decoder(cfg)
+
+    @property
+    def continuous(self) -> bool:
+        """True for the continuous (KL) bottleneck: ``encode`` gives float latents, not token indices."""
+        return self.cfg.bottleneck == "continuous"
 
     def latent_shape(self, frames: int, size: int | tuple[int, int]) -> tuple[int, int, int]:
         """Token grid ``(t, h, w)`` for clips of ``frames`` frames at ``size`` (int or (H, W)).
@@ -502,10 +581,13 @@ class VQVAE(nn.Module):
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Video ``[B, C, T, H, W]`` in ``[-1, 1]`` -> token indices ``int64 [B, t, h, w]``.
 
-        Pure lookup: never updates the codebook, even in training mode.
+        Pure lookup: never updates the codebook, even in training mode. For the continuous
+        bottleneck: the mean latent ``float32 [B, code_dim, t, h, w]`` (not normalised).
         """
         self._check(video)
-        z = self.encoder(video).float()  # (B, D, t, h, w)
+        z = self.encoder(video).float()  # (B, D, t, h, w); (B, 2D, t, h, w) for the continuous bottleneck
+        if self.continuous:
+            return self.quantizer.split(z)[0]  # the mean latent (B, D, t, h, w)
         b, d, t, h, w = z.shape
         flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*t*h*w, D)
         return self.quantizer.nearest(flat).view(b, t, h, w)  # (B, t, h, w)
@@ -514,9 +596,16 @@ class VQVAE(nn.Module):
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Token indices ``int64 [B, t, h, w]`` -> video ``float32 [B, C, T, H, W]`` clamped to ``[-1, 1]``.
 
+        For the continuous bottleneck: latents ``float32 [B, code_dim, t, h, w]`` as ``encode`` gives them.
+
         Raises:
             ConfigError: indices outside ``[0, codebook_size)`` or not 4-D.
         """
+        if self.continuous:
+            if indices.dim() != 5 or indices.shape[1] != self.cfg.code_dim:
+                raise ConfigError(f"this tokenizer's latents are float [B, {self.cfg.code_dim}, t, h, w], "
+                                  f"got {list(indices.shape)}")
+            return self.decoder(indices.float()).float().clamp(-1, 1)
         if indices.dim() != 4:
             raise ConfigError(f"VQVAE.decode expects tokens [B, t, h, w], got {list(indices.shape)}")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.cfg.codebook_size):
@@ -532,6 +621,8 @@ class VQVAE(nn.Module):
 
         A batch of ``N`` latent vectors can use at most ``min(N, K)`` codes.
         """
+        if self.cfg.bottleneck != "vq":
+            return False  # FSQ has no dead codes to restart; a continuous latent has no codes
         reachable = min(out.indices.numel(), self.cfg.codebook_size)
         used = float(out.usage) * self.cfg.codebook_size
         return used < self.cfg.collapse_usage * reachable

@@ -91,7 +91,11 @@ def load_tokenizer(cfg: PriorRunConfig, device: torch.device | str = "cpu") -> T
     path = Path(cfg.tokenizer_run).expanduser()
     if not (path / "config.yaml").is_file():
         raise CheckpointError(f"tokenizer run not found: {path / 'config.yaml'} is missing (train a vqvae first)")
-    return TokenizerPipeline.from_run(path, cfg.tokenizer_checkpoint, device)
+    tokenizer = TokenizerPipeline.from_run(path, cfg.tokenizer_checkpoint, device)
+    if tokenizer.model.continuous:
+        raise ConfigError(f"tokenizer_run {path} has a continuous bottleneck (float latents, no tokens); the "
+                          "autoregressive prior needs a vq or fsq tokenizer (model.bottleneck: vq | fsq)")
+    return tokenizer
 
 
 def check_cache(cache: TokenDataset, tokenizer: TokenizerPipeline, tokenizer_run: str) -> None:

@@ -109,6 +109,12 @@ class VQVAEObjective(Objective):
             "usage": out.usage.detach(),
             "restarted": float(out.restarted),
         }
+        if self.cfg.model.bottleneck == "continuous":  # no codes: the regulariser is the weighted KL
+            metrics = {"loss": metrics["loss"], "loss_recon": mse, "loss_kl": out.commit_loss.detach(),
+                       "psnr": metrics["psnr"]}
+        elif self.cfg.model.bottleneck == "fsq":  # no codebook or commitment loss, no restarts
+            for key in ("loss_commit", "loss_codebook", "restarted"):
+                del metrics[key]
         if step % COLLAPSE_WARN_EVERY == 0 and self.vqvae.usage_collapsed(out):  # a host sync: not every step
             log.warning(
                 "step %d: VQ-VAE codebook usage collapsed (%.1f%% of %d codes, perplexity %.1f); "
