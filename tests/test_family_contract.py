@@ -30,7 +30,7 @@ TRAIN = {"batch_size": 4, "log_every": 1, "ckpt_every": 100, "sample_every": 0, 
 DATA = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
 
 
-def tiny_configs(tokenizer_run: Path) -> dict[str, dict[str, dict]]:
+def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, dict]]:
     """Per family: named tiny configs; "rich" turns on what exercises most of the objective."""
     return {
         "videogan": {
@@ -58,6 +58,13 @@ def tiny_configs(tokenizer_run: Path) -> dict[str, dict[str, dict]]:
                      "data": DATA, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
                      "optim": {"warmup_steps": 2}, "sample": {"top_k": 8}},
         },
+        "flow": {
+            "plain": {"family": "flow", "tokenizer_run": str(latent_run), "model": {"preset": "tiny"}, "data": DATA,
+                      "sample": {"steps": 2, "solver": "euler"}},
+            "rich": {"family": "flow", "tokenizer_run": str(latent_run), "model": {"preset": "tiny"}, "data": DATA,
+                     "condition": {"kind": "class", "dim": 8, "dropout": 0.3}, "loss": {"time_sampling": "uniform"},
+                     "optim": {"warmup_steps": 2}, "sample": {"steps": 2, "guidance": 2.0}},
+        },
     }
 
 
@@ -70,8 +77,16 @@ def tokenizer_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def configs(tokenizer_run):
-    return tiny_configs(tokenizer_run)
+def latent_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("tokenizer") / "kl"
+    run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
+                  "data": DATA, "train": {**TRAIN, "steps": 2}}, run_dir=run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def configs(tokenizer_run, latent_run):
+    return tiny_configs(tokenizer_run, latent_run)
 
 
 def _with_train(cfg: dict, **train) -> dict:

@@ -13,11 +13,12 @@ from videosynth.checkpoint import read_run_config
 from videosynth.config import choice_hint
 from videosynth.errors import CheckpointError
 from videosynth.pipelines.base import Option, Pipeline
+from videosynth.pipelines.flow import FlowPipeline
 from videosynth.pipelines.gan import MoCoGANPipeline, VideoGANPipeline
 from videosynth.pipelines.two_stage import TokenizerPipeline, TwoStagePipeline
 
 PIPELINES: dict[str, type[Pipeline]] = {
-    p.family: p for p in (VideoGANPipeline, MoCoGANPipeline, TokenizerPipeline, TwoStagePipeline)
+    p.family: p for p in (VideoGANPipeline, MoCoGANPipeline, TokenizerPipeline, TwoStagePipeline, FlowPipeline)
 }
 
 
@@ -53,5 +54,5 @@ def sampling_options() -> dict[str, Option]:
     return out
 
 
-__all__ = ["PIPELINES", "Option", "Pipeline", "VideoGANPipeline", "MoCoGANPipeline", "TokenizerPipeline",
+__all__ = ["PIPELINES", "Option", "Pipeline", "VideoGANPipeline", "MoCoGANPipeline", "TokenizerPipeline", "FlowPipeline",
            "TwoStagePipeline", "load", "sampling_options"]

@@ -62,10 +62,11 @@ class TokenizerPipeline(Pipeline):
         return self.decode(self.encode(videos))
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
+        second = ("a flow model on it (family: flow" if self.model.continuous
+                  else "a transformer prior on it (family: transformer")
         raise ConfigError(
-            f"{self.run_dir} is a vqvae run, a tokenizer that cannot generate clips: train a transformer prior on it "
-            "(family: transformer, tokenizer_run: <this run>) and sample from that run; "
-            "use `videosynth reconstruct` to view reconstructions"
+            f"{self.run_dir} is a vqvae run, a tokenizer that cannot generate clips: train {second}, "
+            "tokenizer_run: <this run>) and sample from that run; use `videosynth reconstruct` to view reconstructions"
         )
 
 

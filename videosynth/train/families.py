@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from videosynth.config import choice_hint
 from videosynth.errors import ConfigError
 from videosynth.pipelines import (
+    FlowPipeline,
     MoCoGANPipeline,
     Pipeline,
     TokenizerPipeline,
@@ -20,6 +21,7 @@ from videosynth.pipelines import (
     VideoGANPipeline,
 )
 from videosynth.train.config import RunConfig
+from videosynth.train.flow import FlowObjective, FlowRunConfig
 from videosynth.train.gan import GANObjective, VideoGANRunConfig
 from videosynth.train.mocogan import MoCoGANObjective, MoCoGANRunConfig
 from videosynth.train.objective import Objective
@@ -51,6 +53,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "video VQ-VAE tokenizer, stage one of the two-stage model (VideoGPT)"),
     Family("transformer", PriorRunConfig, PriorObjective, TwoStagePipeline,
            "autoregressive Transformer prior over tokenizer tokens, stage two (VideoGPT)"),
+    Family("flow", FlowRunConfig, FlowObjective, FlowPipeline,
+           "diffusion transformer trained with rectified flow on a continuous tokenizer's latents (DiT, Latte)"),
 )}
 
 

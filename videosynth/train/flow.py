@@ -1,0 +1,165 @@
+"""Latent flow matching: a DiT learns the rectified-flow velocity over a frozen autoencoder's latents.
+
+Each step encodes the batch with the frozen continuous tokenizer of ``tokenizer_run`` (its mean
+latent, normalised to unit variance with the tokenizer's running statistics), draws noise
+``x0`` and times ``t`` (logit-normal by default, Esser et al. 2024; or uniform), and regresses
+the velocity ``x1 - x0`` at ``x_t = (1 - t) x0 + t x1`` (:mod:`videosynth.sampling.flow`) with
+an MSE. The condition is dropped with probability ``condition.dropout`` by the conditioner, so
+one model serves classifier-free guidance. An EMA of the weights samples.
+
+Logged: ``loss`` (velocity MSE per latent element).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from videosynth.checkpoint import unwrap
+from videosynth.conditioning import TEXT_KINDS, ConditionConfig, build_conditioner
+from videosynth.config import at_least, checked, in_range, positive
+from videosynth.data import DataConfig
+from videosynth.errors import CheckpointError, ConfigError
+from videosynth.models.conditioned import Conditioned, fit_cond_dim
+from videosynth.models.dit import PRESETS, DiT, DiTConfig
+from videosynth.pipelines.flow import load_latent_tokenizer, sample_flow
+from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times
+from videosynth.train.config import RunConfig, TrainConfig
+from videosynth.train.context import Context
+from videosynth.train.ema import EMA
+from videosynth.train.objective import Objective, warmup_lr
+
+EMA_WARMUP = 10  # EMA decay ramps as (1 + step) / (EMA_WARMUP + step) so short runs sample trained weights
+
+
+@dataclass
+class FlowOptimConfig:
+    """AdamW settings (DiT: lr 1e-4, no weight decay; small models take a larger lr)."""
+
+    lr: float = checked(3e-4, positive())
+    beta1: float = checked(0.9, in_range(0, 1, high_open=True))
+    beta2: float = checked(0.999, in_range(0, 1, high_open=True))
+    weight_decay: float = checked(0.0, at_least(0))
+    warmup_steps: int = checked(100, at_least(0))
+
+
+@dataclass
+class FlowLossConfig:
+    """Section ``loss:``: how training times are drawn."""
+
+    time_sampling: str = "logit-normal"  # "logit-normal" | "uniform"
+    logit_mean: float = checked(0.0, in_range(-10, 10))
+    logit_std: float = checked(1.0, positive())
+
+    def __post_init__(self) -> None:
+        if self.time_sampling not in TIME_SAMPLING:
+            raise ConfigError(f"loss.time_sampling must be one of {list(TIME_SAMPLING)}, got '{self.time_sampling}'")
+
+
+@dataclass
+class FlowRunConfig(RunConfig):
+    """A flow run (``family: flow``) over the latents of the continuous vqvae run ``tokenizer_run``."""
+
+    family: str = "flow"
+    tokenizer_run: str = ""
+    tokenizer_checkpoint: str | None = None
+    model: DiTConfig = field(default_factory=lambda: dataclasses.replace(PRESETS["shapes-32x32x8"]))
+    data: DataConfig = field(default_factory=lambda: DataConfig(frames=8, size=32))
+    condition: ConditionConfig = field(default_factory=ConditionConfig)
+    loss: FlowLossConfig = field(default_factory=FlowLossConfig)
+    optim: FlowOptimConfig = field(default_factory=FlowOptimConfig)
+    sample: FlowSampleConfig = field(default_factory=FlowSampleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    presets: ClassVar[dict] = {"model": PRESETS}
+
+
+class FlowObjective(Objective):
+    """Trains a conditioned :class:`DiT` on normalised latents; samples decode through the tokenizer."""
+
+    @classmethod
+    def prepare_config(cls, cfg: FlowRunConfig, dataset) -> FlowRunConfig:
+        """Condition fields from the data, then latent channels, grid and condition width from the tokenizer."""
+        cfg = super().prepare_config(cfg, dataset)
+        tokenizer = load_latent_tokenizer(cfg.tokenizer_run, cfg.tokenizer_checkpoint)
+        latent = tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
+        model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent))
+        return dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition))
+
+    def __init__(self, cfg: FlowRunConfig, ctx: Context):
+        super().__init__(cfg, ctx)
+        if not cfg.tokenizer_run:
+            raise ConfigError("tokenizer_run is empty: set it to a vqvae run with model.bottleneck: continuous")
+        self.tokenizer = load_latent_tokenizer(cfg.tokenizer_run, cfg.tokenizer_checkpoint, ctx.device)
+        expected = self.tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
+        if (cfg.model.latent_channels, tuple(cfg.model.latent_shape)) != (self.tokenizer.model_cfg.code_dim, expected):
+            raise CheckpointError(f"model latents {cfg.model.latent_channels}x{list(cfg.model.latent_shape)} do not "
+                                  f"match the tokenizer {cfg.tokenizer_run} "
+                                  f"({self.tokenizer.model_cfg.code_dim}x{list(expected)})")
+        conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
+        self.net = ctx.wrap(Conditioned(DiT(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2),
+                                     weight_decay=o.weight_decay)
+        self.ema = EMA(self.net, cfg.train.ema_decay)
+
+    @staticmethod
+    def _split(net: Conditioned) -> dict:
+        mods = {"dit": net.net}  # checkpoint keys "dit.*" and "conditioner.*", as the flow pipeline reads them
+        if net.conditioner is not None:
+            mods["conditioner"] = net.conditioner
+        return mods
+
+    def modules(self):
+        return self._split(unwrap(self.net))
+
+    def ema_modules(self):
+        return self._split(self.ema.module)
+
+    def optimizers(self):
+        return {"dit": self.opt}
+
+    def set_train(self, mode: bool) -> None:
+        self.net.train(mode)
+
+    def latents_of(self, video: torch.Tensor) -> torch.Tensor:
+        """Clips ``[B, C, T, H, W]`` -> normalised latents ``float32 [B, c, t, h, w]`` (frozen tokenizer)."""
+        model = self.tokenizer.model
+        with torch.no_grad():
+            return model.quantizer.normalize(model.encode(video))
+
+    def train_step(self, batch: dict, step: int) -> dict:
+        for group in self.opt.param_groups:
+            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step)
+        x1 = self.latents_of(batch["video"])  # (B, c, t, h, w) data
+        x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
+        loss_cfg = self.cfg.loss
+        t = sample_times(x1.shape[0], loss_cfg.time_sampling, device=x1.device, mean=loss_cfg.logit_mean,
+                         std=loss_cfg.logit_std)
+        xt, target = path(x0, x1, t)
+        with self.ctx.autocast():
+            v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), t=t)
+        loss = F.mse_loss(v.float(), target)
+        self.ctx.backward_step(loss, self.opt, self.net, name="dit")
+        self.ema.decay = min(self.cfg.train.ema_decay, (1 + step) / (EMA_WARMUP + step))
+        self.ema.update(self.net)
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """Periodic grid: EMA model, labels cycling through the classes, decoded clips."""
+        labels = captions = None
+        cond = self.cfg.condition
+        if cond is not None and cond.kind == "class" and cond.num_classes:
+            labels = torch.arange(n) % cond.num_classes
+        dataset = self.ctx.dataset
+        if cond is not None and cond.kind in TEXT_KINDS and hasattr(dataset, "captions"):
+            pool = [c for c in dataset.captions() if c] or [""]
+            captions = [pool[i % len(pool)] for i in range(n)]
+        s = self.cfg.sample
+        return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
+                           steps=s.steps, solver=s.solver, guidance=s.guidance)
