@@ -110,3 +110,47 @@ def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forwa
         run_training({"family": "flow", "tokenizer_run": str(vq), "model": {"preset": "tiny"}, "data": data,
                       "train": train}, run_dir=tmp_path / "bad", progress=False)
     assert isinstance(pipe.net(), Conditioned)
+
+
+def test_known_latents_are_held_on_their_path_and_kept_exactly():
+    from videosynth.sampling.flow import keep_known
+
+    x0, known = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    mask = torch.zeros(2, 3, 4, dtype=torch.bool)
+    mask[:, :, :2] = True
+    seen = []
+
+    def velocity(x, t):
+        seen.append((x[mask].clone(), float(t[0])))
+        return torch.ones_like(x)
+
+    out = integrate(velocity, x0, 4, "heun", keep_known(x0, known, mask))
+    assert torch.equal(out[mask], known[mask])  # observed part returned exactly
+    assert torch.allclose(out[~mask], x0[~mask] + 1.0)  # the rest integrated as without projection
+    for values, t in seen:  # the model always saw the observed part at the step's noise level
+        assert torch.allclose(values, ((1 - t) * x0 + t * known)[mask], atol=1e-6)
+
+
+def test_primed_flow_sampling_keeps_the_observed_latent_frames(tmp_path):
+    import videosynth
+    from videosynth.pipelines.flow import sample_flow_latents
+    from videosynth.train.run import run_training
+
+    data = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
+    train = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
+    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
+                        "data": data, "train": train}, run_dir=tmp_path / "kl", progress=False)
+    run = run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"}, "data": data,
+                        "train": train}, run_dir=tmp_path / "flow", progress=False)
+    pipe = videosynth.load(run)
+    known = torch.randn(2, 4, 1, 4, 4)  # one of two latent frames observed
+    latents = sample_flow_latents(pipe.net(), 2, torch.Generator().manual_seed(0), steps=3, known=known)
+    assert latents.shape == (2, 4, 2, 4, 4) and torch.equal(latents[:, :, :1], known)
+    clip = torch.rand(1, 3, 2, 16, 16) * 2 - 1  # two frames = one latent frame of this tokenizer
+    primed = pipe(2, seed=0, prime_video=clip, steps=3)
+    assert primed.shape == (2, 3, 4, 16, 16) and torch.equal(primed, pipe(2, seed=0, prime_video=clip, steps=3))
+    assert not torch.equal(primed, pipe(2, seed=0, steps=3))
+    with pytest.raises(ConfigError, match="--prime-frames needs --prime"):
+        pipe(1, prime_frames=2)
+    with pytest.raises(ConfigError, match="observed latents"):
+        sample_flow_latents(pipe.net(), 2, torch.Generator(), known=torch.randn(2, 4, 3, 4, 4))

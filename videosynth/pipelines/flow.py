@@ -8,14 +8,14 @@ import torch
 
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
 from videosynth.conditioning import build_conditioner
-from videosynth.config import field_check
+from videosynth.config import at_least, field_check
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned, null_inputs
 from videosynth.models.dit import DiT, DiTConfig
 from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option, Pipeline, section
-from videosynth.pipelines.two_stage import TokenizerPipeline, resolve_run_path
-from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate
+from videosynth.pipelines.two_stage import TokenizerPipeline, primed_frames, read_prime_video, resolve_run_path
+from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
 
 
 def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torch.device | str = "cpu",
@@ -39,14 +39,30 @@ def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torc
 
 
 @torch.no_grad()
-def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Generator,
-                labels: torch.Tensor | None = None, captions: list[str] | None = None, steps: int = 16,
-                solver: str = "heun", guidance: float = 1.0) -> torch.Tensor:
-    """``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]``: noise drawn on the CPU from ``generator``,
-    integrated from t = 0 to 1 through ``net``'s velocity, denormalised and decoded."""
+def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+                        captions: list[str] | None = None, steps: int = 16, solver: str = "heun",
+                        guidance: float = 1.0, known: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised latents ``float32 [n, c, t, h, w]``: noise drawn on the CPU from ``generator`` and
+    integrated from t = 0 to 1 through ``net``'s (guided) velocity.
+
+    ``known`` (normalised latents ``[n, c, k, h, w]``, ``k <= t``) are observed first latent frames,
+    held on their path and returned exactly (:func:`~videosynth.sampling.flow.keep_known`).
+    """
     cfg: DiTConfig = net.net.cfg
     device = next(net.parameters()).device
     x0 = torch.randn(n, cfg.latent_channels, *cfg.latent_shape, generator=generator).to(device)
+    project = None
+    if known is not None:
+        k = known.shape[2]
+        if known.dim() != 5 or known.shape[0] != n or tuple(known.shape[3:]) != cfg.latent_shape[1:] or \
+                known.shape[1] != cfg.latent_channels or k > cfg.latent_shape[0]:
+            raise ConfigError(f"observed latents must be [{n}, {cfg.latent_channels}, k<={cfg.latent_shape[0]}, "
+                              f"{cfg.latent_shape[1]}, {cfg.latent_shape[2]}], got {list(known.shape)}")
+        full = torch.zeros_like(x0)
+        full[:, :, :k] = known.to(device)
+        mask = torch.zeros_like(x0, dtype=torch.bool)
+        mask[:, :, :k] = True
+        project = keep_known(x0, full, mask)
     labels, captions = null_inputs(n, labels, captions)
     labels = labels.to(device)
     was_training = net.training
@@ -55,9 +71,25 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
         def model(x, t, null):
             return net(x, labels=labels, captions=captions, force_null=null, t=t).float()
 
-        latents = integrate(guided(model, guidance), x0, steps, solver)
+        return integrate(guided(model, guidance), x0, steps, solver, project)
     finally:
         net.train(was_training)
+
+
+@torch.no_grad()
+def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Generator,
+                labels: torch.Tensor | None = None, captions: list[str] | None = None, steps: int = 16,
+                solver: str = "heun", guidance: float = 1.0, prime_video: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]`` (:func:`sample_flow_latents`, denormalised, decoded).
+
+    ``prime_video`` ``float32 [n, C, T0, H, W]`` in ``[-1, 1]``: observed first frames (``T0`` a multiple
+    of the tokenizer's time downsampling), encoded and kept as the first latent frames.
+    """
+    known = None
+    if prime_video is not None:
+        device = next(tokenizer.parameters()).device
+        known = tokenizer.quantizer.normalize(tokenizer.encode(prime_video.to(device)))  # (n, c, k, h, w)
+    latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known)
     return tokenizer.decode(tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
@@ -71,7 +103,11 @@ class FlowPipeline(Pipeline):
         Option("solver", str, "ODE solver", choices=SOLVERS),
         Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)",
                field_check(FlowSampleConfig, "guidance")),
+        Option("prime", str, "a video whose first frames are continued (video prediction)"),
+        Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
+        Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),
     )
+    joint_options = ("prime_video",)  # one row of observed frames per clip: one batch
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,7 +141,13 @@ class FlowPipeline(Pipeline):
         options = super().check_options(options)
         if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none":
             raise ConfigError(f"--guidance needs a conditional model; {self.run_dir} has condition.kind: none")
+        if "prime_frames" in options and "prime" not in options:
+            raise ConfigError("--prime-frames needs --prime VIDEO")
         return options
+
+    def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
+        """See :func:`~videosynth.pipelines.two_stage.read_prime_video` (this run's tokenizer and clip)."""
+        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
         trained = self.data.frames
@@ -115,4 +157,5 @@ class FlowPipeline(Pipeline):
         s = self.sample_cfg
         return sample_flow(self.net(ema), self.tokenizer.model, n, generator, labels, captions,
                            steps=options.get("steps", s.steps), solver=options.get("solver", s.solver),
-                           guidance=options.get("guidance", s.guidance))
+                           guidance=options.get("guidance", s.guidance),
+                           prime_video=primed_frames(options, n, self.read_prime))

@@ -82,6 +82,41 @@ def resolve_run_path(name: str, run_dir: Path) -> Path:
     return path
 
 
+def read_prime_video(path: str, prime_frames: int | None, time_downsample: int, data) -> torch.Tensor:
+    """The first ``prime_frames`` frames of a video file as ``float32 [C, T0, H, W]`` at ``data.size``.
+
+    ``prime_frames`` defaults to half the training clip (``data.frames``); it is rounded down to a
+    multiple of the tokenizer's time downsampling.
+
+    Raises:
+        ConfigError: fewer than one latent frame requested; DataError: unreadable / short video.
+    """
+    from videosynth.data.transforms import resize_crop, to_float
+    from videosynth.io import read_clip
+
+    wanted = prime_frames if prime_frames is not None else data.frames // 2
+    wanted -= wanted % time_downsample
+    if wanted < time_downsample:
+        raise ConfigError(f"--prime-frames must be at least {time_downsample} (one latent frame of the tokenizer)")
+    clip = to_float(read_clip(path, 0, wanted))  # (C, T0, H, W)
+    return resize_crop(clip, data.size)
+
+
+def primed_frames(options: dict, n: int, read) -> torch.Tensor | None:
+    """Observed frames ``float32 [n, C, T0, H, W]`` from ``prime`` (a file, via ``read(path, frames)``) or
+    ``prime_video`` (a tensor ``[C, T0, H, W]`` or ``[n | 1, C, T0, H, W]``); None without either."""
+    prime_video = options.get("prime_video")
+    if prime_video is not None and options.get("prime") is not None:
+        raise ConfigError("give prime (a video file) or prime_video (a tensor), not both")
+    if options.get("prime") is not None:
+        prime_video = read(options["prime"], options.get("prime_frames"))
+    if prime_video is not None and prime_video.dim() == 4:
+        prime_video = prime_video.unsqueeze(0)
+    if prime_video is not None and prime_video.shape[0] == 1:
+        prime_video = prime_video.expand(n, -1, -1, -1, -1)  # (n, C, T0, H, W)
+    return prime_video
+
+
 class TwoStagePipeline(Pipeline):
     """An autoregressive prior over a tokenizer's tokens, with the tokenizer it was trained on."""
 
@@ -138,36 +173,12 @@ class TwoStagePipeline(Pipeline):
         return options
 
     def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
-        """The first ``prime_frames`` frames of a video file as ``float32 [C, T0, H, W]`` at the data size.
-
-        ``prime_frames`` defaults to half the training clip; it is rounded down to a multiple of the
-        tokenizer's time downsampling.
-
-        Raises:
-            ConfigError: fewer than one latent frame requested; DataError: unreadable / short video.
-        """
-        from videosynth.data.transforms import resize_crop, to_float
-        from videosynth.io import read_clip
-
-        dt = self.tokenizer.model_cfg.downsample[0]
-        wanted = prime_frames if prime_frames is not None else self.data.frames // 2
-        wanted -= wanted % dt
-        if wanted < dt:
-            raise ConfigError(f"--prime-frames must be at least {dt} (one latent frame of the tokenizer)")
-        clip = to_float(read_clip(path, 0, wanted))  # (C, T0, H, W)
-        return resize_crop(clip, self.data.size)
+        """See :func:`read_prime_video` (this prior's tokenizer and training clip)."""
+        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
         """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames."""
-        prime_video = options.get("prime_video")
-        if prime_video is not None and options.get("prime") is not None:
-            raise ConfigError("give prime (a video file) or prime_video (a tensor), not both")
-        if options.get("prime") is not None:
-            prime_video = self.read_prime(options["prime"], options.get("prime_frames"))
-        if prime_video is not None and prime_video.dim() == 4:
-            prime_video = prime_video.unsqueeze(0)
-        if prime_video is not None and prime_video.shape[0] == 1:
-            prime_video = prime_video.expand(n, -1, -1, -1, -1)  # (n, C, T0, H, W)
+        prime_video = primed_frames(options, n, self.read_prime)
         settings = dataclasses.asdict(self.sample_cfg)
         if "guidance" in options:
             settings["guidance_scale"] = options["guidance"]

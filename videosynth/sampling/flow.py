@@ -56,9 +56,27 @@ def sample_times(n: int, kind: str, generator: torch.Generator | None = None, de
     raise ConfigError(f"time sampling must be one of {list(TIME_SAMPLING)}, got '{kind}'")
 
 
+def keep_known(x0: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> Callable:
+    """A projection for :func:`integrate` that holds the ``mask``-ed part of the state on the path to ``known``.
+
+    Frame-conditioned sampling (prediction, image-to-video) by replacement: wherever ``mask`` is
+    true the state is set to ``(1 - t) * x0 + t * known`` before every velocity call, so the model
+    sees the observed latents at the noise level of the step and the endpoint holds them exactly.
+    """
+    def project(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        on_path, _ = path(x0, known, t)
+        return torch.where(mask, on_path, x)
+
+    return project
+
+
 @torch.no_grad()
-def integrate(velocity: Velocity, x0: torch.Tensor, steps: int, solver: str = "heun") -> torch.Tensor:
+def integrate(velocity: Velocity, x0: torch.Tensor, steps: int, solver: str = "heun",
+              project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Solve ``dx/dt = velocity(x, t)`` from ``t = 0`` at ``x0`` to ``t = 1`` in ``steps`` uniform steps.
+
+    ``project(x, t)``, if given, is applied to the state before every velocity call and to the
+    endpoint (see :func:`keep_known`).
 
     ``euler``: one velocity call per step (first order); ``heun``: Heun's second-order method,
     an Euler guess then the mean of the velocities at both ends (two calls per step).
@@ -67,19 +85,21 @@ def integrate(velocity: Velocity, x0: torch.Tensor, steps: int, solver: str = "h
         raise ConfigError(f"solver must be one of {list(SOLVERS)}, got '{solver}'")
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
+    project = project or (lambda x, t: x)
     x = x0
     b = x0.shape[0]
     grid = torch.linspace(0.0, 1.0, steps + 1, device=x0.device)
     for i in range(steps):
         t0, t1 = grid[i], grid[i + 1]
         h = t1 - t0
+        x = project(x, t0.expand(b))
         v0 = velocity(x, t0.expand(b))
         if solver == "euler":
             x = x + h * v0
         else:
-            guess = x + h * v0
+            guess = project(x + h * v0, t1.expand(b))
             x = x + h * 0.5 * (v0 + velocity(guess, t1.expand(b)))
-    return x
+    return project(x, grid[-1].expand(b))
 
 
 def guided(model: Callable[..., torch.Tensor], scale: float) -> Callable[..., torch.Tensor]:
@@ -94,4 +114,5 @@ def guided(model: Callable[..., torch.Tensor], scale: float) -> Callable[..., to
     return velocity
 
 
-__all__ = ["FlowSampleConfig", "path", "sample_times", "integrate", "guided", "SOLVERS", "TIME_SAMPLING"]
+__all__ = ["FlowSampleConfig", "path", "sample_times", "integrate", "keep_known", "guided", "SOLVERS",
+           "TIME_SAMPLING"]
