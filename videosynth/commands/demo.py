@@ -56,8 +56,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    import torch
-
     import videosynth
     from videosynth.errors import CheckpointError, Interrupted
     from videosynth.train.run_lock import LOCK_FILE, RunLock

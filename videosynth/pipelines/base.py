@@ -123,6 +123,24 @@ class Pipeline:
             load_module_state(module, weights[name], f"{self.checkpoint / file} [{name}]")
             module.to(self.device).eval().requires_grad_(False)
 
+    def load_conditioned(self, name: str, factory: Callable[[], nn.Module], ema: bool = True) -> nn.Module:
+        """A :class:`~videosynth.models.conditioned.Conditioned` network built by ``factory`` with the
+        checkpoint's ``name.*`` / ``conditioner.*`` weights: the EMA copy (default, where saved) or raw."""
+        net = self.build(factory)
+        modules = {name: net.net}
+        if net.conditioner is not None:
+            modules["conditioner"] = net.conditioner
+        has_ema = EMA_FILE in self.meta.get("files", {})
+        self.load_weights(modules, EMA_FILE if ema and has_ema else MODEL_FILE)
+        return net.eval()
+
+    def check_guidance_and_prime(self, options: dict) -> None:
+        """Shared checks of the generators that take ``guidance`` and ``prime`` options."""
+        if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none":
+            raise ConfigError(f"--guidance needs a conditional model; {self.run_dir} has condition.kind: none")
+        if "prime_frames" in options and "prime" not in options:
+            raise ConfigError("--prime-frames needs --prime VIDEO")
+
     @staticmethod
     def build(factory: Callable[[], nn.Module]) -> nn.Module:
         """Build a module without touching the caller's RNG (its random init is overwritten anyway)."""

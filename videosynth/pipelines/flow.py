@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 
-from videosynth.checkpoint import EMA_FILE, MODEL_FILE
 from videosynth.conditioning import build_conditioner
 from videosynth.config import at_least, field_check
 from videosynth.errors import CheckpointError, ConfigError
@@ -14,12 +13,11 @@ from videosynth.models.conditioned import Conditioned, null_inputs
 from videosynth.models.dit import DiT, DiTConfig
 from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option, Pipeline, section
-from videosynth.pipelines.two_stage import TokenizerPipeline, primed_frames, read_prime_video, resolve_run_path
+from videosynth.pipelines.two_stage import TokenizerPipeline, primed_frames, read_prime_video, tokenizer_dir_of
 from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
 
 
-def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torch.device | str = "cpu",
-                          relative_to: Path | None = None) -> TokenizerPipeline:
+def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torch.device | str = "cpu") -> TokenizerPipeline:
     """The frozen continuous tokenizer a flow run is trained on (weights only).
 
     Raises:
@@ -27,7 +25,7 @@ def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torc
     """
     if not name:
         raise ConfigError("tokenizer_run is empty: set it to a vqvae run with model.bottleneck: continuous")
-    path = resolve_run_path(name, relative_to) if relative_to is not None else Path(name).expanduser()
+    path = Path(name).expanduser()
     if not (path / "config.yaml").is_file():
         raise CheckpointError(f"tokenizer run not found: {path / 'config.yaml'} is missing "
                               "(train a vqvae with model.bottleneck: continuous first)")
@@ -113,36 +111,20 @@ class FlowPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.model_cfg = section(self.config, "model", DiTConfig, str(self.run_dir))
         self.sample_cfg = section(self.config, "sample", FlowSampleConfig, str(self.run_dir))
-        name = self.config.get("tokenizer_run") or ""
-        if not name:
-            raise CheckpointError(f"{self.run_dir}/config.yaml names no tokenizer_run")
-        try:
-            self.tokenizer = load_latent_tokenizer(name, self.config.get("tokenizer_checkpoint"), self.device,
-                                                   relative_to=self.run_dir)
-        except CheckpointError:
-            raise CheckpointError(f"the tokenizer run {name} of {self.run_dir} is not found (looked in the working "
-                                  f"directory and next to {self.run_dir}); copy it back or fix tokenizer_run in "
-                                  f"{self.run_dir}/config.yaml") from None
+        self.tokenizer = load_latent_tokenizer(str(tokenizer_dir_of(self.config, self.run_dir)),
+                                               self.config.get("tokenizer_checkpoint"), self.device)
         self._nets: dict[bool, Conditioned] = {}
 
     def net(self, ema: bool = True) -> Conditioned:
         """The conditioned DiT with the EMA (default) or raw weights, loaded once each."""
         if ema not in self._nets:
-            net = self.build(lambda: Conditioned(DiT(self.model_cfg), build_conditioner(self.condition)))
-            modules = {"dit": net.net}
-            if net.conditioner is not None:
-                modules["conditioner"] = net.conditioner
-            has_ema = EMA_FILE in self.meta.get("files", {})
-            self.load_weights(modules, EMA_FILE if ema and has_ema else MODEL_FILE)
-            self._nets[ema] = net.eval()
+            self._nets[ema] = self.load_conditioned(
+                "dit", lambda: Conditioned(DiT(self.model_cfg), build_conditioner(self.condition)), ema)
         return self._nets[ema]
 
     def check_options(self, options: dict) -> dict:
         options = super().check_options(options)
-        if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none":
-            raise ConfigError(f"--guidance needs a conditional model; {self.run_dir} has condition.kind: none")
-        if "prime_frames" in options and "prime" not in options:
-            raise ConfigError("--prime-frames needs --prime VIDEO")
+        self.check_guidance_and_prime(options)
         return options
 
     def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:

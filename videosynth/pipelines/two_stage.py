@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from videosynth.checkpoint import EMA_FILE, MODEL_FILE
+from videosynth.checkpoint import MODEL_FILE
 from videosynth.conditioning import build_conditioner
 from videosynth.config import at_least, field_check
 from videosynth.errors import CheckpointError, ConfigError
@@ -82,6 +82,23 @@ def resolve_run_path(name: str, run_dir: Path) -> Path:
     return path
 
 
+def tokenizer_dir_of(config: dict, run_dir: Path) -> Path:
+    """The tokenizer run a second-stage run (``tokenizer_run:``) was trained on, found by :func:`resolve_run_path`.
+
+    Raises:
+        CheckpointError: the config names none, or it is found neither as given nor next to ``run_dir``.
+    """
+    name = config.get("tokenizer_run") or ""
+    if not name:
+        raise CheckpointError(f"{run_dir}/config.yaml names no tokenizer_run")
+    path = resolve_run_path(name, run_dir)
+    if not (path / "config.yaml").is_file():
+        raise CheckpointError(f"the tokenizer run {name} of {run_dir} is not found (looked in the working "
+                              f"directory and next to {run_dir}); copy it back or fix tokenizer_run in "
+                              f"{run_dir}/config.yaml")
+    return path
+
+
 def read_prime_video(path: str, prime_frames: int | None, time_downsample: int, data) -> torch.Tensor:
     """The first ``prime_frames`` frames of a video file as ``float32 [C, T0, H, W]`` at ``data.size``.
 
@@ -141,35 +158,20 @@ class TwoStagePipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.prior_cfg = section(self.config, "model", PriorConfig, str(self.run_dir))
         self.sample_cfg = section(self.config, "sample", ARSampleConfig, str(self.run_dir))
-        name = self.config.get("tokenizer_run") or ""
-        if not name:
-            raise CheckpointError(f"{self.run_dir}/config.yaml names no tokenizer_run")
-        tokenizer_dir = resolve_run_path(name, self.run_dir)
-        if not (tokenizer_dir / "config.yaml").is_file():
-            raise CheckpointError(f"the tokenizer run {name} of {self.run_dir} is not found (looked in the working "
-                                  f"directory and next to {self.run_dir}); copy it back or fix tokenizer_run in "
-                                  f"{self.run_dir}/config.yaml")
-        self.tokenizer = TokenizerPipeline.from_run(tokenizer_dir, self.config.get("tokenizer_checkpoint"), self.device)
+        self.tokenizer = TokenizerPipeline.from_run(tokenizer_dir_of(self.config, self.run_dir),
+                                                    self.config.get("tokenizer_checkpoint"), self.device)
         self._priors: dict[bool, Conditioned] = {}
 
     def prior(self, ema: bool = True) -> Conditioned:
         """The conditioned prior with the EMA (default) or raw weights, loaded once each."""
         if ema not in self._priors:
-            net = self.build(lambda: Conditioned(Prior(self.prior_cfg), build_conditioner(self.condition)))
-            modules = {"prior": net.net}
-            if net.conditioner is not None:
-                modules["conditioner"] = net.conditioner
-            has_ema = EMA_FILE in self.meta.get("files", {})
-            self.load_weights(modules, EMA_FILE if ema and has_ema else MODEL_FILE)
-            self._priors[ema] = net.eval()
+            self._priors[ema] = self.load_conditioned(
+                "prior", lambda: Conditioned(Prior(self.prior_cfg), build_conditioner(self.condition)), ema)
         return self._priors[ema]
 
     def check_options(self, options: dict) -> dict:
         options = super().check_options(options)
-        if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none":
-            raise ConfigError(f"--guidance needs a conditional prior; {self.run_dir} has condition.kind: none")
-        if "prime_frames" in options and "prime" not in options:
-            raise ConfigError("--prime-frames needs --prime VIDEO")
+        self.check_guidance_and_prime(options)
         return options
 
     def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:

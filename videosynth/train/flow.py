@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from videosynth.checkpoint import unwrap
-from videosynth.conditioning import TEXT_KINDS, ConditionConfig, build_conditioner
+from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.errors import CheckpointError, ConfigError
@@ -31,7 +31,7 @@ from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, samp
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.objective import Objective, warmup_lr
+from videosynth.train.objective import Objective, conditioned_modules, warmup_lr
 
 EMA_WARMUP = 10  # EMA decay ramps as (1 + step) / (EMA_WARMUP + step) so short runs sample trained weights
 
@@ -107,18 +107,11 @@ class FlowObjective(Objective):
                                      weight_decay=o.weight_decay)
         self.ema = EMA(self.net, cfg.train.ema_decay)
 
-    @staticmethod
-    def _split(net: Conditioned) -> dict:
-        mods = {"dit": net.net}  # checkpoint keys "dit.*" and "conditioner.*", as the flow pipeline reads them
-        if net.conditioner is not None:
-            mods["conditioner"] = net.conditioner
-        return mods
-
     def modules(self):
-        return self._split(unwrap(self.net))
+        return conditioned_modules(unwrap(self.net), "dit")
 
     def ema_modules(self):
-        return self._split(self.ema.module)
+        return conditioned_modules(self.ema.module, "dit")
 
     def optimizers(self):
         return {"dit": self.opt}
@@ -152,14 +145,7 @@ class FlowObjective(Objective):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Periodic grid: EMA model, labels cycling through the classes, decoded clips."""
-        labels = captions = None
-        cond = self.cfg.condition
-        if cond is not None and cond.kind == "class" and cond.num_classes:
-            labels = torch.arange(n) % cond.num_classes
-        dataset = self.ctx.dataset
-        if cond is not None and cond.kind in TEXT_KINDS and hasattr(dataset, "captions"):
-            pool = [c for c in dataset.captions() if c] or [""]
-            captions = [pool[i % len(pool)] for i in range(n)]
+        labels, captions = self.default_conditions(n)
         s = self.cfg.sample
         return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
                            steps=s.steps, solver=s.solver, guidance=s.guidance)

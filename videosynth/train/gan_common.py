@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videosynth.conditioning import TEXT_KINDS
 from videosynth.errors import ConfigError, DataError
 from videosynth.losses import add_instance_noise, annealed_noise_std
 from videosynth.train.objective import Objective
@@ -75,17 +74,3 @@ class GANObjectiveBase(Objective):
     @staticmethod
     def noisy(x: torch.Tensor, std: float) -> torch.Tensor:
         return add_instance_noise(x, std)
-
-    def default_conditions(self, n: int) -> tuple[torch.Tensor | None, list[str] | None]:
-        """Sample-grid conditions: labels cycling through the classes, or the data's captions."""
-        cond = self.cfg.condition
-        if cond is None or cond.kind == "none":
-            return None, None
-        if cond.kind == "class":
-            return torch.arange(n) % max(cond.num_classes, 1), None
-        if cond.kind in TEXT_KINDS:
-            dataset = self.ctx.dataset
-            captions = [c for c in (dataset.captions() if hasattr(dataset, "captions") else []) if c]
-            if captions:
-                return None, [captions[i % len(captions)] for i in range(n)]
-        return None, None

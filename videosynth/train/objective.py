@@ -91,6 +91,22 @@ class Objective:
         """Videos for the periodic sample grid, float [n, C, T, H, W] in [-1, 1]; None = none."""
         return None
 
+    def default_conditions(self, n: int) -> tuple[torch.Tensor | None, list[str] | None]:
+        """Sample-grid conditions: labels int64 ``[n]`` cycling through the classes, or the data's captions."""
+        from videosynth.conditioning import TEXT_KINDS
+
+        cond = getattr(self.cfg, "condition", None)
+        if cond is None or cond.kind == "none":
+            return None, None
+        if cond.kind == "class":
+            return torch.arange(n) % max(cond.num_classes, 1), None
+        if cond.kind in TEXT_KINDS:
+            dataset = self.ctx.dataset
+            captions = [c for c in (dataset.captions() if hasattr(dataset, "captions") else []) if c]
+            if captions:
+                return None, [captions[i % len(captions)] for i in range(n)]
+        return None, None
+
     def extra_state(self) -> dict:
         return {}
 
@@ -115,3 +131,12 @@ def warmup_lr(base: float, warmup_steps: int, step: int) -> float:
 def trainable(module: nn.Module) -> list[nn.Parameter]:
     """Parameters that train (a frozen pretrained text encoder stays out)."""
     return [p for p in module.parameters() if p.requires_grad]
+
+
+def conditioned_modules(net: nn.Module, name: str) -> dict[str, nn.Module]:
+    """The checkpointed parts of a :class:`~videosynth.models.conditioned.Conditioned` network:
+    ``{name: net.net, "conditioner": net.conditioner}`` (no conditioner key when it has none)."""
+    modules = {name: net.net}
+    if net.conditioner is not None:
+        modules["conditioner"] = net.conditioner
+    return modules

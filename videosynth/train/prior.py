@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
-from videosynth.conditioning import TEXT_KINDS, ConditionConfig, build_conditioner
+from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
 from videosynth.data.tokens import TokenDataset
 from videosynth.errors import CheckpointError, ConfigError
@@ -39,7 +39,7 @@ from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.objective import Objective, warmup_lr
+from videosynth.train.objective import Objective, conditioned_modules, warmup_lr
 
 log = logging.getLogger("videosynth.train")
 
@@ -166,19 +166,11 @@ class PriorObjective(Objective):
 
     # ---- loop interface --------------------------------------------------------------------
 
-    @staticmethod
-    def _split(net: Conditioned) -> dict:
-        # checkpoint keys "prior.*" and "conditioner.*", as the two-stage pipeline reads them
-        mods = {"prior": net.net}
-        if net.conditioner is not None:
-            mods["conditioner"] = net.conditioner
-        return mods
-
     def modules(self):
-        return self._split(unwrap(self.net))
+        return conditioned_modules(unwrap(self.net), "prior")
 
     def ema_modules(self):
-        return self._split(self.ema.module)
+        return conditioned_modules(self.ema.module, "prior")
 
     def optimizers(self):
         return {"prior": self.opt}
@@ -211,14 +203,7 @@ class PriorObjective(Objective):
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Periodic grid: EMA prior, labels cycling through the classes, decoded clips."""
-        labels = captions = None
-        cond = self.cfg.condition
-        if cond is not None and cond.kind == "class" and cond.num_classes:
-            labels = torch.arange(n) % cond.num_classes
-        dataset = self.ctx.dataset
-        if cond is not None and cond.kind in TEXT_KINDS and hasattr(dataset, "captions"):
-            pool = [c for c in dataset.captions() if c] or [""]
-            captions = [pool[i % len(pool)] for i in range(n)]
+        labels, captions = self.default_conditions(n)
         net = self.ema.module
         return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
                                         captions=captions, **dataclasses.asdict(self.cfg.sample))
