@@ -154,3 +154,12 @@ def test_primed_flow_sampling_keeps_the_observed_latent_frames(tmp_path):
         pipe(1, prime_frames=2)
     with pytest.raises(ConfigError, match="observed latents"):
         sample_flow_latents(pipe.net(), 2, torch.Generator(), known=torch.randn(2, 4, 3, 4, 4))
+
+
+def test_class_acc_sampling_options_are_parsed_and_checked_by_the_pipeline():
+    from videosynth.commands.eval import parse_options
+
+    assert parse_options(["steps=8", "solver=euler", "guidance=1.5"]) == {"steps": 8, "solver": "euler",
+                                                                         "guidance": 1.5}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_options(["steps"])

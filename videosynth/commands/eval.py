@@ -201,6 +201,9 @@ def register(sub) -> None:
     ca.add_argument("--no-ema", action="store_true", help="sample the raw weights instead of the EMA copy")
     ca.add_argument("--device", default="auto")
     ca.add_argument("--json", metavar="OUT", help="also write the result to this JSON file")
+    ca.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a sampling option of the run's family, e.g. --option steps=8 --option solver=euler "
+                         "(the names of `videosynth sample`'s family flags; repeatable)")
     ca.set_defaults(func=run_class_acc)
 
 
@@ -375,6 +378,23 @@ def run_train_probe(args: argparse.Namespace) -> int:
 CLASS_ACC_REAL_CLIPS = 300
 
 
+def parse_options(items: list[str]) -> dict:
+    """``["steps=8", "solver=euler"]`` -> ``{"steps": 8, "solver": "euler"}`` (values read as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
 def run_class_acc(args: argparse.Namespace) -> int:
     """Probe accuracy on real validation clips, then on the run's samples of each class.
 
@@ -424,8 +444,10 @@ def run_class_acc(args: argparse.Namespace) -> int:
     real_labels = torch.tensor([int(item["label"]) for item in items])
     result = {"run": str(args.run), "step": run.step, "probe": str(path), "clips_per_class": args.num,
               "real_accuracy": accuracy(real, real_labels), "chance": 1 / len(names), "per_class": {}}
+    options = parse_options(args.option)
+    result["options"] = options
     for k, name in enumerate(names):
-        clips = run(args.num, seed=args.seed + k, label=k, ema=not args.no_ema)
+        clips = run(args.num, seed=args.seed + k, label=k, ema=not args.no_ema, **options)
         result["per_class"][name] = accuracy(clips, torch.full((args.num,), k))
     result["accuracy"] = sum(result["per_class"].values()) / len(names)
     print(f"class accuracy of {args.run} (step {run.step}), probe {path}:")
