@@ -84,18 +84,28 @@ def test_dit_maps_latents_to_velocities_of_the_same_shape_and_starts_at_zero():
         DiTConfig(latent_shape=(3, 4, 4), patch=(2, 2, 2))
 
 
-def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forward(tmp_path):
+DATA = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
+TRAIN = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    """A tiny continuous tokenizer and a class-conditional flow run on it (2 steps each)."""
+    from videosynth.train.run import run_training
+
+    root = tmp_path_factory.mktemp("flow")
+    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
+                        "data": DATA, "train": TRAIN}, run_dir=root / "kl", progress=False)
+    return run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"}, "data": DATA,
+                         "condition": {"kind": "class", "dim": 8, "dropout": 0.3}, "train": TRAIN},
+                        run_dir=root / "flow", progress=False)
+
+
+def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forward(flow_run, tmp_path):
     import videosynth
     from videosynth.train.run import run_training
 
-    data = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
-    train = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
-    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
-                        "data": data, "train": train}, run_dir=tmp_path / "kl", progress=False)
-    run = run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"}, "data": data,
-                        "condition": {"kind": "class", "dim": 8, "dropout": 0.3}, "train": train},
-                       run_dir=tmp_path / "flow", progress=False)
-    pipe = videosynth.load(run)
+    pipe = videosynth.load(flow_run)
     a = pipe(2, seed=3, label=1, steps=3, solver="euler")
     assert a.shape == (2, 3, 4, 16, 16) and torch.equal(a, pipe(2, seed=3, label=1, steps=3, solver="euler"))
     assert not torch.equal(a, pipe(2, seed=4, label=1, steps=3, solver="euler"))
@@ -104,11 +114,11 @@ def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forwa
     with pytest.raises(ConfigError, match="sliding"):
         pipe(1, frames=8)
     # a VQ tokenizer is refused by the flow family in one line
-    vq = run_training({"family": "vqvae", "model": {"preset": "tiny"}, "data": data, "train": train},
+    vq = run_training({"family": "vqvae", "model": {"preset": "tiny"}, "data": DATA, "train": TRAIN},
                       run_dir=tmp_path / "vq", progress=False)
     with pytest.raises(ConfigError, match="continuous latents"):
-        run_training({"family": "flow", "tokenizer_run": str(vq), "model": {"preset": "tiny"}, "data": data,
-                      "train": train}, run_dir=tmp_path / "bad", progress=False)
+        run_training({"family": "flow", "tokenizer_run": str(vq), "model": {"preset": "tiny"}, "data": DATA,
+                      "train": TRAIN}, run_dir=tmp_path / "bad", progress=False)
     assert isinstance(pipe.net(), Conditioned)
 
 
@@ -131,18 +141,11 @@ def test_known_latents_are_held_on_their_path_and_kept_exactly():
         assert torch.allclose(values, ((1 - t) * x0 + t * known)[mask], atol=1e-6)
 
 
-def test_primed_flow_sampling_keeps_the_observed_latent_frames(tmp_path):
+def test_primed_flow_sampling_keeps_the_observed_latent_frames(flow_run):
     import videosynth
     from videosynth.pipelines.flow import sample_flow_latents
-    from videosynth.train.run import run_training
 
-    data = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
-    train = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
-    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
-                        "data": data, "train": train}, run_dir=tmp_path / "kl", progress=False)
-    run = run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"}, "data": data,
-                        "train": train}, run_dir=tmp_path / "flow", progress=False)
-    pipe = videosynth.load(run)
+    pipe = videosynth.load(flow_run)
     known = torch.randn(2, 4, 1, 4, 4)  # one of two latent frames observed
     latents = sample_flow_latents(pipe.net(), 2, torch.Generator().manual_seed(0), steps=3, known=known)
     assert latents.shape == (2, 4, 2, 4, 4) and torch.equal(latents[:, :, :1], known)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from videosynth.conditioning import build_conditioner
-from videosynth.config import at_least, field_check
+from videosynth.config import field_check
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned, null_inputs
 from videosynth.models.dit import DiT, DiTConfig
 from videosynth.models.vqvae import VQVAE
-from videosynth.pipelines.base import Option, Pipeline, section
-from videosynth.pipelines.two_stage import TokenizerPipeline, primed_frames, read_prime_video, tokenizer_dir_of
+from videosynth.pipelines.base import Option
+from videosynth.pipelines.two_stage import PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline, primed_frames
 from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
 
 
@@ -91,45 +91,27 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
     return tokenizer.decode(tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
-class FlowPipeline(Pipeline):
+class FlowPipeline(LatentStagePipeline):
     """A DiT trained with flow matching on a continuous tokenizer's latents, with that tokenizer."""
 
     family = "flow"
+    net_name = "dit"
+    model_config_cls = DiTConfig
+    sample_config_cls = FlowSampleConfig
     options = (
         Option("steps", int, "ODE steps from noise to data (default: the run's sample.steps)",
                field_check(FlowSampleConfig, "steps")),
         Option("solver", str, "ODE solver", choices=SOLVERS),
         Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)",
                field_check(FlowSampleConfig, "guidance")),
-        Option("prime", str, "a video whose first frames are continued (video prediction)"),
-        Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
-        Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),
+        *PRIME_OPTIONS,
     )
-    joint_options = ("prime_video",)  # one row of observed frames per clip: one batch
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.model_cfg = section(self.config, "model", DiTConfig, str(self.run_dir))
-        self.sample_cfg = section(self.config, "sample", FlowSampleConfig, str(self.run_dir))
-        self.tokenizer = load_latent_tokenizer(str(tokenizer_dir_of(self.config, self.run_dir)),
-                                               self.config.get("tokenizer_checkpoint"), self.device)
-        self._nets: dict[bool, Conditioned] = {}
+    def load_tokenizer(self, path: Path, checkpoint: str | None) -> TokenizerPipeline:
+        return load_latent_tokenizer(str(path), checkpoint, self.device)
 
-    def net(self, ema: bool = True) -> Conditioned:
-        """The conditioned DiT with the EMA (default) or raw weights, loaded once each."""
-        if ema not in self._nets:
-            self._nets[ema] = self.load_conditioned(
-                "dit", lambda: Conditioned(DiT(self.model_cfg), build_conditioner(self.condition)), ema)
-        return self._nets[ema]
-
-    def check_options(self, options: dict) -> dict:
-        options = super().check_options(options)
-        self.check_guidance_and_prime(options)
-        return options
-
-    def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
-        """See :func:`~videosynth.pipelines.two_stage.read_prime_video` (this run's tokenizer and clip)."""
-        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
+    def make_net(self) -> nn.Module:
+        return DiT(self.model_cfg)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
         trained = self.data.frames

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import torch
+from torch import nn
 
 from videosynth.checkpoint import MODEL_FILE
 from videosynth.conditioning import build_conditioner
@@ -134,10 +136,66 @@ def primed_frames(options: dict, n: int, read) -> torch.Tensor | None:
     return prime_video
 
 
-class TwoStagePipeline(Pipeline):
+# The options of every generator that can continue observed frames (video prediction).
+PRIME_OPTIONS = (
+    Option("prime", str, "a video whose first frames are continued (video prediction)"),
+    Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
+    Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),
+)
+
+
+class LatentStagePipeline(Pipeline):
+    """A second-stage generator over the latents of the tokenizer run it was trained on.
+
+    Subclasses name the checkpoint key of their network (``net_name``), its config and sampling
+    config classes, build the bare network (:meth:`make_net`) and load the tokenizer
+    (:meth:`load_tokenizer`). Shared here: the configs, the tokenizer found next to the run,
+    the conditioned network loaded once per weight set, the guidance/prime checks, prime reading.
+    """
+
+    net_name: ClassVar[str] = ""
+    model_config_cls: ClassVar[type] = object
+    sample_config_cls: ClassVar[type] = object
+    joint_options = ("prime_video",)  # one row of observed frames per clip: one batch
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_cfg = section(self.config, "model", self.model_config_cls, str(self.run_dir))
+        self.sample_cfg = section(self.config, "sample", self.sample_config_cls, str(self.run_dir))
+        self.tokenizer = self.load_tokenizer(tokenizer_dir_of(self.config, self.run_dir),
+                                             self.config.get("tokenizer_checkpoint"))
+        self._nets: dict[bool, Conditioned] = {}
+
+    def load_tokenizer(self, path: Path, checkpoint: str | None) -> TokenizerPipeline:
+        return TokenizerPipeline.from_run(path, checkpoint, self.device)
+
+    def make_net(self) -> nn.Module:
+        raise NotImplementedError
+
+    def net(self, ema: bool = True) -> Conditioned:
+        """The conditioned network with the EMA (default) or raw weights, loaded once each."""
+        if ema not in self._nets:
+            self._nets[ema] = self.load_conditioned(
+                self.net_name, lambda: Conditioned(self.make_net(), build_conditioner(self.condition)), ema)
+        return self._nets[ema]
+
+    def check_options(self, options: dict) -> dict:
+        options = super().check_options(options)
+        self.check_guidance_and_prime(options)
+        return options
+
+    def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
+        """See :func:`read_prime_video` (this run's tokenizer and training clip)."""
+        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
+
+
+class TwoStagePipeline(LatentStagePipeline):
     """An autoregressive prior over a tokenizer's tokens, with the tokenizer it was trained on."""
 
     family = "transformer"
+    net_name = "prior"
+    model_config_cls = PriorConfig
+    sample_config_cls = ARSampleConfig
     options = (
         Option("temperature", float, "softmax temperature (0 = greedy)", field_check(ARSampleConfig, "temperature")),
         Option("top_k", int, "sample among the k most likely tokens", field_check(ARSampleConfig, "top_k")),
@@ -147,36 +205,12 @@ class TwoStagePipeline(Pipeline):
                field_check(ARSampleConfig, "guidance_scale")),
         Option("context_frames", int, "latent frames re-primed per window when rolling out past the training length",
                field_check(ARSampleConfig, "context_frames")),
-        Option("prime", str, "a video whose first frames are continued (video prediction)"),
-        Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
         Option("use_cache", bool, "KV-cached decoding (default on; off = the slow reference path)"),
-        Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),
+        *PRIME_OPTIONS,
     )
-    joint_options = ("prime_video",)  # one row of observed frames per clip: one batch
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.prior_cfg = section(self.config, "model", PriorConfig, str(self.run_dir))
-        self.sample_cfg = section(self.config, "sample", ARSampleConfig, str(self.run_dir))
-        self.tokenizer = TokenizerPipeline.from_run(tokenizer_dir_of(self.config, self.run_dir),
-                                                    self.config.get("tokenizer_checkpoint"), self.device)
-        self._priors: dict[bool, Conditioned] = {}
-
-    def prior(self, ema: bool = True) -> Conditioned:
-        """The conditioned prior with the EMA (default) or raw weights, loaded once each."""
-        if ema not in self._priors:
-            self._priors[ema] = self.load_conditioned(
-                "prior", lambda: Conditioned(Prior(self.prior_cfg), build_conditioner(self.condition)), ema)
-        return self._priors[ema]
-
-    def check_options(self, options: dict) -> dict:
-        options = super().check_options(options)
-        self.check_guidance_and_prime(options)
-        return options
-
-    def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
-        """See :func:`read_prime_video` (this prior's tokenizer and training clip)."""
-        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
+    def make_net(self) -> nn.Module:
+        return Prior(self.model_cfg)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
         """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames."""
@@ -187,7 +221,7 @@ class TwoStagePipeline(Pipeline):
         for key in ("temperature", "top_k", "top_p", "context_frames"):
             if key in options:
                 settings[key] = options[key]
-        net = self.prior(ema)
+        net = self.net(ema)
         return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
                                         captions=captions, frames=frames, prime_video=prime_video,
                                         use_cache=options.get("use_cache", True), **settings)
