@@ -61,8 +61,10 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
         "flow": {
             "plain": {"family": "flow", "tokenizer_run": str(latent_run), "model": {"preset": "tiny"}, "data": DATA,
                       "sample": {"steps": 2, "solver": "euler"}},
-            "rich": {"family": "flow", "tokenizer_run": str(latent_run), "model": {"preset": "tiny"}, "data": DATA,
-                     "condition": {"kind": "class", "dim": 8, "dropout": 0.3}, "loss": {"time_sampling": "uniform"},
+            "rich": {"family": "flow", "tokenizer_run": str(latent_run), "data": DATA,
+                     "model": {"preset": "tiny", "attention": "factorised", "cross_attention": True},
+                     "condition": {"kind": "text", "dim": 8, "text_heads": 2, "dropout": 0.3},
+                     "loss": {"time_sampling": "uniform"},
                      "optim": {"warmup_steps": 2}, "sample": {"steps": 2, "guidance": 2.0}},
         },
     }

@@ -111,8 +111,6 @@ def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forwa
     assert not torch.equal(a, pipe(2, seed=4, label=1, steps=3, solver="euler"))
     with pytest.raises(ConfigError, match="--steps 0"):
         pipe(1, steps=0)
-    with pytest.raises(ConfigError, match="sliding"):
-        pipe(1, frames=8)
     # a VQ tokenizer is refused by the flow family in one line
     vq = run_training({"family": "vqvae", "model": {"preset": "tiny"}, "data": DATA, "train": TRAIN},
                       run_dir=tmp_path / "vq", progress=False)
@@ -155,8 +153,8 @@ def test_primed_flow_sampling_keeps_the_observed_latent_frames(flow_run):
     assert not torch.equal(primed, pipe(2, seed=0, steps=3))
     with pytest.raises(ConfigError, match="--prime-frames needs --prime"):
         pipe(1, prime_frames=2)
-    with pytest.raises(ConfigError, match="observed latents"):
-        sample_flow_latents(pipe.net(), 2, torch.Generator(), known=torch.randn(2, 4, 3, 4, 4))
+    with pytest.raises(ConfigError, match="observed latents must be"):
+        sample_flow_latents(pipe.net(), 2, torch.Generator(), known=torch.randn(2, 3, 1, 4, 4))  # 3 channels, not 4
 
 
 def test_class_acc_sampling_options_are_parsed_and_checked_by_the_pipeline():
@@ -166,3 +164,168 @@ def test_class_acc_sampling_options_are_parsed_and_checked_by_the_pipeline():
                                                                          "guidance": 1.5}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_options(["steps"])
+
+
+def test_long_flow_sampling_returns_the_requested_frames_by_sliding_windows(flow_run):
+    """Past the training length each window holds the last latent frames as context and adds the rest."""
+    import videosynth
+    from videosynth.pipelines.flow import sample_flow_latents
+
+    pipe = videosynth.load(flow_run)  # 4 frames = 2 latent frames per window
+    net = pipe.net()
+    short = sample_flow_latents(net, 2, torch.Generator().manual_seed(5), steps=2)
+    long = sample_flow_latents(net, 2, torch.Generator().manual_seed(5), steps=2, total_t=5)
+    assert long.shape == (2, 4, 5, 4, 4) and torch.equal(long[:, :, :2], short)  # window 1 is the short sample
+    assert torch.equal(long, sample_flow_latents(net, 2, torch.Generator().manual_seed(5), steps=2, total_t=5))
+    clips = pipe(2, seed=1, frames=12, steps=2)  # 3x the training length
+    assert clips.shape == (2, 3, 12, 16, 16) and torch.equal(clips, pipe(2, seed=1, frames=12, steps=2))
+    assert pipe(1, seed=1, frames=2, steps=2).shape == (1, 3, 2, 16, 16)  # shorter: the first latent frame
+    # a long observation is kept whole and continued
+    known = torch.randn(2, 4, 3, 4, 4)
+    out = sample_flow_latents(net, 2, torch.Generator().manual_seed(0), steps=2, known=known, total_t=6)
+    assert out.shape == (2, 4, 6, 4, 4) and torch.equal(out[:, :, :3], known)
+    with pytest.raises(ConfigError, match="multiple"):
+        pipe(1, frames=7)
+    with pytest.raises(ConfigError, match="context_frames"):
+        pipe(1, frames=8, context_frames=2)
+    with pytest.raises(ConfigError, match="more than"):
+        sample_flow_latents(net, 2, torch.Generator(), known=known, total_t=2)
+
+
+def test_long_windows_hold_the_context_of_the_previous_window():
+    """A stub velocity that records its inputs: every window after the first starts from the last
+    ``context_t`` latent frames made so far, held exactly at the end of the window."""
+    from videosynth.pipelines.flow import sample_flow_latents
+
+    cfg = DiTConfig(**{**PRESETS["tiny"].__dict__, "latent_channels": 2, "latent_shape": (3, 2, 2)})
+
+    class Drift(torch.nn.Module):  # dx/dt = 1 everywhere: a window's new frames end at noise + 1
+        def __init__(self):
+            super().__init__()
+            self.cfg, self.w = cfg, torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, cond=None):
+            return torch.ones_like(x)
+
+    net = Conditioned(Drift(), None)
+    g = torch.Generator().manual_seed(0)
+    out = sample_flow_latents(net, 1, g, steps=2, solver="euler", total_t=7, context_t=1)
+    g = torch.Generator().manual_seed(0)
+    noises = [torch.randn(1, 2, 3, 2, 2, generator=g) for _ in range(3)]  # windows: 3 + 2 + 2 frames
+    assert torch.allclose(out[:, :, :3], noises[0] + 1)
+    assert torch.allclose(out[:, :, 3:5], noises[1][:, :, 1:] + 1)
+    assert torch.allclose(out[:, :, 5:7], noises[2][:, :, 1:] + 1)
+
+
+def _one_block(factorised: bool, **gates) -> "torch.nn.Module":
+    """A DiT block whose adaLN output is constant: the named gates open (1), every other chunk 0."""
+    from videosynth.models.dit import Block
+
+    block = Block(8, 2, 2, factorised=factorised)
+    torch.nn.init.zeros_(block.ada[-1].weight)
+    bias = torch.zeros(9 if factorised else 6, 8)
+    for index in gates.values():
+        bias[index] = 1.0
+    block.ada[-1].bias.data = bias.reshape(-1)
+    return block
+
+
+def test_factorised_attention_attends_within_frames_then_across_frames_at_one_position():
+    grid = (3, 2, 2)  # 3 latent frames of 2 x 2 tokens
+    x = torch.randn(1, 12, 8)
+    moved = x.clone()
+    moved[0, 0] += torch.randn(8)  # token (frame 0, position 0); not a constant, which LayerNorm removes
+    c = torch.zeros(1, 8)
+    changed = lambda block: (block(moved, c, grid) - block(x, c, grid)).abs().sum(-1)[0].view(3, 4) > 1e-6  # noqa: E731
+    spatial = changed(_one_block(True, spatial=2))  # only the spatial attention's gate open
+    assert spatial[0].all() and not spatial[1:].any()  # frame 0 only
+    temporal = changed(_one_block(True, temporal=8))  # only the temporal attention's gate open
+    assert temporal[:, 0].all() and not temporal[:, 1:].any()  # position 0 only, every frame
+    full = changed(_one_block(False, attention=2))
+    assert full.all()  # full attention: every token sees the change
+
+
+def test_cross_attention_reads_the_valid_condition_tokens_only():
+    cfg = DiTConfig(**{**PRESETS["tiny"].__dict__, "latent_channels": 2, "latent_shape": (2, 4, 4), "cond_dim": 8,
+                       "cross_attention": True})
+    net = DiT(cfg)
+    for module in net.modules():  # leave adaLN-Zero: random weights everywhere, so the context matters
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.2)
+    x, t, pooled = torch.randn(2, 2, 2, 4, 4), torch.rand(2), torch.randn(2, 8)
+    context, mask = torch.randn(2, 5, 8), torch.tensor([[True] * 3 + [False] * 2] * 2)
+    v = net(x, t, pooled, context, mask)
+    padded = context.clone()
+    padded[:, 3:] = 100.0  # masked positions: no effect
+    assert torch.allclose(net(x, t, pooled, padded, mask), v, atol=1e-5)
+    other = context.clone()
+    other[:, 0] += 1.0
+    assert not torch.allclose(net(x, t, pooled, other, mask), v)
+    with pytest.raises(ConfigError, match="cross_attention needs a condition"):
+        DiT(DiTConfig(**{**cfg.__dict__, "cond_dim": 0}))
+    with pytest.raises(ConfigError, match="model.attention"):
+        DiTConfig(attention="axial")
+
+
+def test_a_text_conditioned_cross_attention_dit_sees_pooled_and_tokens_of_one_dropout_draw():
+    from videosynth.conditioning import ConditionConfig, build_conditioner
+    from videosynth.conditioning.text import WordTokenizer
+
+    captions = ["a red circle moves left", "a blue square moves up"] * 8
+    cond = build_conditioner(ConditionConfig(kind="text", dim=8, dropout=0.5, text_heads=2, max_len=8,
+                                             vocab=WordTokenizer().fit(captions)))
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        takes_context = True
+
+        def forward(self, x, cond=None, context=None, context_mask=None):
+            seen.update(cond=cond, context=context, mask=context_mask)
+            return x
+
+    torch.manual_seed(0)
+    Conditioned(Probe(), cond.train())(torch.zeros(16, 1), captions=captions)
+    null_pooled = torch.isclose(seen["cond"], cond.null).all(1)
+    null_tokens = seen["mask"].sum(1) == 1
+    assert 0 < int(null_pooled.sum()) < 16 and torch.equal(null_pooled, null_tokens)  # the same rows dropped
+    assert torch.allclose(seen["context"][null_tokens, 0], cond.null.expand(int(null_tokens.sum()), 8))
+
+
+def test_encode_writes_float_latents_a_flow_run_trains_on_and_tokenize_is_the_same_command(flow_run, tmp_path, capsys):
+    """`videosynth encode` of a continuous tokenizer: the latents it encodes, read by a flow run with
+    latents: DIR (the same first-step loss as encoding on the fly); `tokenize` is the same command."""
+    import json
+
+    from videosynth.cli import main
+    from videosynth.data import DataConfig, build_dataset
+    from videosynth.data.tokens import LatentDataset, TokenDataset
+    from videosynth.errors import DataError
+    from videosynth.pipelines import TokenizerPipeline
+    from videosynth.train.run import run_training
+
+    tok = flow_run.parent / "kl"
+    cache = tmp_path / "latents"
+    assert main(["encode", str(tok), "bouncing-shapes", "--out", str(cache), "--batch-size", "3",
+                 "--shard-size", "5"]) == 0
+    assert "latents of 4 channels" in capsys.readouterr().out
+    data = LatentDataset(cache)
+    assert len(data) == DATA["num_samples"] and data.channels == 4 and data.latent_shape == (2, 4, 4)
+    first = build_dataset(DataConfig(**DATA), "train")[0]["video"]
+    tokenizer = TokenizerPipeline.from_run(tok, device="cpu")
+    assert torch.allclose(tokenizer.encode(first[None])[0], data[0]["latents"], atol=1e-5)  # batched conv: ulps
+    with pytest.raises(DataError, match="cache of latents, not tokens"):
+        TokenDataset(cache)
+    assert main(["tokenize", str(tok), "bouncing-shapes", "--out", str(tmp_path / "again"), "--split", "val"]) == 0
+    runs = {}
+    for name, extra in (("fly", {}), ("cached", {"latents": str(cache)})):
+        torch.manual_seed(0)
+        runs[name] = run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"},
+                                   "data": DATA, "condition": {"kind": "class", "dim": 8}, "train": TRAIN, **extra},
+                                  run_dir=tmp_path / name, progress=False)
+    losses = {k: [json.loads(l)["loss"] for l in (v / "log.jsonl").read_text().splitlines()]
+              for k, v in runs.items()}
+    assert losses["fly"] == pytest.approx(losses["cached"], rel=1e-4)
+    with pytest.raises(ConfigError, match="latent cache .* holds latents"):
+        run_training({"family": "flow", "tokenizer_run": str(tok), "latents": str(tmp_path / "again"),
+                      "model": {"preset": "tiny"}, "data": {**DATA, "frames": 2}, "train": TRAIN},
+                     run_dir=tmp_path / "bad", progress=False)

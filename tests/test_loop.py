@@ -211,3 +211,15 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     assert result["max_diff"] == 0.0
     _, meta = find_checkpoint(tmp_path / "run")
     assert meta["step"] == 4
+
+
+def test_time_limit_stops_with_a_checkpoint_and_resume_continues(tmp_path, capsys):
+    """train.time_limit ends the run at the first step past the limit, saved like a finished run."""
+    train(_cfg(steps=50, ckpt_every=100, time_limit=1e-9), TinyObjective, tmp_path, TinyClips(), progress=False)
+    path, meta = find_checkpoint(tmp_path)
+    assert path.name == "step-000001" and meta["step"] == 1
+    assert "time_limit" in capsys.readouterr().err
+    rows = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1]  # the last step is logged even off the log_every grid
+    train(_cfg(steps=4, ckpt_every=100), TinyObjective, tmp_path, TinyClips(), resume=True, progress=False)
+    assert find_checkpoint(tmp_path)[0].name == "step-000004"

@@ -23,7 +23,7 @@ COMMANDS = {
     "data": "scan a folder of videos, preview datasets",
     "eval": "FVD / IS / FID / KVD / reconstruction / weight-free metrics",
     "weights": "list the detector weights found on this machine",
-    "tokenize": "encode a dataset to VQ-VAE tokens",
+    "encode": "encode a dataset once: tokens (vq, fsq) or float latents (continuous); alias tokenize",
     "reconstruct": "VQ-VAE reconstructions side by side, with PSNR/SSIM",
 }
 

@@ -139,6 +139,16 @@ def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
     p.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
 
 
+def json_folder_made(fn):
+    """``fn(args)`` after creating the folder of ``--json OUT`` (so a result is never lost to a missing folder)."""
+    def run_with_folder(args: argparse.Namespace) -> int:
+        if getattr(args, "json", None):
+            Path(args.json).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return fn(args)
+
+    return run_with_folder
+
+
 def register(sub) -> None:
     p = sub.add_parser("eval", help="FVD / IS / FID / KVD / reconstruction / weight-free metrics",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,7 +169,7 @@ def register(sub) -> None:
             m.add_argument("--splits", type=int, default=10)
         if name == "fpd":
             m.add_argument("--dataset", choices=BUILTIN, help="built-in dataset of the probe (default: REAL's name)")
-        m.set_defaults(func=run)
+        m.set_defaults(func=json_folder_made(run))
 
     r = metrics.add_parser("recon", help="PSNR / SSIM (and LPIPS) between paired clips")
     r.add_argument("real")
@@ -168,14 +178,14 @@ def register(sub) -> None:
     r.add_argument("--lpips", action="store_true", help="also LPIPS-alex (needs its local weights file)")
     r.add_argument("--lpips-weights", help="the lpips_alex.safetensors file or its folder "
                    "(default: $VIDEOSYNTH_WEIGHTS, then the cache)")
-    r.set_defaults(func=run_recon)
+    r.set_defaults(func=json_folder_made(run_recon))
 
     t = metrics.add_parser("track", help="weight-free physics metrics on built-in data (real vs fake)")
     t.add_argument("real", help="built-in dataset (or any source of real clips)")
     t.add_argument("fake")
     _common(t, num=DEFAULT_TRACK_NUM)
     t.add_argument("--real-split", default="val")
-    t.set_defaults(func=run_track)
+    t.set_defaults(func=json_folder_made(run_track))
 
     tp = metrics.add_parser("train-probe", help="train the FPD probe network on a built-in dataset")
     tp.add_argument("dataset", choices=BUILTIN)
@@ -204,7 +214,7 @@ def register(sub) -> None:
     ca.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling option of the run's family, e.g. --option steps=8 --option solver=euler "
                          "(the names of `videosynth sample`'s family flags; repeatable)")
-    ca.set_defaults(func=run_class_acc)
+    ca.set_defaults(func=json_folder_made(run_class_acc))
 
 
 def _load(metric: str, args: argparse.Namespace):

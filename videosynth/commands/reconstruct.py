@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from videosynth.commands.tokenize import add_data_arguments, resolve_data
+from videosynth.commands.encode import add_data_arguments, resolve_data
 from videosynth.errors import ConfigError
 
 

@@ -85,6 +85,12 @@ class Conditioner(nn.Module):
         self.cfg = cfg
         self.dim = cfg.dim
 
+    def pooled_and_tokens(self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(pooled [B, D], tokens [B, L, D], mask [B, L])``: ``forward`` and ``tokens`` of one
+        condition-dropout draw (for networks that take both, e.g. adaLN plus cross-attention)."""
+        raise NotImplementedError
+
     def null_mask(self, is_null: torch.Tensor, force_null: bool) -> torch.Tensor:
         """BoolTensor[B] (on ``is_null``'s device): True where the null condition is used."""
         if force_null:

@@ -51,6 +51,10 @@ class ClassConditioner(Conditioner):
         self, labels: torch.Tensor, captions: list[str] | None = None, force_null: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A single token per sample: (FloatTensor[B, 1, dim], BoolTensor[B, 1] all True)."""
+        return self.pooled_and_tokens(labels, captions, force_null)[1:]
+
+    def pooled_and_tokens(self, labels: torch.Tensor, captions: list[str] | None = None, force_null: bool = False):
+        """``(forward(...), *tokens(...))`` with one condition-dropout draw."""
         vectors = self.forward(labels, captions, force_null)
         mask = torch.ones(vectors.shape[0], 1, dtype=torch.bool, device=vectors.device)  # (B, 1)
-        return vectors.unsqueeze(1), mask  # (B, 1, D)
+        return vectors, vectors.unsqueeze(1), mask  # (B, D), (B, 1, D), (B, 1)

@@ -114,23 +114,32 @@ class PretrainedTextConditioner(Conditioner):
             hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
         return hidden.float(), mask.bool(), is_null
 
-    def forward(
-        self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
-    ) -> torch.Tensor:
-        """captions list[str] (len B; "" = null) -> FloatTensor[B, dim]; labels are ignored."""
-        hidden, mask, is_null = self._encode(captions, force_null)
+    def _pooled(self, hidden: torch.Tensor, mask: torch.Tensor, is_null: torch.Tensor) -> torch.Tensor:
         weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
         mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
         pooled = self.proj(mean)  # (B, D)
         return torch.where(is_null.unsqueeze(1), self.null.to(pooled.dtype), pooled)  # (B, D)
 
+    def _tokens(self, hidden: torch.Tensor, mask: torch.Tensor, is_null: torch.Tensor):
+        states = self.proj(hidden) * mask.unsqueeze(-1)  # (B, L, D) padding zeroed
+        return null_tokens_like(states, mask, self.null, is_null)
+
+    def forward(
+        self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
+    ) -> torch.Tensor:
+        """captions list[str] (len B; "" = null) -> FloatTensor[B, dim]; labels are ignored."""
+        return self._pooled(*self._encode(captions, force_null))
+
     def tokens(
         self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """captions -> (FloatTensor[B, max_len, dim], BoolTensor[B, max_len] True = valid)."""
-        hidden, mask, is_null = self._encode(captions, force_null)
-        states = self.proj(hidden) * mask.unsqueeze(-1)  # (B, L, D) padding zeroed
-        return null_tokens_like(states, mask, self.null, is_null)
+        return self._tokens(*self._encode(captions, force_null))
+
+    def pooled_and_tokens(self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False):
+        """``(forward(...), *tokens(...))`` with one encoding and one condition-dropout draw."""
+        encoded = self._encode(captions, force_null)
+        return (self._pooled(*encoded), *self._tokens(*encoded))
 
 
 def _drop_frozen_encoder(module, state_dict, prefix, local_metadata) -> None:

@@ -154,9 +154,7 @@ class TextConditioner(Conditioner):
         self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
     ) -> torch.Tensor:
         """captions list[str] (len B; "" = null) -> FloatTensor[B, dim] (``<cls>`` state); labels are ignored."""
-        states, _, is_null = self._encode(captions, force_null)
-        pooled = states[:, 0]  # (B, D) the <cls> position
-        return torch.where(is_null.unsqueeze(1), self.null.to(pooled.dtype), pooled)  # (B, D)
+        return self.pooled_and_tokens(labels, captions, force_null)[0]  # (B, D) the <cls> position, or the null
 
     def tokens(
         self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
@@ -164,3 +162,9 @@ class TextConditioner(Conditioner):
         """captions -> (FloatTensor[B, max_len, dim], BoolTensor[B, max_len] True = valid)."""
         states, mask, is_null = self._encode(captions, force_null)
         return null_tokens_like(states, mask, self.null, is_null)
+
+    def pooled_and_tokens(self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False):
+        """``(forward(...), *tokens(...))`` with one encoding and one condition-dropout draw."""
+        states, mask, is_null = self._encode(captions, force_null)
+        pooled = torch.where(is_null.unsqueeze(1), self.null.to(states.dtype), states[:, 0])  # (B, D)
+        return (pooled, *null_tokens_like(states, mask, self.null, is_null))

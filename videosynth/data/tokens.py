@@ -1,9 +1,16 @@
-"""The token cache: a dataset's clips encoded once by a trained tokenizer, read back as a dataset.
+"""The latent cache: a dataset's clips encoded once by a trained tokenizer, read back as a dataset.
 
-Written by ``videosynth tokenize``, read by a transformer run with ``tokens: DIR``: ``index.json``
-(format, version, tokenizer run and weights hash, data config, class names, captions, shards)
-plus ``shard-NNNNN.safetensors`` files holding ``tokens`` int16/int32 ``[n, t, h, w]`` and
-``labels`` int64 ``[n]``. The index is written last, atomically, so a half-written cache has none.
+Written by ``videosynth encode`` (or its older name ``videosynth tokenize``): ``index.json``
+(format, version, kind, tokenizer run and weights hash, data config, class names, captions,
+shards) plus ``shard-NNNNN.safetensors`` files holding ``labels`` int64 ``[n]`` and either
+
+- ``tokens`` int16/int32 ``[n, t, h, w]`` (kind ``tokens``: a vq / fsq tokenizer), read by a
+  transformer run with ``tokens: DIR`` (:class:`TokenDataset`), or
+- ``latents`` float32 ``[n, c, t, h, w]`` (kind ``latents``: a continuous tokenizer's mean
+  latents, not normalised), read by a flow run with ``latents: DIR`` (:class:`LatentDataset`).
+
+The index is written last, atomically, so a half-written cache has none. Caches written before
+``kind`` existed hold tokens.
 """
 
 from __future__ import annotations
@@ -19,27 +26,32 @@ from videosynth.errors import DataError
 TOKEN_FORMAT = "videosynth-tokens"
 TOKEN_FORMAT_VERSION = 1
 INT16_MAX_VOCAB = 2**15  # codebooks up to this size are stored as int16
+KINDS = ("tokens", "latents")
 
 
 def write_token_cache(out: str | Path, shards: list[dict[str, torch.Tensor]], meta: dict) -> Path:
     """Write token shards and ``index.json`` (last, atomically) into ``out``; returns the index path.
 
-    ``shards``: dicts with ``tokens`` int64 ``[n, t, h, w]`` and ``labels`` int64 ``[n]``;
+    ``shards``: dicts with ``labels`` int64 ``[n]`` and ``tokens`` int64 ``[n, t, h, w]`` (``meta["kind"]``
+    ``tokens``, the default) or ``latents`` float ``[n, c, t, h, w]`` (kind ``latents``);
     ``meta``: JSON-able facts (tokenizer run, hash, data config, captions, class names, ...).
     """
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dtype = torch.int16 if meta["codebook_size"] <= INT16_MAX_VOCAB else torch.int32
+    kind = meta.setdefault("kind", "tokens")
+    if kind == "tokens":
+        dtype = torch.int16 if meta["codebook_size"] <= INT16_MAX_VOCAB else torch.int32
+    else:
+        dtype = torch.float32
     entries, total = [], 0
     for i, shard in enumerate(shards):
         name = f"shard-{i:05d}.safetensors"
         tmp = out / f".{name}.tmp-{os.getpid()}"
-        save_file({"tokens": shard["tokens"].to(dtype).contiguous(), "labels": shard["labels"].long().contiguous()},
-                  str(tmp))
+        save_file({kind: shard[kind].to(dtype).contiguous(), "labels": shard["labels"].long().contiguous()}, str(tmp))
         os.replace(tmp, out / name)
-        n = int(shard["tokens"].shape[0])
+        n = int(shard[kind].shape[0])
         entries.append({"file": name, "start": total, "count": n})
         total += n
     index = {"format": TOKEN_FORMAT, "version": TOKEN_FORMAT_VERSION, **meta, "num": total, "shards": entries}
@@ -49,15 +61,11 @@ def write_token_cache(out: str | Path, shards: list[dict[str, torch.Tensor]], me
     return out / "index.json"
 
 
-class TokenDataset(torch.utils.data.Dataset):
-    """A token cache as a dataset.
+class _Cache(torch.utils.data.Dataset):
+    """A cache of one ``kind`` read whole into memory (the shared reader of both dataset classes)."""
 
-    Items: ``{"tokens": int64 [t, h, w], "label": int64 scalar, "caption": str}`` (no ``video``:
-    a prior trained on a cache never decodes clips); exposes ``class_names``, ``captions()``, ``latent_shape`` and ``index``.
-
-    Raises:
-        DataError: missing / unreadable index or shard, or a foreign format.
-    """
+    kind = ""
+    reader = ""  # how a run reads this kind, for messages
 
     def __init__(self, root: str | Path):
         from safetensors import SafetensorError
@@ -68,30 +76,73 @@ class TokenDataset(torch.utils.data.Dataset):
         try:
             self.index = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise DataError(f"token cache index {path} is missing or unreadable ({exc}); run `videosynth tokenize`") from None
+            raise DataError(f"cache index {path} is missing or unreadable ({exc}); run `videosynth encode`") from None
         if self.index.get("format") != TOKEN_FORMAT:
-            raise DataError(f"{path} is not a videosynth token cache (format {self.index.get('format')!r})")
-        tokens, labels = [], []
+            raise DataError(f"{path} is not a videosynth latent cache (format {self.index.get('format')!r})")
+        kind = self.index.get("kind", "tokens")
+        if kind != self.kind:
+            raise DataError(f"{self.root} is a cache of {kind}, not {self.kind}; {self.reader} "
+                            f"(re-encode with the matching tokenizer)")
+        values, labels = [], []
         for entry in self.index["shards"]:
             try:
                 shard = load_file(str(self.root / entry["file"]))
-            except (OSError, SafetensorError) as exc:
-                raise DataError(f"token shard {self.root / entry['file']} is unreadable ({exc}); re-run tokenize") from None
-            tokens.append(shard["tokens"])
-            labels.append(shard["labels"])
-        self.tokens = torch.cat(tokens) if tokens else torch.zeros(0, *self.index["latent_shape"], dtype=torch.int16)
+                values.append(shard[kind])
+                labels.append(shard["labels"])
+            except (OSError, SafetensorError, KeyError) as exc:
+                raise DataError(f"cache shard {self.root / entry['file']} is unreadable ({exc}); re-run encode") from None
+        self.values = torch.cat(values) if values else torch.zeros(0, *self.index["latent_shape"])
         self.labels = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
-        self._captions = list(self.index.get("captions") or [""] * len(self.tokens))
+        self._captions = list(self.index.get("captions") or [""] * len(self.values))
         self.class_names = list(self.index.get("class_names", []))
         self.latent_shape = tuple(self.index["latent_shape"])
-        if len(self._captions) != len(self.tokens) or len(self.labels) != len(self.tokens):
-            raise DataError(f"token cache {self.root} is inconsistent (counts differ); re-run tokenize")
+        if len(self._captions) != len(self.values) or len(self.labels) != len(self.values):
+            raise DataError(f"cache {self.root} is inconsistent (counts differ); re-run encode")
 
     def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"tokens": self.tokens[i].long(), "label": self.labels[i], "caption": self._captions[i]}
+        return len(self.values)
 
     def captions(self) -> list[str]:
         return sorted(set(self._captions))
+
+
+class TokenDataset(_Cache):
+    """A token cache as a dataset.
+
+    Items: ``{"tokens": int64 [t, h, w], "label": int64 scalar, "caption": str}`` (no ``video``:
+    a prior trained on a cache never decodes clips); exposes ``class_names``, ``captions()``, ``latent_shape`` and ``index``.
+
+    Raises:
+        DataError: missing / unreadable index or shard, a foreign format, or a cache of latents.
+    """
+
+    kind = "tokens"
+    reader = "a transformer run reads tokens (tokens: DIR) from a vq or fsq tokenizer"
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        return self.values
+
+    def __getitem__(self, i: int) -> dict:
+        return {"tokens": self.values[i].long(), "label": self.labels[i], "caption": self._captions[i]}
+
+
+class LatentDataset(_Cache):
+    """A latent cache as a dataset: items ``{"latents": float32 [c, t, h, w], "label", "caption"}``.
+
+    The latents are the tokenizer's mean latents as ``encode`` gives them (not normalised);
+    ``latent_shape`` is ``(t, h, w)`` and ``channels`` is ``c``.
+
+    Raises:
+        DataError: missing / unreadable index or shard, a foreign format, or a cache of tokens.
+    """
+
+    kind = "latents"
+    reader = "a flow run reads latents (latents: DIR) from a continuous tokenizer"
+
+    @property
+    def channels(self) -> int:
+        return int(self.index.get("channels", self.values.shape[1] if len(self.values) else 0))
+
+    def __getitem__(self, i: int) -> dict:
+        return {"latents": self.values[i].float(), "label": self.labels[i], "caption": self._captions[i]}

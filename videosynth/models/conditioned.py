@@ -34,7 +34,9 @@ def null_inputs(n: int, labels: torch.Tensor | None, captions: list[str] | None)
 class Conditioned(nn.Module):
     """``net`` and its ``conditioner`` (or None): ``forward(*inputs, labels=, captions=, **kw)``.
 
-    Returns ``net(x, cond=cond, **kw)`` for one input, or a tuple of those for several.
+    Returns ``net(x, cond=cond, **kw)`` for one input, or a tuple of those for several. A
+    network with ``takes_context = True`` also gets the condition's token sequence,
+    ``context=[B, L, D]`` and ``context_mask=[B, L]`` (True = valid), from the same draw.
     ``labels`` int64 ``[B]`` (-1 = none) and ``captions`` (``""`` = none) may be omitted:
     they default to the null condition for ``B`` = the first input's batch size (or the
     ``int`` the first input is, for generators that take a clip count).
@@ -59,7 +61,13 @@ class Conditioned(nn.Module):
                 force_null: bool = False, **kwargs):
         first = inputs[0]
         n = first if isinstance(first, int) else first.shape[0]
-        cond = self.condition(labels, captions, n, force_null)
+        if getattr(self.net, "takes_context", False) and self.conditioner is not None:
+            # pooled vector and token sequence of one condition draw (cross-attention networks)
+            cond, context, mask = self.conditioner.pooled_and_tokens(*null_inputs(n, labels, captions),
+                                                                     force_null=force_null)
+            kwargs = {**kwargs, "context": context, "context_mask": mask}
+        else:
+            cond = self.condition(labels, captions, n, force_null)
         outs = tuple(self.net(x, cond=cond, **kwargs) for x in inputs)
         return outs[0] if len(outs) == 1 else outs
 

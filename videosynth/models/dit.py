@@ -3,18 +3,22 @@
 DiT (Peebles & Xie 2023, "Scalable Diffusion Models with Transformers") extended to the
 ``(t, h, w)`` latent grid of a video autoencoder as in Latte (Ma et al. 2024): the latent
 ``[B, C, t, h, w]`` is cut into ``patch`` cubes, each embedded as one token with a learned
-position; every block is full space-time self-attention (``scaled_dot_product_attention``) and an
-MLP, each modulated by adaLN-Zero -- shift, scale and a gate regressed from the conditioning
-vector ``c = embed(flow time) + embed(pooled condition)``, the gates starting at zero so every
-block starts as the identity; a final adaLN layer maps tokens back to patches of velocity.
+position. Every block is self-attention (``scaled_dot_product_attention``) and an MLP, each
+modulated by adaLN-Zero -- shift, scale and a gate regressed from the conditioning vector
+``c = embed(flow time) + embed(pooled condition)``, the gates starting at zero so every block
+starts as the identity; a final adaLN layer maps tokens back to patches of velocity.
+
+``attention: full`` attends over all space-time tokens at once; ``factorised`` (Latte's
+variant 1, as in TimeSformer's divided attention) attends within each latent frame, then
+across frames at each spatial position -- ``t + h*w`` keys per token instead of ``t*h*w``.
+``cross_attention: true`` adds, after self-attention, attention from the video tokens to the
+condition's token sequence (text tokens; a class is one token), as PixArt-alpha does; its
+output projection starts at zero.
 
 This file holds, in reading order: :class:`DiTConfig` with :data:`PRESETS`, the time
-embedding, the block, and :class:`DiT`. The model predicts the velocity ``[B, C, t, h, w]`` of
-the flow at time ``t`` (``float32 [B]`` in ``[0, 1]``); the path convention is in
-:mod:`videosynth.sampling.flow`.
-
-Not here yet: cross-attention to sequence conditions (text tokens, audio frames) and factorised
-space/time attention; the pooled condition reaches every block through adaLN.
+embedding, attention, the block, and :class:`DiT`. The model predicts the velocity
+``[B, C, t, h, w]`` of the flow at time ``t`` (``float32 [B]`` in ``[0, 1]``); the path
+convention is in :mod:`videosynth.sampling.flow`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
+
+ATTENTION = ("full", "factorised")
 
 # Sinusoidal time features (as DiT): frequencies from 1 to 1/MAX_PERIOD over half the width.
 TIME_FREQUENCIES = 256
@@ -47,8 +53,12 @@ class DiTConfig:
     heads: int = checked(4, at_least(1))
     mlp_ratio: int = checked(4, at_least(1))
     cond_dim: int = checked(0, at_least(0))  # pooled condition width (0 = unconditional)
+    attention: str = "full"  # "full" space-time | "factorised" space then time
+    cross_attention: bool = False  # attend to the condition's token sequence (needs a condition)
 
     def __post_init__(self) -> None:
+        if self.attention not in ATTENTION:
+            raise ConfigError(f"model.attention must be one of {list(ATTENTION)}, got '{self.attention}'")
         self.latent_shape = tuple(int(v) for v in self.latent_shape)
         self.patch = tuple(int(v) for v in self.patch)
         if len(self.latent_shape) != 3 or len(self.patch) != 3:
@@ -93,27 +103,75 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
-class Block(nn.Module):
-    """Space-time self-attention and an MLP, each behind adaLN-Zero modulation by ``c``."""
+def self_attention(x: torch.Tensor, qkv: nn.Linear, proj: nn.Linear, heads: int) -> torch.Tensor:
+    """Multi-head self-attention of tokens ``x [B, N, W]`` (fused query/key/value projection)."""
+    b, n, w = x.shape
+    q, k, v = qkv(x).view(b, n, 3, heads, w // heads).unbind(2)  # each (B, N, h, d)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # (B, h, N, d)
+    return proj(out.transpose(1, 2).reshape(b, n, w))
 
-    def __init__(self, width: int, heads: int, mlp_ratio: int):
+
+class CrossAttention(nn.Module):
+    """Attention from tokens ``x [B, N, W]`` to a condition sequence ``context [B, L, D]``."""
+
+    def __init__(self, width: int, heads: int, context_dim: int):
         super().__init__()
         self.heads = heads
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(context_dim, 2 * width)
+        self.proj = nn.Linear(width, width)  # zero-initialised in DiT.__init__: starts as no change
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask [B, L]`` (True = attend) hides the context's padding."""
+        b, n, w = x.shape
+        d = w // self.heads
+        q = self.q(self.norm(x)).view(b, n, self.heads, d).transpose(1, 2)  # (B, h, N, d)
+        k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, d).permute(2, 0, 3, 1, 4)  # (B, h, L, d)
+        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, L)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, N, d)
+        return self.proj(out.transpose(1, 2).reshape(b, n, w))
+
+
+class Block(nn.Module):
+    """Self-attention (full, or space then time), optional cross-attention, an MLP; adaLN-Zero by ``c``."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int, factorised: bool = False,
+                 context_dim: int | None = None):
+        super().__init__()
+        self.heads, self.factorised = heads, factorised
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.qkv = nn.Linear(width, 3 * width)
+        self.qkv = nn.Linear(width, 3 * width)  # full space-time attention, or within each frame
         self.proj = nn.Linear(width, width)
+        if factorised:  # then across frames, with its own modulation
+            self.norm_t = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+            self.qkv_t = nn.Linear(width, 3 * width)
+            self.proj_t = nn.Linear(width, width)
+        self.cross = CrossAttention(width, heads, context_dim) if context_dim else None
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(approximate="tanh"),
                                  nn.Linear(mlp_ratio * width, width))
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))  # zero-initialised in DiT.__init__
+        # shift, scale and gate of attention, MLP (and temporal attention): zero-initialised in DiT.__init__
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, (9 if factorised else 6) * width))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int],
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [B, N, W]`` tokens in ``(t, h, w)`` order, ``c [B, W]``, ``grid`` the token grid ``(t, h, w)``."""
         b, n, w = x.shape
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=1)  # each (B, W)
-        q, k, v = self.qkv(modulate(self.norm1(x), shift1, scale1)).view(b, n, 3, self.heads, w // self.heads).unbind(2)
-        attn = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # (B, h, N, d)
-        x = x + gate1[:, None] * self.proj(attn.transpose(1, 2).reshape(b, n, w))
-        return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        mod = self.ada(c).chunk(9 if self.factorised else 6, dim=1)  # each (B, W)
+        h = modulate(self.norm1(x), mod[0], mod[1])
+        if self.factorised:
+            gt, gh, gw = grid
+            h = self_attention(h.reshape(b * gt, gh * gw, w), self.qkv, self.proj, self.heads)  # within frames
+            x = x + mod[2][:, None] * h.reshape(b, n, w)
+            h = modulate(self.norm_t(x), mod[6], mod[7]).view(b, gt, gh * gw, w).transpose(1, 2)  # (B, hw, t, W)
+            h = self_attention(h.reshape(b * gh * gw, gt, w), self.qkv_t, self.proj_t, self.heads)  # across frames
+            x = x + mod[8][:, None] * h.view(b, gh * gw, gt, w).transpose(1, 2).reshape(b, n, w)
+        else:
+            x = x + mod[2][:, None] * self_attention(h, self.qkv, self.proj, self.heads)
+        if self.cross is not None and context is not None:
+            x = x + self.cross(x, context, context_mask)
+        return x + mod[5][:, None] * self.mlp(modulate(self.norm2(x), mod[3], mod[4]))
 
 
 class DiT(nn.Module):
@@ -127,15 +185,24 @@ class DiT(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_tokens, w) * 0.02)
         self.time_embed = nn.Sequential(nn.Linear(TIME_FREQUENCIES, w), nn.SiLU(), nn.Linear(w, w))
         self.cond_embed = nn.Linear(cfg.cond_dim, w) if cfg.cond_dim else None
-        self.blocks = nn.ModuleList(Block(w, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        if cfg.cross_attention and not cfg.cond_dim:
+            raise ConfigError("model.cross_attention needs a condition (condition.kind class or text)")
+        self.takes_context = cfg.cross_attention  # Conditioned hands over the condition's tokens
+        self.blocks = nn.ModuleList(
+            Block(w, cfg.heads, cfg.mlp_ratio, cfg.attention == "factorised", cfg.cond_dim if cfg.cross_attention else None)
+            for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(w, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(w, 2 * w))
         self.out = nn.Linear(w, math.prod(cfg.patch) * c)
-        for module in [*(b.ada[-1] for b in self.blocks), self.ada_out[-1], self.out]:  # adaLN-Zero
+        zeroed = [*(b.ada[-1] for b in self.blocks), self.ada_out[-1], self.out]  # adaLN-Zero
+        zeroed += [b.cross.proj for b in self.blocks if b.cross is not None]
+        for module in zeroed:
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Velocity ``[B, C, t, h, w]``; ``context [B, L, cond_dim]`` / ``context_mask [B, L]`` for cross-attention."""
         cfg = self.cfg
         if x.dim() != 5 or tuple(x.shape[1:]) != (cfg.latent_channels, *cfg.latent_shape):
             raise ConfigError(f"DiT expects latents [B, {cfg.latent_channels}, {', '.join(map(str, cfg.latent_shape))}]"
@@ -146,7 +213,7 @@ class DiT(nn.Module):
         if self.cond_embed is not None and cond is not None:
             c = c + self.cond_embed(cond)
         for block in self.blocks:
-            tokens = block(tokens, c)
+            tokens = block(tokens, c, cfg.grid, context, context_mask)
         shift, scale = self.ada_out(c).chunk(2, dim=1)
         patches = self.out(modulate(self.norm_out(tokens), shift, scale))  # (B, N, prod(patch) * C)
         return self.unpatchify(patches)

@@ -490,6 +490,10 @@ PRESETS: dict[str, VQVAEConfig] = {
     "shapes-32x32x8": VQVAEConfig(
         hidden=32, n_res_blocks=1, downsample=(2, 4, 4), codebook_size=64, code_dim=16
     ),
+    # 16 frames of 64x64 -> 4x16x16 latents (coloured two-object shapes, configs/vqvae/shapes-kl-64x64x16.yaml)
+    "shapes-64x64x16": VQVAEConfig(
+        hidden=64, n_res_blocks=2, downsample=(4, 4, 4), codebook_size=256, code_dim=32
+    ),
     # VideoGPT's UCF-101 tokenizer scale: 16x64x64 -> 4x16x16 tokens, 1024 codes
     "ucf-64x64x16": VQVAEConfig(
         hidden=240, n_res_blocks=4, downsample=(4, 4, 4), codebook_size=1024, code_dim=256

@@ -13,7 +13,9 @@ from videosynth.models.conditioned import Conditioned, null_inputs
 from videosynth.models.dit import DiT, DiTConfig
 from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option
-from videosynth.pipelines.two_stage import PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline, primed_frames
+from videosynth.pipelines.two_stage import (CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline,
+                                             primed_frames)
+from videosynth.sampling.ar import decode_tokens
 from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
 
 
@@ -36,40 +38,83 @@ def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torc
     return tokenizer
 
 
-@torch.no_grad()
-def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
-                        captions: list[str] | None = None, steps: int = 16, solver: str = "heun",
-                        guidance: float = 1.0, known: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalised latents ``float32 [n, c, t, h, w]``: noise drawn on the CPU from ``generator`` and
-    integrated from t = 0 to 1 through ``net``'s (guided) velocity.
+def check_known(known: torch.Tensor, n: int, cfg: DiTConfig) -> None:
+    """Observed latents must be ``[n, c, k, h, w]`` on the model's channels and grid (any ``k >= 1``)."""
+    c, (_, h, w) = cfg.latent_channels, cfg.latent_shape
+    if known.dim() != 5 or known.shape[0] != n or known.shape[1] != c or tuple(known.shape[3:]) != (h, w) \
+            or known.shape[2] < 1:
+        raise ConfigError(f"observed latents must be [{n}, {c}, k, {h}, {w}], got {list(known.shape)}")
 
-    ``known`` (normalised latents ``[n, c, k, h, w]``, ``k <= t``) are observed first latent frames,
-    held on their path and returned exactly (:func:`~videosynth.sampling.flow.keep_known`).
-    """
-    cfg: DiTConfig = net.net.cfg
-    device = next(net.parameters()).device
-    x0 = torch.randn(n, cfg.latent_channels, *cfg.latent_shape, generator=generator).to(device)
+
+@torch.no_grad()
+def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, captions: list[str], steps: int,
+                  solver: str, guidance: float, known: torch.Tensor | None = None) -> torch.Tensor:
+    """One window of the model's latent length from noise ``x0 [n, c, t, h, w]``; ``known [n, c, k <= t, h, w]``
+    (first latent frames) are held on their path and returned exactly."""
     project = None
     if known is not None:
         k = known.shape[2]
-        if known.dim() != 5 or known.shape[0] != n or tuple(known.shape[3:]) != cfg.latent_shape[1:] or \
-                known.shape[1] != cfg.latent_channels or k > cfg.latent_shape[0]:
-            raise ConfigError(f"observed latents must be [{n}, {cfg.latent_channels}, k<={cfg.latent_shape[0]}, "
-                              f"{cfg.latent_shape[1]}, {cfg.latent_shape[2]}], got {list(known.shape)}")
         full = torch.zeros_like(x0)
-        full[:, :, :k] = known.to(device)
+        full[:, :, :k] = known.to(x0.device)
         mask = torch.zeros_like(x0, dtype=torch.bool)
         mask[:, :, :k] = True
         project = keep_known(x0, full, mask)
+
+    def model(x, t, null):
+        return net(x, labels=labels, captions=captions, force_null=null, t=t).float()
+
+    return integrate(guided(model, guidance), x0, steps, solver, project)
+
+
+@torch.no_grad()
+def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+                        captions: list[str] | None = None, steps: int = 16, solver: str = "heun",
+                        guidance: float = 1.0, known: torch.Tensor | None = None, total_t: int | None = None,
+                        context_t: int | None = None) -> torch.Tensor:
+    """Normalised latents ``float32 [n, c, total_t, h, w]`` integrated from noise through ``net``'s (guided) velocity.
+
+    ``total_t`` latent frames (default: the model's length ``t``). Past ``t``, by sliding windows:
+    each next window of ``t`` frames holds the last ``context_t`` latent frames made so far
+    (default ``t // 2``) as observed context and adds ``t - context_t`` new ones; positions restart
+    at 0 in every window. Noise for every window is drawn on the CPU from ``generator``, in order.
+
+    ``known`` (normalised latents ``[n, c, k, h, w]``): observed first latent frames, held on their
+    path and returned exactly (:func:`~videosynth.sampling.flow.keep_known`); with ``k > t`` the clip
+    continues from their last ``context_t`` frames.
+
+    Raises:
+        ConfigError: ``context_t`` outside ``[1, t)`` when windows are needed, bad ``known`` shape.
+    """
+    cfg: DiTConfig = net.net.cfg
+    device = next(net.parameters()).device
+    t = cfg.latent_shape[0]
+    total_t = t if total_t is None else total_t
+    context_t = t // 2 if context_t is None else context_t
+    if total_t < 1:
+        raise ConfigError(f"total_t must be at least 1 latent frame, got {total_t}")
+    observed = 0
+    if known is not None:
+        check_known(known, n, cfg)
+        observed = known.shape[2]
+        if observed > total_t:
+            raise ConfigError(f"{observed} observed latent frames are more than the {total_t} requested")
+    if max(total_t, observed) > t and not 1 <= context_t < t:
+        raise ConfigError(f"context_frames must be in [1, {t}) latent frames to continue past {t}, got {context_t}")
     labels, captions = null_inputs(n, labels, captions)
     labels = labels.to(device)
+    shape = (n, cfg.latent_channels, *cfg.latent_shape)
     was_training = net.training
     net.eval()
     try:
-        def model(x, t, null):
-            return net(x, labels=labels, captions=captions, force_null=null, t=t).float()
+        def window(context: torch.Tensor | None) -> torch.Tensor:
+            x0 = torch.randn(shape, generator=generator).to(device)
+            return sample_window(net, x0, labels, captions, steps, solver, guidance, context)
 
-        return integrate(guided(model, guidance), x0, steps, solver, project)
+        out = known.to(device) if observed > t else window(known)  # (n, c, >= t, h, w)
+        while out.shape[2] < total_t:
+            new = window(out[:, :, out.shape[2] - context_t:])  # (n, c, t, h, w), its first context_t kept
+            out = torch.cat([out, new[:, :, context_t:]], dim=2)
+        return out[:, :, :total_t]
     finally:
         net.train(was_training)
 
@@ -77,18 +122,34 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
 @torch.no_grad()
 def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Generator,
                 labels: torch.Tensor | None = None, captions: list[str] | None = None, steps: int = 16,
-                solver: str = "heun", guidance: float = 1.0, prime_video: torch.Tensor | None = None) -> torch.Tensor:
+                solver: str = "heun", guidance: float = 1.0, prime_video: torch.Tensor | None = None,
+                frames: int | None = None, context_frames: int | None = None) -> torch.Tensor:
     """``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]`` (:func:`sample_flow_latents`, denormalised, decoded).
 
+    ``frames``: clip length (a multiple of the tokenizer's time downsampling; default the model's);
+    longer than training by sliding windows of ``context_frames`` latent frames of context.
     ``prime_video`` ``float32 [n, C, T0, H, W]`` in ``[-1, 1]``: observed first frames (``T0`` a multiple
-    of the tokenizer's time downsampling), encoded and kept as the first latent frames.
+    of the time downsampling, at most ``frames``), encoded and kept as the first latent frames.
+
+    Raises:
+        ConfigError: a frame count that is not a multiple of the time downsampling, a prime longer
+            than the clip.
     """
+    dt = tokenizer.cfg.downsample[0]
+    total_t = None
+    if frames is not None:
+        if frames % dt:
+            raise ConfigError(f"frames={frames} is not a multiple of the tokenizer's time downsampling {dt}")
+        total_t = frames // dt
     known = None
     if prime_video is not None:
+        if prime_video.shape[2] % dt:
+            raise ConfigError(f"prime_video has {prime_video.shape[2]} frames, not a multiple of {dt}")
         device = next(tokenizer.parameters()).device
         known = tokenizer.quantizer.normalize(tokenizer.encode(prime_video.to(device)))  # (n, c, k, h, w)
-    latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known)
-    return tokenizer.decode(tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
+    latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known, total_t,
+                                  context_frames)
+    return decode_tokens(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
 class FlowPipeline(LatentStagePipeline):
@@ -104,6 +165,7 @@ class FlowPipeline(LatentStagePipeline):
         Option("solver", str, "ODE solver", choices=SOLVERS),
         Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)",
                field_check(FlowSampleConfig, "guidance")),
+        CONTEXT_OPTION,
         *PRIME_OPTIONS,
     )
 
@@ -114,12 +176,9 @@ class FlowPipeline(LatentStagePipeline):
         return DiT(self.model_cfg)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
-        trained = self.data.frames
-        if frames is not None and frames != trained:
-            raise ConfigError(f"this flow run generates {trained} frames; --frames {frames} (longer videos by "
-                              "sliding windows) is not available for flow runs yet")
         s = self.sample_cfg
         return sample_flow(self.net(ema), self.tokenizer.model, n, generator, labels, captions,
                            steps=options.get("steps", s.steps), solver=options.get("solver", s.solver),
                            guidance=options.get("guidance", s.guidance),
-                           prime_video=primed_frames(options, n, self.read_prime))
+                           prime_video=primed_frames(options, n, self.read_prime), frames=frames,
+                           context_frames=options.get("context_frames", s.context_frames))

@@ -136,6 +136,10 @@ def primed_frames(options: dict, n: int, read) -> torch.Tensor | None:
     return prime_video
 
 
+# Videos longer than training: sliding windows, each starting from the last latent frames made so far.
+CONTEXT_OPTION = Option("context_frames", int, "latent frames of context per window when sampling past the "
+                        "training length (default: half a window)", at_least(0))
+
 # The options of every generator that can continue observed frames (video prediction).
 PRIME_OPTIONS = (
     Option("prime", str, "a video whose first frames are continued (video prediction)"),
@@ -203,8 +207,7 @@ class TwoStagePipeline(LatentStagePipeline):
                field_check(ARSampleConfig, "top_p")),
         Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)",
                field_check(ARSampleConfig, "guidance_scale")),
-        Option("context_frames", int, "latent frames re-primed per window when rolling out past the training length",
-               field_check(ARSampleConfig, "context_frames")),
+        CONTEXT_OPTION,
         Option("use_cache", bool, "KV-cached decoding (default on; off = the slow reference path)"),
         *PRIME_OPTIONS,
     )

@@ -34,6 +34,7 @@ class FlowSampleConfig:
     steps: int = checked(16, at_least(1))
     solver: str = "heun"  # "euler" | "heun"
     guidance: float = checked(1.0, at_least(0))  # > 1 needs condition.dropout > 0 in training
+    context_frames: int | None = checked(None, at_least(1))  # latent frames of context per window past the training length (default t // 2)
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:

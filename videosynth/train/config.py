@@ -30,6 +30,7 @@ class TrainConfig:
     eval_every: int = checked(0, at_least(0))  # 0 = off; weight-free metrics on the built-in data
     eval_num: int = checked(64, at_least(2))
     compile: bool = False  # torch.compile the modules (opt-in)
+    time_limit: float = checked(0.0, at_least(0))  # seconds of training in this process; 0 = off
 
 
 @dataclass

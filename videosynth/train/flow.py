@@ -1,7 +1,9 @@
 """Latent flow matching: a DiT learns the rectified-flow velocity over a frozen autoencoder's latents.
 
-Each step encodes the batch with the frozen continuous tokenizer of ``tokenizer_run`` (its mean
-latent, normalised to unit variance with the tokenizer's running statistics), draws noise
+Each step takes the batch's latents -- read from a latent cache (``latents: DIR``, written once by
+``videosynth encode``) or encoded on the fly by the frozen continuous tokenizer of
+``tokenizer_run`` (its mean latent) -- normalises them to unit variance with the tokenizer's
+running statistics, draws noise
 ``x0`` and times ``t`` (logit-normal by default, Esser et al. 2024; or uniform), and regresses
 the velocity ``x1 - x0`` at ``x_t = (1 - t) x0 + t x1`` (:mod:`videosynth.sampling.flow`) with
 an MSE. The condition is dropped with probability ``condition.dropout`` by the conditioner, so
@@ -23,6 +25,7 @@ from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
+from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned, fit_cond_dim
 from videosynth.models.dit import PRESETS, DiT, DiTConfig
@@ -67,6 +70,7 @@ class FlowRunConfig(RunConfig):
     family: str = "flow"
     tokenizer_run: str = ""
     tokenizer_checkpoint: str | None = None
+    latents: str | None = None  # a latent cache of tokenizer_run (videosynth encode); default: encode each batch
     model: DiTConfig = field(default_factory=lambda: dataclasses.replace(PRESETS["shapes-32x32x8"]))
     data: DataConfig = field(default_factory=lambda: DataConfig(frames=8, size=32))
     condition: ConditionConfig = field(default_factory=ConditionConfig)
@@ -78,8 +82,34 @@ class FlowRunConfig(RunConfig):
     presets: ClassVar[dict] = {"model": PRESETS}
 
 
+def check_latent_cache(cache: LatentDataset, tokenizer, tokenizer_run: str, expected: tuple[int, int, int]) -> None:
+    """A latent cache must come from this very tokenizer checkpoint and hold the run's latent grid.
+
+    Raises:
+        ConfigError: other weights, another channel count or another latent grid.
+    """
+    have, want = cache.index.get("tokenizer_sha256"), tokenizer.weights_sha256
+    if have and want and have != want:
+        raise ConfigError(f"latent cache {cache.root} was written with another tokenizer checkpoint than "
+                          f"{tokenizer_run}: re-run `videosynth encode` or point latents: elsewhere")
+    shape = (cache.channels, *cache.latent_shape)
+    if shape != (tokenizer.model_cfg.code_dim, *expected):
+        raise ConfigError(f"latent cache {cache.root} holds latents {list(shape)}, this run needs "
+                          f"{[tokenizer.model_cfg.code_dim, *expected]} (data.frames / data.size differ from the "
+                          "cache's): re-run `videosynth encode` with this data")
+
+
 class FlowObjective(Objective):
     """Trains a conditioned :class:`DiT` on normalised latents; samples decode through the tokenizer."""
+
+    @classmethod
+    def batch_keys_for(cls, cfg: FlowRunConfig) -> tuple[str, ...]:
+        return ("latents", "label") if cfg.latents else ("video", "label")
+
+    @classmethod
+    def build_dataset(cls, cfg: FlowRunConfig, split: str):
+        """The latent cache when ``latents`` is set (the loop never decodes videos), else clips."""
+        return LatentDataset(cfg.latents) if cfg.latents else super().build_dataset(cfg, split)
 
     @classmethod
     def prepare_config(cls, cfg: FlowRunConfig, dataset) -> FlowRunConfig:
@@ -87,6 +117,9 @@ class FlowObjective(Objective):
         cfg = super().prepare_config(cfg, dataset)
         tokenizer = load_latent_tokenizer(cfg.tokenizer_run, cfg.tokenizer_checkpoint)
         latent = tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
+        if cfg.latents:
+            cache = dataset if isinstance(dataset, LatentDataset) else LatentDataset(cfg.latents)
+            check_latent_cache(cache, tokenizer, cfg.tokenizer_run, tuple(latent))
         model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent))
         return dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition))
 
@@ -100,6 +133,7 @@ class FlowObjective(Objective):
             raise CheckpointError(f"model latents {cfg.model.latent_channels}x{list(cfg.model.latent_shape)} do not "
                                   f"match the tokenizer {cfg.tokenizer_run} "
                                   f"({self.tokenizer.model_cfg.code_dim}x{list(expected)})")
+        self.batch_keys = self.batch_keys_for(cfg)
         conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
         self.net = ctx.wrap(Conditioned(DiT(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
         o = cfg.optim
@@ -119,16 +153,17 @@ class FlowObjective(Objective):
     def set_train(self, mode: bool) -> None:
         self.net.train(mode)
 
-    def latents_of(self, video: torch.Tensor) -> torch.Tensor:
-        """Clips ``[B, C, T, H, W]`` -> normalised latents ``float32 [B, c, t, h, w]`` (frozen tokenizer)."""
+    def latents_of(self, batch: dict) -> torch.Tensor:
+        """The batch's normalised latents ``float32 [B, c, t, h, w]``: cached, or encoded by the frozen tokenizer."""
         model = self.tokenizer.model
         with torch.no_grad():
-            return model.quantizer.normalize(model.encode(video))
+            latents = batch["latents"] if "latents" in batch else model.encode(batch["video"])
+            return model.quantizer.normalize(latents.float())
 
     def train_step(self, batch: dict, step: int) -> dict:
         for group in self.opt.param_groups:
             group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step)
-        x1 = self.latents_of(batch["video"])  # (B, c, t, h, w) data
+        x1 = self.latents_of(batch)  # (B, c, t, h, w) data
         x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
         loss_cfg = self.cfg.loss
         t = sample_times(x1.shape[0], loss_cfg.time_sampling, device=x1.device, mean=loss_cfg.logit_mean,

@@ -130,8 +130,10 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
     last_saved = step if resume else -1
     bad_in_row = 0
     t_last, steps_since = time.perf_counter(), 0
+    deadline = t_last + cfg.time_limit if cfg.time_limit > 0 else None
+    out_of_time = False
     with StopFlag() as stopper:
-        while step < cfg.steps:
+        while step < cfg.steps and not out_of_time:
             # ---- one optimisation step -------------------------------------------------
             batch = next(data)
             ctx.skipped = []
@@ -151,8 +153,11 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
                     )
             else:
                 bad_in_row = 0
+            if deadline is not None:  # every rank stops at the same step
+                out_of_time = agree_stop(ctx.distributed, ctx.device, time.perf_counter() >= deadline)
+            last = step == cfg.steps or out_of_time
             # ---- logging: the only place logged values reach the host ---------------------
-            if ctx.is_main and (step % cfg.log_every == 0 or step == cfg.steps or ctx.skipped):
+            if ctx.is_main and (step % cfg.log_every == 0 or last or ctx.skipped):
                 now = time.perf_counter()
                 values = to_host(metrics)
                 append_row(log_path, {"step": step, "time": round(time.time(), 3),
@@ -170,7 +175,7 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
             if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
                 write_samples(sample_grid(objective, cfg.num_samples, sample_seed), run_dir, step, cfg.sample_fps)
             stop = agree_stop(ctx.distributed, ctx.device, stopper.stop)
-            if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
+            if step % cfg.ckpt_every == 0 or last or stop:
                 if ctx.is_main:
                     checkpointing.save(run_dir, step, objective, config, cfg.keep_last)
                     write_loss_plot(log_path, run_dir / "loss.png")
@@ -184,6 +189,9 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
                                   f"resume with: videosynth train --resume {run_dir}", stopper.exit_code, step)
     if bar:
         bar.close()
+    if out_of_time and ctx.is_main:
+        print(f"train.time_limit of {cfg.time_limit:g} s reached at step {step} of {cfg.steps}; "
+              f"continue with: videosynth train --resume {run_dir}", file=sys.stderr)
     if last_saved != step and ctx.is_main:
         checkpointing.save(run_dir, step, objective, config, cfg.keep_last)
     if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every != 0:

@@ -1,8 +1,10 @@
-"""``videosynth tokenize RUN_DIR DATA --out tokens/``: encode a dataset with a trained VQ-VAE.
+"""``videosynth encode RUN_DIR DATA --out cache/``: encode a dataset once with a trained tokenizer.
 
-Writes a token cache (``index.json`` + ``shard-NNNNN.safetensors``, see
-``videosynth.data.tokens``) that a transformer run reads with ``tokens: DIR``,
-so the prior trains without decoding or encoding videos.
+Writes a latent cache (``index.json`` + ``shard-NNNNN.safetensors``, see ``videosynth.data.tokens``):
+token grids for a vq / fsq tokenizer, which a transformer run reads with ``tokens: DIR``; float
+mean latents for a continuous tokenizer, which a flow run reads with ``latents: DIR``. Either
+way the second stage trains without decoding or encoding videos. ``videosynth tokenize`` is the
+same command under its older name.
 
 ``DATA`` is a built-in dataset name (``moving-digits``, ``bouncing-shapes``), a
 folder of videos, or a YAML file holding a data section (a run config's
@@ -60,10 +62,11 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tokenize", help="encode a dataset to VQ-VAE tokens",
-                       description="Encode every clip of a dataset with a trained VQ-VAE into a token cache.")
+    p = sub.add_parser("encode", aliases=["tokenize"], help="encode a dataset once: tokens or float latents",
+                       description="Encode every clip of a dataset with a trained tokenizer into a cache: token "
+                       "grids (vq, fsq bottleneck) or float latents (continuous bottleneck).")
     add_data_arguments(p)
-    p.add_argument("--out", required=True, help="output folder for index.json and token shards")
+    p.add_argument("--out", required=True, help="output folder for index.json and the shards")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="clips per shard file")
     p.set_defaults(func=run)
 
@@ -79,9 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.shard_size < 1:
         raise ConfigError("--batch-size and --shard-size must be at least 1")
     tokenizer = TokenizerPipeline.from_run(args.run_dir, args.checkpoint, args.device)
-    if tokenizer.model.continuous:
-        raise ConfigError(f"{args.run_dir} has a continuous bottleneck: it has float latents, not tokens, and "
-                          "`videosynth tokenize` writes token caches for the autoregressive prior only")
+    kind = "latents" if tokenizer.model.continuous else "tokens"
     data_cfg = resolve_data(args.data, tokenizer.data, args.overrides)
     latent = tokenizer.latent_shape(data_cfg.frames, data_cfg.size)
     dataset = build_dataset(data_cfg, args.split)
@@ -91,29 +92,34 @@ def run(args: argparse.Namespace) -> int:
     done = 0
     with torch.inference_mode():
         for batch in loader:
-            pending.append(tokenizer.encode(batch["video"]))  # (B, t, h, w)
+            pending.append(tokenizer.encode(batch["video"]).cpu())  # (B, t, h, w) tokens or (B, c, t, h, w) latents
             labels.append(batch["label"].long())
             captions.extend(batch["caption"])
             done += len(batch["label"])
             if sum(len(p) for p in pending) >= args.shard_size:
-                tokens, lab = torch.cat(pending), torch.cat(labels)
-                shards.append({"tokens": tokens[:args.shard_size], "labels": lab[:args.shard_size]})
-                pending, labels = [tokens[args.shard_size:]], [lab[args.shard_size:]]
-            print(f"\rtokenized {done}/{len(dataset)} clips", end="", file=sys.stderr)
+                values, lab = torch.cat(pending), torch.cat(labels)
+                shards.append({kind: values[:args.shard_size], "labels": lab[:args.shard_size]})
+                pending, labels = [values[args.shard_size:]], [lab[args.shard_size:]]
+            print(f"\rencoded {done}/{len(dataset)} clips", end="", file=sys.stderr)
     print(file=sys.stderr)
     if pending and sum(len(p) for p in pending):
-        shards.append({"tokens": torch.cat(pending), "labels": torch.cat(labels)})
+        shards.append({kind: torch.cat(pending), "labels": torch.cat(labels)})
+    cfg = tokenizer.model_cfg
     index = write_token_cache(args.out, shards, {
+        "kind": kind,
         "tokenizer_run": str(Path(args.run_dir).resolve()),
         "checkpoint": str(tokenizer.step),
         "tokenizer_sha256": tokenizer.weights_sha256,
-        "codebook_size": tokenizer.model_cfg.codebook_size,
+        "bottleneck": cfg.bottleneck,
+        "codebook_size": None if tokenizer.model.continuous else cfg.codebook_size,
+        "channels": cfg.code_dim if tokenizer.model.continuous else None,
         "latent_shape": list(latent),
         "data": to_dict(dataclasses.replace(data_cfg)),
         "split": args.split,
         "class_names": list(getattr(dataset, "class_names", [])),
         "captions": captions,
     })
-    print(f"wrote {done} token grids {list(latent)} in {len(shards)} shard(s) to {index.parent} "
-          f"(use with: tokens: {index.parent})")
+    use = f"tokens: {index.parent}" if kind == "tokens" else f"latents: {index.parent}"
+    what = "token grids" if kind == "tokens" else f"latents of {cfg.code_dim} channels"
+    print(f"wrote {done} {what} {list(latent)} in {len(shards)} shard(s) to {index.parent} (use with: {use})")
     return 0

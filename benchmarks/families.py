@@ -1,0 +1,233 @@
+"""Family against family on equal wall-clock: VideoGAN (the demo), two-stage AR and latent flow matching.
+
+Every family trains on the demo's data (class-conditional white bouncing circles, squares and
+triangles, 32x32, 8 frames) for the same wall-clock budget on this machine, through the real
+CLI (``videosynth train`` with ``train.time_limit``). For the two-stage families the budget
+includes the tokenizer: the tokenizer gets ``--tokenizer-share`` of it, the second stage what
+is left once the tokenizer's process has exited (its start-up counted). Then each run is
+judged the same way:
+
+- class accuracy (``videosynth eval class-acc``, one probe trained once on the run data and
+  shared by every run), 64 clips per class;
+- the weight-free physics metrics (``videosynth eval track``): valid share, bounce
+  correctness, tracked share, 256 clips;
+- FPD (``videosynth eval fpd``, the same probe's features), 512 clips;
+- sampling seconds per clip (64 clips in batches of 16 after a warm-up) and parameters used
+  at sampling time (the tokenizer's included for two-stage families);
+- for flow, class accuracy and seconds per clip at each of ``--flow-steps`` (Heun and Euler).
+
+Families run interleaved per seed (``train.seed``; the data is the same). The table shows the
+median over seeds and writes everything to JSON.
+
+    python benchmarks/families.py --out-dir /tmp/families --json benchmarks/results/families.json
+    python benchmarks/families.py --budget 60 --seeds 0 --families flow --out-dir /tmp/fam-smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FAMILIES = ("gan", "ar", "flow")
+LABELS = {"gan": "VideoGAN (demo config)", "ar": "VQ-VAE + AR Transformer", "flow": "KL-AE + DiT flow matching"}
+MANY_STEPS = 10**6  # train.steps: the time limit ends every run
+SPEED_CLIPS = 64
+
+
+def videosynth(*args: str, log: Path | None = None) -> float:
+    """Run the CLI (this interpreter), output to ``log``; returns wall seconds. Raises on failure."""
+    cmd = [sys.executable, "-m", "videosynth", *args]
+    start = time.perf_counter()
+    with open(log, "a") if log else open("/dev/null", "w") as out:
+        out.write(f"$ videosynth {' '.join(args)}\n")
+        out.flush()
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    if proc.returncode:
+        raise SystemExit(f"`videosynth {' '.join(args)}` failed (exit {proc.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def config_of(path: str, **changes) -> dict:
+    cfg = yaml.safe_load((ROOT / path).read_text())
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            cfg.setdefault(section, {})[name] = value
+        else:
+            cfg[section] = value
+    return cfg
+
+
+def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path) -> float:
+    """``videosynth train`` of ``cfg`` for ``seconds`` of loop time; returns the process's wall seconds."""
+    cfg = dict(cfg)
+    cfg["train"] = {**cfg.get("train", {}), "steps": MANY_STEPS, "time_limit": max(1.0, seconds), "seed": seed,
+                    "sample_every": 0, "ckpt_every": MANY_STEPS, "eval_every": 0}
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return videosynth("train", "--config", str(path), "--run-dir", str(run_dir), "--no-progress", log=log)
+
+
+def last_step(run_dir: Path) -> int:
+    rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+    return max(int(r["step"]) for r in rows)
+
+
+def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path) -> dict:
+    """Train one family within ``budget`` wall seconds; returns the run directory and steps made."""
+    from videosynth.commands.demo import DEMO_CONFIG
+
+    if family == "gan":
+        run = out / "gan"
+        wall = train(DEMO_CONFIG, run, budget, seed, log)
+        return {"run": str(run), "wall_s": wall, "steps": {"gan": last_step(run)}}
+    tok_cfg, stage_cfg = {
+        "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),
+        "flow": ("configs/vqvae/shapes-kl-32x32x8.yaml", "configs/flow/shapes-32x32x8.yaml"),
+    }[family]
+    tok, run = out / f"{family}-tokenizer", out / family
+    tok_wall = train(config_of(tok_cfg), tok, budget * share, seed, log)
+    stage_wall = train(config_of(stage_cfg, tokenizer_run=str(tok)), run, budget - tok_wall, seed, log)
+    return {"run": str(run), "tokenizer_run": str(tok), "wall_s": tok_wall + stage_wall, "tokenizer_wall_s": tok_wall,
+            "steps": {"tokenizer": last_step(tok), family: last_step(run)}}
+
+
+def sampling_speed(run: str, options: dict) -> tuple[float, float]:
+    """(seconds per clip, parameters in millions) of sampling ``run`` with ``options``."""
+    import videosynth
+
+    pipe = videosynth.load(run, device="cpu")
+    pipe(4, seed=99, label=0, **options)  # warm-up (and builds the nets)
+    start = time.perf_counter()
+    for clips in pipe.stream(SPEED_CLIPS, seed=0, label=0, batch_size=16, **options):
+        assert clips.shape[0] > 0
+    per_clip = (time.perf_counter() - start) / SPEED_CLIPS
+    modules = [pipe.generator(True)] if hasattr(pipe, "generator") else [pipe.net(True), pipe.tokenizer.model]
+    params = {id(p): p.numel() for m in modules for p in m.parameters()}
+    return per_clip, sum(params.values()) / 1e6
+
+
+def evaluate(result: dict, out: Path, probe: Path, flow_steps: list[int], log: Path) -> dict:
+    run = result["run"]
+    scores = {}
+    acc_json, track_json, fpd_json = out / "class-acc.json", out / "track.json", out / "fpd.json"
+    videosynth("eval", "class-acc", run, "--probe", str(probe), "--num", "64", "--json", str(acc_json), log=log)
+    scores["class_acc"] = json.loads(acc_json.read_text())["accuracy"]
+    videosynth("eval", "track", "bouncing-shapes", run, "--num", "256", "--json", str(track_json), log=log)
+    table = json.loads(track_json.read_text())["comparison"]
+    for key in ("valid_share", "bounce_correct", "tracked_share"):
+        scores[key] = table[key]["fake"]
+        scores[f"real_{key}"] = table[key]["real"]
+    videosynth("eval", "fpd", "bouncing-shapes", run, "--weights", str(probe), "--num", "512", "--json", str(fpd_json),
+               log=log)
+    scores["fpd"] = json.loads(fpd_json.read_text())["value"]
+    scores["sec_per_clip"], scores["params_m"] = sampling_speed(run, {})
+    if result["family"] == "flow":
+        sweep = {}
+        for solver in ("euler", "heun"):
+            for steps in flow_steps:
+                path = out / f"class-acc-{solver}-{steps}.json"
+                videosynth("eval", "class-acc", run, "--probe", str(probe), "--num", "64", "--json", str(path),
+                           "--option", f"steps={steps}", "--option", f"solver={solver}", log=log)
+                sec, _ = sampling_speed(run, {"steps": steps, "solver": solver})
+                sweep[f"{solver}-{steps}"] = {"class_acc": json.loads(path.read_text())["accuracy"], "sec_per_clip": sec}
+        scores["flow_sweep"] = sweep
+    return scores
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarise(results: list[dict], families: list[str], flow_steps: list[int]) -> tuple[str, dict]:
+    keys = ("class_acc", "valid_share", "bounce_correct", "tracked_share", "fpd", "sec_per_clip", "params_m")
+    table, lines = {}, []
+    head = f"{'family':<28}{'seeds':>6}{'class acc':>10}{'valid':>8}{'bounce':>8}{'tracked':>8}{'FPD':>9}" \
+           f"{'s/clip':>9}{'params M':>9}  steps"
+    lines += [head, "-" * len(head)]
+    for fam in families:
+        rows = [r for r in results if r["family"] == fam]
+        if not rows:
+            continue
+        med = {k: median([float(r["scores"][k]) for r in rows]) for k in keys}  # JSON writes NaN as "nan"
+        steps = {name: int(median([r["steps"][name] for r in rows])) for name in rows[0]["steps"]}
+        table[fam] = {**med, "seeds": [r["seed"] for r in rows], "median_steps": steps}
+        lines.append(f"{LABELS[fam]:<28}{len(rows):>6}{med['class_acc']:>10.3f}{med['valid_share']:>8.3f}"
+                     f"{med['bounce_correct']:>8.3f}{med['tracked_share']:>8.3f}{med['fpd']:>9.2f}"
+                     f"{med['sec_per_clip']:>9.4f}{med['params_m']:>9.2f}  "
+                     + ", ".join(f"{k} {v}" for k, v in steps.items()))
+    real = results[0]["scores"]
+    lines.append(f"{'real clips':<28}{'':>6}{'':>10}{real['real_valid_share']:>8.3f}{real['real_bounce_correct']:>8.3f}"
+                 f"{real['real_tracked_share']:>8.3f}")
+    flows = [r for r in results if r["family"] == "flow"]
+    if flows:
+        lines += ["", f"flow sampling steps (median over {len(flows)} seed(s)): class acc / seconds per clip"]
+        lines.append(f"{'solver':<8}" + "".join(f"{s:>16}" for s in flow_steps))
+        for solver in ("euler", "heun"):
+            cells = []
+            for s in flow_steps:
+                acc = median([r["scores"]["flow_sweep"][f"{solver}-{s}"]["class_acc"] for r in flows])
+                sec = median([r["scores"]["flow_sweep"][f"{solver}-{s}"]["sec_per_clip"] for r in flows])
+                table.setdefault("flow_sweep", {})[f"{solver}-{s}"] = {"class_acc": acc, "sec_per_clip": sec}
+                cells.append(f"{acc:.3f} / {sec:.4f}")
+            lines.append(f"{solver:<8}" + "".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines), table
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=450.0, help="wall-clock seconds of training per family (default 450)")
+    p.add_argument("--tokenizer-share", type=float, default=0.4, help="share of the budget for a tokenizer")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    p.add_argument("--flow-steps", type=int, nargs="+", default=[4, 8, 16, 32])
+    p.add_argument("--out-dir", required=True, help="folder for the runs, configs, logs and per-run JSON")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args()
+    if not 0 < args.tokenizer_share < 1:
+        raise SystemExit("--tokenizer-share must be between 0 and 1")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "commands.log"
+    probe = out / "probe-class-acc.safetensors"  # trained by the first class-acc call, then shared
+    results = []
+    for i, seed in enumerate(args.seeds):
+        order = args.families if i % 2 == 0 else list(reversed(args.families))  # interleaved
+        for fam in order:
+            where = out / f"seed{seed}"
+            print(f"[seed {seed}] training {fam} for {args.budget:g} s ...", file=sys.stderr, flush=True)
+            result = {"family": fam, "seed": seed, **train_family(fam, where, args.budget, args.tokenizer_share, seed, log)}
+            print(f"[seed {seed}] evaluating {fam} ({result['steps']}, {result['wall_s']:.0f} s) ...", file=sys.stderr,
+                  flush=True)
+            result["scores"] = evaluate(result, where / f"{fam}-eval", probe, args.flow_steps, log)
+            results.append(result)
+            if args.json:  # partial results survive an interrupted benchmark
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps({"results": results}, indent=1))
+    text, table = summarise(results, args.families, args.flow_steps)
+    print(f"\nfamilies on equal wall-clock: {args.budget:g} s of training each "
+          f"(tokenizer {args.tokenizer_share:.0%} of it), seeds {args.seeds}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "budget_s": args.budget, "tokenizer_share": args.tokenizer_share, "seeds": args.seeds,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "table": table, "results": results,
+        }, indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
