@@ -329,3 +329,16 @@ def test_encode_writes_float_latents_a_flow_run_trains_on_and_tokenize_is_the_sa
         run_training({"family": "flow", "tokenizer_run": str(tok), "latents": str(tmp_path / "again"),
                       "model": {"preset": "tiny"}, "data": {**DATA, "frames": 2}, "train": TRAIN},
                      run_dir=tmp_path / "bad", progress=False)
+
+
+def test_eval_track_samples_a_flow_run_longer_than_training(flow_run, tmp_path):
+    import json
+
+    from videosynth.cli import main
+
+    out = tmp_path / "track.json"
+    assert main(["eval", "track", "bouncing-shapes", str(flow_run), "--frames", "12", "--num", "4", "--device", "cpu",
+                 "--option", "steps=2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"]["frames"] == 12 and result["protocol"]["options"] == {"steps": 2}
+    assert int(result["fake"]["num_clips"]) == 4 and int(result["real"]["num_clips"]) == 4

@@ -87,7 +87,9 @@ def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -
     elif is_run_dir(path):
         import videosynth
 
-        batches = videosynth.load(path, device=args.device).batches(num, seed, args.batch_size)
+        pipe = videosynth.load(path, device=args.device)
+        longer = args.frames if args.frames and args.frames > pipe.data.frames else None  # sliding windows, where supported
+        batches = pipe.batches(num, seed, args.batch_size, frames=longer, **parse_options(getattr(args, "option", [])))
     elif path.is_dir():
         from videosynth.data import VideoFolder
 
@@ -125,7 +127,8 @@ DISTRIBUTION_METRICS = {
 
 def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
     p.add_argument("--num", type=int, default=num, help=f"clips per side (default {num})")
-    p.add_argument("--frames", type=int, help="frames per clip (default: the run's when a side is a run directory, else 16)")
+    p.add_argument("--frames", type=int, help="frames per clip (default: the run's when a side is a run directory, "
+                   "else 16); more than a run's training length samples longer videos where its family can")
     p.add_argument("--stride", type=int, default=1, help="frame step inside clips read from folders")
     p.add_argument("--size", type=int, help="clip side before the detector (default: the run's data size when a side"
                    " is a run directory, else 64)")
@@ -137,6 +140,8 @@ def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
                    help="share of broken videos a folder side may hold before eval refuses it (default 0.2)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="sampling option for a run side, e.g. --option steps=8 (repeatable; as videosynth sample's)")
 
 
 def json_folder_made(fn):
@@ -354,7 +359,7 @@ def run_track(args: argparse.Namespace) -> int:
         out = {"metric": "track", "real": real, "fake": fake, "comparison": table,
                "tracking_config": dataclasses.asdict(cfg),
                "protocol": {"frames": args.frames, "size": args.size, "num_samples": args.num, "seed": args.seed,
-                            "real": args.real, "fake": args.fake}}
+                            "real": args.real, "fake": args.fake, "options": parse_options(args.option)}}
         from videosynth.metrics.protocol import jsonable
 
         Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")

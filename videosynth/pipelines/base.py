@@ -260,12 +260,15 @@ class Pipeline:
                 clips = self.generate(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
                 yield clips.float().cpu()
 
-    def batches(self, num: int, seed: int = 0, batch_size: int = 16) -> Iterator[torch.Tensor]:
-        """Clips in batches ``float32 [B, C, T, H, W]`` (batch ``i`` drawn with seed ``seed + i``), for evaluation."""
+    def batches(self, num: int, seed: int = 0, batch_size: int = 16, frames: int | None = None,
+                **options) -> Iterator[torch.Tensor]:
+        """Clips in batches ``float32 [B, C, T, H, W]`` (batch ``i`` drawn with seed ``seed + i``), for evaluation.
+
+        ``frames`` (default: the training length) and ``options`` go to every call."""
         done, i = 0, 0
         while done < num:
             n = min(batch_size, num - done)
-            yield self(n, seed=seed + i, batch_size=n)
+            yield self(n, seed=seed + i, frames=frames, batch_size=n, **options)
             done, i = done + n, i + 1
 
     def generate(self, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
