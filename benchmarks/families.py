@@ -86,11 +86,11 @@ def last_step(run_dir: Path) -> int:
 
 def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path) -> dict:
     """Train one family within ``budget`` wall seconds; returns the run directory and steps made."""
-    from videosynth.commands.demo import DEMO_CONFIG
+    from videosynth.commands.demo import DEMOS
 
     if family == "gan":
         run = out / "gan"
-        wall = train(DEMO_CONFIG, run, budget, seed, log)
+        wall = train(DEMOS["videogan"].config, run, budget, seed, log)
         return {"run": str(run), "wall_s": wall, "steps": {"gan": last_step(run)}}
     tok_cfg, stage_cfg = {
         "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),

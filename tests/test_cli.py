@@ -13,7 +13,18 @@ import pytest
 from videosynth.io import probe
 
 TINY_DEMO = ["--steps", "3", "--set", "train.batch_size=4", "--set", "data.num_samples=32",
-             "--set", "train.sample_every=0", "--set", "model.g_base=4", "--set", "model.d_base=4"]
+             "--set", "train.sample_every=0", "--set", "model.preset=tiny", "--tokenizer-steps", "2",
+             "--tokenizer-set", "model.preset=tiny", "--tokenizer-set", "train.batch_size=4",
+             "--tokenizer-set", "train.sample_every=0"]
+# the other families' demos, as tiny
+TINY_FAMILY_DEMOS = {
+    "videogan": ["--steps", "3", "--set", "train.batch_size=4", "--set", "data.num_samples=32",
+                 "--set", "train.sample_every=0", "--set", "model.g_base=4", "--set", "model.d_base=4"],
+    "flow": ["--steps", "3", "--set", "train.batch_size=4", "--set", "data.num_samples=32", "--set",
+             "train.sample_every=0", "--set", "model.preset=tiny", "--set", "sample.steps=2", "--tokenizer-steps", "2",
+             "--tokenizer-set", "model.preset=tiny", "--tokenizer-set", "train.batch_size=4",
+             "--tokenizer-set", "train.sample_every=0"],
+}
 
 
 def videosynth(*args, cwd=None):
@@ -53,6 +64,31 @@ def test_demo_writes_videos_per_class_and_a_loss_plot(demo_run):
 def test_demo_refuses_to_overwrite_and_resumes(demo_run, tmp_path):
     out, _ = demo_run
     assert "--resume" in one_line_error(videosynth("demo", "--out", out, *TINY_DEMO))
+    assert (out / "tokenizer" / "checkpoints" / "step-000002").is_dir()  # the two-stage demo's first stage
+    line = one_line_error(videosynth("demo", "--out", out, "--family", "flow", "--resume", *TINY_FAMILY_DEMOS["flow"]))
+    assert "holds a transformer demo" in line
+
+
+def test_demo_resume_keeps_the_finished_tokenizer_and_continues_the_second_stage(tmp_path):
+    out = tmp_path / "demo"
+    first = videosynth("demo", "--out", out, *TINY_DEMO, "--steps", "1")  # the last --steps wins
+    assert first.returncode == 0, first.stderr[-2000:]
+    tokenizer_files = sorted(p.name for p in (out / "tokenizer" / "checkpoints").iterdir())
+    res = videosynth("demo", "--out", out, "--resume", *TINY_DEMO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "already trained" in res.stderr
+    assert sorted(p.name for p in (out / "tokenizer" / "checkpoints").iterdir()) == tokenizer_files
+    assert (out / "checkpoints" / "step-000003").is_dir()
+
+
+@pytest.mark.parametrize("family", sorted(TINY_FAMILY_DEMOS))
+def test_every_familys_demo_writes_its_videos(family, tmp_path):
+    out = tmp_path / family
+    res = videosynth("demo", "--out", out, "--family", family, *TINY_FAMILY_DEMOS[family])
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("circle", "square", "triangle", "all-classes"):
+        assert probe(out / "videos" / f"{name}.mp4").num_frames == 8
+    assert (out / "config.yaml").is_file() and str(out / "videos") in res.stdout
 
 
 def test_sample_writes_a_decodable_grid_and_each_clip(demo_run, tmp_path):
@@ -106,8 +142,8 @@ def test_sample_is_deterministic_by_seed(demo_run, tmp_path):
         (["--label", "hexagon"], "unknown label 'hexagon'"),
         (["--label", "7"], "label 7 out of range"),
         (["--text", "a red circle"], "a text was given but"),
-        (["--frames", "64"], "frames=64 is not possible"),
-        (["--top-k", "3"], "--top-k does not apply to videogan runs"),
+        (["--frames", "7"], "not a multiple"),
+        (["--solver", "euler"], "--solver does not apply to transformer runs"),
         (["--fps", "0"], "--fps 0: must be in [1, 240]"),
         (["--checkpoint", "abc"], "neither a step number"),
         (["--out", "x.txt"], "--out x.txt"),

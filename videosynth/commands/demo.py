@@ -1,89 +1,184 @@
-"""``videosynth demo``: train a small class-conditional VideoGAN on built-in data, write videos.
+"""``videosynth demo``: train a small class-conditional generator on built-in data, write videos.
 
 The demo is the toolkit end to end on a laptop CPU in minutes: procedural white bouncing shapes
-(no download) -> class-conditional 3D-conv GAN (projection discriminator plus an AC-GAN class
-head) on the shared loop -> a sample video per class, a grid of all classes, the loss plot and
-(where available) weight-free motion metrics.
+(no download) -> a class-conditional generator on the shared loop -> a sample video per class, a
+grid of all classes, the loss plot and weight-free motion metrics.
+
+Which generator follows the family table (``benchmarks/families.py``, in the README): on this
+data and about 8 minutes of a 2-core CPU, the two-stage VQ-VAE + autoregressive Transformer gave
+the best samples (class accuracy and valid share near 1), so it is the default; ``--family``
+trains another family's demo (``videogan``: the 3D-conv GAN; ``flow``: latent flow matching).
+A two-stage demo trains its tokenizer first, into ``OUT/tokenizer``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-# The demo run config: about 8 minutes on an idle 2-core CPU (~5.2 steps/s), sampling included.
-# White shapes: with a random colour per object, 2400 steps gave single-colour blobs whose shape
-# did not follow the class; with one colour the generator's capacity goes to shape and motion.
-# The AC-GAN class head then makes the shapes follow the label (circle/square/triangle).
-DEMO_CONFIG = {
-    "family": "videogan",
-    "model": {"preset": "demo-32x32x8"},
-    "data": {"name": "bouncing-shapes", "colour": "white", "size": 32, "frames": 8, "object_size": 12,
-             "num_objects": 1, "num_samples": 20000, "seed": 0},
-    "condition": {"kind": "class", "dim": 32},
-    # instance noise keeps the discriminator from winning outright in the first few hundred steps
-    "loss": {"kind": "non-saturating", "instance_noise": 0.1, "instance_noise_steps": 1000,
-             "aux_class_weight": 1.0},
-    "train": {
-        "steps": 2400,
-        "batch_size": 16,
-        "seed": 0,
-        "log_every": 20,
-        "ckpt_every": 800,
-        "sample_every": 800,
-        "num_samples": 16,
-        "ema_decay": 0.995,
-    },
+from videosynth.errors import ConfigError
+
+# The demo's data: white circles, squares and triangles bouncing on black, 32x32, 8 frames. With
+# a random colour per object, 2400 GAN steps gave single-colour blobs whose shape did not follow
+# the class; with one colour a model's capacity goes to shape and motion.
+DEMO_DATA = {"name": "bouncing-shapes", "colour": "white", "size": 32, "frames": 8, "object_size": 12,
+             "num_objects": 1, "num_samples": 20000, "seed": 0}
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One family's demo: the run trained into ``--out`` and, for two-stage families, its tokenizer."""
+
+    about: str
+    config: dict
+    tokenizer: dict | None = None  # trained first into OUT/tokenizer
+
+
+DEMOS = {
+    # ~3 min of tokenizer (4.7 steps/s) + ~4.3 min of prior (2.5 steps/s) on an idle 2-core CPU
+    "transformer": Demo(
+        "class-conditional VQ-VAE tokens + autoregressive Transformer on procedural bouncing shapes",
+        tokenizer={
+            "family": "vqvae", "model": {"preset": "shapes-32x32x8", "restart_after": 50}, "data": DEMO_DATA,
+            "optim": {"lr": 1.0e-3},
+            "train": {"steps": 800, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 400,
+                      "sample_every": 400, "num_samples": 8},
+        },
+        config={
+            "family": "transformer", "model": {"preset": "shapes-32x32x8"}, "data": DEMO_DATA,
+            "condition": {"kind": "class", "dim": 128, "dropout": 0.1},
+            "optim": {"lr": 1.0e-3, "warmup_steps": 100}, "sample": {"top_k": 16, "guidance_scale": 2.0},
+            "train": {"steps": 650, "batch_size": 32, "seed": 0, "log_every": 10, "ckpt_every": 325,
+                      "sample_every": 325, "num_samples": 9},
+        }),
+    # ~3 min of KL tokenizer (4.5 steps/s) + ~4.5 min of DiT (5.6 steps/s)
+    "flow": Demo(
+        "class-conditional latent flow matching (KL autoencoder + DiT) on procedural bouncing shapes",
+        tokenizer={
+            "family": "vqvae", "data": DEMO_DATA, "optim": {"lr": 1.0e-3},
+            "model": {"preset": "shapes-32x32x8", "bottleneck": "continuous", "code_dim": 4, "kl_weight": 1.0e-4},
+            "train": {"steps": 800, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 400,
+                      "sample_every": 400, "num_samples": 8},
+        },
+        config={
+            "family": "flow", "model": {"preset": "shapes-32x32x8"}, "data": DEMO_DATA,
+            "condition": {"kind": "class", "dim": 64, "dropout": 0.1},
+            "optim": {"lr": 3.0e-4, "warmup_steps": 100}, "sample": {"steps": 16, "solver": "heun", "guidance": 2.0},
+            "train": {"steps": 1500, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 500,
+                      "sample_every": 500, "num_samples": 9, "ema_decay": 0.999},
+        }),
+    # ~8 min at ~5.2 steps/s: projection discriminator plus an AC-GAN class head (the shapes
+    # follow the label); instance noise keeps D from winning outright in the first few hundred steps
+    "videogan": Demo(
+        "class-conditional 3D-conv VideoGAN on procedural bouncing shapes",
+        config={
+            "family": "videogan", "model": {"preset": "demo-32x32x8"}, "data": DEMO_DATA,
+            "condition": {"kind": "class", "dim": 32},
+            "loss": {"kind": "non-saturating", "instance_noise": 0.1, "instance_noise_steps": 1000,
+                     "aux_class_weight": 1.0},
+            "train": {"steps": 2400, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 800,
+                      "sample_every": 800, "num_samples": 16, "ema_decay": 0.995},
+        }),
 }
+DEFAULT_FAMILY = "transformer"
+TOKENIZER_DIR = "tokenizer"
 
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="train a small conditional model on built-in data and write sample videos",
                        description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    p.add_argument("--steps", type=int, help=f"training steps (default {DEMO_CONFIG['train']['steps']})")
+    p.add_argument("--family", choices=list(DEMOS), default=DEFAULT_FAMILY,
+                   help=f"which family's demo (default {DEFAULT_FAMILY}: the best samples in the family table)")
+    p.add_argument("--steps", type=int, help="training steps of the generator (default: the family's demo)")
+    p.add_argument("--tokenizer-steps", type=int, help="training steps of a two-stage demo's tokenizer")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a demo config key, e.g. --set train.batch_size=16")
+                   help="override a key of the generator's config, e.g. --set train.batch_size=16 (data.* keys "
+                        "go to the tokenizer too)")
+    p.add_argument("--tokenizer-set", dest="tokenizer_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the tokenizer's config")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run in --out")
     p.add_argument("--fresh", action="store_true", help="delete --out first if it exists")
     p.set_defaults(func=run)
 
 
+def has_checkpoints(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+
+
+def train_stage(config: dict, overrides: list[str], run_dir: Path, resume: bool) -> None:
+    """Train (or continue) one stage of the demo; a finished stage is left as it is."""
+    from videosynth.checkpoint import find_checkpoint
+    from videosynth.errors import CheckpointError
+    from videosynth.train.run import resolve_config, run_training
+
+    if resume and has_checkpoints(run_dir):
+        try:
+            _, meta = find_checkpoint(run_dir)
+        except CheckpointError:
+            meta = {}
+        steps = resolve_config(None, [o for o in overrides if o.startswith("train.")], run_dir).train.steps
+        if int(meta.get("step", -1)) >= steps:
+            print(f"{run_dir}: already trained ({steps} steps)", file=sys.stderr)
+            return
+        run_training(None, [o for o in overrides if o.startswith("train.")], resume=run_dir)
+    else:
+        run_training(config, overrides, run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     import shutil
 
     import videosynth
+    from videosynth.checkpoint import read_run_config
     from videosynth.errors import CheckpointError, Interrupted
-    from videosynth.train.run_lock import LOCK_FILE, RunLock
     from videosynth.io import write_grid
-    from videosynth.train.run import run_training
+    from videosynth.train.run_lock import LOCK_FILE, RunLock
 
+    demo = DEMOS[args.family]
     out = Path(args.out)
-    overrides = list(args.overrides) + [f"train.device={args.device}"]
-    if args.steps is not None:
-        overrides.append(f"train.steps={args.steps}")
+    tok_dir = out / TOKENIZER_DIR
+    common = [f"train.device={args.device}"]
+    overrides = list(args.overrides) + common + ([f"train.steps={args.steps}"] if args.steps is not None else [])
+    tok_overrides = [o for o in args.overrides if o.startswith("data.")] + list(args.tokenizer_overrides) + common
+    if args.tokenizer_steps is not None:
+        tok_overrides.append(f"train.steps={args.tokenizer_steps}")
+    if demo.tokenizer is None and (args.tokenizer_overrides or args.tokenizer_steps is not None):
+        raise ConfigError(f"the {args.family} demo has no tokenizer: drop --tokenizer-steps / --tokenizer-set")
     if args.fresh and out.exists():
         with RunLock(out):  # never delete a run another process is writing
             for child in out.iterdir():
                 if child.name != LOCK_FILE:
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    has_ckpt = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
-    if has_ckpt and not args.resume:
+    started = has_checkpoints(out) or has_checkpoints(tok_dir)
+    if started and not args.resume:
         raise CheckpointError(f"{out} already holds a demo run: add --resume to continue it, --fresh to start over, or --out DIR")
+    if started and (out / "config.yaml").is_file():
+        config = read_run_config(out)
+        if config.get("family") != args.family:
+            raise ConfigError(f"{out} holds a {config.get('family')} demo; continue it with --family "
+                              f"{config.get('family')} --resume, or start over with --fresh")
     t0 = time.perf_counter()
-    print("videosynth demo: class-conditional VideoGAN on procedural bouncing shapes (CPU is fine)", file=sys.stderr)
+    print(f"videosynth demo: {demo.about} (CPU is fine)", file=sys.stderr)
     try:
-        if args.resume and has_ckpt:
-            run_training(None, [o for o in overrides if o.startswith("train.")], resume=out)
+        if demo.tokenizer is not None:
+            print(f"stage 1 of 2: the tokenizer, into {tok_dir}", file=sys.stderr)
+            train_stage(copy.deepcopy(demo.tokenizer), tok_overrides, tok_dir, args.resume)
+            print(f"stage 2 of 2: the {args.family} model over its latents, into {out}", file=sys.stderr)
+            config = {**copy.deepcopy(demo.config), "tokenizer_run": str(tok_dir)}
         else:
-            run_training(DEMO_CONFIG, overrides, out)
+            config = copy.deepcopy(demo.config)
+        train_stage(config, overrides, out, args.resume)
     except Interrupted as exc:  # stopped by Ctrl-C / SIGTERM: the loop saved; don't sample a half-trained model
         raise Interrupted(f"demo interrupted at step {exc.step} (saved); continue with: videosynth demo --resume "
-                          f"--out {out}  (or: make demo ARGS=--resume)", exc.exit_code, exc.step) from None
+                          f"--family {args.family} --out {out}  (or: make demo ARGS=--resume)",
+                          exc.exit_code, exc.step) from None
     minutes = (time.perf_counter() - t0) / 60
 
     # ---- one video per class, and a grid of all classes --------------------------------------
@@ -109,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
     if scores:
         (out / "demo-metrics.json").write_text(json.dumps(scores, indent=2))
 
-    print(f"\ntrained {pipe.step} steps in {minutes:.1f} min; run directory: {out}")
+    stages = f"a tokenizer ({tok_dir}) and " if demo.tokenizer is not None else ""
+    print(f"\ntrained {stages}{pipe.step} steps of {args.family} in {minutes:.1f} min; run directory: {out}")
     print(f"  videos per class : {', '.join(str(videos_dir / (n + '.mp4')) for n in names)}")
     print(f"  all classes      : {videos_dir / 'all-classes.mp4'} (and .gif)")
     print(f"  loss plot        : {out / 'loss.png'}")

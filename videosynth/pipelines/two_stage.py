@@ -74,13 +74,15 @@ class TokenizerPipeline(Pipeline):
 
 def resolve_run_path(name: str, run_dir: Path) -> Path:
     """A run named in another run's config: as given (absolute, or relative to the working
-    directory), else relative to that run's own folder or its parent (runs moved together)."""
+    directory), else by the same path or its last folder name inside that run's own folder or
+    its parent (runs moved together; the demo keeps its tokenizer in ``RUN/tokenizer``)."""
     path = Path(name).expanduser()
-    if path.is_absolute() or (path / "config.yaml").is_file():
+    if (path / "config.yaml").is_file():
         return path
     for base in (run_dir, run_dir.parent):
-        if (base / path / "config.yaml").is_file():
-            return base / path
+        for candidate in ((base / path.name,) if path.is_absolute() else (base / path, base / path.name)):
+            if (candidate / "config.yaml").is_file():
+                return candidate
     return path
 
 
