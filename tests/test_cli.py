@@ -194,3 +194,20 @@ def test_eval_track_on_a_run_uses_the_runs_clip_shape(demo_run, tmp_path):
     assert "8 real / 8 fake clips of 8 frames at 32px" in res.stdout
     result = json.loads((tmp_path / "t.json").read_text())
     assert result["real"]["valid_share"] == 1.0  # real clips drawn like the run's data are physically valid
+
+
+def test_a_moved_demo_finds_its_tokenizer_inside_it(demo_run, tmp_path):
+    import shutil
+
+    import videosynth
+
+    out, _ = demo_run
+    moved = tmp_path / "elsewhere" / "my-demo"
+    shutil.copytree(out, moved)
+    config = (moved / "config.yaml").read_text()
+    assert str(out / "tokenizer") in config
+    # as if the original folder were gone: the path it was trained with no longer exists
+    (moved / "config.yaml").write_text(config.replace(str(out / "tokenizer"), str(tmp_path / "gone" / "tokenizer")))
+    pipe = videosynth.load(moved, device="cpu")
+    assert pipe.tokenizer.run_dir == moved / "tokenizer"
+    assert pipe(1, seed=0, label=0).shape == (1, 3, 8, 32, 32)
