@@ -39,7 +39,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("gan", "ar", "flow")
-LABELS = {"gan": "VideoGAN (--family videogan demo)", "ar": "VQ-VAE + AR Transformer", "flow": "KL-AE + DiT flow matching"}
+LABELS = {"gan": "VideoGAN (GAN demo)", "ar": "VQ-VAE + AR Transformer", "flow": "KL-AE + DiT flow matching"}
 MANY_STEPS = 10**6  # train.steps: the time limit ends every run
 SPEED_CLIPS = 64
 
