@@ -211,3 +211,42 @@ def test_a_moved_demo_finds_its_tokenizer_inside_it(demo_run, tmp_path):
     pipe = videosynth.load(moved, device="cpu")
     assert pipe.tokenizer.run_dir == moved / "tokenizer"
     assert pipe(1, seed=0, label=0).shape == (1, 3, 8, 32, 32)
+
+
+def _stderr_on_a_terminal(*args) -> str:
+    """Run the CLI with stderr on a pseudo-terminal; returns what it wrote there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal has a size
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "videosynth.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_sampling_and_eval_show_progress_on_a_terminal_only(demo_run, tmp_path):
+    out, _ = demo_run
+    sample = ["sample", out, "--num", "4", "--batch-size", "2", "--out", tmp_path / "s.mp4"]
+    assert "sampling" in _stderr_on_a_terminal(*sample) and "4/4" in _stderr_on_a_terminal(*sample)
+    assert "sampling" not in _stderr_on_a_terminal(*sample, "--no-progress")
+    piped = videosynth(*sample)  # stderr is a pipe: no bar, no carriage returns
+    assert piped.returncode == 0 and "\r" not in piped.stderr
+    track = ["eval", "track", "bouncing-shapes", out, "--num", "4"]
+    assert "sampling" in _stderr_on_a_terminal(*track)
+    assert "sampling" not in _stderr_on_a_terminal(*track, "--no-progress")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 from videosynth.errors import ConfigError
@@ -68,6 +67,7 @@ def register(sub) -> None:
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="output folder for index.json and the shards")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="clips per shard file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
     p.set_defaults(func=run)
 
 
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from videosynth.data import build_dataset
     from videosynth.data.tokens import write_token_cache
     from videosynth.pipelines import TokenizerPipeline
+    from videosynth.progress import progress_bar
 
     if args.batch_size < 1 or args.shard_size < 1:
         raise ConfigError("--batch-size and --shard-size must be at least 1")
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                                          num_workers=args.workers)
     shards, pending, labels, captions = [], [], [], []
     done = 0
+    bar = progress_bar(len(dataset), f"encoding {args.data}", enabled=not args.no_progress)
     with torch.inference_mode():
         for batch in loader:
             pending.append(tokenizer.encode(batch["video"]).cpu())  # (B, t, h, w) tokens or (B, c, t, h, w) latents
@@ -100,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
                 values, lab = torch.cat(pending), torch.cat(labels)
                 shards.append({kind: values[:args.shard_size], "labels": lab[:args.shard_size]})
                 pending, labels = [values[args.shard_size:]], [lab[args.shard_size:]]
-            print(f"\rencoded {done}/{len(dataset)} clips", end="", file=sys.stderr)
-    print(file=sys.stderr)
+            bar.update(len(batch["label"]))
+    bar.close()
     if pending and sum(len(p) for p in pending):
         shards.append({kind: torch.cat(pending), "labels": torch.cat(labels)})
     cfg = tokenizer.model_cfg

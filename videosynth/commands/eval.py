@@ -65,6 +65,16 @@ def _dataset_batches(ds, batch_size: int, workers: int) -> Iterator[torch.Tensor
         yield batch["video"]
 
 
+def with_progress(batches: Iterator[torch.Tensor], total: int, desc: str, enabled: bool) -> Iterator[torch.Tensor]:
+    """``batches`` as they come, counted on a progress bar (on a terminal only)."""
+    from videosynth.progress import progress_bar
+
+    with progress_bar(total, desc, enabled=enabled) as bar:
+        for batch in batches:
+            bar.update(batch.shape[0])
+            yield batch
+
+
 def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -> Iterator[torch.Tensor]:
     """Batches ``float [B, C, T, H, W]`` in ``[-1, 1]`` from a dataset name, run directory or video folder.
 
@@ -89,7 +99,9 @@ def source_batches(spec: str, args: argparse.Namespace, seed: int, split: str) -
 
         pipe = videosynth.load(path, device=args.device)
         longer = args.frames if args.frames and args.frames > pipe.data.frames else None  # sliding windows, where supported
-        batches = pipe.batches(num, seed, args.batch_size, frames=longer, **parse_options(getattr(args, "option", [])))
+        batches = with_progress(pipe.batches(num, seed, args.batch_size, frames=longer,
+                                             **parse_options(getattr(args, "option", []))),
+                                num, f"sampling {path}", not getattr(args, "no_progress", False))
     elif path.is_dir():
         from videosynth.data import VideoFolder
 
@@ -142,6 +154,7 @@ def _common(p: argparse.ArgumentParser, num: int = 2048) -> None:
     p.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="sampling option for a run side, e.g. --option steps=8 (repeatable; as videosynth sample's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
 
 
 def json_folder_made(fn):
@@ -216,6 +229,7 @@ def register(sub) -> None:
     ca.add_argument("--no-ema", action="store_true", help="sample the raw weights instead of the EMA copy")
     ca.add_argument("--device", default="auto")
     ca.add_argument("--json", metavar="OUT", help="also write the result to this JSON file")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
     ca.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling option of the run's family, e.g. --option steps=8 --option solver=euler "
                          "(the names of `videosynth sample`'s family flags; repeatable)")
@@ -461,9 +475,13 @@ def run_class_acc(args: argparse.Namespace) -> int:
               "real_accuracy": accuracy(real, real_labels), "chance": 1 / len(names), "per_class": {}}
     options = parse_options(args.option)
     result["options"] = options
-    for k, name in enumerate(names):
-        clips = run(args.num, seed=args.seed + k, label=k, ema=not args.no_ema, **options)
-        result["per_class"][name] = accuracy(clips, torch.full((args.num,), k))
+    from videosynth.progress import progress_bar
+
+    with progress_bar(len(names) * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
+        for k, name in enumerate(names):
+            clips = run(args.num, seed=args.seed + k, label=k, ema=not args.no_ema, **options)
+            result["per_class"][name] = accuracy(clips, torch.full((args.num,), k))
+            bar.update(args.num)
     result["accuracy"] = sum(result["per_class"].values()) / len(names)
     print(f"class accuracy of {args.run} (step {run.step}), probe {path}:")
     print(f"  real validation clips: {result['real_accuracy']:.3f}   chance: {result['chance']:.3f}")

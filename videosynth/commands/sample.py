@@ -31,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA copy")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
     fam = p.add_argument_group("family options (refused by runs they do not apply to)")
     from videosynth.pipelines import PIPELINES, sampling_options
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from videosynth.data.transforms import to_uint8
     from videosynth.io import write_grid, write_video
     from videosynth.pipelines.base import check_common
+    from videosynth.progress import progress_bar
 
     out = Path(args.out)
     if out.suffix.lower() not in VIDEO_SUFFIXES:
@@ -76,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix if out.suffix != ".png" else ".mp4"
     grid, done, shape = [], 0, None
+    bar = progress_bar(args.num, f"sampling {args.run_dir}", enabled=not args.no_progress)
     for clips in batches:
+        bar.update(clips.shape[0])
         shape = tuple(clips.shape[2:])
         if not args.no_grid:
             grid.append(clips)
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             for clip in clips:
                 write_video(out.with_name(f"{out.stem}-{done:03d}{suffix}"), to_uint8(clip), fps=args.fps)
                 done += 1
+    bar.close()
     ema = ", EMA" if not args.no_ema else ""
     info = f"{args.num} clips, {shape[0]} frames, {shape[1]}x{shape[2]}, step {pipe.step}{ema}"
     if grid:
