@@ -89,6 +89,12 @@ def test_every_familys_demo_writes_its_videos(family, tmp_path):
     for name in ("circle", "square", "triangle", "all-classes"):
         assert probe(out / "videos" / f"{name}.mp4").num_frames == 8
     assert (out / "config.yaml").is_file() and str(out / "videos") in res.stdout
+    if family == "flow":  # stopped after its tokenizer, then resumed as another family's demo: refused
+        import shutil
+
+        shutil.copytree(out / "tokenizer", tmp_path / "half" / "tokenizer")
+        line = one_line_error(videosynth("demo", "--out", tmp_path / "half", "--resume", *TINY_DEMO))
+        assert "holds a flow demo" in line and "--family flow --resume" in line
 
 
 def test_sample_writes_a_decodable_grid_and_each_clip(demo_run, tmp_path):

@@ -159,11 +159,16 @@ def run(args: argparse.Namespace) -> int:
     started = has_checkpoints(out) or has_checkpoints(tok_dir)
     if started and not args.resume:
         raise CheckpointError(f"{out} already holds a demo run: add --resume to continue it, --fresh to start over, or --out DIR")
-    if started and (out / "config.yaml").is_file():
-        config = read_run_config(out)
-        if config.get("family") != args.family:
-            raise ConfigError(f"{out} holds a {config.get('family')} demo; continue it with --family "
-                              f"{config.get('family')} --resume, or start over with --fresh")
+    if started:  # a resume continues the same family's demo
+        if (out / "config.yaml").is_file():
+            have = read_run_config(out).get("family")
+        else:  # stopped during the tokenizer: which demo's tokenizer is it?
+            bottleneck = read_run_config(tok_dir).get("model", {}).get("bottleneck", "vq")
+            have = next((name for name, d in DEMOS.items() if d.tokenizer is not None
+                         and d.tokenizer["model"].get("bottleneck", "vq") == bottleneck), None)
+        if have != args.family:
+            raise ConfigError(f"{out} holds a {have} demo; continue it with --family {have} --resume, "
+                              "or start over with --fresh")
     t0 = time.perf_counter()
     print(f"videosynth demo: {demo.about} (CPU is fine)", file=sys.stderr)
     try:
@@ -177,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         train_stage(config, overrides, out, args.resume)
     except Interrupted as exc:  # stopped by Ctrl-C / SIGTERM: the loop saved; don't sample a half-trained model
         raise Interrupted(f"demo interrupted at step {exc.step} (saved); continue with: videosynth demo --resume "
-                          f"--family {args.family} --out {out}  (or: make demo ARGS=--resume)",
+                          f"--family {args.family} --out {out}  (or: make demo ARGS=\"--resume --family {args.family}\")",
                           exc.exit_code, exc.step) from None
     minutes = (time.perf_counter() - t0) / 60
 
