@@ -186,6 +186,9 @@ def test_train_then_resume_through_the_cli_is_exact(tmp_path):
     assert videosynth("train", *common, "--steps", "2", "--run-dir", tmp_path / "b").returncode == 0
     res = videosynth("train", "--resume", tmp_path / "b", "--steps", "4", "--no-progress")
     assert res.returncode == 0, res.stderr
+    piped = videosynth("train", "--resume", tmp_path / "b", "--steps", "5")  # stderr is a pipe: no bar
+    assert piped.returncode == 0 and "\r" not in piped.stderr and "train:" not in piped.stderr
+    assert "train:" in _stderr_on_a_terminal("train", "--resume", tmp_path / "b", "--steps", "6")
     a = load_file(str(tmp_path / "a" / "checkpoints" / "step-000004" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "checkpoints" / "step-000004" / "model.safetensors"))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

@@ -122,11 +122,10 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
     data = batches(dataset, sampler, cfg, step, device, objective.batch_keys, num_workers)
     sample_seed = cfg.seed + 12345
     bar = None
-    if ctx.is_main and progress:
+    if ctx.is_main and progress and sys.stderr.isatty():  # off a terminal, log.jsonl is the record
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="it", dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 10.0)
+        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="it", dynamic_ncols=True, mininterval=0.5)
     last_saved = step if resume else -1
     bad_in_row = 0
     t_last, steps_since = time.perf_counter(), 0
