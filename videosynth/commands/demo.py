@@ -123,11 +123,12 @@ def train_stage(config: dict, overrides: list[str], run_dir: Path, resume: bool)
             _, meta = find_checkpoint(run_dir)
         except CheckpointError:
             meta = {}
-        steps = resolve_config(None, [o for o in overrides if o.startswith("train.")], run_dir).train.steps
+        loop = [o for o in overrides if o.startswith("train.")]  # what a resume may change
+        steps = resolve_config(None, loop, run_dir).train.steps
         if int(meta.get("step", -1)) >= steps:
             print(f"{run_dir}: already trained ({steps} steps)", file=sys.stderr)
             return
-        run_training(None, [o for o in overrides if o.startswith("train.")], resume=run_dir)
+        run_training(None, loop, resume=run_dir)
     else:
         run_training(config, overrides, run_dir)
 

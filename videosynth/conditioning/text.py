@@ -154,7 +154,8 @@ class TextConditioner(Conditioner):
         self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
     ) -> torch.Tensor:
         """captions list[str] (len B; "" = null) -> FloatTensor[B, dim] (``<cls>`` state); labels are ignored."""
-        return self.pooled_and_tokens(labels, captions, force_null)[0]  # (B, D) the <cls> position, or the null
+        states, _, is_null = self._encode(captions, force_null)
+        return self._pooled(states, is_null)
 
     def tokens(
         self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False
@@ -166,5 +167,8 @@ class TextConditioner(Conditioner):
     def pooled_and_tokens(self, labels: torch.Tensor | None, captions: list[str], force_null: bool = False):
         """``(forward(...), *tokens(...))`` with one encoding and one condition-dropout draw."""
         states, mask, is_null = self._encode(captions, force_null)
-        pooled = torch.where(is_null.unsqueeze(1), self.null.to(states.dtype), states[:, 0])  # (B, D)
-        return (pooled, *null_tokens_like(states, mask, self.null, is_null))
+        return (self._pooled(states, is_null), *null_tokens_like(states, mask, self.null, is_null))
+
+    def _pooled(self, states: torch.Tensor, is_null: torch.Tensor) -> torch.Tensor:
+        """The ``<cls>`` state ``[B, D]``, or the learned null where ``is_null``."""
+        return torch.where(is_null.unsqueeze(1), self.null.to(states.dtype), states[:, 0])

@@ -99,6 +99,20 @@ class _Cache(torch.utils.data.Dataset):
         if len(self._captions) != len(self.values) or len(self.labels) != len(self.values):
             raise DataError(f"cache {self.root} is inconsistent (counts differ); re-run encode")
 
+    def check_written_by(self, sha256: str | None, tokenizer_run: str) -> None:
+        """Refuse a cache written with other tokenizer weights than ``sha256`` (of ``tokenizer_run``).
+
+        Raises:
+            ConfigError: the hashes differ (a cache without one, or a tokenizer without one, passes).
+        """
+        from videosynth.errors import ConfigError
+
+        have = self.index.get("tokenizer_sha256")
+        if have and sha256 and have != sha256:
+            kind = "token" if self.kind == "tokens" else "latent"
+            raise ConfigError(f"{kind} cache {self.root} was written with another tokenizer checkpoint than "
+                              f"{tokenizer_run}: re-run `videosynth encode` or point {self.kind}: elsewhere")
+
     def __len__(self) -> int:
         return len(self.values)
 

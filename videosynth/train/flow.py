@@ -88,10 +88,7 @@ def check_latent_cache(cache: LatentDataset, tokenizer, tokenizer_run: str, expe
     Raises:
         ConfigError: other weights, another channel count or another latent grid.
     """
-    have, want = cache.index.get("tokenizer_sha256"), tokenizer.weights_sha256
-    if have and want and have != want:
-        raise ConfigError(f"latent cache {cache.root} was written with another tokenizer checkpoint than "
-                          f"{tokenizer_run}: re-run `videosynth encode` or point latents: elsewhere")
+    cache.check_written_by(tokenizer.weights_sha256, tokenizer_run)
     shape = (cache.channels, *cache.latent_shape)
     if shape != (tokenizer.model_cfg.code_dim, *expected):
         raise ConfigError(f"latent cache {cache.root} holds latents {list(shape)}, this run needs "
@@ -125,8 +122,6 @@ class FlowObjective(Objective):
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
-        if not cfg.tokenizer_run:
-            raise ConfigError("tokenizer_run is empty: set it to a vqvae run with model.bottleneck: continuous")
         self.tokenizer = load_latent_tokenizer(cfg.tokenizer_run, cfg.tokenizer_checkpoint, ctx.device)
         expected = self.tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
         if (cfg.model.latent_channels, tuple(cfg.model.latent_shape)) != (self.tokenizer.model_cfg.code_dim, expected):

@@ -104,10 +104,7 @@ def check_cache(cache: TokenDataset, tokenizer: TokenizerPipeline, tokenizer_run
     Raises:
         ConfigError: the cache was written with other weights or another codebook size.
     """
-    have, want = cache.index.get("tokenizer_sha256"), tokenizer.weights_sha256
-    if have and want and have != want:
-        raise ConfigError(f"token cache {cache.root} was written with another tokenizer checkpoint than "
-                          f"{tokenizer_run}: re-run `videosynth tokenize` or point tokens: elsewhere")
+    cache.check_written_by(tokenizer.weights_sha256, tokenizer_run)
     if cache.index.get("codebook_size") != tokenizer.model_cfg.codebook_size:
         raise ConfigError(f"token cache {cache.root} has codebook_size {cache.index.get('codebook_size')}, "
                           f"the tokenizer {tokenizer.model_cfg.codebook_size}: re-run `videosynth tokenize`")
