@@ -11,6 +11,19 @@ VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 EXTRAS="${1:-}"
 
+# The browser tests of the web app drive Debian's Chromium through its driver: install both where
+# missing (as root, e.g. on CI); elsewhere say how, and those tests are skipped.
+if [ "$EXTRAS" = "test" ] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "installing chromium and chromium-driver (browser tests)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "note: no chromium/chromedriver: the browser tests will be skipped" \
+             "(sudo apt-get install chromium chromium-driver)" >&2
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "creating $VENV"
     "$PYTHON" -m venv "$VENV"
