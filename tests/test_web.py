@@ -19,7 +19,7 @@ import pytest
 
 from test_cli import TINY_FAMILY_DEMOS, one_line_error, videosynth
 from videosynth.errors import CheckpointError, ConfigError
-from videosynth.io import probe, read_all
+from videosynth.io import probe, read_all, write_video
 from videosynth.web.runs import Limits, Request, ServedRun, generate
 
 pytest.importorskip("gradio", reason="the web extra is not installed (pip install -e '.[web]')")
@@ -83,6 +83,14 @@ def test_requests_over_the_limits_or_wrong_for_the_run_are_one_line_errors(runs,
     assert set(flow.options) == {"steps", "solver", "guidance", "prime", "prime_frames"}
     result = generate(flow, Request(num=2, frames=12, options={"steps": 2, "solver": "heun"}), limits, tmp_path)
     assert probe(result.grid).num_frames == 12  # past the training length: sliding windows
+    # an uploaded first-frames video is continued: its observed frames come back (up to the tokenizer)
+    upload = tmp_path / "upload.mp4"
+    write_video(upload, read_all(result.clips[0]))
+    primed = generate(flow, Request(num=1, frames=8, options={"steps": 2, "prime": str(upload), "prime_frames": 4}),
+                      limits, tmp_path / "primed")
+    assert probe(primed.grid).num_frames == 8
+    with pytest.raises(ConfigError, match="--prime-frames needs --prime"):
+        generate(flow, Request(num=1, options={"prime_frames": 4}), limits, tmp_path)
 
 
 def test_serve_refuses_what_it_cannot_serve_in_one_line(runs, tmp_path):
