@@ -35,6 +35,9 @@ VIDEO_EXTENSIONS = (
     ".wmv", ".flv", ".ts", ".mts", ".m2ts", ".3gp", ".ogv",
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".aac", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff")
+# A frame folder's soundtrack is a file of this name (any audio suffix) inside the folder.
+SOUNDTRACK_STEM = "audio"
 
 # Frame folders carry no timing; this is the rate reported by probe() for them.
 FRAME_FOLDER_FPS = 25.0
@@ -381,8 +384,13 @@ def is_temp(path: str | Path) -> bool:
 
 
 def write_video(path: str | Path, frames, fps: float = 8.0, *, codec: str | None = None,
-                pix_fmt: str | None = None, options: dict[str, str] | None = None) -> Path:
+                pix_fmt: str | None = None, options: dict[str, str] | None = None, audio=None,
+                sample_rate: int | None = None) -> Path:
     """Encode ``frames`` (uint8 ``[T, H, W, 3]``, or ``[T, H, W]`` / ``[T, H, W, 1]`` grayscale).
+
+    ``audio`` (mono float32 ``[S]`` in [-1, 1] at ``sample_rate`` Hz, sample 0 at the first
+    frame) is written as a soundtrack beside the video: AAC in mp4/mov/mkv, Opus in webm, MP3
+    in avi. GIFs carry no sound, so a GIF asked to is refused.
 
     The container follows the suffix: ``.mp4``/``.mov``/``.m4v``/``.mkv`` (H.264,
     yuv420p), ``.webm`` (VP9), ``.avi`` (MJPEG), ``.gif`` (Pillow, looping).
@@ -403,13 +411,18 @@ def write_video(path: str | Path, frames, fps: float = 8.0, *, codec: str | None
     suffix = path.suffix.lower()
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    if audio is not None:
+        audio = check_audio(audio, sample_rate)
+        if suffix not in AUDIO_ENCODERS:
+            raise DataError(f"{path}: '{suffix}' files carry no sound; write .mp4 (or "
+                            f"{', '.join(sorted(AUDIO_ENCODERS))}) for a video with its soundtrack")
     tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".gif" and codec is None:
             _write_gif(tmp, frames, fps)
         else:
-            _encode(tmp, path, frames, fps, suffix, codec, pix_fmt, options)
+            _encode(tmp, path, frames, fps, suffix, codec, pix_fmt, options, audio, sample_rate)
         os.replace(tmp, path)
     except OSError as exc:
         raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -420,7 +433,8 @@ def write_video(path: str | Path, frames, fps: float = 8.0, *, codec: str | None
 
 
 def _encode(tmp: Path, path: Path, frames: np.ndarray, fps: float, suffix: str, codec: str | None,
-            pix_fmt: str | None, options: dict[str, str] | None) -> None:
+            pix_fmt: str | None, options: dict[str, str] | None, audio: np.ndarray | None = None,
+            sample_rate: int | None = None) -> None:
     """Encode ``frames`` into ``tmp``; errors name ``path``, the file the user asked for."""
     codec = codec or DEFAULT_CODECS.get(suffix)
     if codec is None:
@@ -447,12 +461,15 @@ def _encode(tmp: Path, path: Path, frames: np.ndarray, fps: float, suffix: str, 
         with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream(codec, rate=rate, options=opts)
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+            sound = None if audio is None else _add_audio_stream(container, AUDIO_ENCODERS[suffix], sample_rate)
             src_fmt = "gray" if gray_in else "rgb24"
             for f in frames:
                 image = f[..., 0] if gray_in else f
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=src_fmt)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
+            if sound is not None:
+                _mux_audio(container, AUDIO_ENCODERS[suffix], audio, sample_rate, sound)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise DataError(f"{path}: encoding with '{codec}' failed ({_describe(exc)})") from None
 
@@ -555,3 +572,239 @@ def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: i
         Image.fromarray(sheet).save(path)
         return path
     return write_video(path, make_grid(videos, nrow=nrow, pad=pad, pad_value=pad_value), fps=fps)
+
+
+# ----------------------------------------------------------------------------- audio
+#
+# Audio inside the library is mono float32 in [-1, 1] at one fixed sample rate; here it is a
+# numpy array ``[S]``. Times are seconds from the first video frame when the file has a video
+# stream (so frame k starts at k / fps, as read_clip numbers frames), else from the audio
+# stream's start. Decoding seeks near the window and stops after it, like read_clip.
+
+AUDIO_SEEK_MARGIN = 0.5  # seconds decoded before a window's start: seeks land on packet boundaries
+# Soundtrack encoder per video suffix; GIF and still images carry no sound.
+AUDIO_ENCODERS = {".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".webm": "libopus",
+                  ".avi": "libmp3lame"}
+AUDIO_BITRATE = 128_000  # bits per second of written soundtracks
+
+
+@dataclass
+class AudioInfo:
+    """What :func:`probe_audio` learns about a soundtrack: ``path`` (the file holding it), ``sample_rate``
+    (Hz), ``channels``, ``duration`` (seconds, 0 when the container does not say) and ``codec``."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    duration: float
+    codec: str
+
+
+def soundtrack(path: str | Path) -> Path | None:
+    """The file holding ``path``'s sound: a file itself, a frame folder's ``audio.*`` file, else None."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for ext in AUDIO_EXTENSIONS:
+        candidate = path / f"{SOUNDTRACK_STEM}{ext}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def probe_audio(path: str | Path) -> AudioInfo | None:
+    """The soundtrack of a video, audio file or frame folder; None when it has none.
+
+    Raises:
+        DataError: missing, empty or unreadable file.
+    """
+    source = soundtrack(path)
+    if source is None:
+        return None
+    container = _open(source)
+    try:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = container.duration / av.time_base if container.duration is not None else 0.0
+        return AudioInfo(str(source), int(ctx.sample_rate or stream.rate or 0), int(ctx.channels or 0),
+                         duration, ctx.name)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"{source}: not a readable audio stream ({_describe(exc)})") from None
+    finally:
+        container.close()
+
+
+def _origin(container, audio_stream) -> float:
+    """Time zero of the file in seconds: its first video frame where it has video, else its audio start."""
+    reference = container.streams.video[0] if container.streams.video else audio_stream
+    if reference.start_time is None or reference.time_base is None:
+        return 0.0
+    return float(reference.start_time * reference.time_base)
+
+
+def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Mono float32 ``[S]`` in ``[-1, 1]`` at ``sample_rate`` Hz from ``start`` seconds for ``duration`` seconds.
+
+    Channels are averaged (downmix) and resampled by FFmpeg. ``S = round(duration * sample_rate)``
+    exactly: a window reaching before the start or past the end of the sound is padded with
+    silence. ``duration=None`` reads to the end. Works on videos with an audio stream, audio
+    files (wav, mp3, aac/m4a, flac, ogg, opus, ...) and frame folders with an ``audio.*`` file.
+
+    Raises:
+        DataError: no soundtrack, an unreadable file, or a bad window.
+    """
+    path = Path(path)
+    if sample_rate < 1:
+        raise DataError(f"sample_rate must be positive, got {sample_rate}")
+    if duration is not None and duration < 0:
+        raise DataError(f"audio window duration must be >= 0, got {duration}")
+    source = soundtrack(path)
+    if source is None:
+        raise DataError(f"{path}: frame folder has no soundtrack (put an {SOUNDTRACK_STEM}.wav beside its frames)")
+    container = _open(source)
+    try:
+        if not container.streams.audio:
+            raise DataError(f"{source}: contains no audio stream")
+        stream = container.streams.audio[0]
+        origin = _origin(container, stream)
+        first = round(start * sample_rate)  # output sample 0, counted from the origin
+        wanted = None if duration is None else round(duration * sample_rate)
+        seek_to = origin + start - AUDIO_SEEK_MARGIN
+        if start - AUDIO_SEEK_MARGIN > 0 and stream.time_base is not None:
+            container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+        # planar float at the target rate in the source's channel layout; channels are averaged below
+        # (FFmpeg's own downmix adds channels at -3 dB, which can leave [-1, 1] for in-phase channels)
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        pieces: list[tuple[int, np.ndarray]] = []  # (first sample from the origin, samples)
+        cursor = None  # where the next resampled frame starts when it carries no pts
+
+        def collect(frames) -> bool:
+            nonlocal cursor
+            for out in frames:
+                samples = out.to_ndarray().astype(np.float32).mean(axis=0)  # (C, n) -> (n,) mono
+                if out.pts is not None and out.time_base is not None:
+                    at = round(float(out.pts * out.time_base) * sample_rate) - round(origin * sample_rate)
+                else:
+                    at = cursor if cursor is not None else 0
+                pieces.append((at, samples))
+                cursor = at + samples.size
+                if wanted is not None and cursor >= first + wanted:
+                    return True
+            return False
+
+        done = False
+        for frame in container.decode(stream):
+            if collect(resampler.resample(frame)):
+                done = True
+                break
+        if not done:
+            collect(resampler.resample(None))
+    except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+        raise DataError(f"{source}: audio decode failed ({_describe(exc)})") from None
+    finally:
+        container.close()
+    if wanted is None:
+        end = max((at + x.size for at, x in pieces), default=first)
+        wanted = max(0, end - first)
+    out = np.zeros(wanted, np.float32)
+    for at, samples in pieces:
+        lo, hi = max(at, first), min(at + samples.size, first + wanted)
+        if hi > lo:
+            out[lo - first:hi - first] = samples[lo - at:hi - at]
+    return np.clip(out, -1.0, 1.0)
+
+
+def clip_window(start: int, num_frames: int, stride: int, fps: float) -> tuple[float, float]:
+    """``(start seconds, duration seconds)`` of the sound under a clip of :func:`read_clip`.
+
+    The clip's frames ``start, start + stride, ...`` each stand for ``stride`` source frames, so
+    the window is ``num_frames * stride / fps`` seconds from frame ``start``'s time ``start / fps``.
+    """
+    if fps <= 0:
+        raise DataError(f"fps must be positive to align audio with frames, got {fps}")
+    _clip_indices(start, num_frames, stride)
+    return start / fps, num_frames * stride / fps
+
+
+def read_clip_audio(path: str | Path, start: int, num_frames: int, stride: int, fps: float,
+                    sample_rate: int) -> np.ndarray:
+    """The sound under the clip ``read_clip(path, start, num_frames, stride)``: float32 ``[S]`` mono in [-1, 1],
+    ``S = round(num_frames * stride / fps * sample_rate)``, sample 0 at frame ``start``."""
+    t0, length = clip_window(start, num_frames, stride, fps)
+    return read_audio(path, sample_rate, t0, length)
+
+
+def check_audio(audio, sample_rate: int | None) -> np.ndarray:
+    """Mono float32 ``[S]`` from a numpy array or tensor ``[S]`` (or ``[1, S]``), values clipped to [-1, 1]."""
+    if sample_rate is None or sample_rate < 1:
+        raise ValueError(f"writing audio needs a positive sample_rate, got {sample_rate}")
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 2 and audio.shape[0] == 1:
+        audio = audio[0]
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be mono [S], got shape {tuple(audio.shape)}")
+    return np.clip(audio, -1.0, 1.0)
+
+
+def write_audio(path: str | Path, audio, sample_rate: int) -> Path:
+    """Write mono float32 ``[S]`` in [-1, 1] as ``.wav`` (16-bit PCM), ``.flac``, ``.mp3``, ``.m4a``, ``.ogg``
+    or ``.opus``; written to a temporary name and renamed.
+
+    Raises:
+        DataError: an unknown suffix or an encoder failure.
+    """
+    path = Path(path)
+    samples = check_audio(audio, sample_rate)
+    codec = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".m4a": "aac", ".aac": "aac",
+             ".ogg": "libopus", ".opus": "libopus"}.get(path.suffix.lower())
+    if codec is None:
+        raise DataError(f"{path}: cannot write '{path.suffix}' audio; use .wav, .flac, .mp3, .m4a, .ogg or .opus")
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(tmp), mode="w", format=_AUDIO_FORMATS.get(path.suffix.lower())) as container:
+            _mux_audio(container, codec, samples, sample_rate)
+        os.replace(tmp, path)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"cannot write {path}: {_describe(exc)}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+_AUDIO_FORMATS = {".m4a": "ipod", ".aac": "adts", ".ogg": "ogg", ".opus": "ogg"}  # containers by suffix
+OPUS_RATES = (48000, 24000, 16000, 12000, 8000)  # the only rates the Opus encoder takes
+
+
+def _add_audio_stream(container, codec: str, sample_rate: int):
+    rate = sample_rate
+    if codec == "libopus" and rate not in OPUS_RATES:
+        rate = 48000  # resampled below
+    stream = container.add_stream(codec, rate=rate)
+    stream.layout = "mono"
+    if codec not in ("pcm_s16le", "flac"):
+        stream.bit_rate = AUDIO_BITRATE
+    return stream
+
+
+def _mux_audio(container, codec: str, samples: np.ndarray, sample_rate: int, stream=None) -> None:
+    """Encode ``samples`` (mono float32 [S]) into ``container`` with ``codec`` (a new stream unless given)."""
+    stream = stream or _add_audio_stream(container, codec, sample_rate)
+    ctx = stream.codec_context
+    formats = [f.name for f in (ctx.codec.audio_formats or [])]
+    resampler = av.AudioResampler(format=formats[0] if formats else "s16", layout="mono", rate=ctx.sample_rate)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[None]), format="flt", layout="mono")  # (1, S)
+    frame.sample_rate, frame.pts = sample_rate, 0
+    for converted in resampler.resample(frame):  # PyAV cuts them to the encoder's frame size
+        container.mux(stream.encode(converted))
+    for converted in resampler.resample(None):
+        container.mux(stream.encode(converted))
+    container.mux(stream.encode(None))
