@@ -84,7 +84,7 @@ def test_factory_and_config_errors():
     cfg = from_dict(DataConfig, {"name": "moving-digits", "num_samples": 4, "frames": 3, "size": 32}, "data")
     ds = build_dataset(cfg, "val")
     assert len(ds) == 4 and ds.class_names == [str(d) for d in range(10)]
-    assert set(DATASETS) == {"moving-digits", "bouncing-shapes", "folder"}
+    assert set(DATASETS) == {"moving-digits", "bouncing-shapes", "folder", "ucf101", "kinetics", "bair"}
     with pytest.raises(ConfigError, match="moving-digits"):
         build_dataset(DataConfig(name="mnist"), "train")
     with pytest.raises(ConfigError, match="root"):

@@ -3,7 +3,8 @@
 ``scan ROOT`` probes every video (cached), prints counts, classes, frame/fps/size
 summaries and the broken files with reasons, and can write a manifest.
 ``preview DATASET_OR_ROOT --out grid.gif`` tiles the first clips of a built-in
-dataset or a folder into one video or image.
+dataset, a folder, or a standard layout (``ucf101``, ``kinetics``, ``bair`` with
+``--root`` and ``--set`` data keys) into one video or image.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def register(subparsers) -> None:
 
     preview = sub.add_parser("preview", help="write a grid of clips from a dataset or folder")
     preview.add_argument("source", metavar="DATASET_OR_ROOT",
-                         help="moving-digits, bouncing-shapes, or a folder of videos")
+                         help="moving-digits, bouncing-shapes, ucf101, kinetics, bair (with --root), "
+                              "or a folder of videos")
+    preview.add_argument("--root", help="the dataset folder of ucf101, kinetics or bair")
+    preview.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="data key, e.g. --set split_file=2 or --set annotations=train.csv (repeatable)")
     preview.add_argument("--out", required=True, help="output file: .gif, .mp4, .webm or .png (filmstrip)")
     preview.add_argument("--num", type=int, default=DEFAULT_PREVIEW_CLIPS, help="number of clips (default 16)")
     preview.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per clip (default 16)")
@@ -149,18 +154,31 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def _preview_dataset(args: argparse.Namespace):
+    from videosynth.config import apply_overrides, from_dict
     from videosynth.data import DATASETS, DataConfig, VideoFolder, build_dataset
+    from videosynth.data.factory import ON_DISK
 
-    if args.source in DATASETS and args.source != "folder":
+    layouts = [n for n in ON_DISK if n != "folder"]
+    if (args.root or args.overrides) and args.source not in layouts:
+        raise DataError(f"--root and --set apply to the layouts {', '.join(layouts)}, not to '{args.source}'")
+    if args.source in DATASETS and args.source not in ON_DISK:
         cfg = DataConfig(name=args.source, frames=args.frames, size=args.size, num_objects=args.num_objects,
                          num_samples=max(args.num, 1), seed=args.seed)
         return build_dataset(cfg, "train")
+    if args.source in layouts:
+        if not args.root:
+            raise DataError(f"data preview {args.source} needs --root, the dataset folder")
+        # every listed video, broken ones skipped: the preview shows the data as it is
+        data = {"name": args.source, "root": args.root, "frames": args.frames, "size": args.size,
+                "stride": args.stride, "seed": args.seed, "max_broken_fraction": 1.0}
+        data = apply_overrides({"data": data}, [o if o.startswith("data.") else f"data.{o}" for o in args.overrides])
+        return build_dataset(from_dict(DataConfig, data["data"], "data"), "all")
     if Path(args.source).expanduser().is_dir():
         # every file, centred clips: the preview shows the data, not an augmentation
         return VideoFolder(args.source, frames=args.frames, size=args.size, stride=args.stride, split="all",
                            seed=args.seed, train_clip="center", max_broken_fraction=1.0)
     names = ", ".join(n for n in DATASETS if n != "folder")
-    raise DataError(f"'{args.source}' is neither a built-in dataset ({names}) nor a folder of videos")
+    raise DataError(f"'{args.source}' is neither a dataset name ({names}) nor a folder of videos")
 
 
 def run_preview(args: argparse.Namespace) -> int:

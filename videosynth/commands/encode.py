@@ -31,19 +31,22 @@ def resolve_data(spec: str, base, overrides: list[str] = ()):
     """
     from videosynth.config import apply_overrides, from_dict, load_yaml, merge, to_dict
     from videosynth.data import DATASETS, DataConfig
+    from videosynth.data.factory import DATASET_KEYS
 
     data = to_dict(base) if base is not None else {}
     path = Path(spec)
     if path.suffix.lower() in (".yaml", ".yml"):
         given = load_yaml(path)
         given = given.get("data", given) if isinstance(given.get("data"), dict) else given
-        data = merge(data, given)
     elif path.is_dir():
-        data = merge(data, {"name": "folder", "root": str(path), "manifest": None})
+        given = {"name": "folder", "root": str(path), "manifest": None}
     elif spec in DATASETS:
-        data = merge(data, {"name": spec, "root": None, "manifest": None})
+        given = {"name": spec, "root": None, "manifest": None}
     else:
         raise ConfigError(f"DATA '{spec}' is neither a folder, a .yaml file nor a dataset name ({', '.join(DATASETS)})")
+    if given.get("name", data.get("name")) != data.get("name"):
+        data = {k: v for k, v in data.items() if k not in DATASET_KEYS}  # the base dataset's own keys do not carry over
+    data = merge(data, given)
     data = apply_overrides({"data": data}, [o if o.startswith("data.") else f"data.{o}" for o in overrides])["data"]
     return from_dict(DataConfig, data, "data")
 

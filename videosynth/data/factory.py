@@ -8,6 +8,7 @@ from typing import Callable
 from torch.utils.data import Dataset
 
 from videosynth.config import at_least, checked, in_range
+from videosynth.data.layouts import bair_layout, kinetics_layout, ucf101_layout
 from videosynth.data.synthetic import BouncingShapes, MovingDigits
 from videosynth.data.video_folder import VideoFolder
 from videosynth.errors import ConfigError
@@ -17,15 +18,22 @@ from videosynth.errors import ConfigError
 class DataConfig:
     """Which data to train on and how clips are cut.
 
-    ``name``: ``"bouncing-shapes"``, ``"moving-digits"`` or ``"folder"`` (then ``root`` is
-    required and ``manifest`` optional).  ``num_objects``/``num_samples``/``object_size``
-    apply to the built-in datasets (``object_size`` 0 = their default); ``stride``,
-    ``val_fraction`` and ``max_broken_fraction`` to folders.
+    ``name``: ``"bouncing-shapes"``, ``"moving-digits"``, ``"folder"`` (then ``root`` is
+    required and ``manifest`` optional) or a standard layout read from ``root`` (see
+    :mod:`videosynth.data.layouts`): ``"ucf101"`` (``split_file`` 1-3, ``split_dir`` where the
+    split files are when they are not found next to the videos), ``"kinetics"``
+    (``annotations``: the CSV file, or a folder of ``train.csv``/``validate.csv``) or ``"bair"``.
+    ``num_objects``/``num_samples``/``object_size`` apply to the built-in datasets
+    (``object_size`` 0 = their default); ``stride``, ``val_fraction`` and ``max_broken_fraction``
+    to the datasets on disk.
     """
 
-    name: str = "bouncing-shapes"  # "bouncing-shapes" | "moving-digits" | "folder"
+    name: str = "bouncing-shapes"  # "bouncing-shapes" | "moving-digits" | "folder" | "ucf101" | "kinetics" | "bair"
     root: str | None = None
     manifest: str | None = None
+    split_file: int | None = checked(None, in_range(1, 3))  # ucf101: trainlist0N/testlist0N (None = 1)
+    split_dir: str | None = None  # ucf101: folder of classInd.txt and the split lists (None = looked for)
+    annotations: str | None = None  # kinetics: CSV file, or a folder holding train.csv and validate.csv
     frames: int = checked(16, at_least(1))
     size: int = checked(64, at_least(4))
     stride: int = checked(1, at_least(1))
@@ -50,18 +58,56 @@ def _bouncing_shapes(cfg: DataConfig, split: str) -> Dataset:
                           colour=cfg.colour)
 
 
-def _folder(cfg: DataConfig, split: str) -> Dataset:
+def _root(cfg: DataConfig, what: str) -> str:
     if not cfg.root:
-        raise ConfigError("data.root must name a folder of videos when data.name is 'folder'")
-    return VideoFolder(cfg.root, frames=cfg.frames, size=cfg.size, stride=cfg.stride, split=split,
-                       manifest=cfg.manifest, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                       max_broken_fraction=cfg.max_broken_fraction)
+        raise ConfigError(f"data.root must name {what} when data.name is '{cfg.name}'")
+    return cfg.root
+
+
+def _video_folder(cfg: DataConfig, split: str, root: str, **source) -> VideoFolder:
+    """A VideoFolder cut as ``cfg`` says; ``source`` is its ``manifest=`` or ``layout=``."""
+    return VideoFolder(root, frames=cfg.frames, size=cfg.size, stride=cfg.stride, split=split,
+                       val_fraction=cfg.val_fraction, seed=cfg.seed, max_broken_fraction=cfg.max_broken_fraction,
+                       **source)
+
+
+def _folder(cfg: DataConfig, split: str) -> Dataset:
+    return _video_folder(cfg, split, _root(cfg, "a folder of videos"), manifest=cfg.manifest)
+
+
+def _ucf101(cfg: DataConfig, split: str) -> Dataset:
+    root = _root(cfg, "the UCF101 folder (one subfolder of .avi videos per class)")
+    return _video_folder(cfg, split, root, layout=ucf101_layout(root, cfg.split_file or 1, cfg.split_dir))
+
+
+def _kinetics(cfg: DataConfig, split: str) -> Dataset:
+    root = _root(cfg, "the folder of Kinetics videos")
+    if not cfg.annotations:
+        raise ConfigError("data.annotations must name the Kinetics CSV (label,youtube_id,time_start,time_end,split) "
+                          "or a folder holding train.csv and validate.csv when data.name is 'kinetics'")
+    return _video_folder(cfg, split, root, layout=kinetics_layout(root, cfg.annotations))
+
+
+def _bair(cfg: DataConfig, split: str) -> Dataset:
+    root = _root(cfg, "the converted BAIR folder (train/ and test/ of trajectory frame folders)")
+    return _video_folder(cfg, split, root, layout=bair_layout(root))
 
 
 DATASETS: dict[str, Callable[[DataConfig, str], Dataset]] = {
     "moving-digits": _moving_digits,
     "bouncing-shapes": _bouncing_shapes,
     "folder": _folder,
+    "ucf101": _ucf101,
+    "kinetics": _kinetics,
+    "bair": _bair,
+}
+ON_DISK = ("folder", "ucf101", "kinetics", "bair")  # the datasets read from data.root
+# Keys only some datasets read: given for another one, they would be ignored, so they are refused.
+DATASET_KEYS: dict[str, tuple[str, ...]] = {
+    "manifest": ("folder",),
+    "split_file": ("ucf101",),
+    "split_dir": ("ucf101",),
+    "annotations": ("kinetics",),
 }
 BUILD_SPLITS = ("train", "val", "all")
 
@@ -70,14 +116,19 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
     """Build the dataset named by ``cfg.name`` for ``split`` (``"train"``, ``"val"`` or ``"all"``).
 
     The result yields items ``{"video": float32 [3, T, H, W] in [-1, 1], "label": int64, "caption": str}``
-    and has ``class_names`` and ``captions()``; folder datasets also ``set_epoch(epoch)``.
+    and has ``class_names`` and ``captions()``; datasets on disk also ``set_epoch(epoch)``.
 
     Raises:
-        ConfigError: unknown name (the valid ones are listed), bad split, missing root.
-        DataError: unreadable or unsuitable folder data.
+        ConfigError: unknown name (the valid ones are listed), bad split, missing root, a key
+            the dataset does not read.
+        DataError: unreadable or unsuitable data on disk (missing split files, bad CSV rows, ...).
     """
     if cfg.name not in DATASETS:
         raise ConfigError(f"unknown data.name '{cfg.name}'; valid names: {', '.join(DATASETS)}")
+    for key, names in DATASET_KEYS.items():
+        if getattr(cfg, key) is not None and cfg.name not in names:
+            raise ConfigError(f"data.{key} applies to data.name {' or '.join(names)} only "
+                              f"(data.name is '{cfg.name}'); remove it")
     if split not in BUILD_SPLITS:
         raise ConfigError(f"split must be one of {', '.join(BUILD_SPLITS)}, got '{split}'")
     return DATASETS[cfg.name](cfg, split)

@@ -7,6 +7,10 @@ Layout conventions, all optional::
         <class>/...         the first-level subfolder is the class (sorted names -> labels)
       manifest.csv          ``path, caption, label[, split]``, passed as ``manifest=``
 
+Standard dataset layouts (UCF-101 split files, Kinetics CSVs, BAIR trajectories, see
+:mod:`videosynth.data.layouts`) are passed as a :class:`Layout`: the list of videos with
+their split, class and time window, which the folder probes and samples like any other.
+
 Each item is ``{"video": float32 [3, T, size, size] in [-1, 1], "label": int64 scalar
 (-1 = none), "caption": str ("" = none)}``.  Training draws a random clip start
 (and crop window) per call from an RNG seeded by ``(seed, epoch, index)``, so
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +31,7 @@ from torch.utils.data import Dataset
 
 from videosynth import io
 from videosynth.data.manifest import ManifestRow, read_manifest
-from videosynth.data.scan import ScanResult, VideoEntry, check_root, scan
+from videosynth.data.scan import ScanResult, VideoEntry, check_root, find_videos, scan
 from videosynth.data.transforms import ClipTransform
 from videosynth.errors import DataError
 
@@ -33,9 +39,13 @@ log = logging.getLogger("videosynth.data")
 
 SPLITS = ("train", "val", "all")
 CLIP_MODES = ("random", "center")
-SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation", "test")}
+SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validate", "validation", "test")}
 MAX_RETRIES = 8  # clips drawn after a decode failure before the item gives up
 HASH_SPAN = 2 ** 32  # the hash split compares the first 32 bits of sha1(path) with val_fraction
+# A video at most this much longer than its time window is the window's segment already (a stream-copied
+# cut starts at the keyframe before the window), so it is used whole instead of being cut again.
+TRIMMED_SLACK_S = 2.0
+TIME_DECIMALS = 6  # seconds x fps is rounded to this many decimals before it becomes a frame number
 
 
 def _split_of_path(rel_path: str, val_fraction: float) -> str:
@@ -59,6 +69,113 @@ def find_split_folders(root: Path) -> dict[str, Path] | None:
     return found if "train" in found and "val" in found else None
 
 
+@dataclass
+class Listed:
+    """One video a layout names, before it is probed.
+
+    ``path``: relative to the dataset root (posix) or absolute.  ``split``: ``"train"``, a
+    val name (``SPLIT_FOLDERS["val"]``), another name (only in split ``"all"``), or ``""``
+    for the hash split by ``val_fraction``.  ``label``: class name (``""`` = none).
+    ``window``: ``(start, end)`` seconds of the video that clips are cut from (None = all of it).
+    """
+
+    path: str
+    split: str = ""
+    label: str = ""
+    caption: str = ""
+    window: tuple[float, float] | None = None
+
+
+@dataclass
+class Layout:
+    """The videos of a dataset and what they are.
+
+    ``class_names``: label ``i`` is ``class_names[i]`` (None = the sorted labels found, or
+    integer labels as they are).  ``missing``: ``(path, reason)`` of videos the layout lists
+    but could not find; they count as broken.
+    """
+
+    listing: list[Listed]
+    class_names: list[str] | None = None
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _resolve(root: Path, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else root / p
+
+
+def folder_layout(root: Path, labels: bool = True) -> Layout:
+    """Every video and frame folder under ``root``: split from split folders, class from the first subfolder.
+
+    With split folders (``train/`` and ``val/``/``test/``...) a video outside them is split
+    ``"other"``; without them the split is left to the hash split.  ``labels=False`` leaves
+    every video unlabelled.
+    """
+    split_dirs = find_split_folders(root)
+    listing = []
+    for path in find_videos(root):
+        rel = _relative(path, root)
+        parts = rel.split("/")
+        split = ""
+        if split_dirs is not None:
+            split = next((s for s, d in split_dirs.items() if d.name == parts[0]), "other")
+            parts = parts[1:]
+        label = parts[0] if labels and len(parts) >= 2 else ""
+        listing.append(Listed(rel, split=split, label=label))
+    return Layout(listing)
+
+
+def manifest_layout(root: Path, manifest: str | Path) -> Layout:
+    """The videos a manifest lists (``path, caption, label[, split]``).
+
+    A manifest without any label leaves the classes to the first subfolder of each path.
+
+    Raises:
+        DataError: missing or malformed manifest, or one that lists no videos.
+    """
+    path = Path(manifest).expanduser()
+    if not path.is_absolute() and not path.is_file() and (root / path).is_file():
+        path = root / path
+    rows: list[ManifestRow] = read_manifest(path)
+    if not rows:
+        raise DataError(f"{path}: manifest lists no videos")
+    labelled = any(r.label for r in rows)
+    listing = []
+    for r in rows:
+        rel = _relative(_resolve(root, r.path), root)
+        parts = rel.split("/")
+        label = r.label if labelled else (parts[0] if len(parts) >= 2 else "")
+        listing.append(Listed(rel, split=r.split, label=label, caption=r.caption))
+    return Layout(listing)
+
+
+def _normal_split(split: str) -> str:
+    split = split.strip().lower()
+    return "val" if split in SPLIT_FOLDERS["val"] else split
+
+
+def frame_window(entry: VideoEntry, window: tuple[float, float] | None) -> tuple[int, int]:
+    """Frames ``[first, end)`` of ``entry`` inside the time ``window`` (seconds).
+
+    Frame ``k`` is shown at ``k / fps`` seconds; it is inside when ``start <= k / fps < end``.
+    A video no longer than the window plus ``TRIMMED_SLACK_S`` is the trimmed segment itself
+    and is used whole, as is every video when ``window`` is None.
+    """
+    if window is None or entry.num_frames / entry.fps <= window[1] - window[0] + TRIMMED_SLACK_S:
+        return 0, entry.num_frames
+    first = math.ceil(round(window[0] * entry.fps, TIME_DECIMALS))
+    end = math.ceil(round(window[1] * entry.fps, TIME_DECIMALS))
+    return min(first, entry.num_frames), min(end, entry.num_frames)
+
+
 class VideoFolder(Dataset):
     """Clips of ``frames`` frames (every ``stride``-th) resized and cropped to ``size`` x ``size``.
 
@@ -68,6 +185,8 @@ class VideoFolder(Dataset):
         size: output height and width (shorter side resized, then cropped).
         split: ``"train"``, ``"val"`` or ``"all"``.
         manifest: CSV/JSONL of ``path, caption, label[, split]``; when given, only listed videos are used.
+        layout: the videos to use with their splits, classes and time windows (instead of a
+            manifest or the folder walk), e.g. from :mod:`videosynth.data.layouts`.
         val_fraction: share of videos hashed into ``val`` when there are no split folders / column.
         seed: base of the per-item RNG (with the epoch from :meth:`set_epoch`).
         train_clip: ``"random"`` start and crop per call, or ``"center"``; ``val`` is always centred.
@@ -78,7 +197,7 @@ class VideoFolder(Dataset):
         verify: decode the first and last frame of each video at scan time.
 
     Attributes:
-        class_names: sorted class names (index = label).
+        class_names: class names (index = label): sorted, or the layout's order.
         broken: ``(path, reason)`` for every file skipped.
         from_cache: whether the scan index came from the cache.
 
@@ -90,13 +209,15 @@ class VideoFolder(Dataset):
                  manifest: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
                  train_clip: str = "random", max_broken_fraction: float = 0.2, cache_dir: str | Path | None = None,
                  progress: bool = True, verify: bool = True,
-                 broken_hint: str = "raise data.max_broken_fraction") -> None:
+                 broken_hint: str = "raise data.max_broken_fraction", layout: Layout | None = None) -> None:
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got {split!r}")
         if train_clip not in CLIP_MODES:
             raise DataError(f"train_clip must be one of {CLIP_MODES}, got {train_clip!r}")
         if frames < 1 or stride < 1 or size < 1:
             raise DataError(f"frames, stride and size must be positive, got {frames}, {stride}, {size}")
+        if manifest is not None and layout is not None:
+            raise DataError("give a manifest or a layout, not both")
         self.root = Path(root).expanduser()
         check_root(self.root)
         self.frames, self.stride, self.size, self.split, self.seed = frames, stride, size, split, seed
@@ -105,86 +226,80 @@ class VideoFolder(Dataset):
         self.transform = ClipTransform(size, crop="random" if self.clip_mode == "random" else "center")
         self.span = (frames - 1) * stride + 1  # frames a clip covers in the source
 
-        rows = self._manifest_rows(manifest)
-        paths = None if rows is None else [self._resolve(r.path) for r in rows]
+        if layout is None:
+            layout = manifest_layout(self.root, manifest) if manifest is not None else folder_layout(self.root)
+        listed = {self._rel(self._resolve(x.path)): x for x in layout.listing}
+        paths = [self._resolve(rel) for rel in listed]
         result: ScanResult = scan(self.root, paths, min_frames=self.span, verify=verify, cache_dir=cache_dir,
                                   progress=progress)
         self.from_cache = result.from_cache
-        self.broken = [(str(self.root / p), reason) for p, reason in result.broken]
-        total = len(result.entries) + len(result.broken)
+        entries, outside = self._in_windows(result.entries, listed)
+        self.broken = [(str(self._resolve(p)), reason) for p, reason in layout.missing + result.broken + outside]
+        total = len(entries) + len(self.broken)
         if total == 0:
             raise DataError(f"{self.root}: no videos found (looked for {', '.join(io.VIDEO_EXTENSIONS)} "
                             f"files and folders of {'/'.join(io.IMAGE_EXTENSIONS)} frames)")
-        if len(result.broken) > max_broken_fraction * total:
-            listed = "; ".join(f"{p}: {r}" for p, r in self.broken[:3])
-            raise DataError(f"{self.root}: {len(result.broken)} of {total} videos are broken or shorter than "
+        if len(self.broken) > max_broken_fraction * total:
+            shown = "; ".join(f"{p}: {r}" for p, r in self.broken[:3])
+            raise DataError(f"{self.root}: {len(self.broken)} of {total} videos are broken or shorter than "
                             f"{self.span} frames (more than max_broken_fraction={max_broken_fraction}); "
-                            f"e.g. {listed}. Fix or remove them, or {broken_hint}")
-        if not result.entries:
+                            f"e.g. {shown}. Fix or remove them, or {broken_hint}")
+        if not entries:
             path, reason = self.broken[0]
-            raise DataError(f"{self.root}: no usable videos ({len(result.broken)} broken, e.g. {path}: {reason})")
-        self._label_and_split(result.entries, rows, val_fraction)
+            raise DataError(f"{self.root}: no usable videos ({len(self.broken)} broken, e.g. {path}: {reason})")
+        self._label_and_split(entries, listed, val_fraction, layout.class_names)
 
     # ------------------------------------------------------------------ indexing
 
-    def _manifest_rows(self, manifest: str | Path | None) -> list[ManifestRow] | None:
-        if manifest is None:
-            return None
-        path = Path(manifest).expanduser()
-        if not path.is_absolute() and not path.is_file() and (self.root / path).is_file():
-            path = self.root / path
-        rows = read_manifest(path)
-        if not rows:
-            raise DataError(f"{path}: manifest lists no videos")
-        return rows
-
     def _resolve(self, path: str) -> Path:
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.root / p
+        return _resolve(self.root, path)
 
-    def _label_and_split(self, entries: list[VideoEntry], rows: list[ManifestRow] | None, val_fraction: float):
-        by_path = {self._rel(self._resolve(r.path)): r for r in rows} if rows is not None else {}
-        manifest_labels = rows is not None and any(r.label for r in rows)
-        split_dirs = None if rows is not None else find_split_folders(self.root)
-        items = []  # (entry, split, class key, caption)
+    def _rel(self, path: Path) -> str:
+        return _relative(path, self.root)
+
+    def _in_windows(self, entries: list[VideoEntry], listed: dict[str, Listed]):
+        """``([(entry, (first, end))], broken)``: each video's frames inside its time window."""
+        kept, outside = [], []
         for e in entries:
-            row = by_path.get(e.path)
-            parts = e.path.split("/")
-            if split_dirs is not None:
-                top = parts[0]
-                split = next((s for s, d in split_dirs.items() if d.name == top), "other")
-                parts = parts[1:]
-            elif row is not None and row.split:
-                split = "val" if row.split in SPLIT_FOLDERS["val"] else row.split
+            first, end = frame_window(e, listed[e.path].window)
+            if end - first >= self.span:
+                kept.append((e, (first, end)))
             else:
-                split = _split_of_path(e.path, val_fraction)
-            if manifest_labels:
-                key = row.label if row is not None else ""
-            else:
-                key = parts[0] if len(parts) >= 2 else ""
-            items.append((e, split, key, row.caption if row is not None else ""))
+                start, stop = listed[e.path].window
+                outside.append((e.path, f"{end - first} frames lie in its window {start:g}-{stop:g} s "
+                                        f"({e.num_frames} frames at {e.fps:g} fps), a clip needs {self.span}"))
+        return kept, outside
 
-        keys = sorted({k for _, _, k, _ in items if k})
-        if keys and all(k.lstrip("-").isdigit() for k in keys):
+    def _label_and_split(self, entries: list[tuple[VideoEntry, tuple[int, int]]], listed: dict[str, Listed],
+                         val_fraction: float, class_names: list[str] | None) -> None:
+        items = []  # (entry, frame range, split, listing)
+        for e, frames in entries:
+            x = listed[e.path]
+            split = _normal_split(x.split) if x.split else _split_of_path(e.path, val_fraction)
+            items.append((e, frames, split, x))
+
+        keys = sorted({x.label for *_, x in items if x.label})
+        if class_names is not None:
+            self.class_names = list(class_names)
+            label_of = {name: i for i, name in enumerate(self.class_names)}
+            unknown = [k for k in keys if k not in label_of]
+            if unknown:
+                raise DataError(f"{self.root}: labels {unknown[:3]} are not among the layout's class names")
+        elif keys and all(k.lstrip("-").isdigit() for k in keys):
             # integer labels from a manifest: class i is named "i"
             self.class_names = [str(i) for i in range(max(int(k) for k in keys) + 1)]
             label_of = {k: int(k) for k in keys}
         else:
             self.class_names = keys
             label_of = {k: i for i, k in enumerate(keys)}
-        chosen = [it for it in items if self.split == "all" or it[1] == self.split]
+        chosen = [it for it in items if self.split == "all" or it[2] == self.split]
         if not chosen:
             raise DataError(f"{self.root}: split '{self.split}' holds no usable videos ({len(items)} in total); "
                             f"add videos, adjust data.val_fraction (now {val_fraction}) or use split 'all'")
-        self.entries = [e for e, _, _, _ in chosen]
-        self.labels = [label_of.get(k, -1) for _, _, k, _ in chosen]
-        self._captions = [c for _, _, _, c in chosen]
-
-    def _rel(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
+        self.entries = [e for e, *_ in chosen]
+        self.frame_ranges = [frames for _, frames, *_ in chosen]
+        self.labels = [label_of.get(x.label, -1) for *_, x in chosen]
+        self._captions = [x.caption for *_, x in chosen]
 
     # ------------------------------------------------------------------ dataset API
 
@@ -208,11 +323,12 @@ class VideoFolder(Dataset):
         return self._resolve(self.entries[index].path)
 
     def clip_start(self, index: int, generator: torch.Generator | None = None) -> int:
-        """First frame of the clip for ``index``: random (training) or centred."""
-        room = self.entries[index].num_frames - self.span + 1  # number of valid starts
+        """First frame of the clip for ``index``: random (training) or centred, inside the video's time window."""
+        first, end = self.frame_ranges[index]
+        room = end - first - self.span + 1  # number of valid starts
         if self.clip_mode == "random":
-            return int(torch.randint(0, room, (1,), generator=generator))
-        return (room - 1) // 2
+            return first + int(torch.randint(0, room, (1,), generator=generator))
+        return first + (room - 1) // 2
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self.entries):

@@ -20,7 +20,7 @@ from videosynth.train.loop import sample_grid, train
 # What a resume may change: the loop, the optimiser, the losses, sampling defaults, and where
 # and how the data is read; never what fixes the checkpoint's shapes (model, condition, data content).
 RESUME_FIXED = ("family", "model", "condition", "data")
-RESUME_DATA_OK = ("root", "manifest", "num_workers", "max_broken_fraction")
+RESUME_DATA_OK = ("root", "manifest", "split_dir", "annotations", "num_workers", "max_broken_fraction")
 
 
 def check_resume_overrides(overrides: list[str], run_dir: str | Path) -> None:
