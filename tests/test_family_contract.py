@@ -45,6 +45,10 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
             "rich": {"family": "mocogan", "model": {"preset": "tiny", "num_actions": 3}, "data": DATA,
                      "condition": {"kind": "text", "dim": 8, "dropout": 0.2},
                      "loss": {"kind": "hinge", "instance_noise": 0.1, "instance_noise_steps": 4}},
+            # class + sound through one config: the sound drives the motion cell, both discriminators hear it
+            "audio": {"family": "mocogan", "model": {"preset": "tiny"}, "data": {**DATA, "audio": 8000},
+                      "condition": {"kind": "class", "audio": True, "dim": 8, "dropout": 0.2, "audio_fft": 128,
+                                    "audio_mels": 16}},
         },
         "vqvae": {
             "plain": {"family": "vqvae", "model": {"preset": "tiny"}, "data": DATA},
@@ -68,6 +72,11 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
                      "optim": {"warmup_steps": 2}, "sample": {"steps": 2, "guidance": 2.0}},
         },
     }
+
+
+# (family, variant) pairs the heavier contract tests run: every family's "rich" config, and the sound-driven ones
+CASES = [(f, "rich") for f in sorted(FAMILIES)] + [("mocogan", "audio")]
+CASE_IDS = [f"{f}-{v}" for f, v in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +118,10 @@ def test_registry_and_pipelines_agree(configs):
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@pytest.mark.parametrize("variant", ["plain", "rich"])
+@pytest.mark.parametrize("variant", ["plain", "rich", "audio"])
 def test_two_steps_train_with_finite_losses(tmp_path, configs, family, variant):
+    if variant not in configs[family]:
+        pytest.skip(f"{family} has no {variant} variant")
     run = run_training(_with_train(configs[family][variant], steps=2), run_dir=tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
@@ -119,10 +130,10 @@ def test_two_steps_train_with_finite_losses(tmp_path, configs, family, variant):
     assert "skipped" not in rows[-1]
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_resume_equals_straight_bit_for_bit(tmp_path, configs, family):
+@pytest.mark.parametrize("family,variant", CASES, ids=CASE_IDS)
+def test_resume_equals_straight_bit_for_bit(tmp_path, configs, family, variant):
     """N steps straight == k steps + resume + (N - k) steps (the "rich" variant: most RNG users)."""
-    cfg = configs[family]["rich"]
+    cfg = configs[family][variant]
     run_training(_with_train(cfg, steps=4), run_dir=tmp_path / "straight", progress=False)
     run_training(_with_train(cfg, steps=2), run_dir=tmp_path / "split", progress=False)
     run_training(None, ["train.steps=4"], resume=tmp_path / "split", progress=False)
@@ -140,13 +151,13 @@ def test_resume_equals_straight_bit_for_bit(tmp_path, configs, family):
                {k: v for k, v in split[step].items() if k.startswith("loss")}
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_load_and_generate_without_training_artefacts(tmp_path, configs, family):
+@pytest.mark.parametrize("family,variant", CASES, ids=CASE_IDS)
+def test_load_and_generate_without_training_artefacts(tmp_path, configs, family, variant):
     """Save -> ``videosynth.load`` -> a decodable clip of the documented shape, with only config + weights."""
     from videosynth.data.transforms import to_uint8
     from videosynth.io import read_all, write_video
 
-    cfg = configs[family]["rich"]
+    cfg = configs[family][variant]
     run = run_training(_with_train(cfg, steps=2), run_dir=tmp_path / "run", progress=False)
     for path in run.rglob("state.pt"):
         path.unlink()  # inference needs no optimiser state
@@ -160,6 +171,8 @@ def test_load_and_generate_without_training_artefacts(tmp_path, configs, family)
         clips = pipe.reconstruct(torch.rand(2, 3, 4, 16, 16) * 2 - 1)
     else:
         kwargs = {"label": 1} if pipe.condition_kind == "class" else {}
+        if pipe.takes_audio:  # a soundtrack for each clip, at the run's rate: 4 frames of it
+            kwargs["audio"] = torch.rand(2, pipe.samples_for(4), generator=torch.Generator().manual_seed(0)) - 0.5
         clips = pipe(num=2, seed=0, **kwargs)
         assert torch.equal(clips, pipe(num=2, seed=0, **kwargs))  # deterministic by seed
     assert clips.shape == (2, 3, 4, 16, 16) and clips.dtype == torch.float32
@@ -234,13 +247,13 @@ import os; os._exit(0)
 """
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_ddp_two_gloo_processes_keep_identical_weights(tmp_path, configs, family):
+@pytest.mark.parametrize("family,variant", CASES, ids=CASE_IDS)
+def test_ddp_two_gloo_processes_keep_identical_weights(tmp_path, configs, family, variant):
     """Two CPU ranks (gloo) train the "rich" variant; every parameter and buffer agrees afterwards."""
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "ddp.json"
-    cfg = _with_train(configs[family]["rich"], steps=3, batch_size=2)
+    cfg = _with_train(configs[family][variant], steps=3, batch_size=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), json.dumps(cfg), str(tmp_path / "run"), str(out)]

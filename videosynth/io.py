@@ -554,13 +554,13 @@ def _filmstrip(clips: np.ndarray, pad: int, pad_value: int) -> np.ndarray:
 
 
 def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: int = 2,
-               pad_value: int = 0) -> Path:
+               pad_value: int = 0, audio=None, sample_rate: int | None = None) -> Path:
     """Write many clips tiled into one file.
 
     ``videos``: float ``[N, C, T, H, W]`` in ``[-1, 1]`` (numpy or torch) or uint8
     ``[N, T, H, W, 3]``.  ``.mp4``/``.gif``/``.webm``/...: an animated grid with
     ``nrow`` clips per row.  ``.png``/``.jpg``: a still filmstrip, one row per clip
-    with its frames side by side.
+    with its frames side by side.  ``audio`` / ``sample_rate``: a soundtrack, as for :func:`write_video`.
 
     Raises:
         DataError: unsupported suffix or encoder failure.
@@ -571,7 +571,8 @@ def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: i
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sheet).save(path)
         return path
-    return write_video(path, make_grid(videos, nrow=nrow, pad=pad, pad_value=pad_value), fps=fps)
+    return write_video(path, make_grid(videos, nrow=nrow, pad=pad, pad_value=pad_value), fps=fps, audio=audio,
+                       sample_rate=sample_rate)
 
 
 # ----------------------------------------------------------------------------- audio

@@ -21,12 +21,15 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", help="class index or name (class-conditional runs); default: cycle through classes")
     p.add_argument("--text", help="caption (text-conditional runs)")
+    p.add_argument("--audio", metavar="FILE",
+                   help="a sound file or a video whose soundtrack drives every clip (sound-conditioned runs); "
+                        "mp4/webm/mkv outputs carry it")
     p.add_argument("--frames", type=int, help="clip length; longer than training where the family supports it")
     p.add_argument("--out", default="samples.mp4", help="grid video: .mp4, .gif or .png (default samples.mp4)")
     p.add_argument("--each", action="store_true", help="also write one file per clip next to --out")
     p.add_argument("--no-grid", action="store_true",
                    help="with --each: no grid video; clips are written as they are made (memory stays flat)")
-    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--fps", type=int, help="frame rate of the files written (default 8; a sound-driven run's own)")
     p.add_argument("--checkpoint", help="step number or step-NNNNNN folder (default: newest valid)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA copy")
     p.add_argument("--device", default="auto")
@@ -47,6 +50,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+DEFAULT_FPS = 8
 # The most clips one grid video holds (every frame of the grid holds one frame of each clip).
 MAX_GRID_CLIPS = 256
 
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError(f"--out {out}: use one of {', '.join(VIDEO_SUFFIXES)}")
     check_common(cli=True, num=args.num, batch_size=args.batch_size, frames=args.frames, seed=args.seed, fps=args.fps)
+    fps = args.fps or DEFAULT_FPS
     if args.label is not None and args.text is not None:
         raise ConfigError("give --label or --text, not both")
     if args.no_grid and not args.each:
@@ -73,8 +78,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'samples.mp4'}")
     pipe = videosynth.load(args.run_dir, args.checkpoint, args.device)
     options = {name: getattr(args, name) for name in args.option_names}
+    sound = pipe.sound(args.audio, 1, args.frames)  # (1, S) at the run's rate, or None
+    if sound is not None:
+        aligned = pipe.condition.audio_fps
+        if args.fps is not None and args.fps != aligned:
+            raise ConfigError(f"--fps {args.fps}: {args.run_dir} lines its sound up with {aligned:g} frames per "
+                              "second; leave --fps out to write them in sync")
+        fps = aligned
     batches = pipe.stream(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size,
-                          **options)
+                          audio=sound, **options)
+    track = {} if sound is None else {"audio": sound[0], "sample_rate": pipe.audio_rate}
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix if out.suffix != ".png" else ".mp4"
     grid, done, shape = [], 0, None
@@ -86,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
             grid.append(clips)
         if args.each:
             for clip in clips:
-                write_video(out.with_name(f"{out.stem}-{done:03d}{suffix}"), to_uint8(clip), fps=args.fps)
+                path = out.with_name(f"{out.stem}-{done:03d}{suffix}")
+                write_video(path, to_uint8(clip), fps=fps, **_track_for(path, track))
                 done += 1
     bar.close()
     ema = ", EMA" if not args.no_ema else ""
@@ -94,8 +108,15 @@ def run(args: argparse.Namespace) -> int:
     if grid:
         videos = torch.cat(grid)
         nrow = options.get("interpolate") or int(math.ceil(math.sqrt(videos.shape[0])))
-        write_grid(out, videos, nrow=nrow, fps=args.fps)
-        print(f"wrote {out} ({info})")
+        write_grid(out, videos, nrow=nrow, fps=fps, **_track_for(out, track))
+        print(f"wrote {out} ({info}{', with its sound' if _track_for(out, track) else ''})")
     if args.each:
         print(f"wrote {done} files {out.stem}-000{suffix} ... next to {out}" + ("" if grid else f" ({info})"))
     return 0
+
+
+def _track_for(path: Path, track: dict) -> dict:
+    """The soundtrack arguments of ``write_video`` for ``path``: none for GIFs and stills, which carry no sound."""
+    from videosynth.io import AUDIO_ENCODERS
+
+    return track if track and path.suffix.lower() in AUDIO_ENCODERS else {}

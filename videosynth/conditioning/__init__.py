@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from videosynth.conditioning.base import NO_CONDITION, TEXT_KINDS, ConditionConfig, Conditioner
+from videosynth.conditioning.audio import AudioConditioner
+from videosynth.conditioning.base import NO_CONDITION, TEXT_KINDS, Condition, ConditionConfig, Conditioner
 from videosynth.conditioning.label import ClassConditioner
 from videosynth.conditioning.pretrained import PretrainedTextConditioner
 from videosynth.conditioning.text import TextConditioner, WordTokenizer
@@ -35,26 +36,32 @@ def build_conditioner(cfg: ConditionConfig) -> Conditioner | None:
     match) or invalid settings; MissingWeightsError / VideoSynthError for kind
     "pretrained-text" when the local directory or the ``transformers`` package is missing.
     """
-    if cfg.kind == NO_CONDITION:
-        return None
-    if cfg.kind not in CONDITIONERS:
+    if cfg.kind != NO_CONDITION and cfg.kind not in CONDITIONERS:
         valid = [NO_CONDITION, *CONDITIONERS]
         raise ConfigError(f"condition.kind '{cfg.kind}' is unknown ({choice_hint(cfg.kind, valid)}): "
                           f"valid kinds are {', '.join(valid)}")
-    return CONDITIONERS[cfg.kind](cfg)
+    base = None if cfg.kind == NO_CONDITION else CONDITIONERS[cfg.kind](cfg)
+    return AudioConditioner(cfg, base) if cfg.audio else base
 
 
 def fit_condition_config(
-    cfg: ConditionConfig, captions: list[str], class_names: list[str]
+    cfg: ConditionConfig, captions: list[str], class_names: list[str], audio_rate: int = 0, fps: float = 0.0
 ) -> ConditionConfig:
     """Return a copy of ``cfg`` with dataset-dependent fields filled where unset.
 
     kind "class": ``num_classes = len(class_names)`` when it is 0.
     kind "text": ``vocab = WordTokenizer().fit(captions, cfg.max_vocab)`` when empty.
+    ``audio: true``: ``audio_rate`` / ``audio_fps`` from the data's (``audio_rate``, ``fps``) when 0.
     Other kinds are returned unchanged (as a copy). Raises ConfigError when the
-    dataset has no classes / no non-empty captions for the requested kind.
+    dataset has no classes / no non-empty captions / no sound for the requested condition.
     """
     cfg = dataclasses.replace(cfg, vocab=list(cfg.vocab))
+    if cfg.audio:
+        if not (cfg.audio_rate or audio_rate):
+            raise ConfigError("condition.audio is true but the data carry no sound: set data.audio to a sample "
+                              "rate (e.g. 16000)")
+        cfg.audio_rate = cfg.audio_rate or audio_rate
+        cfg.audio_fps = cfg.audio_fps or fps
     if cfg.kind == "class" and cfg.num_classes == 0:
         if not class_names:
             raise ConfigError(
@@ -72,6 +79,7 @@ def fit_condition_config(
     return cfg
 
 
-__all__ = ["CONDITIONERS", "NO_CONDITION", "TEXT_KINDS", "ClassConditioner", "ConditionConfig", "Conditioner",
+__all__ = ["CONDITIONERS", "NO_CONDITION", "TEXT_KINDS", "AudioConditioner", "ClassConditioner", "Condition",
+           "ConditionConfig", "Conditioner",
            "PretrainedTextConditioner", "TextConditioner", "WordTokenizer", "build_conditioner",
            "fit_condition_config"]

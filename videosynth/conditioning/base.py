@@ -11,6 +11,7 @@ use classifier-free guidance (``force_null=True`` gives the unconditional branch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -45,6 +46,10 @@ class ConditionConfig:
         (kind "pretrained-text"); nothing is downloaded.
     max_vocab: vocabulary size cap used by ``fit_condition_config`` (specials included).
     freeze_pretrained: keep the pretrained encoder frozen (and out of checkpoints).
+    audio: also condition on the clip's soundtrack (with any ``kind``; ``none`` = sound alone).
+    audio_rate, audio_fps: the soundtrack's sample rate and the frame rate it is aligned with
+        (filled from ``data.audio`` / the dataset's frame rate when 0).
+    audio_mels, audio_fft, audio_layers: the audio encoder's mel bands, FFT size and conv layers.
     """
 
     kind: str = "none"
@@ -58,9 +63,29 @@ class ConditionConfig:
     pretrained_path: str | None = None
     max_vocab: int = checked(10000, at_least(1))
     freeze_pretrained: bool = True
+    audio: bool = False
+    audio_rate: int = checked(0, in_range(0, 192000))
+    audio_fps: float = checked(0.0, in_range(0, 240))
+    audio_mels: int = checked(64, at_least(1))
+    audio_fft: int = checked(512, at_least(16))
+    audio_layers: int = checked(2, at_least(1))
 
 
 # ----------------------------------------------------------------------------- base
+
+
+class Condition(NamedTuple):
+    """One draw of a batch's condition, for every way a network takes it.
+
+    pooled: ``[B, D]``, the vector (adaLN, projection, concatenation to the noise).
+    tokens, mask: ``[B, L, D]`` and ``[B, L]`` (True = valid) for cross-attention, or None when not asked for.
+    frames: ``[B, T, D]``, one feature per video frame (audio), or None without audio.
+    """
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    frames: torch.Tensor | None = None
 
 
 class Conditioner(nn.Module):
@@ -90,6 +115,19 @@ class Conditioner(nn.Module):
         """``(pooled [B, D], tokens [B, L, D], mask [B, L])``: ``forward`` and ``tokens`` of one
         condition-dropout draw (for networks that take both, e.g. adaLN plus cross-attention)."""
         raise NotImplementedError
+
+    def encode(self, labels: torch.Tensor, captions: list[str], audio: torch.Tensor | None = None,
+               force_null: bool = False, tokens: bool = False) -> Condition:
+        """The :class:`Condition` of one dropout draw; ``tokens=True`` also builds the token sequence.
+
+        ``audio`` (float32 ``[B, S]``) is refused here: only conditioners built with
+        ``condition.audio: true`` take it.
+        """
+        if audio is not None:
+            raise ConfigError("audio was given but this model was trained without condition.audio")
+        if tokens:
+            return Condition(*self.pooled_and_tokens(labels, captions, force_null))
+        return Condition(self(labels, captions, force_null=force_null))
 
     def null_mask(self, is_null: torch.Tensor, force_null: bool) -> torch.Tensor:
         """BoolTensor[B] (on ``is_null``'s device): True where the null condition is used."""

@@ -14,6 +14,9 @@ from videosynth.data.video_folder import VideoFolder
 from videosynth.errors import ConfigError
 
 
+BUILTIN_FPS = 8.0  # frame rate of the built-in datasets' clips (their soundtracks' timing)
+
+
 @dataclass
 class DataConfig:
     """Which data to train on and how clips are cut.
@@ -45,17 +48,21 @@ class DataConfig:
     val_fraction: float = checked(0.1, in_range(0, 1, high_open=True))
     max_broken_fraction: float = checked(0.2, in_range(0, 1))
     num_workers: int = checked(0, at_least(0))  # DataLoader worker processes (decoding runs in them)
+    audio: int = checked(0, in_range(0, 192000))  # Hz: each item carries its clip's soundtrack at this rate; 0 = none
+    fps: float = checked(0.0, in_range(0, 240))  # frame rate the sound lines up with; 0 = 8 for the built-in
+    # datasets, the videos' most common rate for folders
 
 
 def _moving_digits(cfg: DataConfig, split: str) -> Dataset:
     if cfg.colour:
         raise ConfigError("data.colour applies to bouncing-shapes only (moving-digits are white); remove it")
-    return MovingDigits(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split)
+    return MovingDigits(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
+                        audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS)
 
 
 def _bouncing_shapes(cfg: DataConfig, split: str) -> Dataset:
     return BouncingShapes(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
-                          colour=cfg.colour)
+                          colour=cfg.colour, audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS)
 
 
 def _root(cfg: DataConfig, what: str) -> str:
@@ -68,7 +75,7 @@ def _video_folder(cfg: DataConfig, split: str, root: str, **source) -> VideoFold
     """A VideoFolder cut as ``cfg`` says; ``source`` is its ``manifest=`` or ``layout=``."""
     return VideoFolder(root, frames=cfg.frames, size=cfg.size, stride=cfg.stride, split=split,
                        val_fraction=cfg.val_fraction, seed=cfg.seed, max_broken_fraction=cfg.max_broken_fraction,
-                       **source)
+                       audio_rate=cfg.audio, fps=cfg.fps, **source)
 
 
 def _folder(cfg: DataConfig, split: str) -> Dataset:

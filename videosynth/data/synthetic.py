@@ -14,7 +14,13 @@ per-frame positions and velocities used to render it.  Coordinates are pixels,
 covers ``[j, j + 1) x [i, i + 1)``.
 
 Items follow the dataset contract: ``{"video": float32 [3, T, size, size] in
-[-1, 1] (black background = -1), "label": int64 scalar, "caption": str}``.
+[-1, 1] (black background = -1), "label": int64 scalar, "caption": str}``, plus
+``"audio": float32 [S]`` mono in [-1, 1] when a sample rate is asked for: a
+soundtrack with exact ground truth, from which the motion can be recovered. Each
+object hums a tone whose timbre is its class (its harmonics) and whose pitch
+follows its height (two octaves from the bottom wall to the top one, continuous in
+phase), and a click sounds at the start of every frame where it bounced off a wall.
+Frame ``t`` covers ``[t / fps, (t + 1) / fps)`` seconds of the soundtrack.
 """
 
 from __future__ import annotations
@@ -65,6 +71,20 @@ COLOURS = {**PALETTE, "white": WHITE}
 DIRECTIONS = ("right", "up and to the right", "up", "up and to the left",
               "left", "down and to the left", "down", "down and to the right")
 SPLIT_CODES = {"train": 0, "all": 0, "val": 1, "test": 2}  # distinct seed streams per split
+# ---- the soundtrack
+LOW_PITCH = 220.0  # Hz of an object at the bottom wall (A3)
+PITCH_OCTAVES = 2.0  # octaves up to the top wall (A5, 880 Hz)
+TONE_LEVEL = 0.3  # peak of all tones together
+CLICK_LEVEL = 0.6  # peak of a bounce click
+CLICK_DECAY = 0.001  # seconds: the click's exponential decay (a few ms long in all)
+CLICK_LENGTH = 0.008  # seconds of click written
+CLICK_PITCH = 3000.0  # Hz of the click's ringing (well above every tone's fundamental)
+SHAPE_HARMONICS = {  # relative amplitude of harmonics 1, 2, 3, ... per shape: sine, square-like, triangle-like
+    "circle": (1.0,),
+    "square": (1.0, 0.0, 1 / 3, 0.0, 1 / 5, 0.0, 1 / 7),
+    "triangle": (1.0, 0.0, -1 / 9, 0.0, 1 / 25, 0.0, -1 / 49),
+}
+DIGIT_OVERTONE = 0.5  # a digit's timbre: the fundamental plus harmonics 2..5 where the bits of digit + 1 are set
 SPEED_RANGE = (1.0, 3.0)  # pixels per frame at a 64-pixel frame; scaled with the frame size
 REFERENCE_SIZE = 64
 CAPTION_SAMPLE = 2000  # items whose captions captions() collects (plus every one-object template)
@@ -150,14 +170,16 @@ def _paste(canvas: np.ndarray, alpha: np.ndarray, colour: np.ndarray, cx: float,
 # ----------------------------------------------------------------------------- motion
 
 
-def bounce(start: np.ndarray, velocity: np.ndarray, low: float, high: float, steps: int):
+def bounce(start: np.ndarray, velocity: np.ndarray, low: float, high: float, steps: int,
+           times: np.ndarray | None = None):
     """Positions and velocities of points moving at constant speed inside ``[low, high]``.
 
     Elastic reflection at the walls, in closed form (unfolded straight line, then a
     triangle wave).  ``start``, ``velocity``: ``[K, 2]``.  Returns
-    ``(positions [steps, K, 2], velocities [steps, K, 2])``.
+    ``(positions [steps, K, 2], velocities [steps, K, 2])`` at frames ``0 .. steps - 1``, or
+    at the (fractional) frame times ``times`` ``[N]`` when given (then ``[N, K, 2]``).
     """
-    t = np.arange(steps, dtype=np.float64)[:, None, None]  # (T, 1, 1)
+    t = (np.arange(steps, dtype=np.float64) if times is None else np.asarray(times, np.float64))[:, None, None]
     span = high - low
     unfolded = start[None] - low + velocity[None] * t  # (T, K, 2)
     phase = np.mod(unfolded, 2 * span)
@@ -165,6 +187,27 @@ def bounce(start: np.ndarray, velocity: np.ndarray, low: float, high: float, ste
     positions = low + np.where(forward, phase, 2 * span - phase)
     velocities = np.where(forward, 1.0, -1.0) * velocity[None]  # (T, K, 2)
     return positions, velocities
+
+
+def pitch_of(y: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Tone frequency (Hz) of an object centred at height ``y`` (pixels, down) moving in ``[low, high]``."""
+    height = (high - np.asarray(y, np.float64)) / max(high - low, 1e-9)  # 0 at the bottom wall, 1 at the top
+    return LOW_PITCH * 2.0 ** (PITCH_OCTAVES * np.clip(height, 0.0, 1.0))
+
+
+def bounce_frames(velocities: np.ndarray) -> np.ndarray:
+    """bool ``[T, K]``: frame ``t`` is the first after a wall bounce (a velocity component changed sign)."""
+    flipped = np.zeros(velocities.shape[:2], bool)
+    flipped[1:] = (np.sign(velocities[1:]) != np.sign(velocities[:-1])).any(-1)  # (T-1, K)
+    return flipped
+
+
+def click(rate: int) -> np.ndarray:
+    """The bounce click: a ringing burst that decays in a few milliseconds, float32 ``[n]``."""
+    n = np.arange(max(1, round(CLICK_LENGTH * rate)))
+    ring = min(CLICK_PITCH, rate / 4)  # below Nyquist at low rates
+    return (CLICK_LEVEL * np.exp(-n / (CLICK_DECAY * rate)) * np.sin(2 * np.pi * ring * n / rate + np.pi / 2)
+            ).astype(np.float32)
 
 
 def direction_words(vx: float, vy: float) -> str:
@@ -187,6 +230,8 @@ class BouncingObjects(Dataset):
         object_size: object extent in pixels (0 = the dataset's default for ``size``).
         seed: base seed; items of different splits come from disjoint seed streams.
         split: ``"train"``, ``"val"``, ``"test"`` (``"all"`` = ``"train"``).
+        audio_rate: sample rate (Hz) of the soundtrack in each item; 0 = no ``"audio"``.
+        fps: frames per second of the clips (the soundtrack's timing).
 
     Raises:
         ConfigError: invalid sizes, counts or split.
@@ -197,7 +242,8 @@ class BouncingObjects(Dataset):
     composite = "over"
 
     def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
-                 object_size: int = 0, seed: int = 0, split: str = "train") -> None:
+                 object_size: int = 0, seed: int = 0, split: str = "train", audio_rate: int = 0,
+                 fps: float = 8.0) -> None:
         if split not in SPLIT_CODES:
             raise ConfigError(f"data split must be one of {sorted(SPLIT_CODES)}, got {split!r}")
         object_size = object_size or max(3, round(size * self.default_object_fraction))
@@ -208,6 +254,9 @@ class BouncingObjects(Dataset):
             raise ConfigError(f"data.object_size={object_size} must be between 2 and data.size-1 ({size - 1})")
         self.num_samples, self.frames, self.size = num_samples, frames, size
         self.num_objects, self.object_size, self.seed, self.split = num_objects, object_size, seed, split
+        if audio_rate < 0 or fps <= 0:
+            raise ConfigError(f"data.audio={audio_rate} must be >= 0 and data.fps={fps} > 0")
+        self.audio_rate, self.fps = audio_rate, fps
 
     def __len__(self) -> int:
         return self.num_samples
@@ -227,12 +276,18 @@ class BouncingObjects(Dataset):
     def _describe(self, cls: int, colour: np.ndarray) -> str:
         raise NotImplementedError
 
+    def _harmonics(self, cls: int) -> tuple[float, ...]:
+        """Relative amplitudes of harmonics 1, 2, ... of the tone of class ``cls`` (its timbre)."""
+        raise NotImplementedError
+
     def factors(self, index: int) -> dict[str, np.ndarray]:
         """Ground truth of item ``index``.
 
         Returns ``positions`` float32 ``[T, K, 2]`` (object centres, pixels, (x, y)),
         ``velocities`` float32 ``[T, K, 2]`` (pixels per frame, after any bounce at that
-        frame), ``classes`` int64 ``[K]``, ``colours`` uint8 ``[K, 3]``, ``sizes`` float32 ``[K]``.
+        frame), ``classes`` int64 ``[K]``, ``colours`` uint8 ``[K, 3]``, ``sizes`` float32 ``[K]``,
+        and the soundtrack's events: ``bounces`` bool ``[T, K]`` (a click at the start of frame t)
+        and ``pitch`` float32 ``[T, K]`` (Hz of each object's tone at frame t).
         """
         rng = self._rng(index)
         classes, colours = self._draw_classes(rng)
@@ -246,7 +301,37 @@ class BouncingObjects(Dataset):
         positions, velocities = bounce(start, velocity, half, self.size - half, self.frames)
         return {"positions": positions.astype(np.float32), "velocities": velocities.astype(np.float32),
                 "classes": classes.astype(np.int64), "colours": colours.astype(np.uint8),
-                "sizes": np.full(k, self.object_size, np.float32)}
+                "sizes": np.full(k, self.object_size, np.float32),
+                "bounces": bounce_frames(velocities),
+                "pitch": pitch_of(positions[..., 1], half, self.size - half).astype(np.float32)}
+
+    def soundtrack(self, index: int) -> np.ndarray:
+        """The sound of item ``index``: float32 ``[round(T / fps * audio_rate)]`` mono in [-1, 1]."""
+        if self.audio_rate <= 0:
+            raise ConfigError("this dataset was built without audio; set data.audio to a sample rate (e.g. 16000)")
+        return self._sound(self.factors(index))
+
+    def _sound(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        rate, half = self.audio_rate, self.object_size / 2
+        n = round(self.frames / self.fps * rate)
+        t = np.arange(n) / rate * self.fps  # (S,) time in frames
+        start, velocity = f["positions"][0].astype(np.float64), f["velocities"][0].astype(np.float64)  # (K, 2)
+        out = np.zeros(n, np.float64)
+        for k, cls in enumerate(f["classes"]):
+            # the exact path between frames (bounces mid-frame included), so the pitch glides without steps
+            y = bounce(start[k:k + 1], velocity[k:k + 1], half, self.size - half, 1, times=t)[0][:, 0, 1]  # (S,)
+            phase = 2 * np.pi * np.cumsum(pitch_of(y, half, self.size - half)) / rate  # (S,)
+            tone = np.zeros(n)
+            for h, amp in enumerate(self._harmonics(int(cls)), start=1):
+                if amp and h * LOW_PITCH * 2 ** PITCH_OCTAVES < rate / 2:  # no harmonic above Nyquist
+                    tone += amp * np.sin(h * phase)
+            out += TONE_LEVEL / self.num_objects * tone / max(np.abs(tone).max(), 1e-9)
+        burst = click(rate)
+        for frame in np.flatnonzero(f["bounces"].any(axis=1)):
+            at = round(frame / self.fps * rate)
+            end = min(n, at + burst.size)
+            out[at:end] += burst[:end - at]
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def render(self, index: int) -> np.ndarray:
         """Frames of item ``index``: uint8 ``[T, size, size, 3]``, black background."""
@@ -285,14 +370,18 @@ class BouncingObjects(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         f = self.factors(index)
-        return {"video": to_float(self._render(f)),  # (3, T, H, W) in [-1, 1]
+        item = {"video": to_float(self._render(f)),  # (3, T, H, W) in [-1, 1]
                 "label": torch.tensor(int(f["classes"][0]), dtype=torch.int64),
                 "caption": self._caption(f)}
+        if self.audio_rate > 0:
+            item["audio"] = torch.from_numpy(self._sound(f))  # (S,) mono in [-1, 1]
+        return item
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(num_samples={self.num_samples}, frames={self.frames}, size={self.size}, "
                 f"num_objects={self.num_objects}, object_size={self.object_size}, seed={self.seed}, "
-                f"split={self.split!r})")
+                f"split={self.split!r}" + (f", audio_rate={self.audio_rate}, fps={self.fps:g}" if self.audio_rate else "")
+                + ")")
 
 
 class MovingDigits(BouncingObjects):
@@ -312,6 +401,9 @@ class MovingDigits(BouncingObjects):
     def _describe(self, cls: int, colour) -> str:
         return f"the digit {cls}"
 
+    def _harmonics(self, cls: int) -> tuple[float, ...]:
+        return (1.0, *(DIGIT_OVERTONE if (cls + 1) >> bit & 1 else 0.0 for bit in range(4)))
+
     def _templates(self) -> list[str]:
         return [f"the digit {d} moves {w}" for d in range(10) for w in DIRECTIONS]
 
@@ -328,8 +420,9 @@ class BouncingShapes(BouncingObjects):
     default_object_fraction = 0.25
 
     def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
-                 object_size: int = 0, seed: int = 0, split: str = "train", colour: str = "") -> None:
-        super().__init__(num_samples, frames, size, num_objects, object_size, seed, split)
+                 object_size: int = 0, seed: int = 0, split: str = "train", colour: str = "",
+                 audio_rate: int = 0, fps: float = 8.0) -> None:
+        super().__init__(num_samples, frames, size, num_objects, object_size, seed, split, audio_rate, fps)
         if colour and colour not in COLOURS:
             raise ConfigError(f"data.colour={colour!r} is not a known colour ({choice_hint(colour, COLOURS)}); "
                               "'' gives each object a palette colour")
@@ -350,6 +443,9 @@ class BouncingShapes(BouncingObjects):
 
     def _glyph(self, cls: int) -> str:
         return SHAPES[cls]
+
+    def _harmonics(self, cls: int) -> tuple[float, ...]:
+        return SHAPE_HARMONICS[SHAPES[cls]]
 
     def _describe(self, cls: int, colour) -> str:
         name = next(n for n, rgb in COLOURS.items() if tuple(int(c) for c in colour) == rgb)

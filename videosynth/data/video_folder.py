@@ -195,6 +195,13 @@ class VideoFolder(Dataset):
         cache_dir: where the scan index is cached (default: the user cache dir).
         progress: show a progress bar while scanning (only on a terminal).
         verify: decode the first and last frame of each video at scan time.
+        audio_rate: with a sample rate (Hz), each item carries ``"audio"``: the sound under its clip,
+            float32 ``[S]`` mono in [-1, 1], ``S = round(frames * stride * audio_rate / fps)``
+            (sample 0 at the clip's first frame). Videos without sound are reported broken.
+        fps: the frame rate the sound is aligned with (0 = the most common rate of the videos).
+            A video at another rate has the sound under its clip resampled to the same ``S``
+            samples, so every clip frame gets ``audio_rate / fps`` samples (its pitch scales by
+            ``fps / video fps``).
 
     Attributes:
         class_names: class names (index = label): sorted, or the layout's order.
@@ -209,7 +216,8 @@ class VideoFolder(Dataset):
                  manifest: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
                  train_clip: str = "random", max_broken_fraction: float = 0.2, cache_dir: str | Path | None = None,
                  progress: bool = True, verify: bool = True,
-                 broken_hint: str = "raise data.max_broken_fraction", layout: Layout | None = None) -> None:
+                 broken_hint: str = "raise data.max_broken_fraction", layout: Layout | None = None,
+                 audio_rate: int = 0, fps: float = 0.0) -> None:
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got {split!r}")
         if train_clip not in CLIP_MODES:
@@ -234,7 +242,12 @@ class VideoFolder(Dataset):
                                   progress=progress)
         self.from_cache = result.from_cache
         entries, outside = self._in_windows(result.entries, listed)
-        self.broken = [(str(self._resolve(p)), reason) for p, reason in layout.missing + result.broken + outside]
+        self.audio_rate = audio_rate
+        silent = []
+        if audio_rate > 0:
+            entries, silent = self._with_sound(entries)
+        self.broken = [(str(self._resolve(p)), reason)
+                       for p, reason in layout.missing + result.broken + outside + silent]
         total = len(entries) + len(self.broken)
         if total == 0:
             raise DataError(f"{self.root}: no videos found (looked for {', '.join(io.VIDEO_EXTENSIONS)} "
@@ -248,6 +261,8 @@ class VideoFolder(Dataset):
             path, reason = self.broken[0]
             raise DataError(f"{self.root}: no usable videos ({len(self.broken)} broken, e.g. {path}: {reason})")
         self._label_and_split(entries, listed, val_fraction, layout.class_names)
+        rates = [round(e.fps, 3) for e in self.entries]
+        self.fps = float(fps) if fps > 0 else max(set(rates), key=rates.count)  # the most common frame rate
 
     # ------------------------------------------------------------------ indexing
 
@@ -256,6 +271,32 @@ class VideoFolder(Dataset):
 
     def _rel(self, path: Path) -> str:
         return _relative(path, self.root)
+
+    def _with_sound(self, entries):
+        """``(entries with a soundtrack, [(path, reason)] of the rest)``: the sound is asked for."""
+        kept, silent = [], []
+        for item in entries:
+            try:
+                info = io.probe_audio(self._resolve(item[0].path))
+            except DataError as exc:
+                silent.append((item[0].path, f"unreadable soundtrack ({exc})"))
+                continue
+            if info is None:
+                what = "no audio.* file beside its frames" if self._resolve(item[0].path).is_dir() else "no audio stream"
+                silent.append((item[0].path, f"{what}, and data.audio asks for sound"))
+            else:
+                kept.append(item)
+        return kept, silent
+
+    def clip_audio(self, index: int, start: int) -> torch.Tensor:
+        """The sound under the clip of video ``index`` from frame ``start``: float32 ``[S]`` (see the class doc)."""
+        entry = self.entries[index]
+        samples = round(self.frames * self.stride * self.audio_rate / self.fps)
+        t0, length = io.clip_window(start, self.frames, self.stride, entry.fps)
+        rate = max(1, round(samples / length))  # == audio_rate when the video runs at self.fps
+        sound = io.read_audio(self.path(index), rate, t0, length)
+        sound = np.pad(sound[:samples], (0, max(0, samples - len(sound))))  # rounding of the rate: exact S
+        return torch.from_numpy(np.ascontiguousarray(sound, dtype=np.float32))
 
     def _in_windows(self, entries: list[VideoEntry], listed: dict[str, Listed]):
         """``([(entry, (first, end))], broken)``: each video's frames inside its time window."""
@@ -339,15 +380,20 @@ class VideoFolder(Dataset):
         for _attempt in range(MAX_RETRIES + 1):
             path = self.path(current)
             try:
-                frames = io.read_clip(path, self.clip_start(current, generator), self.frames, self.stride)
+                start = self.clip_start(current, generator)
+                frames = io.read_clip(path, start, self.frames, self.stride)
+                sound = self.clip_audio(current, start) if self.audio_rate > 0 else None
             except (DataError, OSError, ValueError, RuntimeError) as exc:
                 reason = str(exc)
                 log.warning("could not read a clip (%s); drawing another video", reason)
                 current = int(torch.randint(0, len(self.entries), (1,), generator=generator))
                 continue
-            return {"video": self.transform(frames, generator),
+            item = {"video": self.transform(frames, generator),
                     "label": torch.tensor(self.labels[current], dtype=torch.int64),
                     "caption": self._captions[current]}
+            if sound is not None:
+                item["audio"] = sound  # (S,) mono in [-1, 1]
+            return item
         raise DataError(f"{self.root}: {MAX_RETRIES + 1} clips in a row failed to decode (last: {reason}); "
                         f"check the files or rescan")
 

@@ -32,14 +32,16 @@ def null_inputs(n: int, labels: torch.Tensor | None, captions: list[str] | None)
 
 
 class Conditioned(nn.Module):
-    """``net`` and its ``conditioner`` (or None): ``forward(*inputs, labels=, captions=, **kw)``.
+    """``net`` and its ``conditioner`` (or None): ``forward(*inputs, labels=, captions=, audio=, **kw)``.
 
     Returns ``net(x, cond=cond, **kw)`` for one input, or a tuple of those for several. A
     network with ``takes_context = True`` also gets the condition's token sequence,
-    ``context=[B, L, D]`` and ``context_mask=[B, L]`` (True = valid), from the same draw.
-    ``labels`` int64 ``[B]`` (-1 = none) and ``captions`` (``""`` = none) may be omitted:
-    they default to the null condition for ``B`` = the first input's batch size (or the
-    ``int`` the first input is, for generators that take a clip count).
+    ``context=[B, L, D]`` and ``context_mask=[B, L]`` (True = valid), from the same draw; one
+    with ``takes_cond_frames = True`` gets the per-frame features of a sound condition,
+    ``cond_frames=[B, T, D]`` (None without sound). ``labels`` int64 ``[B]`` (-1 = none),
+    ``captions`` (``""`` = none) and ``audio`` float32 ``[B, S]`` may be omitted: they default
+    to the null condition for ``B`` = the first input's batch size (or the ``int`` the first
+    input is, for generators that take a clip count).
     """
 
     def __init__(self, net: nn.Module, conditioner: nn.Module | None):
@@ -48,26 +50,30 @@ class Conditioned(nn.Module):
         self.conditioner = conditioner
 
     def condition(self, labels: torch.Tensor | None = None, captions: list[str] | None = None,
-                  n: int | None = None, force_null: bool = False) -> torch.Tensor | None:
-        """The condition embedding ``[n, D]`` (None for an unconditional network)."""
+                  n: int | None = None, force_null: bool = False, audio: torch.Tensor | None = None,
+                  tokens: bool = False):
+        """The :class:`~videosynth.conditioning.base.Condition` of ``n`` clips (None for an unconditional network)."""
         if self.conditioner is None:
+            if audio is not None:
+                raise ConfigError("audio was given but this model was trained without condition.audio")
             return None
         if n is None:
-            n = labels.shape[0] if labels is not None else len(captions)
+            n = labels.shape[0] if labels is not None else len(captions) if captions is not None else audio.shape[0]
         labels, captions = null_inputs(n, labels, captions)
-        return self.conditioner(labels, captions, force_null=force_null)  # (n, D)
+        return self.conditioner.encode(labels, captions, audio=audio, force_null=force_null, tokens=tokens)
 
     def forward(self, *inputs, labels: torch.Tensor | None = None, captions: list[str] | None = None,
-                force_null: bool = False, **kwargs):
+                audio: torch.Tensor | None = None, force_null: bool = False, **kwargs):
         first = inputs[0]
         n = first if isinstance(first, int) else first.shape[0]
-        if getattr(self.net, "takes_context", False) and self.conditioner is not None:
-            # pooled vector and token sequence of one condition draw (cross-attention networks)
-            cond, context, mask = self.conditioner.pooled_and_tokens(*null_inputs(n, labels, captions),
-                                                                     force_null=force_null)
-            kwargs = {**kwargs, "context": context, "context_mask": mask}
-        else:
-            cond = self.condition(labels, captions, n, force_null)
+        takes_context = getattr(self.net, "takes_context", False)
+        # one condition draw for every input: pooled vector, tokens for cross-attention, per-frame features
+        c = self.condition(labels, captions, n, force_null, audio, tokens=takes_context)
+        if c is not None and takes_context:
+            kwargs = {**kwargs, "context": c.tokens, "context_mask": c.mask}
+        if getattr(self.net, "takes_cond_frames", False):
+            kwargs = {**kwargs, "cond_frames": None if c is None else c.frames}
+        cond = None if c is None else c.pooled
         outs = tuple(self.net(x, cond=cond, **kwargs) for x in inputs)
         return outs[0] if len(outs) == 1 else outs
 
@@ -81,7 +87,7 @@ def fit_cond_dim(model_cfg, condition_cfg):
     Raises:
         ConfigError: ``model.cond_dim`` disagrees with ``condition.dim`` or with ``condition.kind: none``.
     """
-    conditional = condition_cfg is not None and condition_cfg.kind != "none"
+    conditional = condition_cfg is not None and (condition_cfg.kind != "none" or condition_cfg.audio)
     if conditional and model_cfg.cond_dim == 0:
         return dataclasses.replace(model_cfg, cond_dim=condition_cfg.dim)
     if conditional and model_cfg.cond_dim != condition_cfg.dim:
@@ -91,3 +97,16 @@ def fit_cond_dim(model_cfg, condition_cfg):
         raise ConfigError(f"model.cond_dim={model_cfg.cond_dim} but condition.kind is none; "
                           "set model.cond_dim: 0 or choose a condition kind")
     return model_cfg
+
+
+def fit_audio_dim(model_cfg, condition_cfg):
+    """The model config with ``audio_dim`` (per-frame sound features) following ``condition.audio``.
+
+    Raises:
+        ConfigError: ``model.audio_dim`` set by hand to disagree with the condition section.
+    """
+    wanted = condition_cfg.dim if condition_cfg is not None and condition_cfg.audio else 0
+    if model_cfg.audio_dim not in (0, wanted):
+        raise ConfigError(f"model.audio_dim={model_cfg.audio_dim} differs from the sound condition "
+                          f"({'condition.dim=' + str(wanted) if wanted else 'condition.audio is false'}); leave it at 0")
+    return dataclasses.replace(model_cfg, audio_dim=wanted)

@@ -44,6 +44,7 @@ from videosynth.models.layers import LEAKY_RELU_SLOPE, dcgan_init_, spectral_nor
 
 BASE_SIZE = 4  # spatial size of the first generator feature map / last discriminator map
 KERNEL = 4  # every (transposed) conv uses kernel 4, stride 2, padding 1: exact x2 / /2
+SOUND_CHANNELS = 8  # input channels a sound-conditioned discriminator gives the per-frame sound features
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -64,24 +65,59 @@ def _randint(high: int, shape: tuple[int, ...], generator: torch.Generator | Non
     return torch.randint(high, shape, generator=generator, device=src).to(device)
 
 
-def sample_frames(video: torch.Tensor, k: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_frames(video: torch.Tensor, k: int = 1, generator: torch.Generator | None = None,
+                  index: torch.Tensor | None = None) -> torch.Tensor:
     """Pick ``k`` random frames (with replacement) from every video, for the image discriminator.
 
     Args:
         video: ``float32 [B, C, T, H, W]`` in ``[-1, 1]``.
         k: frames per video.
         generator: optional ``torch.Generator`` for reproducible choices.
+        index: the frames to take, ``int64 [B, k]`` (default: drawn; see :func:`frame_picks`).
 
     Returns:
         ``float32 [B * k, C, H, W]``; rows ``i * k .. i * k + k - 1`` come from video ``i``
         (so a per-video condition ``[B, D]`` matches via ``cond.repeat_interleave(k, 0)``).
     """
     b, c, t, h, w = video.shape
-    index = _randint(t, (b, k), generator, video.device)  # (B, k)
+    if index is None:
+        index = frame_picks(b, t, k, generator, video.device)  # (B, k)
     frames = video.transpose(1, 2)  # (B, T, C, H, W)
     index = index[:, :, None, None, None].expand(b, k, c, h, w)  # (B, k, C, H, W)
     picked = torch.gather(frames, 1, index)  # (B, k, C, H, W)
     return picked.reshape(b * k, c, h, w)  # (B*k, C, H, W)
+
+
+def frame_picks(b: int, t: int, k: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """``k`` random frame indices per clip, ``int64 [B, k]`` in ``[0, T)``, for :func:`sample_frames`."""
+    return _randint(t, (b, k), generator, device)
+
+
+def frames_for(cond_frames: torch.Tensor, b: int, t: int, dim: int) -> torch.Tensor:
+    """Per-frame condition features checked to be ``[B, T, dim]``; one feature ``[B, 1, dim]`` (the null
+    sound, which has no length of its own) stands for every frame."""
+    if cond_frames is not None and cond_frames.shape[1] == 1 and t != 1:
+        cond_frames = cond_frames.expand(-1, t, -1)
+    if cond_frames is None or tuple(cond_frames.shape) != (b, t, dim):
+        shape = None if cond_frames is None else list(cond_frames.shape)
+        raise ValueError(f"this network is driven by sound: pass cond_frames [{b}, {t}, {dim}] (one feature per "
+                         f"frame), got {shape}")
+    return cond_frames
+
+
+def picked_features(cond_frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Per-frame condition features ``[B, T, D]`` of the frames ``index [B, k]`` -> ``[B*k, D]`` (clip-major)."""
+    b, k = index.shape
+    picked = torch.gather(cond_frames, 1, index[:, :, None].expand(b, k, cond_frames.shape[2]))  # (B, k, D)
+    return picked.reshape(b * k, -1)
+
+
+def with_sound_channels(x: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
+    """Append per-frame sound features as constant channels: ``x [N, C, (T,) H, W]`` and
+    ``sound [N, S]`` (frames) or ``[N, S, T]`` (clips) -> ``[N, C + S, (T,) H, W]`` (early fusion)."""
+    while sound.dim() < x.dim():
+        sound = sound.unsqueeze(-1)
+    return torch.cat([x, sound.expand(*sound.shape[:2], *x.shape[2:]).to(x.dtype)], dim=1)
 
 
 def initialize_weights(module: nn.Module, use_spectral_norm: bool = False) -> None:
@@ -176,10 +212,13 @@ class ImageDiscriminator(nn.Module):
     ``cond_dim > 0`` a projection term ``<sum_hw phi(x), W c>`` is added.
     """
 
-    def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, use_spectral_norm: bool = False):
+    def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, use_spectral_norm: bool = False,
+                 audio_dim: int = 0):
         super().__init__()
+        self.takes_cond_frames = audio_dim > 0  # Conditioned hands over the sound's per-frame features
+        self.sound = nn.Linear(audio_dim, SOUND_CHANNELS) if audio_dim > 0 else None
         layers: list[nn.Module] = []
-        in_ch, ch = channels, width
+        in_ch, ch = channels + (SOUND_CHANNELS if audio_dim > 0 else 0), width
         for i in range(_num_doublings(size)):
             layers.append(nn.Conv2d(in_ch, ch, KERNEL, 2, 1, bias=use_spectral_norm))
             if i > 0 and not use_spectral_norm:
@@ -192,14 +231,26 @@ class ImageDiscriminator(nn.Module):
         self.project = nn.Linear(cond_dim, in_ch, bias=False) if cond_dim > 0 else None
         initialize_weights(self, use_spectral_norm)
 
-    def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None, cond_frames: torch.Tensor | None = None,
+                frame_index: torch.Tensor | None = None) -> torch.Tensor:
         """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> logits ``[N]``.
 
         ``cond`` may also hold one row per clip ``[B, D]`` for ``N = B * k`` frames taken ``k`` per
         clip (frame ``i * k + j`` belongs to clip ``i``, as :func:`sample_frames` lays them out).
+        A sound-conditioned discriminator also takes the clips' per-frame sound features
+        ``cond_frames [B, T, A]`` and the frames picked, ``frame_index [B, k]``: each frame is
+        judged together with the sound under it.
         """
         if cond is not None and cond.shape[0] != frames.shape[0]:
             cond = cond.repeat_interleave(frames.shape[0] // cond.shape[0], dim=0)  # (B*k, D)
+        if self.sound is not None:
+            if cond_frames is None or frame_index is None:
+                raise ValueError("this image discriminator judges frames with their sound: pass cond_frames "
+                                 "[B, T, A] and frame_index [B, k]")
+            b, dim = frame_index.shape[0], self.sound.in_features
+            t = cond_frames.shape[1] if cond_frames.shape[1] > 1 else int(frame_index.max()) + 1
+            sound = picked_features(frames_for(cond_frames, b, t, dim), frame_index)  # (B*k, A)
+            frames = with_sound_channels(frames, self.sound(sound))
         h = self.features(frames)  # (N, F, 4, 4)
         logit = self.head(h).flatten(1).mean(1)  # (N,)
         if self.project is not None and cond is not None:
@@ -226,10 +277,13 @@ class VideoDiscriminator(nn.Module):
         cond_dim: int = 0,
         num_actions: int = 0,
         use_spectral_norm: bool = False,
+        audio_dim: int = 0,
     ):
         super().__init__()
+        self.takes_cond_frames = audio_dim > 0
+        self.sound = nn.Linear(audio_dim, SOUND_CHANNELS) if audio_dim > 0 else None
         layers: list[nn.Module] = []
-        in_ch, ch = channels, width
+        in_ch, ch = channels + (SOUND_CHANNELS if audio_dim > 0 else 0), width
         time_left = frames
         for i in range(_num_doublings(size)):
             t_stride = 2 if time_left >= 2 else 1
@@ -249,8 +303,17 @@ class VideoDiscriminator(nn.Module):
         self.category = nn.Linear(in_ch, num_actions) if num_actions > 0 else None
         initialize_weights(self, use_spectral_norm)
 
-    def forward(self, video: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``video [B, C, T, H, W]`` in ``[-1, 1]``, ``cond [B, D] | None`` -> (``[B]``, ``[B, A] | None``)."""
+    def forward(self, video: torch.Tensor, cond: torch.Tensor | None = None,
+                cond_frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``video [B, C, T, H, W]`` in ``[-1, 1]``, ``cond [B, D] | None`` -> (``[B]``, ``[B, A] | None``).
+
+        A sound-conditioned discriminator takes ``cond_frames [B, T, S]`` too: the sound enters
+        as extra input channels, frame by frame, so the first convolutions see motion and sound
+        of the same moments.
+        """
+        if self.sound is not None:
+            sound = frames_for(cond_frames, video.shape[0], video.shape[2], self.sound.in_features)  # (B, T, A)
+            video = with_sound_channels(video, self.sound(sound).transpose(1, 2))  # (B, C + S, T, H, W)
         h = self.features(video)  # (B, F, t, 4, 4)
         logit = self.head(h).flatten(1).mean(1)  # (B,)
         pooled = h.mean(dim=2).sum(dim=(2, 3))  # (B, F): mean over time, sum over space
@@ -277,6 +340,7 @@ class MoCoGANConfig:
     num_actions: int = checked(0, at_least(0))  # categorical action code (one-hot); 0 = none
     motion_conditioned: bool = False  # also feed [a, c] to the recurrent cell (the paper feeds them to the renderer only)
     cond_dim: int = checked(0, at_least(0))  # condition embedding size from the shared conditioner; 0 = unconditional
+    audio_dim: int = checked(0, at_least(0))  # per-frame sound features (condition.audio); 0 = no sound
     g_width: int = checked(64, at_least(1))  # channels of the last generator layer; doubles towards the 4x4 map
     d_image_width: int = checked(64, at_least(1))  # channels of the first image-discriminator layer
     d_video_width: int = checked(64, at_least(1))  # channels of the first video-discriminator layer
@@ -293,7 +357,7 @@ class MoCoGANConfig:
                      "d_image_width", "d_video_width"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_actions", "cond_dim"):
+        for name in ("num_actions", "cond_dim", "audio_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -331,9 +395,10 @@ class MoCoGANGenerator(nn.Module):
     def __init__(self, cfg: MoCoGANConfig):
         super().__init__()
         self.cfg = cfg
+        self.takes_cond_frames = cfg.audio_dim > 0  # the sound's per-frame features drive the motion
         extra = cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0
-        self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim, extra, cfg.motion_dim)
-        in_dim = cfg.content_dim + cfg.motion_dim + cfg.num_actions + cfg.cond_dim
+        self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim + cfg.audio_dim, extra, cfg.motion_dim)
+        in_dim = cfg.content_dim + cfg.motion_dim + cfg.num_actions + cfg.cond_dim + cfg.audio_dim
         self.image = ImageGenerator(in_dim, cfg.size, cfg.g_width, cfg.channels)
         initialize_weights(self.image)
 
@@ -370,11 +435,21 @@ class MoCoGANGenerator(nn.Module):
             parts.append(cond.float())  # (B, D)
         return torch.cat(parts, dim=1) if parts else None  # (B, A + D)
 
+    def _sound(self, cond_frames: torch.Tensor | None, b: int, t: int) -> torch.Tensor | None:
+        """The per-frame sound features ``[B, T, A]``, checked (None for a model without sound)."""
+        if self.cfg.audio_dim == 0:
+            return None
+        return frames_for(cond_frames, b, t, self.cfg.audio_dim).float()
+
     def motion_codes(
-        self, noise: torch.Tensor, cond: torch.Tensor | None = None, action: torch.Tensor | None = None
+        self, noise: torch.Tensor, cond: torch.Tensor | None = None, action: torch.Tensor | None = None,
+        cond_frames: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Motion noise ``[B, T, E]`` -> motion codes ``z_M [B, T, motion_dim]``."""
+        """Motion noise ``[B, T, E]`` (+ sound features ``[B, T, A]``, step by step) -> ``z_M [B, T, motion_dim]``."""
         extra = self._extras(noise.shape[0], action, cond) if self.cfg.motion_conditioned else None
+        sound = self._sound(cond_frames, noise.shape[0], noise.shape[1])
+        if sound is not None:
+            noise = torch.cat([noise, sound], dim=2)  # (B, T, E + A)
         return self.motion(noise, extra)
 
     def render(
@@ -383,8 +458,9 @@ class MoCoGANGenerator(nn.Module):
         z_motion: torch.Tensor,
         cond: torch.Tensor | None = None,
         action: torch.Tensor | None = None,
+        cond_frames: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Render every frame from ``[z_C, z_M(t), a, c]``.
+        """Render every frame from ``[z_C, z_M(t), a, c, s(t)]`` (``s(t)``: the sound's frame-t feature).
 
         Args:
             z_content: ``[B, content_dim]``.
@@ -403,7 +479,10 @@ class MoCoGANGenerator(nn.Module):
         extra = self._extras(b, action, cond)
         if extra is not None:
             parts.append(extra[:, None].expand(b, t, -1))  # (B, T, A + D)
-        z = torch.cat(parts, dim=2).reshape(b * t, -1)  # (B*T, Dc + Dm + A + D)
+        sound = self._sound(cond_frames, b, t)
+        if sound is not None:
+            parts.append(sound)  # (B, T, S)
+        z = torch.cat(parts, dim=2).reshape(b * t, -1)  # (B*T, Dc + Dm + A + D + S)
         frames = self.image(z)  # (B*T, C, H, W)
         frames = frames.reshape(b, t, *frames.shape[1:])  # (B, T, C, H, W)
         return frames.transpose(1, 2)  # (B, C, T, H, W)
@@ -417,8 +496,11 @@ class MoCoGANGenerator(nn.Module):
         z_content: torch.Tensor | None = None,
         z_motion_noise: torch.Tensor | None = None,
         action: torch.Tensor | None = None,
+        cond_frames: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
-        """Sample ``n`` videos of ``num_frames`` frames (default: the training length).
+        """Sample ``n`` videos of ``num_frames`` frames (default: the training length, or the sound's).
+
+        A sound-driven generator takes ``cond_frames [n, T, A]``, one sound feature per frame.
 
         Codes not given are drawn from ``generator`` in a fixed order (content,
         motion noise, action), so one seed gives one batch.
@@ -436,6 +518,8 @@ class MoCoGANGenerator(nn.Module):
             if num_frames is not None and z_motion_noise.shape[1] != num_frames:
                 raise ValueError(f"z_motion_noise has {z_motion_noise.shape[1]} steps, num_frames={num_frames}")
             num_frames = z_motion_noise.shape[1]
+        if cond_frames is not None and num_frames is None and cond_frames.shape[1] > 1:
+            num_frames = cond_frames.shape[1]
         num_frames = num_frames or self.cfg.frames
         if z_content is None:
             z_content = self.sample_content(n, generator)
@@ -445,8 +529,8 @@ class MoCoGANGenerator(nn.Module):
             action = self.sample_actions(n, generator)
         if z_content.shape[0] != n or z_motion_noise.shape[0] != n:
             raise ValueError(f"codes hold {z_content.shape[0]} / {z_motion_noise.shape[0]} videos, n={n}")
-        z_motion = self.motion_codes(z_motion_noise, cond, action)  # (n, T, Dm)
-        video = self.render(z_content, z_motion, cond, action)  # (n, C, T, H, W)
+        z_motion = self.motion_codes(z_motion_noise, cond, action, cond_frames)  # (n, T, Dm)
+        video = self.render(z_content, z_motion, cond, action, cond_frames)  # (n, C, T, H, W)
         codes = {"content": z_content, "motion_noise": z_motion_noise, "motion": z_motion, "action": action}
         return video, codes
 

@@ -178,6 +178,52 @@ class Pipeline:
             raise ConfigError(f"label {index} out of range for {self.run_dir} (0..{len(names) - 1}: {', '.join(names)})")
         return index
 
+    @property
+    def takes_audio(self) -> bool:
+        """Whether the run is conditioned on sound (``condition.audio``)."""
+        return bool(self.condition.audio)
+
+    @property
+    def audio_rate(self) -> int:
+        """Sample rate (Hz) of the sound the run takes (0 without sound)."""
+        return int(self.condition.audio_rate) if self.takes_audio else 0
+
+    def samples_for(self, frames: int) -> int:
+        """Audio samples under ``frames`` frames of this run's clips."""
+        return round(frames * self.condition.audio_rate / self.condition.audio_fps)
+
+    def sound(self, audio, num: int, frames: int | None) -> torch.Tensor | None:
+        """The sound of every clip, ``float32 [num, S]`` mono in [-1, 1] at :attr:`audio_rate` (None without).
+
+        ``audio``: a sound file or a video with a soundtrack (its first ``frames`` frames' worth,
+        default the training length, padded with silence), or a tensor ``[S]`` (every clip) or
+        ``[num, S]`` in the run's rate, whose length sets the clip length.
+
+        Raises:
+            ConfigError: sound for a run trained without it, a tensor of the wrong shape, or a
+                length that disagrees with ``frames``.
+            DataError: an unreadable file or one without sound.
+        """
+        if audio is None:
+            return None
+        if not self.takes_audio:
+            raise ConfigError(f"a sound was given but {self.run_dir} was trained without condition.audio")
+        if isinstance(audio, (str, Path)):
+            from videosynth.io import read_audio
+
+            samples = self.samples_for(frames or self.data.frames)
+            audio = torch.from_numpy(read_audio(audio, self.audio_rate, 0.0, samples / self.audio_rate))
+        audio = torch.as_tensor(audio, dtype=torch.float32)
+        if audio.dim() == 1:
+            audio = audio.unsqueeze(0)
+        if audio.dim() != 2 or audio.shape[0] not in (1, num):
+            raise ConfigError(f"audio must be float32 [S] or [{num}, S] (mono, {self.audio_rate} Hz), "
+                              f"got shape {tuple(audio.shape)}")
+        if frames is not None and audio.shape[1] != self.samples_for(frames):
+            raise ConfigError(f"the sound holds {audio.shape[1]} samples, {self.samples_for(frames)} for "
+                              f"frames={frames} at {self.audio_rate} Hz")
+        return audio.expand(num, -1).clamp(-1, 1)
+
     def check_text(self, text: str | None) -> None:
         if text is not None and self.condition_kind not in TEXT_KINDS:
             raise ConfigError(f"a text was given but {self.run_dir} was trained with condition "
@@ -216,19 +262,21 @@ class Pipeline:
     # ---- generation ----------------------------------------------------------------------
 
     def __call__(self, num: int = 1, seed: int = 0, label: int | str | None = None, text: str | None = None,
-                 frames: int | None = None, ema: bool = True, batch_size: int = 16, **options) -> torch.Tensor:
+                 frames: int | None = None, ema: bool = True, batch_size: int = 16, audio=None,
+                 **options) -> torch.Tensor:
         """``num`` clips ``float32 [num, C, T, H, W]`` in ``[-1, 1]`` on the CPU, deterministic by ``seed``.
 
         Without ``label`` a class-conditional run cycles through its classes (clip i gets class
-        i mod K), so a grid shows every class; ``text`` conditions every clip on one caption.
+        i mod K), so a grid shows every class; ``text`` conditions every clip on one caption;
+        ``audio`` (a file, or a tensor: see :meth:`sound`) drives a sound-conditioned run.
 
         Raises:
-            ConfigError: bad counts, a label or text the run cannot honour, an unknown option.
+            ConfigError: bad counts, a label, text or sound the run cannot honour, an unknown option.
         """
-        return torch.cat(list(self.stream(num, seed, label, text, frames, ema, batch_size, **options)))
+        return torch.cat(list(self.stream(num, seed, label, text, frames, ema, batch_size, audio, **options)))
 
     def stream(self, num: int = 1, seed: int = 0, label: int | str | None = None, text: str | None = None,
-               frames: int | None = None, ema: bool = True, batch_size: int = 16,
+               frames: int | None = None, ema: bool = True, batch_size: int = 16, audio=None,
                **options) -> Iterator[torch.Tensor]:
         """The clips of :meth:`__call__`, in batches ``float32 [<= batch_size, C, T, H, W]`` as they are made.
 
@@ -241,11 +289,13 @@ class Pipeline:
         label_id = self.parse_label(label)
         self.check_text(text)
         options = self.check_options(options)
+        sound = self.sound(audio, num, frames)  # (num, S) or None
         if any(k in options for k in self.joint_options):
             batch_size = num  # a grid is one joint draw; it cannot be split into chunks
-        return self._stream(num, seed, label_id, text, frames, ema, batch_size, options)
+        return self._stream(num, seed, label_id, text, frames, ema, batch_size, options, sound)
 
-    def _stream(self, num, seed, label_id, text, frames, ema, batch_size, options) -> Iterator[torch.Tensor]:
+    def _stream(self, num, seed, label_id, text, frames, ema, batch_size, options,
+                sound=None) -> Iterator[torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))
         n_classes = len(self.class_names)
         with torch.inference_mode():
@@ -257,6 +307,8 @@ class Pipeline:
                     labels = torch.tensor(ids, dtype=torch.long)
                 elif text is not None:
                     captions = [text] * n
+                if sound is not None:
+                    options = {**options, "audio": sound[start:start + n]}  # (n, S)
                 clips = self.generate(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
                 yield clips.float().cpu()
 

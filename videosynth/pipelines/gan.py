@@ -13,7 +13,7 @@ from videosynth.config import at_least
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
 from videosynth.conditioning import build_conditioner
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, fit_cond_dim
+from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
 from videosynth.models.mocogan import MoCoGANConfig, MoCoGANGenerator
 from videosynth.models.videogan import GENERATORS, VideoGANConfig
 from videosynth.pipelines.base import Option, Pipeline, section
@@ -29,6 +29,8 @@ class GANPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.model_cfg = fit_cond_dim(section(self.config, "model", self.model_config_cls, str(self.run_dir)),
                                       self.condition)
+        if hasattr(self.model_cfg, "audio_dim"):
+            self.model_cfg = fit_audio_dim(self.model_cfg, self.condition)
         self._generators: dict[bool, Conditioned] = {}
 
     def make_generator(self) -> Conditioned:
@@ -97,5 +99,5 @@ class MoCoGANPipeline(GANPipeline):
             raise ConfigError("give --grid or --interpolate, not both")
         return options
 
-    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
-        return sample_mocogan(self.generator(ema), n, generator, labels, captions, frames, **options)
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
+        return sample_mocogan(self.generator(ema), n, generator, labels, captions, frames, audio=audio, **options)

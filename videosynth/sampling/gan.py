@@ -198,8 +198,12 @@ GRIDS = ("content-motion",)
 @torch.inference_mode()
 def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, labels: torch.Tensor | None = None,
                    captions: list[str] | None = None, frames: int | None = None, grid: str | None = None,
-                   interpolate: int | None = None, action: int | torch.Tensor | None = None) -> torch.Tensor:
+                   interpolate: int | None = None, action: int | torch.Tensor | None = None,
+                   audio: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` MoCoGAN clips; ``frames`` may exceed the training length (the motion cell rolls on).
+
+    ``audio`` (float32 ``[n, S]``) drives a sound-conditioned generator: the clips last as many
+    frames as the sound (``frames``, when given, must agree).
 
     Layouts (row-major, ``cols`` clips per row): ``grid="content-motion"`` gives
     :func:`content_motion_grid` with ``cols = ceil(sqrt(n))``, so it lines up with a square grid
@@ -215,7 +219,13 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
     try:
         net = generator.net
         labels, captions = null_inputs(n, labels, captions)
-        cond = generator.condition(labels.to(net.device), captions, n)  # (n, D) or None
+        c = generator.condition(labels.to(net.device), captions, n, audio=audio)
+        cond = None if c is None else c.pooled  # (n, D) or None
+        sound = None if c is None else c.frames  # (n, T, A) per-frame sound features, or None
+        if sound is not None and (grid is not None or interpolate):
+            raise ConfigError("content/motion grids and interpolation are not available for sound-driven models yet")
+        if sound is not None and audio is not None and frames is not None and frames != sound.shape[1]:
+            raise ConfigError(f"the sound lasts {sound.shape[1]} frames but frames={frames} were asked for")
         if isinstance(action, int):
             action = torch.full((n,), action, dtype=torch.long)
         if grid is not None or interpolate:
@@ -233,7 +243,7 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
             action = net.sample_actions(n, noise)
         if action is not None:
             action = action.to(net.device)
-        video, _ = net(n, frames, cond=cond, generator=noise, action=action)
+        video, _ = net(n, frames, cond=cond, generator=noise, action=action, cond_frames=sound)
         return video
     finally:
         generator.train(was_training)

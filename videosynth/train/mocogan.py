@@ -44,13 +44,14 @@ from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
 from videosynth.losses import get_gan_loss
-from videosynth.models.conditioned import Conditioned, fit_cond_dim
+from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
 from videosynth.models.mocogan import (
     PRESETS,
     ImageDiscriminator,
     MoCoGANConfig,
     MoCoGANGenerator,
     VideoDiscriminator,
+    frame_picks,
     sample_frames,
 )
 from videosynth.sampling.gan import sample_mocogan
@@ -117,6 +118,8 @@ class MoCoGANRunConfig(RunConfig):
 class MoCoGANObjective(GANObjectiveBase):
     """Generator + image discriminator + video discriminator, each with its own Adam."""
 
+    takes_audio = True  # the sound's per-frame features drive the motion cell; both discriminators hear it
+
     def __init__(self, cfg: MoCoGANRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
         lcfg = cfg.loss
@@ -125,7 +128,10 @@ class MoCoGANObjective(GANObjectiveBase):
         if lcfg.image_frames < 1:
             raise ConfigError(f"loss.image_frames must be >= 1, got {lcfg.image_frames}")
         self.gan = get_gan_loss(lcfg.kind)
-        self.model_cfg = mcfg = fit_cond_dim(cfg.model, cfg.condition)
+        self.model_cfg = mcfg = fit_audio_dim(fit_cond_dim(cfg.model, cfg.condition), cfg.condition)
+        self.audio = mcfg.audio_dim > 0
+        if self.audio:
+            self.batch_keys = (*self.batch_keys, "audio")
         check_clip_size(mcfg.channels, mcfg.frames, mcfg.size, cfg.data)
         self.use_category = mcfg.num_actions > 0 and mcfg.d_category_head and lcfg.category_weight > 0
 
@@ -133,10 +139,11 @@ class MoCoGANObjective(GANObjectiveBase):
             return build_conditioner(cfg.condition) if cfg.condition is not None else None
 
         generator = Conditioned(MoCoGANGenerator(mcfg), conditioner())
-        image_d = ImageDiscriminator(mcfg.size, mcfg.d_image_width, mcfg.channels, mcfg.cond_dim, mcfg.d_spectral_norm)
+        image_d = ImageDiscriminator(mcfg.size, mcfg.d_image_width, mcfg.channels, mcfg.cond_dim, mcfg.d_spectral_norm,
+                                     mcfg.audio_dim)
         actions = mcfg.num_actions if mcfg.d_category_head else 0
         video_d = VideoDiscriminator(mcfg.size, mcfg.frames, mcfg.d_video_width, mcfg.channels, mcfg.cond_dim,
-                                     actions, mcfg.d_spectral_norm)
+                                     actions, mcfg.d_spectral_norm, mcfg.audio_dim)
         self.G = ctx.wrap(generator)
         self.D_I = ctx.wrap(Conditioned(image_d, conditioner()))
         self.D_V = ctx.wrap(Conditioned(video_d, conditioner()))
@@ -175,25 +182,30 @@ class MoCoGANObjective(GANObjectiveBase):
         b, k = real.shape[0], lcfg.image_frames
         std = self.noise_std(step)
         action = unwrap(self.G).net.sample_actions(b)  # (B,) uniform action codes, or None
+        # the sound of the real clips drives the fakes; each frame is judged with the sound under it
+        sound = {"audio": batch["audio"]} if self.audio else {}  # (B, S)
 
         # ---- fake clips -------------------------------------------------------------------
         with ctx.autocast():
-            fake, _ = self.G(b, labels=labels, captions=captions, action=action)  # (B, C, T, H, W)
+            fake, _ = self.G(b, labels=labels, captions=captions, action=action, **sound)  # (B, C, T, H, W)
         fake = fake.float()
-        real_frames = sample_frames(real, k)  # (B*k, C, H, W)
-        fake_frames = sample_frames(fake, k)  # (B*k, C, H, W), same picks for the generator update
+        picks = {}
+        if self.audio:  # real and fake frames at the same moments, matched with their sound
+            picks["frame_index"] = frame_picks(b, real.shape[2], k, device=real.device)  # (B, k)
+        real_frames = sample_frames(real, k, index=picks.get("frame_index"))  # (B*k, C, H, W)
+        fake_frames = sample_frames(fake, k, index=picks.get("frame_index"))  # same picks for the generator update
 
         # ---- image discriminator: single frames --------------------------------------------
         with ctx.autocast():
             di_real, di_fake = self.D_I(self.noisy(real_frames, std), self.noisy(fake_frames.detach(), std),
-                                        labels=labels, captions=captions)  # (B*k,) each
+                                        labels=labels, captions=captions, **sound, **picks)  # (B*k,) each
         loss_di = lcfg.image_weight * self.gan.d_loss(di_real, di_fake)
         gn_di = ctx.backward_step(loss_di, self.opt_di, self.D_I, name="image_discriminator")
 
         # ---- video discriminator: whole clips (+ action category) ---------------------------
         with ctx.autocast():
             (dv_real, cat_real), (dv_fake, cat_fake) = self.D_V(
-                self.noisy(real, std), self.noisy(fake.detach(), std), labels=labels, captions=captions
+                self.noisy(real, std), self.noisy(fake.detach(), std), labels=labels, captions=captions, **sound
             )  # (B,), (B, A) | None
         loss_dv = lcfg.video_weight * self.gan.d_loss(dv_real, dv_fake)
         loss_cat_d = None
@@ -208,8 +220,10 @@ class MoCoGANObjective(GANObjectiveBase):
         # ---- generator: through both frozen bare discriminators -----------------------------
         with self.frozen_discriminators():
             with ctx.autocast():
-                gi = unwrap(self.D_I)(self.noisy(fake_frames, std), labels=labels, captions=captions)  # (B*k,)
-                gv, cat_g = unwrap(self.D_V)(self.noisy(fake, std), labels=labels, captions=captions)  # (B,), (B, A)
+                gi = unwrap(self.D_I)(self.noisy(fake_frames, std), labels=labels, captions=captions,
+                                      **sound, **picks)  # (B*k,)
+                gv, cat_g = unwrap(self.D_V)(self.noisy(fake, std), labels=labels, captions=captions,
+                                             **sound)  # (B,), (B, A)
             loss_g_image = self.gan.g_loss(gi)
             loss_g_video = self.gan.g_loss(gv)
             loss_g = lcfg.image_weight * loss_g_image + lcfg.video_weight * loss_g_video
@@ -246,4 +260,4 @@ class MoCoGANObjective(GANObjectiveBase):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """The periodic grid: EMA generator, labels / captions cycling through the data's."""
         labels, captions = self.default_conditions(n)
-        return sample_mocogan(self.ema_g.module, n, generator, labels, captions)
+        return sample_mocogan(self.ema_g.module, n, generator, labels, captions, audio=self.default_audio(n))

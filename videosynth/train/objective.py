@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from videosynth.train.config import RunConfig
+from videosynth.errors import ConfigError
 from videosynth.train.context import Context
 
 
@@ -45,10 +46,15 @@ class Objective:
 
     # batch entries the loop moves to the device (the rest, e.g. captions, stay as collated)
     batch_keys: ClassVar[tuple[str, ...]] = ("video", "label")
+    # whether the family's networks take a sound condition (condition.audio)
+    takes_audio: ClassVar[bool] = False
 
     def __init__(self, cfg: RunConfig, ctx: Context):
         self.cfg = cfg
         self.ctx = ctx
+        if getattr(getattr(cfg, "condition", None), "audio", False) and not self.takes_audio:
+            raise ConfigError(f"condition.audio: the {cfg.family} family does not take sound yet "
+                              "(family mocogan does); set condition.audio: false")
 
     @classmethod
     def build_dataset(cls, cfg: RunConfig, split: str):
@@ -66,13 +72,15 @@ class Objective:
         """
         import dataclasses
 
-        if cfg.condition is None or getattr(cfg.condition, "kind", "none") == "none":
+        if cfg.condition is None or (cfg.condition.kind == "none" and not cfg.condition.audio):
             return cfg
         from videosynth.conditioning import fit_condition_config
 
         captions = dataset.captions() if hasattr(dataset, "captions") else []
         class_names = list(getattr(dataset, "class_names", []))
-        return dataclasses.replace(cfg, condition=fit_condition_config(cfg.condition, captions, class_names))
+        condition = fit_condition_config(cfg.condition, captions, class_names,
+                                         getattr(dataset, "audio_rate", 0), getattr(dataset, "fps", 0.0))
+        return dataclasses.replace(cfg, condition=condition)
 
     def modules(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -90,6 +98,14 @@ class Objective:
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Videos for the periodic sample grid, float [n, C, T, H, W] in [-1, 1]; None = none."""
         return None
+
+    def default_audio(self, n: int) -> torch.Tensor | None:
+        """Sample-grid sound: the soundtracks of the first ``n`` training clips, ``float32 [n, S]`` (None without)."""
+        cond = getattr(self.cfg, "condition", None)
+        if cond is None or not cond.audio:
+            return None
+        dataset = self.ctx.dataset
+        return torch.stack([dataset[i % len(dataset)]["audio"] for i in range(n)])  # (n, S)
 
     def default_conditions(self, n: int) -> tuple[torch.Tensor | None, list[str] | None]:
         """Sample-grid conditions: labels int64 ``[n]`` cycling through the classes, or the data's captions."""
