@@ -25,6 +25,7 @@ COMMANDS = {
     "weights": "list the detector weights found on this machine",
     "encode": "encode a dataset once: tokens (vq, fsq) or float latents (continuous); alias tokenize",
     "reconstruct": "VQ-VAE reconstructions side by side, with PSNR/SSIM",
+    "plot": "training curves of runs side by side (log.jsonl -> png/pdf/svg)",
 }
 
 
