@@ -19,8 +19,13 @@ judged the same way:
 Families run interleaved per seed (``train.seed``; the data is the same). The table shows the
 median over seeds and writes everything to JSON.
 
+The figure beside the JSON (``families.png``: each score per family, the median as a bar and
+every seed as a dot, and flow's class accuracy against its sampling steps) is drawn from the
+JSON alone, so ``--plot-only`` redraws it without training anything.
+
     python benchmarks/families.py --out-dir /tmp/families --json benchmarks/results/families.json
     python benchmarks/families.py --budget 60 --seeds 0 --families flow --out-dir /tmp/fam-smoke
+    python benchmarks/families.py --plot-only --json benchmarks/results/families.json   # -> families.png
 """
 
 from __future__ import annotations
@@ -185,6 +190,87 @@ def summarise(results: list[dict], families: list[str], flow_steps: list[int]) -
     return "\n".join(lines), table
 
 
+# (score key, panel title, higher is better, the real clips' key drawn as a reference line)
+FIGURE_PANELS = (
+    ("class_acc", "class accuracy (probe)", True, None),
+    ("valid_share", "valid share (physics)", True, "real_valid_share"),
+    ("bounce_correct", "bounce correctness", True, "real_bounce_correct"),
+    ("fpd", "FPD (probe features)", False, None),
+    ("sec_per_clip", "sampling seconds per clip (CPU)", False, None),
+)
+SHORT_LABELS = {"gan": "VideoGAN", "ar": "VQ-VAE + AR", "flow": "KL-AE + DiT flow"}
+FIGURE_HEADROOM = 1.15  # room above the tallest bar for its value
+LOG_HEADROOM = 2.0  # the same on a log axis, and below the shortest bar so it shows
+
+
+def family_figure(data: dict):
+    """The benchmark JSON ``data`` (its ``results``: one entry per family and seed) as a matplotlib Figure.
+
+    One panel per score of :data:`FIGURE_PANELS`: a bar per family at the median over seeds and
+    a dot per seed (the real clips' value as a dashed line where the metric has one); a last
+    panel has flow's class accuracy against its sampling steps, one line per solver.
+    """
+    from videosynth.plots import new_figure, palette, use_log_scale
+
+    results = data.get("results") or []
+    if not results:
+        raise SystemExit("the benchmark JSON has no results to draw")
+    families = [f for f in FAMILIES if any(r["family"] == f for r in results)]
+    sweeps = [r["scores"]["flow_sweep"] for r in results if "flow_sweep" in r.get("scores", {})]
+    seeds = sorted({r["seed"] for r in results})
+    title = "families on equal wall-clock"
+    if "budget_s" in data:
+        title += f": {data['budget_s']:g} s of training each (tokenizer {data.get('tokenizer_share', 0):.0%} of it)"
+    fig, axes = new_figure(len(FIGURE_PANELS) + bool(sweeps), f"{title}, seeds {', '.join(map(str, seeds))}")
+    colours = palette(len(families))
+    for ax, (key, name, higher, real_key) in zip(axes, FIGURE_PANELS):
+        values = []
+        for i, (fam, colour) in enumerate(zip(families, colours)):
+            per_seed = [float(r["scores"][key]) for r in results if r["family"] == fam and key in r["scores"]]
+            per_seed = [v for v in per_seed if v == v]  # NaN: not measured
+            if not per_seed:
+                continue
+            ax.bar(i, median(per_seed), color=colour, alpha=0.6, width=0.6)
+            ax.scatter([i] * len(per_seed), per_seed, color="black", s=14, zorder=3)
+            ax.annotate(f"{median(per_seed):.3g}", (i, max(per_seed + [median(per_seed)])), xytext=(0, 4),
+                        textcoords="offset points", ha="center", va="bottom", fontsize="small")
+            values += per_seed
+        real = float(results[0]["scores"].get(real_key, 0)) if real_key else 0.0
+        if use_log_scale(values):
+            ax.set_yscale("log")
+            ax.set_ylim(min(values) / LOG_HEADROOM, max(values) * LOG_HEADROOM)
+        elif values:
+            ax.set_ylim(0, max(values + [real]) * FIGURE_HEADROOM)
+        if real_key is not None and real_key in results[0]["scores"]:
+            ax.axhline(real, color="grey", linestyle="--", linewidth=1, label="real clips")
+            ax.legend(fontsize="small", loc="lower right")
+        ax.set_xticks(range(len(families)), [SHORT_LABELS[f] for f in families], fontsize="small")
+        ax.set_title(f"{name}, {'higher' if higher else 'lower'} is better", fontsize="medium")
+        ax.grid(True, axis="y", alpha=0.3)
+    if sweeps:
+        ax = axes[len(FIGURE_PANELS)]
+        for solver in ("euler", "heun"):
+            steps = sorted({int(k.split("-")[1]) for k in sweeps[0] if k.startswith(solver + "-")})
+            acc = [median([s[f"{solver}-{n}"]["class_acc"] for s in sweeps]) for n in steps]
+            ax.plot(steps, acc, marker="o", label=solver)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(steps, [str(n) for n in steps])
+        ax.set_ylabel("class accuracy")
+        ax.set_xlabel("sampling steps")
+        ax.set_title("flow: class accuracy by sampling steps (median)", fontsize="medium")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.supxlabel("bars: median over seeds; dots: each seed", fontsize="x-small", alpha=0.7)
+    return fig
+
+
+def write_figure(data: dict, out: Path) -> Path:
+    """:func:`family_figure` of ``data`` written to ``out`` (.png, .pdf or .svg)."""
+    from videosynth.plots import save_figure
+
+    return save_figure(family_figure(data), out)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=450.0, help="wall-clock seconds of training per family (default 450)")
@@ -192,9 +278,23 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     p.add_argument("--flow-steps", type=int, nargs="+", default=[4, 8, 16, 32])
-    p.add_argument("--out-dir", required=True, help="folder for the runs, configs, logs and per-run JSON")
-    p.add_argument("--json", help="write the results here")
+    p.add_argument("--out-dir", help="folder for the runs, configs, logs and per-run JSON (required unless --plot-only)")
+    p.add_argument("--json", help="write the results here (with --plot-only: read them from here)")
+    p.add_argument("--figure", help="the figure to write (.png, .pdf, .svg); default: the --json path as .png")
+    p.add_argument("--plot-only", action="store_true", help="redraw the figure from --json without training")
     args = p.parse_args()
+    figure = Path(args.figure) if args.figure else Path(args.json).with_suffix(".png") if args.json else None
+    if figure is not None:
+        from videosynth.plots import check_suffix
+
+        check_suffix(figure, "--figure")  # before, not after, the hour of training
+    if args.plot_only:
+        if not args.json or not Path(args.json).is_file():
+            raise SystemExit(f"--plot-only draws an existing results file: --json {args.json} not found")
+        print(f"wrote {write_figure(json.loads(Path(args.json).read_text()), figure)}")
+        return 0
+    if not args.out_dir:
+        raise SystemExit("--out-dir is required (the folder for the runs), unless --plot-only")
     if not 0 < args.tokenizer_share < 1:
         raise SystemExit("--tokenizer-share must be between 0 and 1")
     out = Path(args.out_dir)
@@ -220,12 +320,13 @@ def main() -> int:
           f"(tokenizer {args.tokenizer_share:.0%} of it), seeds {args.seeds}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")
     print(text)
+    data = {"budget_s": args.budget, "tokenizer_share": args.tokenizer_share, "seeds": args.seeds,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "table": table, "results": results}
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "budget_s": args.budget, "tokenizer_share": args.tokenizer_share, "seeds": args.seeds,
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "table": table, "results": results,
-        }, indent=1))
+        Path(args.json).write_text(json.dumps(data, indent=1))
         print(f"\nwrote {args.json}")
+    if figure is not None:
+        print(f"wrote {write_figure(data, figure)}")
     return 0
 
 

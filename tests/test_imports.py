@@ -51,3 +51,14 @@ def test_sampling_imports_nothing_from_training():
     for source in ("videosynth.pipelines", "videosynth.sampling"):
         chains = graph.find_shortest_chains(importer=source, imported="videosynth.train")
         assert not chains, chains
+
+
+def test_help_imports_neither_matplotlib_nor_tensorboard():
+    """Plotting and event files are imported where they are used: `videosynth --help` stays fast."""
+    code = ("import sys\nfrom videosynth.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'tensorboard')"
+            " or m.startswith('torch.utils.tensorboard')]\nprint('HEAVY', heavy)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "HEAVY []" in res.stdout, res.stdout[-2000:]
+    assert "plot" in res.stdout  # the command is registered

@@ -211,6 +211,7 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     assert result["max_diff"] == 0.0
     _, meta = find_checkpoint(tmp_path / "run")
     assert meta["step"] == 4
+    assert len(list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))) == 1  # rank 0 writes events alone
 
 
 def test_time_limit_stops_with_a_checkpoint_and_resume_continues(tmp_path, capsys):

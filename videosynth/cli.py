@@ -26,6 +26,7 @@ COMMANDS = {
     "encode": "encode a dataset once: tokens (vq, fsq) or float latents (continuous); alias tokenize",
     "reconstruct": "VQ-VAE reconstructions side by side, with PSNR/SSIM",
     "serve": "a web page to sample trained runs (needs the 'web' extra)",
+    "plot": "training curves of runs side by side (log.jsonl -> png/pdf/svg)",
 }
 
 

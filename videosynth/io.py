@@ -542,8 +542,12 @@ def make_grid(videos, nrow: int = 8, pad: int = 2, pad_value: int = 0) -> np.nda
     return grid
 
 
-def _filmstrip(clips: np.ndarray, pad: int, pad_value: int) -> np.ndarray:
-    """uint8 [N, T, H, W, 3] -> one image, row i = clip i, column j = frame j."""
+def filmstrip(videos, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """Clips as one still image: uint8 ``[N*(H+pad)+pad, T*(W+pad)+pad, 3]``, row i = clip i, column j = frame j.
+
+    ``videos``: float ``[N, C, T, H, W]`` in ``[-1, 1]`` (numpy or torch) or uint8 ``[N, T, H, W, 3]``.
+    """
+    clips = _grid_layout(videos)  # (N, T, H, W, 3)
     n, t, h, w, _ = clips.shape
     sheet = np.full((n * (h + pad) + pad, t * (w + pad) + pad, 3), pad_value, np.uint8)
     for i in range(n):
@@ -567,7 +571,7 @@ def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: i
     """
     path = Path(path)
     if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        sheet = _filmstrip(_grid_layout(videos), pad, pad_value)  # (H', W', 3)
+        sheet = filmstrip(videos, pad, pad_value)  # (H', W', 3)
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sheet).save(path)
         return path

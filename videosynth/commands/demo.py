@@ -215,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  videos per class : {', '.join(str(videos_dir / (n + '.mp4')) for n in names)}")
     print(f"  all classes      : {videos_dir / 'all-classes.mp4'} (and .gif)")
     print(f"  loss plot        : {out / 'loss.png'}")
+    if (out / "tb").is_dir():
+        print(f"  TensorBoard      : tensorboard --logdir {out}")
     print(f"  training samples : {out / 'samples'}")
     if scores:
         print(f"  weight-free metrics (generated vs real): {out / 'demo-metrics.json'}")

@@ -31,6 +31,7 @@ class TrainConfig:
     eval_num: int = checked(64, at_least(2))
     compile: bool = False  # torch.compile the modules (opt-in)
     time_limit: float = checked(0.0, at_least(0))  # seconds of training in this process; 0 = off
+    tensorboard: bool = True  # event files in RUN_DIR/tb/ at every log row (`tensorboard --logdir runs`)
 
 
 @dataclass

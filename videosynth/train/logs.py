@@ -1,4 +1,4 @@
-"""Training logs: ``log.jsonl`` rows, the loss plot, periodic sample videos.
+"""Training logs: ``log.jsonl`` rows, learning rates, the loss plot, periodic sample videos.
 
 ``log.jsonl`` is the source of truth: one JSON object per logged step. Values an objective
 returns as 0-d tensors stay on the device until a row is written (``train.log_every``), where
@@ -77,55 +77,36 @@ def truncate_log(log_path: Path, step: int) -> int:
     return dropped
 
 
+def learning_rates(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+    """The learning rate each optimiser's last step used: ``lr_<name>`` (``lr_<name>_<i>`` per group when they differ).
+
+    Read from ``param_groups`` at log time only (objectives set warm-up rates there before
+    stepping); plain Python numbers, so no device transfer.
+    """
+    out = {}
+    for name, opt in optimizers.items():
+        rates = [float(group["lr"]) for group in opt.param_groups]
+        if len(set(rates)) == 1:
+            out[f"lr_{name}"] = rates[0]
+        else:
+            out.update({f"lr_{name}_{i}": rate for i, rate in enumerate(rates)})
+    return out
+
+
 def write_loss_plot(log_path: Path, out: Path) -> None:
-    """Plot every ``loss*`` series of ``log.jsonl`` into a PNG (PIL only, no matplotlib)."""
-    from PIL import Image, ImageDraw
+    """Draw the losses of ``log.jsonl`` into ``out`` (a PNG, written atomically), titled with the run's name.
 
-    series: dict[str, list[tuple[int, float]]] = {}
-    if not log_path.is_file():
-        return
-    for line in log_path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        for key, value in row.items():
-            if key.startswith("loss") and isinstance(value, (int, float)) and math.isfinite(value):
-                series.setdefault(key, []).append((row["step"], float(value)))
-    width, height, margin = 800, 420, 50
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([margin, 20, width - 20, height - margin], outline="black")
-    points = [p for s in series.values() for p in s]
-    if points:
-        x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-        y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-6)
-        colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    One panel per loss group, smoothed over the raw series (see :mod:`videosynth.plots`); a full
+    disk is a one-line CheckpointError.
+    """
+    from videosynth.plots import loss_figure, read_log, save_figure
 
-        def xy(p):
-            return (
-                margin + (p[0] - x0) / (x1 - x0) * (width - margin - 20),
-                height - margin - (p[1] - y0) / (y1 - y0) * (height - margin - 20),
-            )
-
-        for i, (name, pts) in enumerate(sorted(series.items())):
-            colour = colours[i % len(colours)]
-            if len(pts) > 1:
-                draw.line([xy(p) for p in pts], fill=colour, width=2)
-            draw.text((margin + 10, 25 + 14 * i), name, fill=colour)
-        draw.text((margin, height - margin + 8), f"step {x0}", fill="black")
-        draw.text((width - 120, height - margin + 8), f"step {x1}", fill="black")
-        draw.text((4, 20), f"{y1:.3g}", fill="black")
-        draw.text((4, height - margin - 12), f"{y0:.3g}", fill="black")
-    tmp = temp_path(out)
+    rows = read_log(log_path) if log_path.is_file() else []
+    fig = loss_figure(rows, log_path.parent.name)
     try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, out)
+        save_figure(fig, out)
     except OSError as exc:
         raise CheckpointError(f"cannot write {out}: {exc.strerror or exc}; free disk space and resume") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_samples(videos: torch.Tensor | None, run_dir: Path, step: int, fps: int) -> Path | None:

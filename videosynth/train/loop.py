@@ -4,8 +4,8 @@ The loop owns what has nothing to do with a particular model, each concern in it
 the run config (:mod:`.config`), the context objectives use -- device, DDP, mixed precision,
 the NaN/Inf guard (:mod:`.context`), checkpoints with exact resume (:mod:`.checkpointing`),
 the data order (:mod:`.data_order`), EMA (:mod:`.ema`), the RNG state (:mod:`.rng`), logs,
-the loss plot and sample videos (:mod:`.logs`) and clean shutdown on SIGINT/SIGTERM
-(:mod:`.signals`). The objective contract is :mod:`.objective`.
+the loss plot and sample videos (:mod:`.logs`), TensorBoard events (:mod:`.tensorboard`) and
+clean shutdown on SIGINT/SIGTERM (:mod:`.signals`). The objective contract is :mod:`.objective`.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from videosynth.train import checkpointing
 from videosynth.train.config import RunConfig
 from videosynth.train.context import Context, init_distributed
 from videosynth.train.data_order import ResumableSampler, batches
-from videosynth.train.logs import append_row, to_host, truncate_log, write_loss_plot, write_samples
+from videosynth.train.logs import append_row, learning_rates, to_host, truncate_log, write_loss_plot, write_samples
 from videosynth.train.objective import Objective
 from videosynth.train.rng import seed_everything
 from videosynth.train.run_lock import RunLock
 from videosynth.train.signals import StopFlag, agree_stop
+from videosynth.train.tensorboard import open_tensorboard
 
 log = logging.getLogger("videosynth.train")
 
@@ -131,68 +132,81 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
     t_last, steps_since = time.perf_counter(), 0
     deadline = t_last + cfg.time_limit if cfg.time_limit > 0 else None
     out_of_time = False
-    with StopFlag() as stopper:
-        while step < cfg.steps and not out_of_time:
-            # ---- one optimisation step -------------------------------------------------
-            batch = next(data)
-            ctx.skipped = []
-            metrics = objective.train_step(batch, step)
-            step += 1
-            steps_since += 1
-            if ctx.skipped:
-                bad_in_row += 1
-                metrics["skipped"] = ",".join(ctx.skipped)
-                log.warning("step %d: non-finite loss in %s; update skipped", step, ", ".join(ctx.skipped))
-                if bad_in_row >= cfg.max_bad_steps:
+    # closed however the loop ends: finished, interrupted, or an error
+    with open_tensorboard(run_dir, to_dict(config), step, resume, ctx.is_main and cfg.tensorboard) as tb:
+        with StopFlag() as stopper:
+            while step < cfg.steps and not out_of_time:
+                # ---- one optimisation step -------------------------------------------------
+                batch = next(data)
+                ctx.skipped = []
+                metrics = objective.train_step(batch, step)
+                step += 1
+                steps_since += 1
+                if ctx.skipped:
+                    bad_in_row += 1
+                    metrics["skipped"] = ",".join(ctx.skipped)
+                    log.warning("step %d: non-finite loss in %s; update skipped", step, ", ".join(ctx.skipped))
+                    if bad_in_row >= cfg.max_bad_steps:
+                        if bar:
+                            bar.close()
+                        raise VideoSynthError(
+                            f"{bad_in_row} steps in a row had a non-finite loss (last at step {step}); the last"
+                            f" good checkpoint in {run_dir / 'checkpoints'} is intact: lower the learning rate or"
+                            f" check the data"
+                        )
+                else:
+                    bad_in_row = 0
+                if deadline is not None:  # every rank stops at the same step
+                    out_of_time = agree_stop(ctx.distributed, ctx.device, time.perf_counter() >= deadline)
+                last = step == cfg.steps or out_of_time
+                # ---- logging: the only place logged values reach the host ---------------------
+                if ctx.is_main and (step % cfg.log_every == 0 or last or ctx.skipped):
+                    now = time.perf_counter()
+                    values = {**to_host(metrics), **learning_rates(objective.optimizers())}
+                    row = {"step": step, "time": round(time.time(), 3),
+                           "it_s": round(steps_since / (now - t_last), 4), **values}
+                    append_row(log_path, row)
+                    tb.log_row(row)
+                    t_last, steps_since = now, 0
+                    if bar:
+                        shown = {k: f"{v:.3g}" for k, v in values.items()
+                                 if isinstance(v, float) and k.startswith("loss")}
+                        bar.set_postfix(shown, refresh=False)
+                if bar:
+                    bar.update(1)
+                # ---- periodic evaluation, samples and checkpoints -----------------------------
+                if eval_fn is not None and cfg.eval_every > 0 and step % cfg.eval_every == 0 and ctx.is_main:
+                    scores = eval_fn(objective, step)
+                    row = {"step": step, "time": round(time.time(), 3), **{f"eval/{k}": v for k, v in scores.items()}}
+                    append_row(log_path, row)
+                    tb.log_row(row)
+                if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
+                    grid = sample_grid(objective, cfg.num_samples, sample_seed)
+                    write_samples(grid, run_dir, step, cfg.sample_fps)
+                    tb.log_samples(grid, step)
+                stop = agree_stop(ctx.distributed, ctx.device, stopper.stop)
+                if step % cfg.ckpt_every == 0 or last or stop:
+                    if ctx.is_main:
+                        checkpointing.save(run_dir, step, objective, config, cfg.keep_last)
+                        write_loss_plot(log_path, run_dir / "loss.png")
+                        tb.flush()
+                    last_saved = step
+                    if ctx.distributed:
+                        dist.barrier()
+                if stop:
                     if bar:
                         bar.close()
-                    raise VideoSynthError(
-                        f"{bad_in_row} steps in a row had a non-finite loss (last at step {step}); the last good"
-                        f" checkpoint in {run_dir / 'checkpoints'} is intact: lower the learning rate or check the data"
-                    )
-            else:
-                bad_in_row = 0
-            if deadline is not None:  # every rank stops at the same step
-                out_of_time = agree_stop(ctx.distributed, ctx.device, time.perf_counter() >= deadline)
-            last = step == cfg.steps or out_of_time
-            # ---- logging: the only place logged values reach the host ---------------------
-            if ctx.is_main and (step % cfg.log_every == 0 or last or ctx.skipped):
-                now = time.perf_counter()
-                values = to_host(metrics)
-                append_row(log_path, {"step": step, "time": round(time.time(), 3),
-                                      "it_s": round(steps_since / (now - t_last), 4), **values})
-                t_last, steps_since = now, 0
-                if bar:
-                    shown = {k: f"{v:.3g}" for k, v in values.items() if isinstance(v, float) and k.startswith("loss")}
-                    bar.set_postfix(shown, refresh=False)
-            if bar:
-                bar.update(1)
-            # ---- periodic evaluation, samples and checkpoints -----------------------------
-            if eval_fn is not None and cfg.eval_every > 0 and step % cfg.eval_every == 0 and ctx.is_main:
-                scores = eval_fn(objective, step)
-                append_row(log_path, {"step": step, **{f"eval/{k}": v for k, v in scores.items()}})
-            if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
-                write_samples(sample_grid(objective, cfg.num_samples, sample_seed), run_dir, step, cfg.sample_fps)
-            stop = agree_stop(ctx.distributed, ctx.device, stopper.stop)
-            if step % cfg.ckpt_every == 0 or last or stop:
-                if ctx.is_main:
-                    checkpointing.save(run_dir, step, objective, config, cfg.keep_last)
-                    write_loss_plot(log_path, run_dir / "loss.png")
-                last_saved = step
-                if ctx.distributed:
-                    dist.barrier()
-            if stop:
-                if bar:
-                    bar.close()
-                raise Interrupted(f"interrupted at step {step} of {cfg.steps} (saved to {run_dir / 'checkpoints'}); "
-                                  f"resume with: videosynth train --resume {run_dir}", stopper.exit_code, step)
-    if bar:
-        bar.close()
-    if out_of_time and ctx.is_main:
-        print(f"train.time_limit of {cfg.time_limit:g} s reached at step {step} of {cfg.steps}; "
-              f"continue with: videosynth train --resume {run_dir}", file=sys.stderr)
-    if last_saved != step and ctx.is_main:
-        checkpointing.save(run_dir, step, objective, config, cfg.keep_last)
-    if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every != 0:
-        write_samples(sample_grid(objective, cfg.num_samples, sample_seed), run_dir, step, cfg.sample_fps)
+                    raise Interrupted(f"interrupted at step {step} of {cfg.steps} (saved to {run_dir / 'checkpoints'});"
+                                      f" resume with: videosynth train --resume {run_dir}", stopper.exit_code, step)
+        if bar:
+            bar.close()
+        if out_of_time and ctx.is_main:
+            print(f"train.time_limit of {cfg.time_limit:g} s reached at step {step} of {cfg.steps}; "
+                  f"continue with: videosynth train --resume {run_dir}", file=sys.stderr)
+        if last_saved != step and ctx.is_main:
+            checkpointing.save(run_dir, step, objective, config, cfg.keep_last)
+        if ctx.is_main and cfg.sample_every > 0 and step % cfg.sample_every != 0:
+            grid = sample_grid(objective, cfg.num_samples, sample_seed)
+            write_samples(grid, run_dir, step, cfg.sample_fps)
+            tb.log_samples(grid, step)
     return run_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:06d}"
