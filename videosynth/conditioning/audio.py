@@ -2,7 +2,8 @@
 
 The front end is a log-mel spectrogram computed with ``torch.stft`` and a mel filterbank on
 Slaney's mel scale with area-normalised triangles (Slaney 1998, "Auditory Toolbox"; the default
-of librosa's ``filters.mel``: linear below 1 kHz, logarithmic above). A small 1-D conv stack over
+of librosa's ``filters.mel``: linear below 1 kHz, logarithmic above; the filters agree with
+librosa 0.11.0's ``filters.mel(sr=16000, n_fft=512, n_mels=64)`` to 2e-9). A small 1-D conv stack over
 the mel frames follows; its output is averaged into one feature per video frame (frame ``t``
 covers samples ``[t * rate / fps, (t + 1) * rate / fps)``), so a click at frame ``t`` shows in
 feature ``t``. The per-frame features go to networks that take them (MoCoGAN's motion RNN, a
@@ -28,6 +29,11 @@ SLANEY_BREAK_HZ = 1000.0  # the mel scale is linear below this frequency and log
 SLANEY_LINEAR_STEP = 200.0 / 3  # Hz per mel in the linear part
 SLANEY_LOG_STEP = math.log(6.4) / 27.0  # log-frequency per mel above the break
 LOG_FLOOR = 1e-5  # added to mel energies before the log: silence maps to log(1e-5) ~ -11.5
+# log-mel values of sound in [-1, 1] lie between silence (-11.5) and about +6 (a full-scale tone):
+# centred and scaled by these constants they reach the convs near unit range. A fixed scaling (no
+# per-clip statistics) keeps each frame's features a function of the sound around that frame alone.
+LOG_CENTRE = -3.0
+LOG_SCALE = 5.0
 
 
 def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
@@ -123,7 +129,6 @@ class AudioEncoder(nn.Module):
             convs += [nn.Conv1d(width, dim, 3, padding=1), nn.GELU()]
             width = dim
         self.convs = nn.Sequential(*convs)
-        self.norm = nn.GroupNorm(1, n_mels)  # mel energies to a unit scale per clip, before the convs
         self.pool = nn.Linear(dim, dim)
         self.null_frame = nn.Parameter(torch.zeros(dim))
         self.null_pooled = nn.Parameter(torch.zeros(dim))
@@ -137,7 +142,8 @@ class AudioEncoder(nn.Module):
         t = self.frames_of(s)
         mel = log_mel(audio.float(), self.sample_rate, self.n_fft, self.hop, self.filterbank.shape[0],
                       self.filterbank)  # (B, M, J)
-        h = self.convs(self.norm(mel[..., :-1] if mel.shape[-1] > t else mel))  # (B, D, J')
+        mel = (mel[..., :-1] if mel.shape[-1] > t else mel) - LOG_CENTRE  # the frame centred on sample S is past the clip
+        h = self.convs(mel / LOG_SCALE)  # (B, D, J')
         frames = F.adaptive_avg_pool1d(h, t).transpose(1, 2)  # (B, T, D): one feature per video frame
         pooled = self.pool(frames.mean(1))  # (B, D)
         if is_null is not None:
