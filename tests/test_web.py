@@ -19,7 +19,7 @@ import pytest
 
 from test_cli import TINY_FAMILY_DEMOS, one_line_error, videosynth
 from videosynth.errors import CheckpointError, ConfigError
-from videosynth.io import probe, read_all, write_video
+from videosynth.io import probe, probe_audio, read_all, write_audio, write_video
 from videosynth.web.runs import Limits, Request, ServedRun, generate
 
 pytest.importorskip("gradio", reason="the web extra is not installed (pip install -e '.[web]')")
@@ -40,7 +40,24 @@ def runs(tmp_path_factory):
         res = videosynth("demo", "--family", family, "--out", root / family, *TINY_FAMILY_DEMOS[family])
         assert res.returncode == 0, res.stderr[-3000:]
         out[family] = root / family
+    res = videosynth("train", "--config", "configs/mocogan/audio-32x32x16.yaml", "--run-dir", root / "audio",
+                     *(f"--set={kv}" for kv in ("model.preset=tiny", "data.size=16", "data.frames=4",
+                                                "data.num_samples=16", "train.steps=2", "train.batch_size=4",
+                                                "train.sample_every=0", "condition.audio_fft=128",
+                                                "condition.audio_mels=16")))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out["audio"] = root / "audio"
     return out
+
+
+def _drive_sound(path: Path, seconds: float = 1.0) -> Path:
+    """A sound file to drive a sound-conditioned run: the built-in soundtrack of one clip."""
+    import numpy as np
+
+    from videosynth.data.synthetic import BouncingShapes
+
+    ds = BouncingShapes(2, frames=round(8 * seconds), size=16, audio_rate=16000)
+    return write_audio(path, np.asarray(ds.soundtrack(0)), 16000)
 
 
 # ---- generation, without a browser ----------------------------------------------------------
@@ -93,6 +110,18 @@ def test_requests_over_the_limits_or_wrong_for_the_run_are_one_line_errors(runs,
         generate(flow, Request(num=1, options={"prime_frames": 4}), limits, tmp_path)
 
 
+def test_a_sound_driven_run_generates_clips_with_the_uploaded_soundtrack(runs, tmp_path):
+    run = ServedRun(runs["audio"])
+    assert run.takes_audio
+    result = generate(run, Request(num=2, frames=8, audio=str(_drive_sound(tmp_path / "drive.wav"))), Limits(),
+                      tmp_path / "out")
+    for path in (result.grid, *result.clips):
+        assert probe(path).num_frames == 8 and abs(probe_audio(path).duration - 1.0) < 0.1
+    assert "driven by drive.wav" in result.info
+    silent = generate(run, Request(num=1, frames=8), Limits(), tmp_path / "silent")  # no sound: the learned null
+    assert probe_audio(silent.grid) is None
+
+
 def test_serve_refuses_what_it_cannot_serve_in_one_line(runs, tmp_path):
     with pytest.raises(CheckpointError, match="is a tokenizer"):
         ServedRun(runs["flow"] / "tokenizer")
@@ -123,7 +152,7 @@ def server(runs, tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_TEMP_DIR": str(log.parent / "gradio")}
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "videosynth.cli", "serve", runs["videogan"], runs["flow"],
-                                 "--port", str(port), "--max-frames", "32", "--max-clips", "8"],
+                                 runs["audio"], "--port", str(port), "--max-frames", "32", "--max-clips", "8"],
                                 stdout=f, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + PAGE_TIMEOUT
@@ -279,3 +308,22 @@ def test_page_follows_the_run_and_two_tabs_generating_at_once_both_get_their_cli
     browser.switch_to.window(tabs[1])
     browser.close()
     browser.switch_to.window(tabs[0])
+
+
+@needs_browser
+def test_page_takes_an_uploaded_sound_and_returns_clips_that_carry_it(server, browser, runs, tmp_path):
+    url, _ = server
+    _open_page(browser, url)
+    assert not _visible(browser, "audio")  # the GAN run shown first takes no sound
+    _choose(browser, "run", str(runs["audio"]))
+    _wait(browser, lambda d: _visible(d, "audio"), "the sound upload")
+    wav = _drive_sound(tmp_path / "drive.wav", seconds=1.5)
+    _css(browser, "#audio input[type=file]")[0].send_keys(str(wav))
+    _wait(browser, lambda d: _css(d, "#audio audio") or _css(d, "#audio .waveform-container")
+          or "drive.wav" in _css(d, "#audio")[0].text, "the uploaded sound")
+    _type(browser, "frames", 12)
+    _type(browser, "num", 2)
+    _css(browser, "#generate")[0].click()
+    grid = _download(_generated_video(browser), tmp_path / "grid.mp4")
+    assert probe(grid).num_frames == 12 and abs(probe_audio(grid).duration - 1.5) < 0.1
+    assert "driven by" in _css(browser, "#info")[0].text

@@ -1,7 +1,8 @@
 """The page: pick a run, set its conditions and sampler, Generate, watch the clips (Gradio Blocks).
 
 The controls follow the chosen run: a class dropdown from its class names, a caption box for
-text runs, a first-frames upload for runs that continue videos, and the sampler settings its
+text runs, a first-frames upload for runs that continue videos, a sound upload for sound-driven
+runs (the clips come back with that soundtrack), and the sampler settings its
 family takes (guidance, ODE steps and solver, temperature / top-k / top-p). Requests queue and
 run one at a time on the shared models, so two tabs generating at once both get their clips.
 """
@@ -67,6 +68,7 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
                       visible=bool(classes)),
             gr.update(visible=run.takes_text),
             gr.update(visible="prime" in opts, value=None),
+            gr.update(visible=run.takes_audio, value=None),
             gr.update(value=run.frames, info=f"trained on {run.frames}; at most {limits.max_frames}"),
             gr.update(visible="solver" in opts, choices=list(opts["solver"].choices) if "solver" in opts else [],
                       value=None),
@@ -76,7 +78,7 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
         side = [run.config_yaml(), str(loss) if loss else None, run.metrics()]
         return *updates, *side
 
-    def on_generate(name, label, text, prime, seed, num, frames, solver, *numbers, progress=gr.Progress()):
+    def on_generate(name, label, text, prime, audio, seed, num, frames, solver, *numbers, progress=gr.Progress()):
         run = by_name.get(name)
         if run is None:
             raise gr.Error(f"unknown run {name!r}")
@@ -89,7 +91,7 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
             request = Request(num=_as_int(num, "clips") or 1, seed=_as_int(seed, "seed") or 0,
                               frames=_as_int(frames, "frames"),
                               label=None if label in (None, "", EVERY_CLASS) else str(label), text=text,
-                              options=options)
+                              audio=str(audio) if audio else None, options=options)
             folder = out_root / f"request-{next(counter):06d}"
             result = generate(run, request, limits, folder, fps=fps,
                               progress=lambda done, total: progress((done, total), desc="sampling", unit="clips"))
@@ -111,6 +113,8 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
                 text_box = gr.Textbox(label="caption", placeholder="a white square moves right", elem_id="text")
                 prime_box = gr.File(label="first frames: a video whose start is continued", type="filepath",
                                     elem_id="prime")
+                audio_box = gr.Audio(label="sound that drives the clips (wav, mp3, flac, ogg, m4a)", type="filepath",
+                                     sources=["upload"], format=None, elem_id="audio")
                 with gr.Row():
                     seed_box = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
                     num_box = gr.Number(value=4, precision=0, label="clips",
@@ -132,12 +136,12 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
                     loss_box = gr.Image(label="loss.png", type="filepath", elem_id="loss")
                 with gr.Tab("metrics"):
                     metrics_box = gr.JSON(label="metrics", elem_id="metrics")
-        controls = [label_box, text_box, prime_box, frames_box, solver_box, *number_boxes]
+        controls = [label_box, text_box, prime_box, audio_box, frames_box, solver_box, *number_boxes]
         side = [config_box, loss_box, metrics_box]
         run_box.change(show_run, inputs=run_box, outputs=controls + side)
         app.load(show_run, inputs=run_box, outputs=controls + side)
-        button.click(on_generate, inputs=[run_box, label_box, text_box, prime_box, seed_box, num_box, frames_box,
-                                          solver_box, *number_boxes],
+        button.click(on_generate, inputs=[run_box, label_box, text_box, prime_box, audio_box, seed_box, num_box,
+                                          frames_box, solver_box, *number_boxes],
                      outputs=[video_box, files_box, info_box], concurrency_limit=1)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return app

@@ -53,6 +53,7 @@ class Request:
     frames: int | None = None
     label: str | None = None
     text: str | None = None
+    audio: str | None = None  # a sound file (or a video with sound) for sound-driven runs
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +90,7 @@ class ServedRun:
         n_classes = int(condition.get("num_classes", 0) or 0) if self.condition_kind == "class" else 0
         self.class_names = names if len(names) == n_classes else [str(i) for i in range(n_classes)]
         self.frames = int((self.config.get("data") or {}).get("frames", 16))
+        self.takes_audio = bool(condition.get("audio", False))
         self.options = {o.name: o for o in self.pipeline_cls.options if o.name in PAGE_OPTIONS}
         self._pipeline = None
         self._lock = threading.Lock()
@@ -172,7 +174,12 @@ def generate(run: ServedRun, request: Request, limits: Limits, out_dir: Path, fp
     options = {k: v for k, v in request.options.items() if k in run.options and v not in (None, "")}
     pipe = run.pipeline()
     out_dir.mkdir(parents=True, exist_ok=True)
-    batches = pipe.stream(request.num, request.seed, label, text, request.frames, True, BATCH_SIZE, **options)
+    sound = pipe.sound(request.audio, 1, frames) if request.audio and run.takes_audio else None  # (1, S)
+    track = {} if sound is None else {"audio": sound[0], "sample_rate": pipe.audio_rate}
+    if sound is not None:
+        fps = pipe.condition.audio_fps  # the rate the sound lines up with
+    batches = pipe.stream(request.num, request.seed, label, text, request.frames, True, BATCH_SIZE, audio=sound,
+                          **options)
     clips, done, chunks = [], 0, []
     if progress is not None:
         progress(0, request.num)
@@ -180,15 +187,17 @@ def generate(run: ServedRun, request: Request, limits: Limits, out_dir: Path, fp
         chunks.append(batch)
         for clip in batch:
             path = out_dir / f"clip-{done:03d}.mp4"
-            write_video(path, to_uint8(clip), fps=fps)
+            write_video(path, to_uint8(clip), fps=fps, **track)
             clips.append(path)
             done += 1
         if progress is not None:
             progress(done, request.num)
     videos = torch.cat(chunks)  # (num, C, T, H, W)
     grid = out_dir / "grid.mp4"
-    write_grid(grid, videos, nrow=int(math.ceil(math.sqrt(videos.shape[0]))), fps=fps)
+    write_grid(grid, videos, nrow=int(math.ceil(math.sqrt(videos.shape[0]))), fps=fps, **track)
     what = f"class {label}" if label else (f"'{text}'" if text else "")
+    if sound is not None:
+        what = (what + ", " if what else "") + f"driven by {Path(request.audio).name}"
     info = (f"{request.num} clips, {videos.shape[2]} frames, {videos.shape[3]}x{videos.shape[4]}, seed {request.seed}"
             f"{', ' + what if what else ''}; {run.family} run {run.name} at step {pipe.step}")
     return Result(grid=grid, clips=clips, info=info)
