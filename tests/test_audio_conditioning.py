@@ -3,6 +3,7 @@ alignment, the combined conditioner's contract, sound in folders, and the sync m
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -103,15 +104,9 @@ def test_combined_class_and_sound_condition():
         build_conditioner(ConditionConfig(kind="class", num_classes=3, dim=8)).encode(labels, ["", ""], audio=sound)
 
 
-def test_families_without_sound_refuse_it_in_one_line():
+def test_sound_without_sound_in_the_data_is_one_line():
     from videosynth.train.run import run_training
 
-    for family in ("videogan",):
-        with pytest.raises(ConfigError, match="does not take sound yet"):
-            run_training({"family": family, "model": {"preset": "tiny"},
-                          "data": {"frames": 4, "size": 16, "num_samples": 8, "audio": 8000},
-                          "condition": {"kind": "none", "audio": True, "dim": 8},
-                          "train": {"steps": 1, "batch_size": 4}}, run_dir="/nonexistent/never-written")
     with pytest.raises(ConfigError, match="set data.audio"):
         run_training({"family": "mocogan", "model": {"preset": "tiny"}, "data": {"frames": 4, "size": 16,
                       "num_samples": 8}, "condition": {"kind": "none", "audio": True, "dim": 8},
@@ -209,3 +204,21 @@ def test_a_sound_driven_run_trains_samples_with_a_soundtrack_and_is_scored(tmp_p
     assert res.returncode == 0, res.stderr[-3000:]
     scores = json.loads((tmp_path / "sync" / "sync.json").read_text())["scores"]
     assert set(scores) == {"real", "matched", "shuffled"} and scores["real"]["tracked_share"] == 1.0
+
+
+def test_a_sound_driven_prior_samples_the_same_tokens_cached_or_not_and_hears_each_window():
+    from videosynth.models.transformer import PRESETS, Prior
+    from videosynth.sampling.ar import generate, rollout
+
+    cfg = dataclasses.replace(PRESETS["tiny"], vocab_size=16, latent_shape=(2, 2, 2), audio_dim=4, frames_per_latent=2)
+    torch.manual_seed(0)
+    prior = Prior(cfg).eval()
+    sound = torch.randn(3, 8, 4)  # (B, T, A): 8 video frames = 4 latent frames, twice the prior's length
+    kwargs = dict(temperature=1.0, generator=torch.Generator().manual_seed(1))
+    cached = rollout(prior, 4, 3, sound=sound, **kwargs)
+    kwargs["generator"] = torch.Generator().manual_seed(1)
+    assert torch.equal(cached, rollout(prior, 4, 3, sound=sound, use_cache=False, **kwargs))
+    greedy = [generate(prior, (2, 2, 2), 3, temperature=0.0, sound=s) for s in (sound[:, :4], -sound[:, :4])]
+    assert not torch.equal(*greedy)  # the sound changes what is sampled
+    with pytest.raises(ConfigError, match="driven by sound"):
+        generate(prior, (2, 2, 2), 3)

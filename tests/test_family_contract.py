@@ -39,6 +39,10 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
                      "condition": {"kind": "class", "dim": 8, "dropout": 0.2},
                      "loss": {"kind": "wgan", "n_critic": 2, "gp_weight": 10.0, "mask_weight": 0.1,
                               "aux_class_weight": 1.0, "diffaug": "color,translation"}},
+            # text + sound: per-frame sound features bias the 3D stream; D judges clip and sound together
+            "audio": {"family": "videogan", "model": {"preset": "tiny-two-stream"}, "data": {**DATA, "audio": 8000},
+                      "condition": {"kind": "text", "audio": True, "dim": 8, "dropout": 0.2, "audio_fft": 128,
+                                    "audio_mels": 16}},
         },
         "mocogan": {
             "plain": {"family": "mocogan", "model": {"preset": "tiny"}, "data": DATA},
@@ -61,6 +65,12 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
             "rich": {"family": "transformer", "tokenizer_run": str(tokenizer_run), "model": {"preset": "tiny"},
                      "data": DATA, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
                      "optim": {"warmup_steps": 2}, "sample": {"top_k": 8}},
+            # class + sound, sampled with guidance: the sound under each latent frame joins its tokens' inputs
+            "audio": {"family": "transformer", "tokenizer_run": str(tokenizer_run), "model": {"preset": "tiny"},
+                      "data": {**DATA, "audio": 8000},
+                      "condition": {"kind": "class", "audio": True, "dim": 8, "dropout": 0.3, "audio_fft": 128,
+                                    "audio_mels": 16},
+                      "sample": {"top_k": 8, "guidance_scale": 2.0}},
         },
         "flow": {
             "plain": {"family": "flow", "tokenizer_run": str(latent_run), "model": {"preset": "tiny"}, "data": DATA,
@@ -70,12 +80,19 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
                      "condition": {"kind": "text", "dim": 8, "text_heads": 2, "dropout": 0.3},
                      "loss": {"time_sampling": "uniform"},
                      "optim": {"warmup_steps": 2}, "sample": {"steps": 2, "guidance": 2.0}},
+            # sound alone, heard through cross-attention (one token per frame)
+            "audio": {"family": "flow", "tokenizer_run": str(latent_run), "data": {**DATA, "audio": 8000},
+                      "model": {"preset": "tiny", "cross_attention": True},
+                      "condition": {"kind": "none", "audio": True, "dim": 8, "text_heads": 2, "dropout": 0.2,
+                                    "audio_fft": 128, "audio_mels": 16},
+                      "sample": {"steps": 2, "guidance": 2.0}},
         },
     }
 
 
 # (family, variant) pairs the heavier contract tests run: every family's "rich" config, and the sound-driven ones
-CASES = [(f, "rich") for f in sorted(FAMILIES)] + [("mocogan", "audio")]
+CASES = [(f, "rich") for f in sorted(FAMILIES)] + [(f, "audio") for f in ("flow", "mocogan", "transformer",
+                                                                              "videogan")]
 CASE_IDS = [f"{f}-{v}" for f, v in CASES]
 
 

@@ -25,6 +25,9 @@ DCGAN_INIT_STD = 0.02
 # Negative slope of the discriminator's LeakyReLU in DCGAN and VGAN.
 LEAKY_RELU_SLOPE = 0.2
 
+# Input channels a sound-conditioned discriminator gives the per-frame sound features (early fusion).
+SOUND_CHANNELS = 8
+
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -133,3 +136,26 @@ def dcgan_init_(module: nn.Module, std: float = DCGAN_INIT_STD) -> None:
         elif isinstance(m, _AFFINE_NORMS) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------- per-frame sound features
+
+
+def frames_for(cond_frames: torch.Tensor, b: int, t: int, dim: int) -> torch.Tensor:
+    """Per-frame condition features checked to be ``[B, T, dim]``; one feature ``[B, 1, dim]`` (the null
+    sound, which has no length of its own) stands for every frame."""
+    if cond_frames is not None and cond_frames.shape[1] == 1 and t != 1:
+        cond_frames = cond_frames.expand(-1, t, -1)
+    if cond_frames is None or tuple(cond_frames.shape) != (b, t, dim):
+        shape = None if cond_frames is None else list(cond_frames.shape)
+        raise ValueError(f"this network is driven by sound: pass cond_frames [{b}, {t}, {dim}] (one feature per "
+                         f"frame), got {shape}")
+    return cond_frames
+
+
+def with_sound_channels(x: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
+    """Append per-frame sound features as constant channels: ``x [N, C, (T,) H, W]`` and
+    ``sound [N, S]`` (frames) or ``[N, S, T]`` (clips) -> ``[N, C + S, (T,) H, W]`` (early fusion)."""
+    while sound.dim() < x.dim():
+        sound = sound.unsqueeze(-1)
+    return torch.cat([x, sound.expand(*sound.shape[:2], *x.shape[2:]).to(x.dtype)], dim=1)

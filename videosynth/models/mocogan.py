@@ -40,11 +40,11 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
-from videosynth.models.layers import LEAKY_RELU_SLOPE, dcgan_init_, spectral_norm
+from videosynth.models.layers import (LEAKY_RELU_SLOPE, SOUND_CHANNELS, dcgan_init_, frames_for, spectral_norm,
+                                      with_sound_channels)
 
 BASE_SIZE = 4  # spatial size of the first generator feature map / last discriminator map
 KERNEL = 4  # every (transposed) conv uses kernel 4, stride 2, padding 1: exact x2 / /2
-SOUND_CHANNELS = 8  # input channels a sound-conditioned discriminator gives the per-frame sound features
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -93,31 +93,11 @@ def frame_picks(b: int, t: int, k: int, generator: torch.Generator | None = None
     return _randint(t, (b, k), generator, device)
 
 
-def frames_for(cond_frames: torch.Tensor, b: int, t: int, dim: int) -> torch.Tensor:
-    """Per-frame condition features checked to be ``[B, T, dim]``; one feature ``[B, 1, dim]`` (the null
-    sound, which has no length of its own) stands for every frame."""
-    if cond_frames is not None and cond_frames.shape[1] == 1 and t != 1:
-        cond_frames = cond_frames.expand(-1, t, -1)
-    if cond_frames is None or tuple(cond_frames.shape) != (b, t, dim):
-        shape = None if cond_frames is None else list(cond_frames.shape)
-        raise ValueError(f"this network is driven by sound: pass cond_frames [{b}, {t}, {dim}] (one feature per "
-                         f"frame), got {shape}")
-    return cond_frames
-
-
 def picked_features(cond_frames: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Per-frame condition features ``[B, T, D]`` of the frames ``index [B, k]`` -> ``[B*k, D]`` (clip-major)."""
     b, k = index.shape
     picked = torch.gather(cond_frames, 1, index[:, :, None].expand(b, k, cond_frames.shape[2]))  # (B, k, D)
     return picked.reshape(b * k, -1)
-
-
-def with_sound_channels(x: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
-    """Append per-frame sound features as constant channels: ``x [N, C, (T,) H, W]`` and
-    ``sound [N, S]`` (frames) or ``[N, S, T]`` (clips) -> ``[N, C + S, (T,) H, W]`` (early fusion)."""
-    while sound.dim() < x.dim():
-        sound = sound.unsqueeze(-1)
-    return torch.cat([x, sound.expand(*sound.shape[:2], *x.shape[2:]).to(x.dtype)], dim=1)
 
 
 def initialize_weights(module: nn.Module, use_spectral_norm: bool = False) -> None:

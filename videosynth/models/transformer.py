@@ -144,6 +144,8 @@ class PriorConfig:
     mlp_ratio: int = checked(4, at_least(1))
     dropout: float = checked(0.0, in_range(0, 1, high_open=True))
     cond_dim: int = checked(0, at_least(0))  # pooled condition width (0 = unconditional)
+    audio_dim: int = checked(0, at_least(0))  # per-frame sound features (condition.audio); 0 = no sound
+    frames_per_latent: int = checked(1, at_least(1))  # video frames per latent frame (the tokenizer's time stride)
 
     def __post_init__(self) -> None:
         self.latent_shape = tuple(int(v) for v in self.latent_shape)
@@ -194,6 +196,9 @@ class Prior(nn.Module):
         self.pos_h = nn.Parameter(torch.zeros(h, cfg.n_embd))
         self.pos_w = nn.Parameter(torch.zeros(w, cfg.n_embd))
         self.cond_proj = nn.Linear(cfg.cond_dim, cfg.n_embd) if cfg.cond_dim > 0 else None
+        # the sound under latent frame tau joins the input of every position predicting a token of tau
+        self.sound_proj = nn.Linear(cfg.audio_dim, cfg.n_embd) if cfg.audio_dim > 0 else None
+        self.takes_cond_frames = cfg.audio_dim > 0
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
@@ -229,8 +234,23 @@ class Prior(nn.Module):
         bos = torch.full_like(tokens[:, :1], self.bos)
         return torch.cat([bos, tokens[:, :-1]], dim=1)  # (B, n)
 
+    def latent_sound(self, cond_frames: torch.Tensor, b: int) -> torch.Tensor:
+        """Per-video-frame sound features ``[B, T, A]`` -> one per latent frame ``[B, t, A]`` (means over
+        ``frames_per_latent`` frames); one feature ``[B, 1, A]`` (the null sound) stands for every frame."""
+        if cond_frames is None or cond_frames.dim() != 3 or cond_frames.shape[0] != b \
+                or cond_frames.shape[2] != self.cfg.audio_dim:
+            shape = None if cond_frames is None else list(cond_frames.shape)
+            raise ConfigError(f"this prior is driven by sound: pass cond_frames [{b}, T, {self.cfg.audio_dim}], "
+                              f"got {shape}")
+        if cond_frames.shape[1] == 1:
+            return cond_frames.expand(-1, self.cfg.latent_shape[0], -1)
+        f = self.cfg.frames_per_latent
+        t = cond_frames.shape[1] // f
+        return cond_frames[:, :t * f].reshape(b, t, f, -1).mean(2)  # (B, t, A)
+
     def forward(self, idx: torch.Tensor, cond: torch.Tensor | None = None,
-                cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
+                cache: KVCache | None = None, start_pos: int = 0,
+                cond_frames: torch.Tensor | None = None) -> torch.Tensor:
         """Next-token logits.
 
         Args:
@@ -244,6 +264,9 @@ class Prior(nn.Module):
                 this call's into; its ``length`` advances to ``start_pos + n``.
             start_pos: absolute position of ``idx[:, 0]``; must equal
                 ``cache.length`` when a cache is given.
+            cond_frames: ``[B, T, audio_dim]`` per-video-frame sound features of a
+                sound-driven prior (every call: each position gets the sound under the
+                latent frame of the token it predicts).
 
         Returns:
             float ``[B, n, vocab_size]``; row ``i`` is the distribution of the
@@ -271,6 +294,12 @@ class Prior(nn.Module):
         if start_pos == 0 and cond is not None:
             first = x[:, :1] + self.cond_proj(cond.to(x.dtype))[:, None]  # (B, 1, C): condition joins BOS
             x = torch.cat([first, x[:, 1:]], dim=1)  # (B, n, C)
+        if self.sound_proj is not None:
+            sound = self.sound_proj(self.latent_sound(cond_frames, b).to(x.dtype))  # (B, t, C)
+            if sound.shape[1] <= int(self.grid_t[end - 1]):
+                raise ConfigError(f"the sound covers {sound.shape[1]} latent frames; the sequence reaches "
+                                  f"latent frame {int(self.grid_t[end - 1]) + 1}")
+            x = x + sound[:, self.grid_t[pos]]  # (B, n, C)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i, start_pos)

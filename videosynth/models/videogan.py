@@ -42,13 +42,16 @@ from videosynth.config import at_least, checked, choice_hint
 from videosynth.errors import ConfigError
 from videosynth.models.layers import (
     LEAKY_RELU_SLOPE,
+    SOUND_CHANNELS,
     ConditionalBatchNorm,
     batch_norm_nd,
     conv_nd,
     conv_transpose_nd,
     dcgan_init_,
+    frames_for,
     layer_norm_nd,
     spectral_norm,
+    with_sound_channels,
 )
 
 # Every spatial layer has kernel 4, stride 2, padding 1 (exact doubling/halving);
@@ -166,6 +169,7 @@ class VideoGANConfig:
     d_norm: str = "batch"  # "batch" | "layer" | "none"; unused when d_spectral_norm is on
     d_spectral_norm: bool = False  # spectral norm on every D weight, and no norm layers in D
     cond_dim: int = checked(0, at_least(0))  # condition size from the shared conditioner; 0 = unconditional
+    audio_dim: int = checked(0, at_least(0))  # per-frame sound features (condition.audio); 0 = no sound
     # classes of the discriminator's auxiliary classifier head (AC-GAN); 0 = no head
     num_classes: int = checked(0, at_least(0))
 
@@ -211,9 +215,14 @@ def plan_layers(cfg: VideoGANConfig) -> LayerPlan:
 
 class UpStack(nn.Module):
     """Noise ``(B, in_dim)`` -> features ``(B, g_widths[-1], T/2, H/2, W/2)`` (3D) or
-    ``(B, g_widths[-1], H/2, W/2)`` (2D): all generator layers but the output one."""
+    ``(B, g_widths[-1], H/2, W/2)`` (2D): all generator layers but the output one.
 
-    def __init__(self, dims: int, in_dim: int, plan: LayerPlan, cond_dim: int = 0):
+    With ``audio_dim > 0`` (3D only) every layer's output gets a per-frame bias from the sound:
+    the per-frame features ``[B, T, audio_dim]`` averaged to the layer's frames, projected to
+    its channels and added at every position of those frames.
+    """
+
+    def __init__(self, dims: int, in_dim: int, plan: LayerPlan, cond_dim: int = 0, audio_dim: int = 0):
         super().__init__()
         self.dims = dims
         first_kernel = (plan.first_frames, FIRST_SIZE, FIRST_SIZE) if dims == 3 else FIRST_SIZE
@@ -222,11 +231,17 @@ class UpStack(nn.Module):
             geometry = _up_geometry(dims, plan.time_strides[i - 1])
             blocks.append(UpBlock(dims, plan.g_widths[i - 1], plan.g_widths[i], *geometry, cond_dim))
         self.blocks = nn.ModuleList(blocks)
+        self.sound = nn.ModuleList(nn.Linear(audio_dim, w) for w in plan.g_widths) if audio_dim and dims == 3 \
+            else None
 
-    def forward(self, h: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, cond: torch.Tensor | None = None,
+                sound: torch.Tensor | None = None) -> torch.Tensor:
         x = h.view(h.shape + (1,) * self.dims)  # (B, in_dim, 1, 1[, 1])
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             x = block(x, cond)
+            if self.sound is not None:
+                at = F.adaptive_avg_pool1d(sound.transpose(1, 2), x.shape[2]).transpose(1, 2)  # (B, t, A)
+                x = x + self.sound[i](at).permute(0, 2, 1)[..., None, None]  # (B, C, t, 1, 1) per-frame bias
         return x
 
 
@@ -241,6 +256,13 @@ class _GeneratorBase(nn.Module):
         concat = cfg.cond_dim if cfg.g_conditioning == "concat" else 0
         self.in_dim = cfg.z_dim + concat
         self.bn_cond_dim = cfg.cond_dim if cfg.g_conditioning == "batchnorm" else 0
+        self.takes_cond_frames = cfg.audio_dim > 0  # Conditioned hands over the sound's per-frame features
+
+    def _sound(self, cond_frames: torch.Tensor | None, b: int) -> torch.Tensor | None:
+        """The per-frame sound features ``[B, T, A]``, checked (None for a model without sound)."""
+        if self.cfg.audio_dim == 0:
+            return None
+        return frames_for(cond_frames, b, self.cfg.frames, self.cfg.audio_dim).float()
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Standard-normal noise ``(n, z_dim)`` float32, on ``generator``'s device when one is given."""
@@ -267,20 +289,22 @@ class VideoGenerator(_GeneratorBase):
 
     def __init__(self, cfg: VideoGANConfig):
         super().__init__(cfg)
-        self.stack = UpStack(3, self.in_dim, self.plan, self.bn_cond_dim)
+        self.stack = UpStack(3, self.in_dim, self.plan, self.bn_cond_dim, cfg.audio_dim)
         self.to_video = conv_transpose_nd(3, self.plan.g_widths[-1], cfg.channels,
                                           *_up_geometry(3, self.plan.time_strides[-1]))
         self.initialize_weights()
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, return_parts: bool = False):
-        """z: ``(B, z_dim)``; cond: ``(B, cond_dim)`` or None.
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, return_parts: bool = False,
+                cond_frames: torch.Tensor | None = None):
+        """z: ``(B, z_dim)``; cond: ``(B, cond_dim)`` or None; ``cond_frames (B, T, audio_dim)``: the sound.
 
         Returns the video ``(B, C, T, H, W)`` in ``[-1, 1]``, or ``{"video": ...}`` when
         ``return_parts`` (the same interface as :class:`TwoStreamGenerator`).
         Raises ConfigError when ``cond`` does not match ``cond_dim``.
         """
         h, norm_cond = self._inputs(z, cond)
-        video = torch.tanh(self.to_video(self.stack(h, norm_cond)))  # (B, C, T, H, W)
+        sound = self._sound(cond_frames, z.shape[0])
+        video = torch.tanh(self.to_video(self.stack(h, norm_cond, sound)))  # (B, C, T, H, W)
         return {"video": video} if return_parts else video
 
 
@@ -292,15 +316,16 @@ class TwoStreamGenerator(_GeneratorBase):
         super().__init__(cfg)
         width = self.plan.g_widths[-1]
         geometry = _up_geometry(3, self.plan.time_strides[-1])
-        self.foreground = UpStack(3, self.in_dim, self.plan, self.bn_cond_dim)
+        self.foreground = UpStack(3, self.in_dim, self.plan, self.bn_cond_dim, cfg.audio_dim)  # the sound moves it
         self.to_video = conv_transpose_nd(3, width, cfg.channels, *geometry)
         self.to_mask = conv_transpose_nd(3, width, 1, *geometry)
         self.background = UpStack(2, self.in_dim, self.plan, self.bn_cond_dim)
         self.to_background = conv_transpose_nd(2, width, cfg.channels, *_up_geometry(2, STRIDE))
         self.initialize_weights()
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, return_parts: bool = False):
-        """z: ``(B, z_dim)``; cond: ``(B, cond_dim)`` or None.
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, return_parts: bool = False,
+                cond_frames: torch.Tensor | None = None):
+        """z: ``(B, z_dim)``; cond: ``(B, cond_dim)`` or None; ``cond_frames (B, T, audio_dim)``: the sound.
 
         Returns the video ``(B, C, T, H, W)`` in ``[-1, 1]``; with ``return_parts`` a dict
         ``{"video", "foreground" (B, C, T, H, W) in [-1, 1], "mask" (B, 1, T, H, W) in
@@ -309,7 +334,7 @@ class TwoStreamGenerator(_GeneratorBase):
         Raises ConfigError when ``cond`` does not match ``cond_dim``.
         """
         h, norm_cond = self._inputs(z, cond)
-        features = self.foreground(h, norm_cond)  # (B, W, T/2, H/2, W/2)
+        features = self.foreground(h, norm_cond, self._sound(cond_frames, z.shape[0]))  # (B, W, T/2, H/2, W/2)
         foreground = torch.tanh(self.to_video(features))  # (B, C, T, H, W)
         mask = torch.sigmoid(self.to_mask(features))  # (B, 1, T, H, W)
         background = torch.tanh(self.to_background(self.background(h, norm_cond)))  # (B, C, H, W)
@@ -345,7 +370,10 @@ class Discriminator(nn.Module):
         norm = "none" if cfg.d_spectral_norm else cfg.d_norm
         strides = plan.time_strides[::-1]  # the generator's first layers double time; D halves it last
         widths = plan.d_widths
-        blocks = [DownBlock(cfg.channels, widths[0], strides[0], "none")]  # no norm on the input layer
+        self.takes_cond_frames = cfg.audio_dim > 0  # it judges each clip together with its sound
+        self.sound = nn.Linear(cfg.audio_dim, SOUND_CHANNELS) if cfg.audio_dim > 0 else None
+        in_ch = cfg.channels + (SOUND_CHANNELS if cfg.audio_dim > 0 else 0)
+        blocks = [DownBlock(in_ch, widths[0], strides[0], "none")]  # no norm on the input layer
         for i in range(1, len(widths)):
             blocks.append(DownBlock(widths[i - 1], widths[i], strides[i], norm))
         self.blocks = nn.Sequential(*blocks)
@@ -365,15 +393,20 @@ class Discriminator(nn.Module):
         """x: ``(B, C, T, H, W)`` in ``[-1, 1]`` -> ``(B, d_widths[-1], first_frames, 4, 4)``."""
         return self.blocks(x)
 
-    def judge(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def judge(self, x: torch.Tensor, cond: torch.Tensor | None = None,
+              cond_frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: ``(B, C, T, H, W)`` in ``[-1, 1]`` (size/frames of the config); cond ``(B, cond_dim)``
-        or None. Returns float logits ``(B,)`` and the class logits ``(B, num_classes)`` (None
-        without a class head). Raises ConfigError on a condition mismatch."""
+        or None; ``cond_frames (B, T, audio_dim)`` for a sound-conditioned discriminator (the sound
+        enters as extra input channels, frame by frame). Returns float logits ``(B,)`` and the class
+        logits ``(B, num_classes)`` (None without a class head). Raises ConfigError on a condition mismatch."""
         cfg = self.cfg
         expected = (cfg.channels, cfg.frames, cfg.size, cfg.size)
         if x.dim() != 5 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"discriminator expects (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         _check_cond(cond, cfg.cond_dim, x.shape[0], "VideoGAN discriminator")
+        if self.sound is not None:
+            sound = frames_for(cond_frames, x.shape[0], cfg.frames, cfg.audio_dim)  # (B, T, A)
+            x = with_sound_channels(x, self.sound(sound).transpose(1, 2))  # (B, C + S, T, H, W)
         h = self.features(x)  # (B, W, t0, 4, 4)
         logit = self.to_logit(h).flatten(1).squeeze(1)  # (B,)
         phi = h.sum(dim=(2, 3, 4))  # (B, W)
@@ -382,9 +415,10 @@ class Discriminator(nn.Module):
         class_logits = self.class_head(phi) if self.class_head is not None else None  # (B, K)
         return logit, class_logits
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, with_class: bool = False):
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, with_class: bool = False,
+                cond_frames: torch.Tensor | None = None):
         """The real/fake logits ``(B,)`` of :meth:`judge`; with ``with_class`` the pair :meth:`judge` returns."""
-        out = self.judge(x, cond)
+        out = self.judge(x, cond, cond_frames)
         return out if with_class else out[0]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from videosynth.config import field_check
@@ -48,9 +49,10 @@ def check_known(known: torch.Tensor, n: int, cfg: DiTConfig) -> None:
 
 @torch.no_grad()
 def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, captions: list[str], steps: int,
-                  solver: str, guidance: float, known: torch.Tensor | None = None) -> torch.Tensor:
+                  solver: str, guidance: float, known: torch.Tensor | None = None,
+                  audio: torch.Tensor | None = None) -> torch.Tensor:
     """One window of the model's latent length from noise ``x0 [n, c, t, h, w]``; ``known [n, c, k <= t, h, w]``
-    (first latent frames) are held on their path and returned exactly."""
+    (first latent frames) are held on their path and returned exactly; ``audio [n, S]``: the window's sound."""
     project = None
     if known is not None:
         k = known.shape[2]
@@ -61,7 +63,7 @@ def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, capt
         project = keep_known(x0, full, mask)
 
     def model(x, t, null):
-        return net(x, labels=labels, captions=captions, force_null=null, t=t).float()
+        return net(x, labels=labels, captions=captions, audio=audio, force_null=null, t=t).float()
 
     return integrate(guided(model, guidance), x0, steps, solver, project)
 
@@ -70,7 +72,8 @@ def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, capt
 def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
                         captions: list[str] | None = None, steps: int = 16, solver: str = "heun",
                         guidance: float = 1.0, known: torch.Tensor | None = None, total_t: int | None = None,
-                        context_t: int | None = None) -> torch.Tensor:
+                        context_t: int | None = None, audio: torch.Tensor | None = None,
+                        samples_per_latent: int = 0) -> torch.Tensor:
     """Normalised latents ``float32 [n, c, total_t, h, w]`` integrated from noise through ``net``'s (guided) velocity.
 
     ``total_t`` latent frames (default: the model's length ``t``). Past ``t``, by sliding windows:
@@ -81,6 +84,9 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
     ``known`` (normalised latents ``[n, c, k, h, w]``): observed first latent frames, held on their
     path and returned exactly (:func:`~videosynth.sampling.flow.keep_known`); with ``k > t`` the clip
     continues from their last ``context_t`` frames.
+
+    ``audio`` (``[n, S]``, ``samples_per_latent`` samples per latent frame): the clip's sound; each
+    window hears the part under its own frames (silence past the end).
 
     Raises:
         ConfigError: ``context_t`` outside ``[1, t)`` when windows are needed, bad ``known`` shape.
@@ -106,13 +112,21 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
     was_training = net.training
     net.eval()
     try:
-        def window(context: torch.Tensor | None) -> torch.Tensor:
-            x0 = torch.randn(shape, generator=generator).to(device)
-            return sample_window(net, x0, labels, captions, steps, solver, guidance, context)
+        def sound_at(first: int) -> torch.Tensor | None:
+            """The sound under latent frames ``first .. first + t`` ``[n, t * samples_per_latent]``."""
+            if audio is None:
+                return None
+            piece = audio[:, first * samples_per_latent:(first + t) * samples_per_latent].to(device)
+            return F.pad(piece, (0, t * samples_per_latent - piece.shape[1]))
 
-        out = known.to(device) if observed > t else window(known)  # (n, c, >= t, h, w)
+        def window(context: torch.Tensor | None, first: int) -> torch.Tensor:
+            x0 = torch.randn(shape, generator=generator).to(device)
+            return sample_window(net, x0, labels, captions, steps, solver, guidance, context, sound_at(first))
+
+        out = known.to(device) if observed > t else window(known, 0)  # (n, c, >= t, h, w)
         while out.shape[2] < total_t:
-            new = window(out[:, :, out.shape[2] - context_t:])  # (n, c, t, h, w), its first context_t kept
+            first = out.shape[2] - context_t
+            new = window(out[:, :, first:], first)  # (n, c, t, h, w), its first context_t kept
             out = torch.cat([out, new[:, :, context_t:]], dim=2)
         return out[:, :, :total_t]
     finally:
@@ -123,13 +137,16 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
 def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Generator,
                 labels: torch.Tensor | None = None, captions: list[str] | None = None, steps: int = 16,
                 solver: str = "heun", guidance: float = 1.0, prime_video: torch.Tensor | None = None,
-                frames: int | None = None, context_frames: int | None = None) -> torch.Tensor:
+                frames: int | None = None, context_frames: int | None = None, audio: torch.Tensor | None = None,
+                samples_per_frame: int = 0) -> torch.Tensor:
     """``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]`` (:func:`sample_flow_latents`, denormalised, decoded).
 
     ``frames``: clip length (a multiple of the tokenizer's time downsampling; default the model's);
     longer than training by sliding windows of ``context_frames`` latent frames of context.
     ``prime_video`` ``float32 [n, C, T0, H, W]`` in ``[-1, 1]``: observed first frames (``T0`` a multiple
     of the time downsampling, at most ``frames``), encoded and kept as the first latent frames.
+    ``audio`` ``float32 [n, S]`` (``samples_per_frame`` samples per frame): the sound a sound-driven
+    model follows, heard through its cross-attention.
 
     Raises:
         ConfigError: a frame count that is not a multiple of the time downsampling, a prime longer
@@ -148,7 +165,7 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
         device = next(tokenizer.parameters()).device
         known = tokenizer.quantizer.normalize(tokenizer.encode(prime_video.to(device)))  # (n, c, k, h, w)
     latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known, total_t,
-                                  context_frames)
+                                  context_frames, audio, samples_per_frame * dt)
     return decode_tokens(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
@@ -175,10 +192,13 @@ class FlowPipeline(LatentStagePipeline):
     def make_net(self) -> nn.Module:
         return DiT(self.model_cfg)
 
-    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         s = self.sample_cfg
+        if audio is not None and frames is None:
+            frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)  # as long as the sound
         return sample_flow(self.net(ema), self.tokenizer.model, n, generator, labels, captions,
                            steps=options.get("steps", s.steps), solver=options.get("solver", s.solver),
                            guidance=options.get("guidance", s.guidance),
                            prime_video=primed_frames(options, n, self.read_prime), frames=frames,
-                           context_frames=options.get("context_frames", s.context_frames))
+                           context_frames=options.get("context_frames", s.context_frames), audio=audio,
+                           samples_per_frame=self.samples_for(1) if audio is not None else 0)

@@ -65,13 +65,16 @@ class VideoGANPipeline(GANPipeline):
         labels = None
         if self.condition_kind == "class" and self.condition.num_classes:
             labels = torch.arange(STANDING_BATCH) % self.condition.num_classes
-        return standing_statistics(net, self.model_cfg.z_dim, labels)
+        return standing_statistics(net, self.model_cfg.z_dim, labels)  # a sound-driven G: with the null sound
 
-    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         if frames is not None and frames != self.model_cfg.frames:
             raise ConfigError(f"this VideoGAN generates {self.model_cfg.frames} frames; frames={frames} "
                               "is not possible (the clip length is fixed by the architecture)")
-        return sample_videogan(self.generator(ema), n, self.model_cfg.z_dim, generator, labels, captions)
+        if audio is not None and audio.shape[1] != self.samples_for(self.model_cfg.frames):
+            raise ConfigError(f"this VideoGAN generates {self.model_cfg.frames} frames: give "
+                              f"{self.samples_for(self.model_cfg.frames)} samples of sound, got {audio.shape[1]}")
+        return sample_videogan(self.generator(ema), n, self.model_cfg.z_dim, generator, labels, captions, audio)
 
 
 class MoCoGANPipeline(GANPipeline):

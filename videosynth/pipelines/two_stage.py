@@ -217,8 +217,11 @@ class TwoStagePipeline(LatentStagePipeline):
     def make_net(self) -> nn.Module:
         return Prior(self.model_cfg)
 
-    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
-        """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames."""
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
+        """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames;
+        ``audio [n, S]`` the sound of a sound-driven prior (the clip lasts as long as it)."""
+        if audio is not None and frames is None:
+            frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)
         prime_video = primed_frames(options, n, self.read_prime)
         settings = dataclasses.asdict(self.sample_cfg)
         if "guidance" in options:
@@ -229,4 +232,4 @@ class TwoStagePipeline(LatentStagePipeline):
         net = self.net(ema)
         return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
                                         captions=captions, frames=frames, prime_video=prime_video,
-                                        use_cache=options.get("use_cache", True), **settings)
+                                        use_cache=options.get("use_cache", True), audio=audio, **settings)

@@ -114,7 +114,8 @@ def _validate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch
 def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.Tensor | None = None,
              null_cond: torch.Tensor | None = None, guidance_scale: float = 1.0, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, prime: torch.Tensor | None = None,
-             generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+             generator: torch.Generator | None = None, use_cache: bool = True,
+             sound: torch.Tensor | None = None, null_sound: torch.Tensor | None = None) -> torch.Tensor:
     """Sample token grids ``int64 [batch, t, h, w]`` from ``prior``.
 
     Args:
@@ -129,6 +130,8 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
         generator: RNG for the draws (on the prior's device); same seed -> same tokens.
         use_cache: KV-cached decoding (one new position per step); ``False`` recomputes
             the whole prefix each step (reference path, same tokens).
+        sound, null_sound: ``[batch, T, audio_dim]`` per-video-frame sound features of a
+            sound-driven prior, and their null for guidance.
 
     Raises:
         ConfigError: shapes that do not fit the prior, or a missing ``cond`` / ``null_cond``.
@@ -146,6 +149,9 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
             raise ConfigError(f"guidance needs cond and null_cond of batch {batch}")
     elif cond is not None:
         cond = cond.to(device)
+    if sound is not None:
+        sound = torch.cat([sound, null_sound], dim=0) if guided else sound  # (rows, T, A)
+        sound = sound.to(device)
     rows = 2 * batch if guided else batch
 
     tokens = torch.empty(batch, n, dtype=torch.long, device=device)  # (B, N) flat grid being filled
@@ -173,7 +179,7 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
     prior.eval()
     try:
         cache = prior.new_cache(rows) if use_cache else None
-        logits = prior(inputs(start), cond, cache, 0)[:, -1]  # prefill: BOS + prime -> logits of position `start`
+        logits = prior(inputs(start), cond, cache, 0, sound)[:, -1]  # prefill: BOS + prime -> position `start`
         for pos in range(start, n):
             tokens[:, pos] = choose(next_logits(logits), temperature, top_k, top_p, generator)
             if pos + 1 == n:
@@ -181,9 +187,9 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
             if use_cache:
                 new = tokens[:, pos:pos + 1]  # (B, 1): input for position pos + 1
                 new = new.repeat(2, 1) if guided else new
-                logits = prior(new, None, cache, pos + 1)[:, -1]
+                logits = prior(new, None, cache, pos + 1, sound)[:, -1]
             else:
-                logits = prior(inputs(pos + 1), cond)[:, -1]
+                logits = prior(inputs(pos + 1), cond, cond_frames=sound)[:, -1]
     finally:
         prior.train(was_training)
     return tokens.view(batch, t, h, w)  # (B, t, h, w)
@@ -194,15 +200,17 @@ def rollout(prior: Prior, total_t: int, batch: int, context_t: int | None = None
             cond: torch.Tensor | None = None, null_cond: torch.Tensor | None = None,
             guidance_scale: float = 1.0, temperature: float = 1.0, top_k: int | None = None,
             top_p: float | None = None, prime: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+            generator: torch.Generator | None = None, use_cache: bool = True,
+            sound: torch.Tensor | None = None, null_sound: torch.Tensor | None = None) -> torch.Tensor:
     """Sliding-window generation of ``total_t`` latent frames -> ``int64 [batch, total_t, h, w]``.
 
     Each window has the prior's training length ``t``; after the first, a
     window is primed with the last ``context_t`` latent frames generated so far
     (positions restart at 0 for every window) and contributes ``t - context_t``
     new frames. ``context_t`` defaults to ``t // 2``. ``prime`` (observed
-    frames' tokens) primes the first window and is kept. Other arguments as in
-    :func:`generate`.
+    frames' tokens) primes the first window and is kept. ``sound`` ``[batch, T, A]``
+    covers the whole clip; each window hears the part under its own frames. Other
+    arguments as in :func:`generate`.
 
     Raises:
         ConfigError: ``context_t`` not in ``[0, t)``, or arguments :func:`generate` rejects.
@@ -215,15 +223,27 @@ def rollout(prior: Prior, total_t: int, batch: int, context_t: int | None = None
         raise ConfigError(f"rollout total_t must be >= 1, got {total_t}")
     kwargs = dict(cond=cond, null_cond=null_cond, guidance_scale=guidance_scale, temperature=temperature,
                   top_k=top_k, top_p=top_p, generator=generator, use_cache=use_cache)
+    per = prior.cfg.frames_per_latent
+
+    def heard(first: int) -> dict:
+        """The sound (and its null) under latent frames ``first .. first + t`` (sound-driven priors)."""
+        if sound is None:
+            return {}
+        part = {"sound": sound[:, first * per:(first + t) * per]}
+        if null_sound is not None:
+            part["null_sound"] = null_sound if null_sound.shape[1] == 1 else null_sound[:, first * per:(first + t) * per]
+        return part
+
     observed = 0 if prime is None else prime.shape[1]
     if observed > t:  # a long observation: keep it all and continue from its tail
         out = prime.to(prior.head.weight.device)
     else:
         first_t = min(t, max(total_t, observed))
-        out = generate(prior, (first_t, h, w), batch, prime=prime, **kwargs)  # (B, first_t, h, w)
+        out = generate(prior, (first_t, h, w), batch, prime=prime, **kwargs, **heard(0))  # (B, first_t, h, w)
     while out.shape[1] < total_t:
-        window_prime = out[:, out.shape[1] - context_t:] if context_t else None  # (B, context_t, h, w)
-        new = generate(prior, (t, h, w), batch, prime=window_prime, **kwargs)  # (B, t, h, w)
+        first = out.shape[1] - context_t
+        window_prime = out[:, first:] if context_t else None  # (B, context_t, h, w)
+        new = generate(prior, (t, h, w), batch, prime=window_prime, **kwargs, **heard(first))  # (B, t, h, w)
         out = torch.cat([out, new[:, context_t:]], dim=1)  # (B, t_so_far + t - context_t, h, w)
     return out[:, :total_t]
 
@@ -256,7 +276,7 @@ def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, gener
                              frames: int | None = None, prime_video: torch.Tensor | None = None,
                              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                              guidance_scale: float = 1.0, context_frames: int | None = None,
-                             use_cache: bool = True) -> torch.Tensor:
+                             use_cache: bool = True, audio: torch.Tensor | None = None) -> torch.Tensor:
     """``tokenizer.decode(prior.generate(...))``: ``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]``.
 
     Args:
@@ -270,6 +290,7 @@ def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, gener
             prediction); their tokens are kept and the clip continues them.
         guidance_scale: classifier-free guidance with the conditioner's null condition.
         context_frames: latent frames re-primed per rollout window (default ``t // 2``).
+        audio: ``float32 [n, S]`` the sound a sound-driven prior follows (covering ``frames``).
         Others as in :func:`generate`.
 
     Raises:
@@ -292,21 +313,29 @@ def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, gener
             raise ConfigError(f"prime_video has {prime_video.shape[2]} frames, more than the {frames} requested")
         prime = tokenizer.encode(prime_video.to(next(tokenizer.parameters()).device)).to(device)  # (n, t0, h, w)
 
-    cond = null = None
+    cond = null = sound = null_sound = None
     if conditioner is not None:
         labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
         captions = [""] * n if captions is None else list(captions)
         was_training = conditioner.training
         conditioner.eval()
-        cond = conditioner(labels.to(device), captions)  # (n, D)
+        c = conditioner.encode(labels.to(device), captions, audio=audio)
+        cond, sound = c.pooled, c.frames  # (n, D), (n, T, A) or None
         if guidance_scale != 1.0:
-            null = conditioner(labels.to(device), captions, force_null=True)  # (n, D)
+            c_null = conditioner.encode(labels.to(device), captions, audio=audio, force_null=True)
+            null, null_sound = c_null.pooled, c_null.frames
         conditioner.train(was_training)
     elif guidance_scale != 1.0:
         raise ConfigError("guidance_scale != 1 needs a conditional prior (condition.kind other than 'none')")
 
     kwargs = dict(cond=cond, null_cond=null, guidance_scale=guidance_scale, temperature=temperature,
                   top_k=top_k, top_p=top_p, prime=prime, generator=generator, use_cache=use_cache)
+    if sound is not None:
+        if sound.shape[1] not in (1, frames):
+            raise ConfigError(f"the sound covers {sound.shape[1]} frames, the clip {frames}")
+        kwargs.update(sound=sound, null_sound=null_sound)
+    if sound is not None and sound.shape[1] == 1:  # the null sound: the same feature for every frame
+        kwargs.update(sound=sound.expand(-1, frames, -1), null_sound=null_sound)
     if total_t <= t:
         tokens = generate(prior, (total_t, h, w), n, **kwargs)  # (n, total_t, h, w)
     else:

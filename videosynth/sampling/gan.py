@@ -66,15 +66,17 @@ def standing_statistics(generator: Conditioned, z_dim: int, labels: torch.Tensor
 
 @torch.inference_mode()
 def sample_videogan(generator: Conditioned, n: int, z_dim: int, noise: torch.Generator,
-                    labels: torch.Tensor | None = None, captions: list[str] | None = None) -> torch.Tensor:
-    """``n`` clips from ``G(z | c)``, ``z ~ N(0, I)`` drawn on the CPU from ``noise``."""
+                    labels: torch.Tensor | None = None, captions: list[str] | None = None,
+                    audio: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` clips from ``G(z | c)``, ``z ~ N(0, I)`` drawn on the CPU from ``noise``; ``audio [n, S]``
+    drives a sound-conditioned generator (without it, the learned null sound)."""
     device = _device(generator)
     z = torch.randn(n, z_dim, generator=noise).to(device)  # (n, z_dim)
     labels, captions = null_inputs(n, labels, captions)
     was_training = generator.training
     generator.eval()
     try:
-        video = generator(z, labels=labels.to(device), captions=captions)  # (n, C, T, H, W)
+        video = generator(z, labels=labels.to(device), captions=captions, audio=audio)  # (n, C, T, H, W)
     finally:
         generator.train(was_training)
     return video.float().clamp(-1, 1)

@@ -99,9 +99,12 @@ def check_latent_cache(cache: LatentDataset, tokenizer, tokenizer_run: str, expe
 class FlowObjective(Objective):
     """Trains a conditioned :class:`DiT` on normalised latents; samples decode through the tokenizer."""
 
+    takes_audio = True  # through cross-attention to one token per frame of sound
+
     @classmethod
     def batch_keys_for(cls, cfg: FlowRunConfig) -> tuple[str, ...]:
-        return ("latents", "label") if cfg.latents else ("video", "label")
+        keys = ("latents", "label") if cfg.latents else ("video", "label")
+        return (*keys, "audio") if cfg.condition is not None and cfg.condition.audio else keys
 
     @classmethod
     def build_dataset(cls, cfg: FlowRunConfig, split: str):
@@ -129,6 +132,12 @@ class FlowObjective(Objective):
                                   f"match the tokenizer {cfg.tokenizer_run} "
                                   f"({self.tokenizer.model_cfg.code_dim}x{list(expected)})")
         self.batch_keys = self.batch_keys_for(cfg)
+        self.audio = cfg.condition is not None and cfg.condition.audio
+        if self.audio and not cfg.model.cross_attention:
+            raise ConfigError("condition.audio: the DiT hears the sound through cross-attention; "
+                              "set model.cross_attention: true")
+        if self.audio and cfg.latents:
+            raise ConfigError("condition.audio: a latent cache holds no sound; train on clips (remove latents:)")
         conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
         self.net = ctx.wrap(Conditioned(DiT(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
         o = cfg.optim
@@ -165,7 +174,7 @@ class FlowObjective(Objective):
                          std=loss_cfg.logit_std)
         xt, target = path(x0, x1, t)
         with self.ctx.autocast():
-            v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), t=t)
+            v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
         loss = F.mse_loss(v.float(), target)
         self.ctx.backward_step(loss, self.opt, self.net, name="dit")
         self.ema.decay = min(self.cfg.train.ema_decay, (1 + step) / (EMA_WARMUP + step))
@@ -177,5 +186,7 @@ class FlowObjective(Objective):
         """Periodic grid: EMA model, labels cycling through the classes, decoded clips."""
         labels, captions = self.default_conditions(n)
         s = self.cfg.sample
+        audio = self.default_audio(n)
+        spf = round(self.cfg.condition.audio_rate / self.cfg.condition.audio_fps) if audio is not None else 0
         return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
-                           steps=s.steps, solver=s.solver, guidance=s.guidance)
+                           steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf)

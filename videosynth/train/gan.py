@@ -44,7 +44,7 @@ from videosynth.losses import (
     interpolates,
     r1_penalty,
 )
-from videosynth.models.conditioned import Conditioned, fit_cond_dim
+from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
 from videosynth.models.videogan import GENERATORS, PRESETS, Discriminator, VideoGANConfig
 from videosynth.sampling.gan import STANDING_BATCH, sample_videogan, standing_statistics
 from videosynth.train.config import RunConfig, TrainConfig
@@ -120,15 +120,19 @@ def model_config(cfg: VideoGANRunConfig) -> VideoGANConfig:
         if cond is None or cond.kind != "class" or cond.num_classes < 1:
             raise ConfigError("loss.aux_class_weight > 0 (AC-GAN) needs condition.kind: class with known classes")
         model = dataclasses.replace(model, num_classes=cond.num_classes)
-    return fit_cond_dim(model, cfg.condition)
+    return fit_audio_dim(fit_cond_dim(model, cfg.condition), cfg.condition)
 
 
 class GANObjective(GANObjectiveBase):
     """Alternating D/G updates with an EMA generator; see the module docstring."""
 
+    takes_audio = True  # per-frame sound features bias every 3D generator layer; D judges clip and sound
+
     def __init__(self, cfg: VideoGANRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
         self.model_cfg = model = model_config(cfg)
+        if model.audio_dim:
+            self.batch_keys = (*self.batch_keys, "audio")
         self.loss_cfg = cfg.loss
         self.gan_loss = get_gan_loss(cfg.loss.kind)
         self.diffaug = parse_policy(cfg.loss.diffaug)
@@ -173,7 +177,7 @@ class GANObjective(GANObjectiveBase):
         """What the discriminator sees: the clips with instance noise, then DiffAugment."""
         return diff_augment(self.noisy(videos, std), self.diffaug)
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels, captions) -> dict:
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels, captions, sound=None) -> dict:
         """The whole D loss of one critic update, from one discriminator forward.
 
         ``real`` / ``fake`` ``(B, C, T, H, W)`` as the discriminator sees them. Returns ``loss``
@@ -186,7 +190,8 @@ class GANObjective(GANObjectiveBase):
         inputs = [real, fake.detach()]
         if lcfg.gp_weight > 0:
             inputs.append(interpolates(real, fake))  # (B, C, T, H, W) with grad, for WGAN-GP
-        judged = self.D(*inputs, labels=labels, captions=captions, with_class=True)  # one (logits, class) per input
+        judged = self.D(*inputs, labels=labels, captions=captions, with_class=True,
+                        **(sound or {}))  # one (logits, class) per input
         (d_real, class_real), (d_fake, _) = judged[0], judged[1]
         loss = self.gan_loss.d_loss(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
@@ -209,6 +214,7 @@ class GANObjective(GANObjectiveBase):
         real, labels, captions = batch["video"], batch["label"], batch["caption"]
         n = real.shape[0]
         lcfg = self.loss_cfg
+        sound = {"audio": batch["audio"]} if self.model_cfg.audio_dim else {}  # (B, S): fakes are made for it
         metrics: dict = {}
         std = self.noise_std(step)
 
@@ -218,10 +224,11 @@ class GANObjective(GANObjectiveBase):
         for i in range(lcfg.n_critic):
             last = i == lcfg.n_critic - 1
             with torch.set_grad_enabled(last), self.ctx.autocast():
-                parts = self.G(self._noise(n), labels=labels, captions=captions, return_parts=True)
+                parts = self.G(self._noise(n), labels=labels, captions=captions, return_parts=True, **sound)
             with self.ctx.autocast():
                 d_out = self.discriminator_loss(self._d_input(real, std),
-                                                self._d_input(parts["video"].detach().float(), std), labels, captions)
+                                                self._d_input(parts["video"].detach().float(), std), labels, captions,
+                                                sound)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")
         metrics["loss_d"] = d_out.pop("loss").detach()
         metrics.update(d_out)
@@ -233,7 +240,7 @@ class GANObjective(GANObjectiveBase):
             fake = parts["video"].float()  # (B, C, T, H, W)
             with self.ctx.autocast():
                 d_fake, class_fake = unwrap(self.D)(self._d_input(fake, std), labels=labels, captions=captions,
-                                                    with_class=True)  # (B,), (B, K)
+                                                    with_class=True, **sound)  # (B,), (B, K)
             loss_adv = self.gan_loss.g_loss(d_fake)
             loss_g = loss_adv
             metrics["loss_g_adv"] = loss_adv.detach()
@@ -277,4 +284,5 @@ class GANObjective(GANObjectiveBase):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """EMA-generator clips from fixed noise, conditions cycling: float ``(n, C, T, H, W)`` in ``[-1, 1]``."""
         labels, captions = self.default_conditions(n)
-        return sample_videogan(self.standing_ema(), n, self.model_cfg.z_dim, generator, labels, captions)
+        return sample_videogan(self.standing_ema(), n, self.model_cfg.z_dim, generator, labels, captions,
+                               audio=self.default_audio(n))

@@ -116,9 +116,12 @@ def check_cache(cache: TokenDataset, tokenizer: TokenizerPipeline, tokenizer_run
 class PriorObjective(Objective):
     """Trains a conditioned :class:`Prior` with AdamW; samples decode through the frozen tokenizer."""
 
+    takes_audio = True  # the sound under each latent frame joins the inputs predicting its tokens
+
     @classmethod
     def batch_keys_for(cls, cfg: PriorRunConfig) -> tuple[str, ...]:
-        return ("tokens", "label") if cfg.tokens else ("video", "label")
+        keys = ("tokens", "label") if cfg.tokens else ("video", "label")
+        return (*keys, "audio") if cfg.condition is not None and cfg.condition.audio else keys
 
     @classmethod
     def build_dataset(cls, cfg: PriorRunConfig, split: str):
@@ -136,15 +139,20 @@ class PriorObjective(Objective):
             latent = cache.latent_shape
         else:
             latent = tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
-        conditional = cfg.condition is not None and cfg.condition.kind != "none"
+        sounding = cfg.condition is not None and cfg.condition.audio
+        conditional = cfg.condition is not None and (cfg.condition.kind != "none" or sounding)
         model = dataclasses.replace(cfg.model, vocab_size=tokenizer.model_cfg.codebook_size,
-                                    latent_shape=tuple(latent), cond_dim=cfg.condition.dim if conditional else 0)
+                                    latent_shape=tuple(latent), cond_dim=cfg.condition.dim if conditional else 0,
+                                    audio_dim=cfg.condition.dim if sounding else 0,
+                                    frames_per_latent=tokenizer.model_cfg.downsample[0])
         return dataclasses.replace(cfg, model=model)
 
     def __init__(self, cfg: PriorRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
         self.tokenizer = load_tokenizer(cfg, ctx.device)
         self.batch_keys = self.batch_keys_for(cfg)
+        if cfg.condition is not None and cfg.condition.audio and cfg.tokens:
+            raise ConfigError("condition.audio: a token cache holds no sound; train on clips (remove tokens:)")
         conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
         self.net = ctx.wrap(Conditioned(Prior(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
         self.opt = torch.optim.AdamW(self._param_groups(), cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2))
@@ -188,7 +196,8 @@ class PriorObjective(Objective):
         tokens = self.tokens_of(batch).reshape(batch["label"].shape[0], -1)  # (B, N)
         prior = unwrap(self.net).net
         with self.ctx.autocast():
-            logits = self.net(prior.shift_right(tokens), labels=batch["label"], captions=list(batch["caption"]))
+            logits = self.net(prior.shift_right(tokens), labels=batch["label"], captions=list(batch["caption"]),
+                              audio=batch.get("audio"))
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens.reshape(-1))  # nats per token
         self.ctx.backward_step(loss, self.opt, self.net, name="prior")
         self.ema.decay = min(self.cfg.train.ema_decay, (1 + step) / (EMA_WARMUP + step))
@@ -203,4 +212,5 @@ class PriorObjective(Objective):
         labels, captions = self.default_conditions(n)
         net = self.ema.module
         return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
-                                        captions=captions, **dataclasses.asdict(self.cfg.sample))
+                                        captions=captions, audio=self.default_audio(n),
+                                        **dataclasses.asdict(self.cfg.sample))
