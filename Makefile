@@ -16,6 +16,7 @@ setup:
 bench:
 	scripts/setup-env.sh
 	.venv/bin/python benchmarks/data_loading.py
+	.venv/bin/python benchmarks/audio_io.py
 	.venv/bin/python benchmarks/gan_step.py --threads 1
 	.venv/bin/python benchmarks/mocogan_step.py --threads 1
 	.venv/bin/python benchmarks/vq_step.py

@@ -438,7 +438,8 @@ def run_sync(args: argparse.Namespace) -> int:
         clips[side] = torch.cat(made)
     bar.close()
     if exact:
-        truths = [{k: ds.factors(i)[k][:, 0] for k in ("bounces", "pitch", "velocities")} for i in range(args.num)]
+        truths = [{k: ds.factors(i)[k][:, 0] for k in ("bounces", "pitch", "velocities", "loudness")}
+                  for i in range(args.num)]
         scores = {side: sync_scores(clips[side], truths, args.tolerance) for side in SYNC_SIDES}
         title = "audio-visual sync against the soundtrack's ground truth (bounce clicks, pitch = height)"
     else:

@@ -17,9 +17,11 @@ Items follow the dataset contract: ``{"video": float32 [3, T, size, size] in
 [-1, 1] (black background = -1), "label": int64 scalar, "caption": str}``, plus
 ``"audio": float32 [S]`` mono in [-1, 1] when a sample rate is asked for: a
 soundtrack with exact ground truth, from which the motion can be recovered. Each
-object hums a tone whose timbre is its class (its harmonics) and whose pitch
-follows its height (two octaves from the bottom wall to the top one, continuous in
-phase), and a click sounds at the start of every frame where it bounced off a wall.
+object hums a tone whose timbre is its class (its harmonics), whose pitch follows
+its height (two octaves from the bottom wall to the top one, continuous in phase)
+and whose loudness follows its horizontal position (quietest at the left wall,
+loudest at the right), and a click sounds at the start of every frame where it
+bounced off a wall.
 Frame ``t`` covers ``[t / fps, (t + 1) / fps)`` seconds of the soundtrack.
 """
 
@@ -75,6 +77,7 @@ SPLIT_CODES = {"train": 0, "all": 0, "val": 1, "test": 2}  # distinct seed strea
 LOW_PITCH = 220.0  # Hz of an object at the bottom wall (A3)
 PITCH_OCTAVES = 2.0  # octaves up to the top wall (A5, 880 Hz)
 TONE_LEVEL = 0.3  # peak of all tones together
+LEFT_LOUDNESS = 0.25  # gain of a tone at the left wall (1 at the right wall): loudness tells x
 CLICK_LEVEL = 0.6  # peak of a bounce click
 CLICK_DECAY = 0.001  # seconds: the click's exponential decay (a few ms long in all)
 CLICK_LENGTH = 0.008  # seconds of click written
@@ -195,6 +198,12 @@ def pitch_of(y: np.ndarray, low: float, high: float) -> np.ndarray:
     return LOW_PITCH * 2.0 ** (PITCH_OCTAVES * np.clip(height, 0.0, 1.0))
 
 
+def loudness_of(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Tone gain of an object centred at ``x`` (pixels) moving in ``[low, high]``: linear in x."""
+    across = (np.asarray(x, np.float64) - low) / max(high - low, 1e-9)  # 0 at the left wall, 1 at the right
+    return LEFT_LOUDNESS + (1 - LEFT_LOUDNESS) * np.clip(across, 0.0, 1.0)
+
+
 def bounce_frames(velocities: np.ndarray) -> np.ndarray:
     """bool ``[T, K]``: frame ``t`` is the first after a wall bounce (a velocity component changed sign)."""
     flipped = np.zeros(velocities.shape[:2], bool)
@@ -286,8 +295,9 @@ class BouncingObjects(Dataset):
         Returns ``positions`` float32 ``[T, K, 2]`` (object centres, pixels, (x, y)),
         ``velocities`` float32 ``[T, K, 2]`` (pixels per frame, after any bounce at that
         frame), ``classes`` int64 ``[K]``, ``colours`` uint8 ``[K, 3]``, ``sizes`` float32 ``[K]``,
-        and the soundtrack's events: ``bounces`` bool ``[T, K]`` (a click at the start of frame t)
-        and ``pitch`` float32 ``[T, K]`` (Hz of each object's tone at frame t).
+        and the soundtrack's events: ``bounces`` bool ``[T, K]`` (a click at the start of frame t),
+        ``pitch`` float32 ``[T, K]`` (Hz of each object's tone at frame t) and ``loudness``
+        float32 ``[T, K]`` (its gain in [LEFT_LOUDNESS, 1]).
         """
         rng = self._rng(index)
         classes, colours = self._draw_classes(rng)
@@ -303,7 +313,8 @@ class BouncingObjects(Dataset):
                 "classes": classes.astype(np.int64), "colours": colours.astype(np.uint8),
                 "sizes": np.full(k, self.object_size, np.float32),
                 "bounces": bounce_frames(velocities),
-                "pitch": pitch_of(positions[..., 1], half, self.size - half).astype(np.float32)}
+                "pitch": pitch_of(positions[..., 1], half, self.size - half).astype(np.float32),
+                "loudness": loudness_of(positions[..., 0], half, self.size - half).astype(np.float32)}
 
     def soundtrack(self, index: int) -> np.ndarray:
         """The sound of item ``index``: float32 ``[round(T / fps * audio_rate)]`` mono in [-1, 1]."""
@@ -319,13 +330,14 @@ class BouncingObjects(Dataset):
         out = np.zeros(n, np.float64)
         for k, cls in enumerate(f["classes"]):
             # the exact path between frames (bounces mid-frame included), so the pitch glides without steps
-            y = bounce(start[k:k + 1], velocity[k:k + 1], half, self.size - half, 1, times=t)[0][:, 0, 1]  # (S,)
-            phase = 2 * np.pi * np.cumsum(pitch_of(y, half, self.size - half)) / rate  # (S,)
+            xy = bounce(start[k:k + 1], velocity[k:k + 1], half, self.size - half, 1, times=t)[0][:, 0]  # (S, 2)
+            phase = 2 * np.pi * np.cumsum(pitch_of(xy[:, 1], half, self.size - half)) / rate  # (S,)
             tone = np.zeros(n)
             for h, amp in enumerate(self._harmonics(int(cls)), start=1):
                 if amp and h * LOW_PITCH * 2 ** PITCH_OCTAVES < rate / 2:  # no harmonic above Nyquist
                     tone += amp * np.sin(h * phase)
-            out += TONE_LEVEL / self.num_objects * tone / max(np.abs(tone).max(), 1e-9)
+            gain = loudness_of(xy[:, 0], half, self.size - half)  # (S,)
+            out += TONE_LEVEL / self.num_objects * gain * tone / max(np.abs(tone).max(), 1e-9)
         burst = click(rate)
         for frame in np.flatnonzero(f["bounces"].any(axis=1)):
             at = round(frame / self.fps * rate)

@@ -11,7 +11,8 @@ the soundtrack it was made for:
   (default ±1: a wall hit between two frames turns the path at either); precision, recall and
   F1 follow, pooled over all clips.
 - **pitch-height correlation**: Pearson correlation, pooled over every tracked frame of every
-  clip, between the sound's pitch (log2 Hz) and the object's height (-y).
+  clip, between the sound's pitch (log2 Hz) and the object's height (-y); likewise
+  **loudness-x correlation** between the tone's gain and the object's horizontal position.
 
 Reported for real clips (their own sound: the metric's ceiling), for generated clips with their
 sound, and for a *shuffled-sound control*: the same model given another clip's sound, scored
@@ -133,11 +134,12 @@ def visible_bounces(bounces: np.ndarray, velocities: np.ndarray | None, min_step
 
 
 def clip_sync(clip, bounces: np.ndarray, pitch: np.ndarray, tolerance: int = DEFAULT_TOLERANCE,
-              cfg: TrackingConfig | None = None, velocities: np.ndarray | None = None
-              ) -> tuple[Counts, np.ndarray, np.ndarray]:
+              cfg: TrackingConfig | None = None, velocities: np.ndarray | None = None,
+              loudness: np.ndarray | None = None) -> tuple[Counts, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One clip against the ground truth of a sound: ``bounces`` bool ``[T]`` (a click at frame t) and
     ``pitch`` float ``[T]`` (Hz); ``velocities [T, 2]`` of the sound's object mark the bounces no
-    tracker could see. Returns ``(bounce counts, log2 pitch, height)`` of the tracked frames.
+    tracker could see. Returns ``(bounce counts, log2 pitch, height, loudness, x)`` of the tracked
+    frames (the last two empty without ``loudness [T]``).
 
     Bounces a tracker cannot see (:func:`visible_bounces`) are left out of both sides: they are not
     expected, and a turning point within ``tolerance`` of one is not counted as predicted.
@@ -150,7 +152,9 @@ def clip_sync(clip, bounces: np.ndarray, pitch: np.ndarray, tolerance: int = DEF
     turns = [t for t in turning_frames(path) if not (np.abs(hidden - t) <= tolerance).any()]
     counts = match_events(np.array(turns, dtype=np.int64), np.flatnonzero(visible), tolerance)
     seen = np.isfinite(path[:, 1])
-    return counts, np.log2(np.asarray(pitch, np.float64)[seen]), -path[seen, 1]
+    gain = np.zeros(0) if loudness is None else np.asarray(loudness, np.float64)[seen]
+    across = np.zeros(0) if loudness is None else path[seen, 0]
+    return counts, np.log2(np.asarray(pitch, np.float64)[seen]), -path[seen, 1], gain, across
 
 
 def sync_scores(clips, truths: list[dict[str, np.ndarray]], tolerance: int = DEFAULT_TOLERANCE,
@@ -158,21 +162,28 @@ def sync_scores(clips, truths: list[dict[str, np.ndarray]], tolerance: int = DEF
     """Bounce precision / recall / F1 and pitch-height correlation of ``clips`` (``[N, C, T, H, W]`` or a
     list of clips) against ``truths[i] = {"bounces": bool [T], "pitch": float [T], "velocities": [T, 2]}``
     (one object; ``velocities`` optional, see :func:`clip_sync`)."""
-    total, pitches, heights, tracked = Counts(), [], [], 0
+    total, tracked = Counts(), 0
+    series: dict[str, list[np.ndarray]] = {"pitch": [], "height": [], "loudness": [], "x": []}
     for clip, truth in zip(clips, truths):
-        counts, pitch, height = clip_sync(clip, truth["bounces"], truth["pitch"], tolerance, cfg,
-                                          truth.get("velocities"))
+        counts, *values = clip_sync(clip, truth["bounces"], truth["pitch"], tolerance, cfg, truth.get("velocities"),
+                                    truth.get("loudness"))
         total.add(counts)
-        pitches.append(pitch)
-        heights.append(height)
-        tracked += len(height) > 0
+        for key, value in zip(series, values):
+            series[key].append(value)
+        tracked += len(values[1]) > 0
     out = total.scores()
-    p, h = np.concatenate(pitches), np.concatenate(heights)
-    out["pitch_height_corr"] = float(np.corrcoef(p, h)[0, 1]) if len(p) > 2 and p.std() > 0 and h.std() > 0 \
-        else math.nan
+    out["pitch_height_corr"] = _pooled_corr(series["pitch"], series["height"])
+    if any(len(v) for v in series["loudness"]):
+        out["loudness_x_corr"] = _pooled_corr(series["loudness"], series["x"])
     out["tracked_share"] = tracked / max(len(truths), 1)
     out["num_clips"] = float(len(truths))
     return out
+
+
+def _pooled_corr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Pearson correlation of the concatenated series (NaN when either is constant or too short)."""
+    x, y = np.concatenate(a), np.concatenate(b)
+    return float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and x.std() > 0 and y.std() > 0 else math.nan
 
 
 # ----------------------------------------------------------------------------- the heuristic
