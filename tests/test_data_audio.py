@@ -103,3 +103,17 @@ def test_each_class_has_its_own_timbre():
     assert circle < 0.02 and square > 0.2 and 0.05 < triangle < 0.2  # 0, 1/3 and 1/9 of the fundamental
     digits = {tuple(MovingDigits(2)._harmonics(d)) for d in range(10)}
     assert len(digits) == 10
+
+
+def test_preview_writes_a_clip_with_its_sound(tmp_path):
+    from test_cli import videosynth
+
+    from videosynth import io
+
+    res = videosynth("data", "preview", "bouncing-shapes", "--audio", RATE, "--num", 1, "--size", 32,
+                     "--out", tmp_path / "p.mp4")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "with the first clip's sound" in res.stdout
+    info = io.probe_audio(tmp_path / "p.mp4")
+    assert info is not None and abs(info.duration - 16 / FPS) < 0.1
+    assert io.probe(tmp_path / "p.mp4").fps == FPS

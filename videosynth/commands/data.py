@@ -55,7 +55,10 @@ def register(subparsers) -> None:
     preview.add_argument("--stride", type=int, default=1, help="frame step for folders (default 1)")
     preview.add_argument("--num-objects", type=int, default=1, help="objects per clip for built-in data")
     preview.add_argument("--nrow", type=int, default=0, help="clips per grid row (default: square grid)")
-    preview.add_argument("--fps", type=float, default=8.0, help="frames per second of the output")
+    preview.add_argument("--fps", type=float, help="frames per second of the output (default 8; with --audio the "
+                         "data's own)")
+    preview.add_argument("--audio", type=int, default=0, metavar="RATE",
+                         help="also read the clips' sound at RATE Hz; an mp4/webm/mkv output carries the first clip's")
     preview.add_argument("--seed", type=int, default=0)
     preview.set_defaults(func=run_preview)
 
@@ -163,20 +166,20 @@ def _preview_dataset(args: argparse.Namespace):
         raise DataError(f"--root and --set apply to the layouts {', '.join(layouts)}, not to '{args.source}'")
     if args.source in DATASETS and args.source not in ON_DISK:
         cfg = DataConfig(name=args.source, frames=args.frames, size=args.size, num_objects=args.num_objects,
-                         num_samples=max(args.num, 1), seed=args.seed)
+                         num_samples=max(args.num, 1), seed=args.seed, audio=args.audio)
         return build_dataset(cfg, "train")
     if args.source in layouts:
         if not args.root:
             raise DataError(f"data preview {args.source} needs --root, the dataset folder")
         # every listed video, broken ones skipped: the preview shows the data as it is
         data = {"name": args.source, "root": args.root, "frames": args.frames, "size": args.size,
-                "stride": args.stride, "seed": args.seed, "max_broken_fraction": 1.0}
+                "stride": args.stride, "seed": args.seed, "max_broken_fraction": 1.0, "audio": args.audio}
         data = apply_overrides({"data": data}, [o if o.startswith("data.") else f"data.{o}" for o in args.overrides])
         return build_dataset(from_dict(DataConfig, data["data"], "data"), "all")
     if Path(args.source).expanduser().is_dir():
         # every file, centred clips: the preview shows the data, not an augmentation
         return VideoFolder(args.source, frames=args.frames, size=args.size, stride=args.stride, split="all",
-                           seed=args.seed, train_clip="center", max_broken_fraction=1.0)
+                           seed=args.seed, train_clip="center", max_broken_fraction=1.0, audio_rate=args.audio)
     names = ", ".join(n for n in DATASETS if n != "folder")
     raise DataError(f"'{args.source}' is neither a dataset name ({names}) nor a folder of videos")
 
@@ -184,16 +187,29 @@ def _preview_dataset(args: argparse.Namespace):
 def run_preview(args: argparse.Namespace) -> int:
     from videosynth.io import write_grid
 
+    from videosynth.io import AUDIO_ENCODERS
+
     if args.num < 1:
         raise DataError(f"--num must be at least 1, got {args.num}")
+    if args.audio < 0:
+        raise DataError(f"--audio must be a sample rate in Hz, got {args.audio}")
     dataset = _preview_dataset(args)
     n = min(args.num, len(dataset))
     items = [dataset[i] for i in range(n)]
     videos = torch.stack([it["video"] for it in items])  # (N, C, T, H, W)
     nrow = args.nrow or math.ceil(math.sqrt(n))
-    out = write_grid(args.out, videos, nrow=nrow, fps=args.fps)
+    fps = args.fps or 8.0
+    sound = {}
+    if args.audio and Path(args.out).suffix.lower() in AUDIO_ENCODERS:
+        if args.fps is not None and args.fps != dataset.fps:
+            raise DataError(f"--fps {args.fps:g}: the sound lines up with the data's {dataset.fps:g} frames per "
+                            "second; leave --fps out")
+        fps = dataset.fps
+        sound = {"audio": items[0]["audio"], "sample_rate": args.audio}
+    out = write_grid(args.out, videos, nrow=nrow, fps=fps, **sound)
     names = list(getattr(dataset, "class_names", []))
-    print(f"wrote {out}: {n} clips of {videos.shape[2]} frames at {videos.shape[3]}x{videos.shape[4]}")
+    print(f"wrote {out}: {n} clips of {videos.shape[2]} frames at {videos.shape[3]}x{videos.shape[4]}"
+          + (", with the first clip's sound" if sound else ""))
     for i, it in enumerate(items):
         label = int(it["label"])
         name = names[label] if 0 <= label < len(names) else "-"
