@@ -219,6 +219,8 @@ def register(sub) -> None:
     sy.add_argument("--device", default="auto")
     sy.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
     sy.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
+    sy.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="sampling option for the run, e.g. --option guidance=3 (repeatable; as videosynth sample's)")
     sy.set_defaults(func=json_folder_made(run_sync))
 
     tp = metrics.add_parser("train-probe", help="train the FPD probe network on a built-in dataset")
@@ -428,12 +430,13 @@ def run_sync(args: argparse.Namespace) -> int:
     sound = torch.stack([it["audio"] for it in items])  # (N, S)
     shuffled = sound.roll(1, dims=0)  # clip i gets clip i-1's sound: a derangement
     clips = {"real": real}
+    options = parse_options(args.option)
     bar = progress_bar(2 * args.num, f"sampling {args.run}", enabled=not args.no_progress)
     for side, audio in (("matched", sound), ("shuffled", shuffled)):
         made = []
         for start in range(0, args.num, args.batch_size):
             part = audio[start:start + args.batch_size]
-            made.append(pipe(len(part), seed=args.seed + start, audio=part, batch_size=len(part)))
+            made.append(pipe(len(part), seed=args.seed + start, audio=part, batch_size=len(part), **options))
             bar.update(len(part))
         clips[side] = torch.cat(made)
     bar.close()
@@ -456,7 +459,8 @@ def run_sync(args: argparse.Namespace) -> int:
     if args.json:
         out = {"metric": "sync" if exact else "onset-heuristic", "scores": scores,
                "protocol": {"run": str(args.run), "step": pipe.step, "num": args.num, "seed": args.seed,
-                            "tolerance": args.tolerance, "split": "val", "data": dataclasses.asdict(data)}}
+                            "tolerance": args.tolerance, "split": "val", "options": options,
+                            "data": dataclasses.asdict(data)}}
         Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -136,8 +136,9 @@ class Pipeline:
 
     def check_guidance_and_prime(self, options: dict) -> None:
         """Shared checks of the generators that take ``guidance`` and ``prime`` options."""
-        if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none":
-            raise ConfigError(f"--guidance needs a conditional model; {self.run_dir} has condition.kind: none")
+        if options.get("guidance", 1.0) != 1.0 and self.condition_kind == "none" and not self.takes_audio:
+            raise ConfigError(f"--guidance needs a conditional model; {self.run_dir} has condition.kind: none "
+                              "and no sound")
         if "prime_frames" in options and "prime" not in options:
             raise ConfigError("--prime-frames needs --prime VIDEO")
 
