@@ -586,7 +586,7 @@ def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: i
 # stream (so frame k starts at k / fps, as read_clip numbers frames), else from the audio
 # stream's start. Decoding seeks near the window and stops after it, like read_clip.
 
-AUDIO_SEEK_MARGIN = 0.5  # seconds decoded before a window's start: seeks land on packet boundaries
+AUDIO_SEEK_MARGIN = 0.1  # seconds decoded before a window's start: a few codec frames, so the first kept one is whole
 # Soundtrack encoder per video suffix; GIF and still images carry no sound.
 AUDIO_ENCODERS = {".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".webm": "libopus",
                   ".avi": "libmp3lame"}

@@ -58,21 +58,27 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
     out_root = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videosynth-serve-"))
     counter = iter(range(1 << 62))
 
-    def show_run(name: str):
-        """Control updates for the chosen run, then its config, loss plot and metrics."""
+    def show_run(name: str, reset: bool = True):
+        """Control updates for the chosen run, then its config, loss plot and metrics.
+
+        ``reset`` clears the uploads made for the previous run; the first showing at page load
+        leaves them, so an upload made while the page loads is kept. Sampler fields start empty
+        (the run's own settings)."""
         run = by_name[name]
         classes = run.class_names
         opts = run.options
+        cleared = {"value": None} if reset else {}
+        empty = {"value": None}
         updates = [
             gr.update(choices=[EVERY_CLASS, *classes], value=classes[0] if classes else EVERY_CLASS,
                       visible=bool(classes)),
             gr.update(visible=run.takes_text),
-            gr.update(visible="prime" in opts, value=None),
-            gr.update(visible=run.takes_audio, value=None),
+            gr.update(visible="prime" in opts, **cleared),
+            gr.update(visible=run.takes_audio, **cleared),
             gr.update(value=run.frames, info=f"trained on {run.frames}; at most {limits.max_frames}"),
             gr.update(visible="solver" in opts, choices=list(opts["solver"].choices) if "solver" in opts else [],
-                      value=None),
-            *(gr.update(visible=key in opts, value=None) for key in NUMBER_CONTROLS),
+                      **empty),
+            *(gr.update(visible=key in opts, **empty) for key in NUMBER_CONTROLS),
         ]
         loss = run.loss_plot()
         side = [run.config_yaml(), str(loss) if loss else None, run.metrics()]
@@ -139,7 +145,7 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
         controls = [label_box, text_box, prime_box, audio_box, frames_box, solver_box, *number_boxes]
         side = [config_box, loss_box, metrics_box]
         run_box.change(show_run, inputs=run_box, outputs=controls + side)
-        app.load(show_run, inputs=run_box, outputs=controls + side)
+        app.load(lambda name: show_run(name, reset=False), inputs=run_box, outputs=controls + side)
         button.click(on_generate, inputs=[run_box, label_box, text_box, prime_box, audio_box, seed_box, num_box,
                                           frames_box, solver_box, *number_boxes],
                      outputs=[video_box, files_box, info_box], concurrency_limit=1)
