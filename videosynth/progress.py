@@ -10,8 +10,12 @@ import sys
 
 
 def progress_bar(total: int | None, desc: str, unit: str = "clip", enabled: bool = True):
-    """A ``tqdm`` bar on stderr (``update(n)``, ``close()``, usable as a context manager)."""
+    """A ``tqdm`` bar on stderr (``update(n)``, ``close()``, usable as a context manager).
+
+    Every update is drawn (updates come per batch, so they are few): a fast job still shows
+    each step, the last one included, before the bar is cleared.
+    """
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr,
-                disable=not (enabled and sys.stderr.isatty()))
+                mininterval=0, disable=not (enabled and sys.stderr.isatty()))

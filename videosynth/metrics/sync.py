@@ -173,7 +173,7 @@ def sync_scores(clips, truths: list[dict[str, np.ndarray]], tolerance: int = DEF
         tracked += len(values[1]) > 0
     out = total.scores()
     out["pitch_height_corr"] = _pooled_corr(series["pitch"], series["height"])
-    if any(len(v) for v in series["loudness"]):
+    if any(truth.get("loudness") is not None for truth in truths):
         out["loudness_x_corr"] = _pooled_corr(series["loudness"], series["x"])
     out["tracked_share"] = tracked / max(len(truths), 1)
     out["num_clips"] = float(len(truths))
@@ -182,7 +182,7 @@ def sync_scores(clips, truths: list[dict[str, np.ndarray]], tolerance: int = DEF
 
 def _pooled_corr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     """Pearson correlation of the concatenated series (NaN when either is constant or too short)."""
-    x, y = np.concatenate(a), np.concatenate(b)
+    x, y = (np.concatenate(a), np.concatenate(b)) if a else (np.zeros(0), np.zeros(0))
     return float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and x.std() > 0 and y.std() > 0 else math.nan
 
 
