@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from videosynth.errors import VideoSynthError
-from videosynth.metrics.tracking import TrackingConfig, detect_blobs, track_blobs
+from videosynth.metrics.tracking import TrackingConfig, clip_frames, detect_blobs, track_blobs
 
 DEFAULT_TOLERANCE = 1  # frames a tracked bounce may sit from its click
 
@@ -80,12 +80,7 @@ def object_path(clip: torch.Tensor | np.ndarray, cfg: TrackingConfig | None = No
     ``clip``: ``float [C, T, H, W]`` in ``[-1, 1]``.
     """
     cfg = cfg or TrackingConfig()
-    x = clip.detach().float().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip, np.float32)
-    if x.ndim != 4:
-        raise VideoSynthError(f"expected a clip [C, T, H, W], got shape {x.shape}")
-    if x.shape[0] == 1:
-        x = np.repeat(x, 3, axis=0)
-    frames = np.clip((x.transpose(1, 2, 3, 0) + 1.0) / 2.0, 0.0, 1.0)  # (T, H, W, 3) in [0, 1]
+    frames = clip_frames(clip)  # (T, H, W, 3) in [0, 1]
     t, h, w = frames.shape[:3]
     tracks = track_blobs([detect_blobs(f, cfg)[0] for f in frames], cfg.max_jump * max(h, w))
     path = np.full((t, 2), np.nan)

@@ -212,6 +212,20 @@ def _track_physics(track: Track, size: tuple[int, int], cfg: TrackingConfig) -> 
     }
 
 
+def clip_frames(clip: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A clip ``float [C, T, H, W]`` in ``[-1, 1]`` (C = 3 or 1) as frames ``float [T, H, W, 3]`` in ``[0, 1]``.
+
+    Raises:
+        VideoSynthError: not a clip of that layout.
+    """
+    x = clip.detach().float().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip, np.float32)
+    if x.ndim != 4:
+        raise VideoSynthError(f"expected a clip [C, T, H, W], got shape {x.shape}")
+    if x.shape[0] == 1:
+        x = np.repeat(x, 3, axis=0)
+    return np.clip((x.transpose(1, 2, 3, 0) + 1.0) / 2.0, 0.0, 1.0)  # (T, H, W, 3)
+
+
 def clip_physics(clip: torch.Tensor | np.ndarray, cfg: TrackingConfig | None = None) -> dict[str, float]:
     """Weight-free statistics of one clip.
 
@@ -228,12 +242,7 @@ def clip_physics(clip: torch.Tensor | np.ndarray, cfg: TrackingConfig | None = N
         every check is within tolerance). Physics values are NaN when nothing was tracked.
     """
     cfg = cfg or TrackingConfig()
-    x = clip.detach().float().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip, np.float32)
-    if x.ndim != 4:
-        raise VideoSynthError(f"clip_physics expects a clip [C, T, H, W], got shape {x.shape}")
-    if x.shape[0] == 1:
-        x = np.repeat(x, 3, axis=0)
-    frames = np.clip((x.transpose(1, 2, 3, 0) + 1.0) / 2.0, 0.0, 1.0)  # (T, H, W, 3) in [0, 1]
+    frames = clip_frames(clip)  # (T, H, W, 3) in [0, 1]
     t, h, w = frames.shape[:3]
     detections = [detect_blobs(f, cfg) for f in frames]
     per_frame = [blobs for blobs, _ in detections]
