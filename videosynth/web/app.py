@@ -9,8 +9,10 @@ run one at a time on the shared models, so two tabs generating at once both get 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -55,7 +57,11 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
     """A Gradio Blocks app over ``runs`` (launch it with ``.queue().launch(...)``, as ``videosynth serve`` does)."""
     gr = import_gradio()
     by_name = {r.name: r for r in runs}
-    out_root = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videosynth-serve-"))
+    if out_dir is None:  # the server's own scratch folder, removed when it exits
+        out_root = Path(tempfile.mkdtemp(prefix="videosynth-serve-"))
+        atexit.register(shutil.rmtree, out_root, ignore_errors=True)
+    else:
+        out_root = Path(out_dir)
     counter = iter(range(1 << 62))
 
     def show_run(name: str, reset: bool = True):
@@ -94,7 +100,8 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
             options["solver"] = solver
             if prime is not None:
                 options["prime"] = str(prime)
-            request = Request(num=_as_int(num, "clips") or 1, seed=_as_int(seed, "seed") or 0,
+            clips, seed = _as_int(num, "clips"), _as_int(seed, "seed")
+            request = Request(num=1 if clips is None else clips, seed=0 if seed is None else seed,
                               frames=_as_int(frames, "frames"),
                               label=None if label in (None, "", EVERY_CLASS) else str(label), text=text,
                               audio=str(audio) if audio else None, options=options)
