@@ -376,6 +376,13 @@ def write_run_config(run_dir: str | Path, config: dict) -> None:
     atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
 
 
+def run_class_names(run_dir: str | Path, num_classes: int) -> list[str]:
+    """The names of a class-conditional run's ``num_classes`` classes: ``classes.json`` when it lists that many,
+    else the indices as strings (``[]`` for ``num_classes == 0``)."""
+    names = read_class_names(run_dir)
+    return names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+
+
 def read_class_names(run_dir: str | Path) -> list[str]:
     """Class names saved with a run (``classes.json``); ``[]`` when there are none."""
     try:

@@ -6,8 +6,8 @@ of librosa's ``filters.mel``: linear below 1 kHz, logarithmic above; the filters
 librosa 0.11.0's ``filters.mel(sr=16000, n_fft=512, n_mels=64)`` to 2e-9). A small 1-D conv stack over
 the mel frames follows; its output is averaged into one feature per video frame (frame ``t``
 covers samples ``[t * rate / fps, (t + 1) * rate / fps)``), so a click at frame ``t`` shows in
-feature ``t``. The per-frame features go to networks that take them (MoCoGAN's motion RNN, a
-discriminator's temporal projection) and, with a sinusoidal frame-index embedding, serve as
+feature ``t``. The per-frame features go to networks that take them (MoCoGAN's motion RNN, the
+GAN discriminators' extra input channels) and, with a sinusoidal frame-index embedding, serve as
 tokens for cross-attention; their mean is the pooled vector. A learned null stands for missing
 or dropped audio, so guidance works as for labels and captions.
 """
@@ -172,15 +172,11 @@ class AudioConditioner(Conditioner):
         self.encoder = AudioEncoder(cfg.dim, cfg.audio_rate, cfg.audio_fps, cfg.audio_mels, cfg.audio_fft,
                                     cfg.audio_layers)
 
-    def samples_for(self, frames: int) -> int:
-        """Audio samples under ``frames`` video frames."""
-        return round(frames * self.cfg.audio_rate / self.cfg.audio_fps)
-
     def _audio(self, audio: torch.Tensor | None, n: int, force_null: bool):
         """``(frames [n, T, D], pooled [n, D])`` of ``audio`` [n, S] (None = the null for every clip)."""
         device = self.encoder.null_pooled.device
         if audio is None:
-            audio = torch.zeros(n, self.samples_for(1), device=device)
+            audio = torch.zeros(n, self.cfg.samples_for(1), device=device)
             is_null = torch.ones(n, dtype=torch.bool, device=device)
         else:
             if audio.dim() != 2 or audio.shape[0] != n:

@@ -70,6 +70,10 @@ class ConditionConfig:
     audio_fft: int = checked(512, at_least(16))
     audio_layers: int = checked(2, at_least(1))
 
+    def samples_for(self, frames: int) -> int:
+        """Audio samples under ``frames`` video frames (``audio_rate`` / ``audio_fps``, as filled from the data)."""
+        return round(frames * self.audio_rate / self.audio_fps)
+
 
 # ----------------------------------------------------------------------------- base
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
-from videosynth.checkpoint import EMA_FILE, MODEL_FILE, find_checkpoint, load_weights, load_module_state, read_class_names
+from videosynth.checkpoint import EMA_FILE, MODEL_FILE, find_checkpoint, load_weights, load_module_state, run_class_names
 from videosynth.conditioning import TEXT_KINDS, ConditionConfig
 from videosynth.config import at_least, choice_hint, from_dict, in_range
 from videosynth.data import DataConfig
@@ -157,9 +157,7 @@ class Pipeline:
     @property
     def class_names(self) -> list[str]:
         """Class names saved with the run (``classes.json``), else the indices as strings."""
-        n = self.condition.num_classes if self.condition.kind == "class" else 0
-        names = read_class_names(self.run_dir)
-        return names if len(names) == n else [str(i) for i in range(n)]
+        return run_class_names(self.run_dir, self.condition.num_classes if self.condition.kind == "class" else 0)
 
     def parse_label(self, label: int | str | None) -> int | None:
         """A label given as index or class name -> index; one-line errors for the rest."""
@@ -191,7 +189,7 @@ class Pipeline:
 
     def samples_for(self, frames: int) -> int:
         """Audio samples under ``frames`` frames of this run's clips."""
-        return round(frames * self.condition.audio_rate / self.condition.audio_fps)
+        return self.condition.samples_for(frames)
 
     def sound(self, audio, num: int, frames: int | None) -> torch.Tensor | None:
         """The sound of every clip, ``float32 [num, S]`` mono in [-1, 1] at :attr:`audio_rate` (None without).

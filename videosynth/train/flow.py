@@ -187,6 +187,6 @@ class FlowObjective(Objective):
         labels, captions = self.default_conditions(n)
         s = self.cfg.sample
         audio = self.default_audio(n)
-        spf = round(self.cfg.condition.audio_rate / self.cfg.condition.audio_fps) if audio is not None else 0
+        spf = self.cfg.condition.samples_for(1) if audio is not None else 0
         return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
                            steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf)

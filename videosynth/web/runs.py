@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from videosynth.checkpoint import find_checkpoint, read_class_names, read_run_config
+from videosynth.checkpoint import find_checkpoint, read_run_config, run_class_names
 from videosynth.conditioning import TEXT_KINDS
 from videosynth.errors import CheckpointError, ConfigError
 
@@ -86,9 +86,8 @@ class ServedRun:
         self.device = device
         condition = self.config.get("condition") or {}
         self.condition_kind = str(condition.get("kind", "none"))
-        names = read_class_names(self.run_dir) if self.condition_kind == "class" else []
         n_classes = int(condition.get("num_classes", 0) or 0) if self.condition_kind == "class" else 0
-        self.class_names = names if len(names) == n_classes else [str(i) for i in range(n_classes)]
+        self.class_names = run_class_names(self.run_dir, n_classes)
         self.frames = int((self.config.get("data") or {}).get("frames", 16))
         self.takes_audio = bool(condition.get("audio", False))
         self.options = {o.name: o for o in self.pipeline_cls.options if o.name in PAGE_OPTIONS}
