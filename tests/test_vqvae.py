@@ -35,6 +35,58 @@ def test_presets_build_and_forward(name):
     assert out.indices.shape == (1, 1, 2, 2)
 
 
+@pytest.mark.parametrize("downsample,levels", [((4, 4, 4), [8]), ((2, 4, 4), []), ((1, 8, 8), [4, 8])])
+def test_rgb_layout_reads_and_writes_rgb_at_full_resolution_only(downsample, levels):
+    model = tiny(downsample=downsample, level_channels=levels)
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    first, last = model.encoder.down[0], model.decoder.up[-1]
+    assert first.in_channels == 3 and last.out_channels == 3  # only these two see RGB
+    assert all(m is first or m is last or m.in_channels > 3 and m.out_channels > 3 for m in convs)
+    steps = len(model.encoder.down)
+    assert [c.out_channels for c in model.encoder.down] == ([*levels, 16] if levels else [16] * steps)
+    assert [c.in_channels for c in model.decoder.up] == ([16, *levels[::-1]] if levels else [16] * steps)
+    assert model.encoder.conv_in is None and model.decoder.conv_out is None
+    x = clip(t=8, s=16)
+    out = model(x)
+    assert out.recon.shape == x.shape and torch.isfinite(out.loss)
+
+
+def test_full_layout_keeps_the_modules_of_runs_made_before_layouts():
+    model = tiny(layout="full")
+    names = {name.rsplit(".", 1)[0] for name in model.state_dict()}
+    assert {"encoder.conv_in", "encoder.down.0", "decoder.up.1", "decoder.conv_out"} <= names
+    assert "encoder.conv_mid" not in names
+    assert model(clip()).recon.shape == clip().shape
+
+
+def test_layout_settings_are_checked():
+    with pytest.raises(ConfigError, match="layout"):
+        VQVAEConfig(layout="wide")
+    with pytest.raises(ConfigError, match="level_channels takes 1"):
+        VQVAEConfig(downsample=(4, 4, 4), level_channels=[16, 32])
+    with pytest.raises(ConfigError, match="layout 'full'"):
+        VQVAEConfig(layout="full", level_channels=[16])
+
+
+def test_a_tokenizer_run_saved_before_layouts_loads_as_the_full_layout(tmp_path):
+    import yaml
+
+    import videosynth
+    from videosynth.train.run import run_training
+
+    data = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 8, "colour": "white"}
+    train = {"steps": 1, "batch_size": 2, "sample_every": 0, "device": "cpu", "log_every": 1}
+    run = run_training({"family": "vqvae", "model": {"preset": "tiny", "layout": "full"}, "data": data,
+                        "train": train}, run_dir=tmp_path / "old", progress=False)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    del config["model"]["layout"]  # what a run written by an earlier version holds
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    pipe = videosynth.load(run)
+    assert pipe.model_cfg.layout == "full" and pipe.model.encoder.conv_in is not None
+    x = clip(b=1)
+    assert pipe.model.decode(pipe.model.encode(x)).shape == x.shape
+
+
 def test_round_trip_shapes_and_range():
     model = tiny().eval()
     x = clip()
@@ -73,7 +125,7 @@ def test_straight_through_gradient_reaches_encoder():
     model = tiny().train()
     out = model(clip())
     out.recon_loss.backward()  # reconstruction term only: it reaches the encoder via straight-through
-    grad = model.encoder.conv_in.weight.grad
+    grad = model.encoder.down[0].weight.grad  # the first conv, reading the RGB frames
     assert grad is not None and grad.abs().sum() > 0
 
 

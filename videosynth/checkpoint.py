@@ -344,6 +344,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path} not found (is {run_dir} a run directory?)")
     data = load_yaml(path)
+    _upgrade(data)
     vocab_path = run_dir / VOCAB_FILE
     condition = data.get("condition")
     if isinstance(condition, dict) and not condition.get("vocab") and vocab_path.is_file():
@@ -352,6 +353,17 @@ def read_run_config(run_dir: str | Path) -> dict:
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{vocab_path} is unreadable ({exc}); copy it again from where the run was trained")
     return data
+
+
+def _upgrade(data: dict) -> None:
+    """Fill in, in place, what a run saved by an earlier version meant by a key it did not write.
+
+    Tokenizers saved before ``model.layout`` existed are the ``"full"`` layout (the default is
+    now ``"rgb"``); without this their weights would not fit the model built from the config.
+    """
+    model = data.get("model")
+    if data.get("family") == "vqvae" and isinstance(model, dict) and "layout" not in model:
+        model["layout"] = "full"
 
 
 def split_vocab(config: dict) -> tuple[dict, list[str] | None]:

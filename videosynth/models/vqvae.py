@@ -73,50 +73,81 @@ def _kernel(stride: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(s + 2 for s in stride)
 
 
+LAYOUTS = ("rgb", "full")
+
+
+def _step_channels(cfg: "VQVAEConfig") -> list[int]:
+    """Output channels of each downsampling step, finest first (the last is ``hidden``)."""
+    return [*cfg.level_channels, cfg.hidden] if cfg.level_channels else [cfg.hidden] * len(_strides(cfg.downsample))
+
+
 class Encoder(nn.Module):
-    """Video ``[B, 3, T, H, W]`` -> latent ``[B, code_dim, t, h, w]``."""
+    """Video ``[B, 3, T, H, W]`` -> latent ``[B, code_dim, t, h, w]``.
+
+    Layout ``"rgb"``: the first strided conv reads the RGB frames, each step halves the axes
+    and widens to the next of ``level_channels`` (then ``hidden``), a 3x3x3 conv mixes at the
+    latent resolution. Layout ``"full"`` (runs made before layouts existed): a 3x3x3 conv
+    lifts RGB to ``hidden`` channels at full resolution and every step keeps ``hidden``.
+    """
 
     def __init__(self, cfg: "VQVAEConfig"):
         super().__init__()
-        ch = cfg.hidden
-        self.conv_in = nn.Conv3d(cfg.in_channels, ch, 3, padding=1)
+        ch, widths = cfg.hidden, _step_channels(cfg)
+        if cfg.layout == "full":
+            self.conv_in = nn.Conv3d(cfg.in_channels, ch, 3, padding=1)
+            inputs = widths
+        else:
+            self.conv_in = None
+            inputs = [cfg.in_channels, *widths[:-1]]
         self.down = nn.ModuleList(
-            nn.Conv3d(ch, ch, _kernel(s), stride=s, padding=1) for s in _strides(cfg.downsample)
+            nn.Conv3d(i, o, _kernel(s), stride=s, padding=1)
+            for i, o, s in zip(inputs, widths, _strides(cfg.downsample))
         )
+        self.conv_mid = nn.Conv3d(ch, ch, 3, padding=1) if cfg.layout == "rgb" else None
         self.res = nn.Sequential(*[ResBlock3d(ch) for _ in range(cfg.n_res_blocks)])
         self.norm_out = _norm(ch)
         # a continuous bottleneck takes a mean and a log-variance per latent channel
         self.conv_out = nn.Conv3d(ch, cfg.code_dim * (2 if cfg.bottleneck == "continuous" else 1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(x)  # (B, ch, T, H, W)
+        h = x if self.conv_in is None else self.conv_in(x)  # (B, C or hidden, T, H, W)
         for conv in self.down:
             h = F.silu(conv(h))  # each step halves the axes with stride 2
-        h = self.res(h)  # (B, ch, t, h, w)
+        if self.conv_mid is not None:
+            h = self.conv_mid(h)
+        h = self.res(h)  # (B, hidden, t, h, w)
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, code_dim, t, h, w)
 
 
 class Decoder(nn.Module):
-    """Latent ``[B, code_dim, t, h, w]`` -> video ``[B, 3, T, H, W]`` (unbounded; ~[-1, 1] once trained)."""
+    """Latent ``[B, code_dim, t, h, w]`` -> video ``[B, 3, T, H, W]`` (unbounded; ~[-1, 1] once trained).
+
+    The mirror of :class:`Encoder`: layout ``"rgb"`` narrows step by step and the last
+    transposed conv writes RGB; ``"full"`` keeps ``hidden`` channels up to a full-resolution
+    3x3x3 conv to RGB.
+    """
 
     def __init__(self, cfg: "VQVAEConfig"):
         super().__init__()
-        ch = cfg.hidden
+        ch, widths = cfg.hidden, _step_channels(cfg)[::-1]  # coarsest first
         self.conv_in = nn.Conv3d(cfg.code_dim, ch, 3, padding=1)
         self.res = nn.Sequential(*[ResBlock3d(ch) for _ in range(cfg.n_res_blocks)])
         self.norm = _norm(ch)
+        outputs = widths if cfg.layout == "full" else [*widths[1:], cfg.in_channels]
         self.up = nn.ModuleList(
-            nn.ConvTranspose3d(ch, ch, _kernel(s), stride=s, padding=1)
-            for s in reversed(_strides(cfg.downsample))
+            nn.ConvTranspose3d(i, o, _kernel(s), stride=s, padding=1)
+            for i, o, s in zip(widths, outputs, reversed(_strides(cfg.downsample)))
         )
-        self.conv_out = nn.Conv3d(ch, cfg.in_channels, 3, padding=1)
+        self.conv_out = nn.Conv3d(ch, cfg.in_channels, 3, padding=1) if cfg.layout == "full" else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.res(self.conv_in(z))  # (B, ch, t, h, w)
+        h = self.res(self.conv_in(z))  # (B, hidden, t, h, w)
         h = F.silu(self.norm(h))
-        for conv in self.up:
-            h = F.silu(conv(h))  # each step doubles the axes with stride 2
-        return self.conv_out(h)  # (B, 3, T, H, W)
+        for i, conv in enumerate(self.up):
+            h = conv(h)  # each step doubles the axes with stride 2
+            if self.conv_out is not None or i + 1 < len(self.up):
+                h = F.silu(h)
+        return h if self.conv_out is None else self.conv_out(h)  # (B, 3, T, H, W)
 
 
 # ---------------------------------------------------------------------------
@@ -440,7 +471,14 @@ class VQVAEConfig:
     """
 
     in_channels: int = checked(3, at_least(1))
-    hidden: int = checked(64, at_least(1))  # channels of every conv / residual block
+    hidden: int = checked(64, at_least(1))  # channels at the latent resolution (the residual blocks)
+    # "rgb": downsample straight from RGB, widening through ``level_channels`` to ``hidden``, and
+    # upsample straight back to RGB; "full": every layer ``hidden`` wide, from a full-resolution
+    # first conv to a full-resolution last conv (4-8x the compute; runs saved without a layout)
+    layout: str = "rgb"
+    # "rgb": channels after each downsampling step but the last, finest first (one per step but
+    # the last; [] = ``hidden`` at every step)
+    level_channels: list[int] = checked(factory=list, check=at_least(1))
     n_res_blocks: int = checked(2, at_least(0))  # residual blocks at latent resolution (encoder and decoder each)
     downsample: tuple[int, int, int] = checked((4, 4, 4), at_least(1))
     codebook_size: int = checked(512, at_least(2))
@@ -471,6 +509,15 @@ class VQVAEConfig:
         if len(self.downsample) != 3 or any(d < 1 or d & (d - 1) for d in self.downsample):
             raise ConfigError(
                 f"vqvae.downsample must be three powers of two (T, H, W), got {list(self.downsample)}"
+            )
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"vqvae.layout must be one of {list(LAYOUTS)}, got '{self.layout}'")
+        steps = len(_strides(self.downsample))
+        if self.level_channels and (self.layout != "rgb" or len(self.level_channels) != steps - 1):
+            raise ConfigError(
+                f"vqvae.level_channels takes {max(steps - 1, 0)} channel counts (one per downsampling step but "
+                f"the last) with layout 'rgb', got {list(self.level_channels)}"
+                + (" with layout 'full'" if self.layout != "rgb" else "")
             )
         if self.codebook not in CODEBOOK_MODES:
             raise ConfigError(f"vqvae.codebook must be one of {list(CODEBOOK_MODES)}, got '{self.codebook}'")
