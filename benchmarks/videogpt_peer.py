@@ -15,6 +15,7 @@ import three things that code never touches, which are stubbed here and nowhere 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -51,8 +52,8 @@ def load(path: str | Path) -> types.ModuleType:
     package = types.ModuleType("videogpt")
     package.__path__ = [str(root / "videogpt")]
     sys.modules["videogpt"] = package
-    import videogpt.gpt  # noqa: F401 — registers the submodules on the package
-    import videogpt.vqvae  # noqa: F401
+    for name in ("vqvae", "gpt"):  # each registers itself on the package
+        importlib.import_module(f"videogpt.{name}")
     return package
 
 
