@@ -131,7 +131,7 @@ def _cache_key(root: Path, rel_paths: list[str], signatures: list, params: dict)
 # ----------------------------------------------------------------------------- probing
 
 
-def _last_readable(path: Path, num_frames: int) -> int:
+def _last_readable(reader: io.VideoReader, path: Path, num_frames: int) -> int:
     """Frame count confirmed by decoding the last frame.
 
     Variable-frame-rate files map timestamps to frame slots with small rounding
@@ -139,14 +139,14 @@ def _last_readable(path: Path, num_frames: int) -> int:
     count) shortens the video instead of rejecting it; more than that is truncation.
     """
     try:
-        io.read_clip(path, num_frames - 1, 1)
+        reader.read_clip(path, num_frames - 1, 1)
         return num_frames
     except DataError:
         shorter = num_frames - max(1, round(num_frames * VFR_SLACK))
         if shorter < 1:
             raise
         try:
-            io.read_clip(path, shorter - 1, 1)
+            reader.read_clip(path, shorter - 1, 1)
         except DataError:
             raise DataError(f"{path}: truncated (the header says {num_frames} frames, "
                             f"frame {shorter - 1} does not decode)") from None
@@ -155,6 +155,7 @@ def _last_readable(path: Path, num_frames: int) -> int:
 
 def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry | str:
     """Probe one video; return its entry, or the reason it cannot be used."""
+    reader = io.VideoReader(max_open=1)  # the last frame's seek reuses the file the first frame opened
     try:
         info = io.probe(path)
         if info.num_frames < min_frames:
@@ -162,8 +163,8 @@ def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry 
         num_frames = info.num_frames
         if verify:
             # The first and last frame decode: catches truncated files whose header looks fine.
-            io.read_clip(path, 0, 1)
-            num_frames = _last_readable(path, num_frames)
+            reader.read_clip(path, 0, 1)
+            num_frames = _last_readable(reader, path, num_frames)
             if num_frames < min_frames:
                 return f"only {num_frames} decodable frames, a clip needs {min_frames}"
     except DataError as exc:
@@ -172,6 +173,8 @@ def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry 
         return reason[len(prefix):] if reason.startswith(prefix) else reason
     except Exception as exc:  # noqa: BLE001 - a scan reports any failure of one file and goes on
         return f"unexpected {type(exc).__name__}: {exc}"
+    finally:
+        reader.close()
     return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec)
 
 
