@@ -12,7 +12,8 @@ Compares, in one run and on the same files:
   decoder's ceiling in frames/s).
 
 Each phase runs in a fresh process so its peak RSS (``ru_maxrss``) is its own;
-the Python-heap peak (``tracemalloc``, includes numpy buffers) is reported too.
+the Python-heap peak (``tracemalloc``, includes numpy buffers) is reported too, from an
+extra untimed pass (tracing slows the timed code unevenly).
 The phases run ``--rounds`` times, interleaved (order reversed every other round), each
 with ``--repeats`` passes; the decode-rate ratios are taken within a round and their median
 reported, so a busy machine slows both sides of a ratio alike.  Usage::
@@ -164,8 +165,12 @@ def _child(name: str, args: tuple, queue) -> None:
     import torch
 
     torch.set_num_threads(1)  # one core per phase: the numbers compare decoding, not thread counts
-    tracemalloc.start()
     result = PHASES[name](*args)
+    # the heap peak from one more pass: tracing every allocation slows Python-heavy phases (the loader
+    # ~20 %, raw decoding hardly), so it stays out of the timed passes
+    folder, clips, _, cache = args
+    tracemalloc.start()
+    PHASES[name](folder, clips, 1, cache)
     result["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     queue.put(result)

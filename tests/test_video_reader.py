@@ -144,6 +144,16 @@ def test_copies_start_empty_and_fork_closes_the_parents_containers(videos):
     assert not reader._held  # closed in the parent before the fork
 
 
+def test_containers_of_another_process_are_stranded_not_closed(videos):
+    reader = io.VideoReader()
+    reader.read_clip(videos[0], 5, 2)
+    (_, held), = reader._held.values()
+    reader._pid = -1  # as in a child of a fork that bypassed os.register_at_fork
+    reader.close()  # closing would join decoder threads this process does not have
+    assert reader._stranded == [held] and not reader._held
+    assert frame_numbers(reader.read_clip(videos[0], 5, 2)) == [5, 6]
+
+
 def test_dataloader_workers_after_reads_in_the_main_process(tmp_path):
     for i in range(3):
         write_numbered(tmp_path / f"v{i}.mp4", NUM_FRAMES, options={"g": "8"}, audio=tone(NUM_FRAMES / 10),

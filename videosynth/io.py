@@ -1008,15 +1008,20 @@ class VideoReader:
 
     def close(self) -> None:
         """Close every container held (the reader stays usable)."""
+        self._claim()
         while self._held:
             self._held.popitem()[1][1].close()
 
-    def _read(self, path: Path, seeks, read):
-        """``read(container)`` on a held container of ``path`` where ``seeks(container)``, else a new one."""
+    def _claim(self) -> None:
+        """In a process other than the one that opened the held containers, strand them (never close them)."""
         if self._pid != os.getpid():
             self._stranded.extend(container for _, container in self._held.values())
             self._held.clear()
             self._pid = os.getpid()
+
+    def _read(self, path: Path, seeks, read):
+        """``read(container)`` on a held container of ``path`` where ``seeks(container)``, else a new one."""
+        self._claim()
         stamp = _stamp(path)
         held = self._held.pop(str(path), None)
         container = None
