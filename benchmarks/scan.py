@@ -5,7 +5,9 @@ folders, plus a few broken files (one in a hundred: noise, empty, truncated), th
 :func:`videosynth.data.scan.scan` without its cache, serial (``workers=1``) and parallel
 (``workers`` = the CPU count, or ``--workers``), in interleaved repeats.  Each scan really
 opens every file (probe + first and last frame).  Checks that both find the same entries and
-broken files, and reports the median seconds, files/s and the speedup as a table and JSON.
+broken files, and reports the median seconds, files/s, CPU seconds (this process and its
+workers: equal CPU and a speedup short of the worker count mean the cores were busy with other
+work) and the speedup as a table and JSON.
 Usage::
 
     python benchmarks/scan.py [--files 10000] [--workers N] [--repeats 2] [--dir DIR] \\
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
@@ -64,12 +67,19 @@ def make_folder(root: Path, files: int) -> int:
     return broken
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the scan's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed_scan(root: Path, workers: int):
+    """``(wall seconds, CPU seconds, result)`` of one uncached scan."""
     from videosynth.data.scan import scan
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     result = scan(root, min_frames=MIN_FRAMES, use_cache=False, progress=False, quiet=True, workers=workers)
-    return time.perf_counter() - t0, result
+    return time.perf_counter() - t0, _cpu_seconds() - c0, result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,27 +103,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.files} files ({broken} broken) of {WIDTH}x{HEIGHT} H.264, {SECONDS:g} s, in {root} "
               f"({time.perf_counter() - t0:.1f} s to write)", file=sys.stderr)
         seconds: dict[str, list[float]] = {"serial": [], "parallel": []}
+        cpu: dict[str, list[float]] = {"serial": [], "parallel": []}
         results = {}
         for r in range(args.repeats):
             order = ("serial", "parallel") if r % 2 == 0 else ("parallel", "serial")
             for kind in order:
-                dt, results[kind] = timed_scan(root, 1 if kind == "serial" else args.workers)
+                dt, busy, results[kind] = timed_scan(root, 1 if kind == "serial" else args.workers)
                 seconds[kind].append(dt)
-                print(f"  {kind}: {dt:.1f} s", file=sys.stderr)
+                cpu[kind].append(busy)
+                print(f"  {kind}: {dt:.1f} s, {busy:.1f} CPU s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     same = (results["serial"].entries == results["parallel"].entries
             and results["serial"].broken == results["parallel"].broken)
     med = {kind: statistics.median(v) for kind, v in seconds.items()}
+    med_cpu = {kind: statistics.median(v) for kind, v in cpu.items()}
     speedup = med["serial"] / med["parallel"]
     print(f"\nscan of {args.files} files (probe + first/last frame each, no cache), median of {args.repeats}")
-    print(f"{'scan':24s}{'workers':>8s}{'seconds':>9s}{'files/s':>9s}")
+    print(f"{'scan':24s}{'workers':>8s}{'seconds':>9s}{'files/s':>9s}{'CPU s':>8s}")
     for kind, workers in (("serial", 1), ("parallel", args.workers)):
-        print(f"{kind:24s}{workers:8d}{med[kind]:9.1f}{args.files / med[kind]:9.0f}")
+        print(f"{kind:24s}{workers:8d}{med[kind]:9.1f}{args.files / med[kind]:9.0f}{med_cpu[kind]:8.1f}")
+    # equal CPU seconds and a speedup short of the worker count: the cores were busy with other work
     print(f"speedup {speedup:.2f}x on {os.cpu_count()} CPUs; {len(results['parallel'].entries)} usable, "
           f"{len(results['parallel'].broken)} broken; parallel == serial: {same}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"files": args.files, "broken": broken, "workers": args.workers,
-                               "cpus": os.cpu_count(), "median_s": med, "seconds": seconds, "speedup": speedup,
+                               "cpus": os.cpu_count(), "median_s": med, "seconds": seconds, "median_cpu_s": med_cpu,
+                               "cpu_seconds": cpu, "speedup": speedup,
                                "same_result": same, "python": platform.python_version(),
                                "machine": platform.machine()}, indent=2) + "\n")
     print(f"wrote {out}")
