@@ -17,6 +17,7 @@ correct for B-frames, long GOPs and containers with a start offset.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -93,14 +94,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def _open(path: Path):
+    """``path`` opened for reading, its decoders set to one thread each.
+
+    One thread: a decoder with a thread pool that a forked process inherits (a DataLoader or scan
+    worker) hangs it when it is freed there, joining threads the child does not have; and on
+    short random clips the pool did not pay (the same clips/s with and without it, 320x240 H.264).
+    """
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable video ({_describe(exc)})") from None
+    for stream in (*container.streams.video, *container.streams.audio):
+        stream.codec_context.thread_count = 1
+    return container
 
 
 def _video_stream(container, path: Path):
@@ -1053,8 +1063,15 @@ _READERS: weakref.WeakSet[VideoReader] = weakref.WeakSet()
 
 
 def _close_readers() -> None:
+    """Before a fork: close the readers' containers and free them, and any other PyAV garbage, here.
+
+    Containers and their streams form reference cycles, so a closed one lives until the cyclic GC
+    runs; run in a child, freeing one whose codec had threads (an encoder, a decoder not opened by
+    :func:`_open`) would hang it.
+    """
     for reader in list(_READERS):
         reader.close()
+    gc.collect()
 
 
 os.register_at_fork(before=_close_readers)
