@@ -17,6 +17,7 @@ bench:
 	scripts/setup-env.sh
 	.venv/bin/python benchmarks/data_loading.py
 	.venv/bin/python benchmarks/audio_io.py
+	.venv/bin/python benchmarks/scan.py --files 10000
 	.venv/bin/python benchmarks/gan_step.py --threads 1
 	.venv/bin/python benchmarks/mocogan_step.py --threads 1
 	.venv/bin/python benchmarks/vq_step.py

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from videosynth.data.transforms import ClipTransform, crop_box, resize_crop, to_float, to_uint8
+from videosynth.data.transforms import ClipTransform, cover_size, crop_box, resize_crop, to_float, to_uint8
 
 
 def test_to_float_layout_range_and_exact_round_trip():
@@ -52,3 +52,12 @@ def test_random_crop_is_seeded():
     center = ClipTransform(16)(frames)
     assert (center - resize_crop(to_float(frames), 16)).abs().max() <= 1.0 / 127.5 + 1e-6
     assert torch.equal(ClipTransform(24)(frames[:, :, 12:36]), to_float(frames[:, :, 12:36]))  # no-op size
+
+
+def test_cover_size_leaves_only_the_crop():
+    assert cover_size(240, 320, 64) == (64, 85)
+    assert cover_size(320, 240, 64) == (85, 64)
+    assert cover_size(20, 30, 64) == (64, 96)  # upscaled to cover
+    assert cover_size(240, 320, (32, 64)) == (48, 64)
+    frames = torch.randint(0, 256, (2, 64, 85, 3), dtype=torch.uint8)
+    assert torch.equal(ClipTransform(64)(frames), to_float(frames[:, :, 10:74]))  # centre crop, no resize

@@ -53,7 +53,11 @@ def test_codecs_probe_and_clip(tmp_path, name, kwargs, side):
 
 def test_seek_decodes_only_what_is_needed(tmp_path):
     path = write_numbered(tmp_path / "long.mp4", 200, options=GOP)
-    clip, decoded = io._decode_indices(path, [150, 151, 152, 153])
+    container = io._open(path)
+    try:
+        clip, decoded = io._decode_indices(container, path, [150, 151, 152, 153])
+    finally:
+        container.close()
     assert frame_numbers(clip) == [150, 151, 152, 153]
     # at most one keyframe interval (x264 may place keyframes earlier) plus the clip, never the whole file
     assert decoded <= 2 * 10 + 4

@@ -17,15 +17,19 @@ correct for B-frames, long GOPs and containers with a start offset.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from videosynth.errors import DataError
@@ -90,14 +94,23 @@ def _describe(exc: BaseException) -> str:
 
 
 def _open(path: Path):
+    """``path`` opened for reading, its decoders set to one thread each.
+
+    One thread: a decoder with a thread pool that a forked process inherits (a DataLoader or scan
+    worker) hangs it when it is freed there, joining threads the child does not have; and on
+    short random clips the pool did not pay (the same clips/s with and without it, 320x240 H.264).
+    """
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable video ({_describe(exc)})") from None
+    for stream in (*container.streams.video, *container.streams.audio):
+        stream.codec_context.thread_count = 1
+    return container
 
 
 def _video_stream(container, path: Path):
@@ -114,9 +127,26 @@ def _rate(stream) -> Fraction:
     return Fraction(FRAME_FOLDER_FPS)
 
 
-def _frame_index(frame, start_pts: int, fps: Fraction, time_base: Fraction) -> int:
-    """Frame number of a decoded frame from its pts (nearest frame slot)."""
-    return int(round((frame.pts - start_pts) * time_base * fps))
+def _frame_index(pts: int, start_pts: int, fps: Fraction, time_base: Fraction) -> int:
+    """Frame number of a decoded frame from its pts: the nearest frame slot, ties to even like ``round``.
+
+    Integer arithmetic on the fractions' parts: this runs once per decoded frame.
+    """
+    num = (pts - start_pts) * time_base.numerator * fps.numerator
+    den = time_base.denominator * fps.denominator
+    q, r = divmod(num, den)
+    return q + (2 * r > den or (2 * r == den and q % 2 == 1))
+
+
+def _rgb(frame, reformatter: VideoReformatter, size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` of a decoded frame; scaled to ``size = (H, W)`` by FFmpeg when given.
+
+    One reformatter serves a whole read: ``frame.to_ndarray(format=...)`` builds a new scaler, with
+    its thread pool, per frame, which took 4x as long as the conversion itself on 320x240 frames.
+    One scaler thread: DataLoader workers, not the scaler, spread decoding over the cores.
+    """
+    width, height = (None, None) if size is None else (size[1], size[0])
+    return reformatter.reformat(frame, width, height, format="rgb24", threads=1).to_ndarray()
 
 
 # ----------------------------------------------------------------------------- probe
@@ -201,7 +231,7 @@ def _clip_indices(start: int, num_frames: int, stride: int) -> list[int]:
     return [start + i * stride for i in range(num_frames)]
 
 
-def _read_folder(folder: Path, indices: list[int]) -> np.ndarray:
+def _read_folder(folder: Path, indices: list[int], size: tuple[int, int] | None = None) -> np.ndarray:
     frames = list_frames(folder)
     if indices[-1] >= len(frames):
         raise DataError(f"{folder}: clip needs frame {indices[-1]} but the folder holds {len(frames)} frames")
@@ -209,7 +239,8 @@ def _read_folder(folder: Path, indices: list[int]) -> np.ndarray:
     for i in indices:
         try:
             with Image.open(frames[i]) as im:
-                out.append(np.asarray(im.convert("RGB")))
+                im = im.convert("RGB")
+                out.append(np.asarray(im if size is None else im.resize((size[1], size[0]), Image.BILINEAR)))
         except (OSError, ValueError) as exc:
             raise DataError(f"{frames[i]}: not a readable image ({_describe(exc)})") from None
     if len({a.shape for a in out}) > 1:
@@ -217,20 +248,27 @@ def _read_folder(folder: Path, indices: list[int]) -> np.ndarray:
     return np.stack(out)  # (T, H, W, 3)
 
 
-def _decode_indices(path: Path, indices: list[int]) -> tuple[np.ndarray, int]:
-    """Decode the frames ``indices`` (increasing) of a video file.
+def _clip_seeks(container, indices: list[int]) -> bool:
+    """Whether reading ``indices`` starts with a seek (else it decodes from the first frame)."""
+    video = container.streams.video
+    return bool(video) and indices[0] > 0 and video[0].codec_context.name not in SEQUENTIAL_CODECS
 
-    Returns ``(uint8 [T, H, W, 3], number of frames decoded)``.
+
+def _decode_indices(container, path: Path, indices: list[int],
+                    size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+    """Decode the frames ``indices`` (increasing) of the open video file ``path``.
+
+    Returns ``(uint8 [T, H, W, 3], number of frames decoded)``; frames scaled to ``size = (H, W)`` when given.
     """
-    container = _open(path)
     decoded = 0
+    reformatter = VideoReformatter()
     try:
         stream = _video_stream(container, path)
         fps = _rate(stream)
         time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         start_pts = stream.start_time or 0
         sequential = stream.codec_context.name in SEQUENTIAL_CODECS
-        seek = indices[0] > 0 and not sequential
+        seek = _clip_seeks(container, indices)
         for _attempt in range(2):
             if seek:
                 # pts of the first wanted frame, exact; backward=True lands on the keyframe at or before it.
@@ -252,16 +290,16 @@ def _decode_indices(path: Path, indices: list[int]) -> tuple[np.ndarray, int]:
                     if seek:
                         overshot = True
                         break
-                idx = count if sequential else _frame_index(frame, start_pts, fps, time_base)
+                idx = count if sequential else _frame_index(frame.pts, start_pts, fps, time_base)
                 count += 1
                 if prev is None and seek and idx > indices[0]:
                     overshot = True  # the demuxer landed past the wanted frame
                     break
                 while j < len(indices) and indices[j] < idx and prev is not None:
-                    out[j] = prev.to_ndarray(format="rgb24")  # frame held over a pts gap
+                    out[j] = _rgb(prev, reformatter, size)  # frame held over a pts gap
                     j += 1
                 while j < len(indices) and indices[j] <= idx:
-                    out[j] = frame.to_ndarray(format="rgb24")
+                    out[j] = _rgb(frame, reformatter, size)
                     j += 1
                 if j == len(indices):
                     break
@@ -277,16 +315,18 @@ def _decode_indices(path: Path, indices: list[int]) -> tuple[np.ndarray, int]:
                 f" (shorter than its header says, or truncated)")
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{path}: decode failed ({_describe(exc)})") from None
-    finally:
-        container.close()
     return np.stack(out), decoded  # (T, H, W, 3)
 
 
-def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1) -> np.ndarray:
+def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
+              size: tuple[int, int] | None = None) -> np.ndarray:
     """Read frames ``start, start + stride, ..., start + (num_frames - 1) * stride``.
 
     Seeks to the nearest keyframe at or before ``start`` and decodes forward only
     up to the last wanted frame.  Grayscale and paletted videos come back as RGB.
+    ``size = (H, W)`` scales the frames as they are converted (FFmpeg's bilinear,
+    antialiased when shrinking; Pillow's for frame folders), else they keep their size.
+    :class:`VideoReader` reads the same clips while keeping the files open.
 
     Returns:
         uint8 array ``[num_frames, H, W, 3]``.
@@ -298,8 +338,12 @@ def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1) ->
     path = Path(path)
     indices = _clip_indices(start, num_frames, stride)
     if path.is_dir():
-        return _read_folder(path, indices)
-    return _decode_indices(path, indices)[0]
+        return _read_folder(path, indices, size)
+    container = _open(path)
+    try:
+        return _decode_indices(container, path, indices, size)[0]
+    finally:
+        container.close()
 
 
 def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
@@ -320,10 +364,11 @@ def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
         return _read_folder(path, list(range(n)))
     container = _open(path)
     frames = []
+    reformatter = VideoReformatter()
     try:
         stream = _video_stream(container, path)
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.append(_rgb(frame, reformatter, None))
             if max_frames is not None and len(frames) >= max_frames:
                 break
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
@@ -587,6 +632,10 @@ def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: i
 # stream's start. Decoding seeks near the window and stops after it, like read_clip.
 
 AUDIO_SEEK_MARGIN = 0.1  # seconds decoded before a window's start: a few codec frames, so the first kept one is whole
+# After a seek, decoded frames that end this many seconds or more before the window only prime the decoder:
+# the resampler starts at the same frame wherever the demuxer landed (a Matroska seek without audio cues
+# lands where earlier reads left its index), so a window's samples do not depend on what was read before.
+AUDIO_RESAMPLE_LEAD = 0.02
 # Soundtrack encoder per video suffix; GIF and still images carry no sound.
 AUDIO_ENCODERS = {".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".webm": "libopus",
                   ".avi": "libmp3lame"}
@@ -652,26 +701,94 @@ def _origin(container, audio_stream) -> float:
     return float(reference.start_time * reference.time_base)
 
 
-def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration: float | None = None) -> np.ndarray:
-    """Mono float32 ``[S]`` in ``[-1, 1]`` at ``sample_rate`` Hz from ``start`` seconds for ``duration`` seconds.
-
-    Channels are averaged (downmix) and resampled by FFmpeg. ``S = round(duration * sample_rate)``
-    exactly: a window reaching before the start or past the end of the sound is padded with
-    silence. ``duration=None`` reads to the end. Works on videos with an audio stream, audio
-    files (wav, mp3, aac/m4a, flac, ogg, opus, ...) and frame folders with an ``audio.*`` file.
-
-    Raises:
-        DataError: no soundtrack, an unreadable file, or a bad window.
-    """
-    path = Path(path)
+def _check_window(sample_rate: int, duration: float | None) -> None:
     if sample_rate < 1:
         raise DataError(f"sample_rate must be positive, got {sample_rate}")
     if duration is not None and duration < 0:
         raise DataError(f"audio window duration must be >= 0, got {duration}")
+
+
+def _soundtrack_of(path: Path) -> Path:
     source = soundtrack(path)
     if source is None:
         raise DataError(f"{path}: frame folder has no soundtrack (put an {SOUNDTRACK_STEM}.wav beside its frames)")
-    container = _open(source)
+    return source
+
+
+def _audio_seeks(container, start: float) -> bool:
+    """Whether reading from ``start`` seconds begins with a seek (else it decodes from the first sample)."""
+    audio = container.streams.audio
+    return bool(audio) and start - AUDIO_SEEK_MARGIN > 0 and audio[0].time_base is not None
+
+
+def _seconds(pts: int, time_base: Fraction) -> float:
+    """``float(pts * time_base)`` without building a Fraction (the same correctly rounded float)."""
+    return pts * time_base.numerator / time_base.denominator
+
+
+def _ends_before(frame, seconds: float) -> bool:
+    """Whether a decoded audio frame with a timestamp ends at or before ``seconds``."""
+    if frame.pts is None or frame.time_base is None or not frame.sample_rate:
+        return False
+    return _seconds(frame.pts, frame.time_base) + frame.samples / frame.sample_rate <= seconds
+
+
+def _mono(frame) -> np.ndarray:
+    """float32 ``[n]``: a planar float frame's channels averaged, read from its planes without a copy."""
+    planes = [np.frombuffer(plane, np.float32, count=frame.samples) for plane in frame.planes]
+    return planes[0] if len(planes) == 1 else np.mean(planes, axis=0, dtype=np.float32)  # (C, n) -> (n,)
+
+
+class _Resampler:
+    """``av.AudioResampler(format="fltp", rate=rate)`` on a filter graph with one thread.
+
+    PyAV's resampler leaves the graph's thread count automatic, and FFmpeg then starts a thread
+    pool per graph, i.e. per read: 0.3 to 4 ms, as long as decoding the sound of a clip.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.graph = None
+        self.source: tuple | None = None  # (sample format, layout, rate) the graph was built for
+
+    def resample(self, frame) -> list:
+        """Planar float frames at ``rate`` Hz in ``frame``'s layout; ``None`` flushes what the filter holds."""
+        if self.graph is None:
+            if frame is None:
+                return []
+            self._build(frame)
+        elif frame is not None and self._source_of(frame) != self.source:
+            raise ValueError("the audio format changes inside the stream")
+        self.graph.push(frame)
+        out = []
+        while True:
+            try:
+                out.append(self.graph.pull())
+            except (EOFError, av.error.BlockingIOError):
+                return out
+
+    @staticmethod
+    def _source_of(frame) -> tuple:
+        return frame.format.name, frame.layout.name, frame.sample_rate
+
+    def _build(self, frame) -> None:
+        self.source = self._source_of(frame)
+        graph = av.filter.Graph()
+        graph.threads = 1
+        timing = {} if frame.time_base is None else {"time_base": str(frame.time_base)}
+        src = graph.add("abuffer", sample_rate=str(frame.sample_rate), sample_fmt=frame.format.name,
+                        channel_layout=frame.layout.name, **timing)
+        convert = graph.add("aformat", sample_rates=str(self.rate), sample_fmts="fltp",
+                            channel_layouts=frame.layout.name)
+        sink = graph.add("abuffersink")
+        src.link_to(convert)
+        convert.link_to(sink)
+        graph.configure()
+        self.graph = graph
+
+
+def _decode_audio(container, source: Path, sample_rate: int, start: float, duration: float | None) -> np.ndarray:
+    """The window of :func:`read_audio` from the open file ``source``: float32 ``[S]`` mono in ``[-1, 1]``."""
     try:
         if not container.streams.audio:
             raise DataError(f"{source}: contains no audio stream")
@@ -679,21 +796,23 @@ def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration:
         origin = _origin(container, stream)
         first = round(start * sample_rate)  # output sample 0, counted from the origin
         wanted = None if duration is None else round(duration * sample_rate)
-        seek_to = origin + start - AUDIO_SEEK_MARGIN
-        if start - AUDIO_SEEK_MARGIN > 0 and stream.time_base is not None:
-            container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+        seeks = _audio_seeks(container, start)
+        if seeks:
+            container.seek(int((origin + start - AUDIO_SEEK_MARGIN) / stream.time_base), stream=stream,
+                           backward=True)
+        lead_in = origin + start - AUDIO_RESAMPLE_LEAD  # seconds
         # planar float at the target rate in the source's channel layout; channels are averaged below
         # (FFmpeg's own downmix adds channels at -3 dB, which can leave [-1, 1] for in-phase channels)
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        resampler = _Resampler(sample_rate)
         pieces: list[tuple[int, np.ndarray]] = []  # (first sample from the origin, samples)
         cursor = None  # where the next resampled frame starts when it carries no pts
 
         def collect(frames) -> bool:
             nonlocal cursor
             for out in frames:
-                samples = out.to_ndarray().astype(np.float32).mean(axis=0)  # (C, n) -> (n,) mono
+                samples = _mono(out)  # (n,)
                 if out.pts is not None and out.time_base is not None:
-                    at = round(float(out.pts * out.time_base) * sample_rate) - round(origin * sample_rate)
+                    at = round(_seconds(out.pts, out.time_base) * sample_rate) - round(origin * sample_rate)
                 else:
                     at = cursor if cursor is not None else 0
                 pieces.append((at, samples))
@@ -704,6 +823,8 @@ def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration:
 
         done = False
         for frame in container.decode(stream):
+            if seeks and _ends_before(frame, lead_in):
+                continue
             if collect(resampler.resample(frame)):
                 done = True
                 break
@@ -711,8 +832,6 @@ def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration:
             collect(resampler.resample(None))
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{source}: audio decode failed ({_describe(exc)})") from None
-    finally:
-        container.close()
     if wanted is None:
         end = max((at + x.size for at, x in pieces), default=first)
         wanted = max(0, end - first)
@@ -722,6 +841,28 @@ def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration:
         if hi > lo:
             out[lo - first:hi - first] = samples[lo - at:hi - at]
     return np.clip(out, -1.0, 1.0)
+
+
+def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Mono float32 ``[S]`` in ``[-1, 1]`` at ``sample_rate`` Hz from ``start`` seconds for ``duration`` seconds.
+
+    Channels are averaged (downmix) and resampled by FFmpeg. ``S = round(duration * sample_rate)``
+    exactly: a window reaching before the start or past the end of the sound is padded with
+    silence. ``duration=None`` reads to the end. Works on videos with an audio stream, audio
+    files (wav, mp3, aac/m4a, flac, ogg, opus, ...) and frame folders with an ``audio.*`` file.
+    :class:`VideoReader` reads the same windows while keeping the files open.
+
+    Raises:
+        DataError: no soundtrack, an unreadable file, or a bad window.
+    """
+    path = Path(path)
+    _check_window(sample_rate, duration)
+    source = _soundtrack_of(path)
+    container = _open(source)
+    try:
+        return _decode_audio(container, source, sample_rate, start, duration)
+    finally:
+        container.close()
 
 
 def clip_window(start: int, num_frames: int, stride: int, fps: float) -> tuple[float, float]:
@@ -813,3 +954,124 @@ def _mux_audio(container, codec: str, samples: np.ndarray, sample_rate: int, str
     for converted in resampler.resample(None):
         container.mux(stream.encode(converted))
     container.mux(stream.encode(None))
+
+
+# ----------------------------------------------------------------------------- open containers, kept
+
+
+# Open files one VideoReader keeps: a clip's sound after its frames and the next clip of a recent file
+# skip the open (~1.3 ms for a small mp4), at the cost of a demuxer and decoder state per file held.
+MAX_OPEN_CONTAINERS = 8
+
+
+def _stamp(path: Path) -> tuple | None:
+    """What identifies the file's contents for reuse: inode, size, mtime (None when it cannot be stat'ed)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class VideoReader:
+    """:func:`read_clip` and :func:`read_audio` through a small LRU of open containers, for one process.
+
+    A read reuses the container of its file when the file is unchanged (same inode, size and
+    mtime; else it is reopened) and the read starts with a seek (seeking resets the demuxer and
+    the decoders; a read from the very start takes a fresh container, as the plain functions do),
+    so results equal the plain functions' exactly.  A read that fails closes its container.  The
+    least recently used container beyond ``max_open`` is closed.
+
+    Safe with DataLoader workers: a fork closes every reader's containers in the parent first (the
+    child would otherwise inherit FFmpeg state whose decoder threads it lacks), a pickled reader
+    (spawned workers) arrives empty, and a reader that finds itself in another process than the one
+    that opened its containers (a fork that bypassed Python) drops them without closing them.
+    Not for concurrent use by several threads.
+    """
+
+    def __init__(self, max_open: int = MAX_OPEN_CONTAINERS) -> None:
+        if max_open < 1:
+            raise ValueError(f"max_open must be >= 1, got {max_open}")
+        self.max_open = max_open
+        self._held: OrderedDict[str, tuple[tuple | None, object]] = OrderedDict()  # path -> (stamp, container)
+        self._pid = os.getpid()
+        self._stranded: list = []  # containers of another process: never closed here (see class doc)
+        _READERS.add(self)
+
+    def read_clip(self, path: str | Path, start: int, num_frames: int, stride: int = 1,
+                  size: tuple[int, int] | None = None) -> np.ndarray:
+        """:func:`read_clip`: uint8 ``[num_frames, H, W, 3]``, the same frames; same errors."""
+        path = Path(path)
+        indices = _clip_indices(start, num_frames, stride)
+        if path.is_dir():
+            return _read_folder(path, indices, size)
+        return self._read(path, lambda c: _clip_seeks(c, indices),
+                          lambda c: _decode_indices(c, path, indices, size)[0])
+
+    def read_audio(self, path: str | Path, sample_rate: int, start: float = 0.0,
+                   duration: float | None = None) -> np.ndarray:
+        """:func:`read_audio`: float32 ``[S]`` mono in ``[-1, 1]``, the same samples; same errors."""
+        _check_window(sample_rate, duration)
+        source = _soundtrack_of(Path(path))
+        return self._read(source, lambda c: _audio_seeks(c, start),
+                          lambda c: _decode_audio(c, source, sample_rate, start, duration))
+
+    def close(self) -> None:
+        """Close every container held (the reader stays usable)."""
+        self._claim()
+        while self._held:
+            self._held.popitem()[1][1].close()
+
+    def _claim(self) -> None:
+        """In a process other than the one that opened the held containers, strand them (never close them)."""
+        if self._pid != os.getpid():
+            self._stranded.extend(container for _, container in self._held.values())
+            self._held.clear()
+            self._pid = os.getpid()
+
+    def _read(self, path: Path, seeks, read):
+        """``read(container)`` on a held container of ``path`` where ``seeks(container)``, else a new one."""
+        self._claim()
+        stamp = _stamp(path)
+        held = self._held.pop(str(path), None)
+        container = None
+        if held is not None:
+            if held[0] == stamp and seeks(held[1]):
+                container = held[1]
+            else:
+                held[1].close()
+        if container is None:
+            container = _open(path)
+        try:
+            out = read(container)
+        except BaseException:
+            container.close()
+            raise
+        self._held[str(path)] = (stamp, container)
+        while len(self._held) > self.max_open:
+            self._held.popitem(last=False)[1][1].close()
+        return out
+
+    def __getstate__(self) -> dict:
+        return {"max_open": self.max_open}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_open"])
+
+
+_READERS: weakref.WeakSet[VideoReader] = weakref.WeakSet()
+
+
+def _close_readers() -> None:
+    """Before a fork: close the readers' containers and free them, and any other PyAV garbage, here.
+
+    Containers and their streams form reference cycles, so a closed one lives until the cyclic GC
+    runs; run in a child, freeing one whose codec had threads (an encoder, a decoder not opened by
+    :func:`_open`) would hang it.
+    """
+    for reader in list(_READERS):
+        reader.close()
+    gc.collect()
+
+
+os.register_at_fork(before=_close_readers)

@@ -67,6 +67,17 @@ def crop_box(height: int, width: int, size: tuple[int, int], crop: str = "center
     return top, left, h, w
 
 
+def cover_size(height: int, width: int, size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(h, w)`` of a ``height`` x ``width`` frame scaled to just cover ``size``: the shorter side fits it.
+
+    Frames decoded at this size (``io.read_clip(..., size=)``) need only the crop of
+    :class:`ClipTransform`, not its resize.
+    """
+    out_h, out_w = (size, size) if isinstance(size, int) else tuple(size)
+    scale = max(out_h / height, out_w / width)
+    return max(out_h, round(height * scale)), max(out_w, round(width * scale))
+
+
 def resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of float ``[C, T, H, W]`` to ``[C, T, *size]`` (antialiased when shrinking)."""
     _, _, h, w = video.shape

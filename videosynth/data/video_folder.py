@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from videosynth import io
 from videosynth.data.manifest import ManifestRow, read_manifest
 from videosynth.data.scan import ScanResult, VideoEntry, check_root, find_videos, scan
-from videosynth.data.transforms import ClipTransform
+from videosynth.data.transforms import ClipTransform, cover_size
 from videosynth.errors import DataError
 
 log = logging.getLogger("videosynth.data")
@@ -232,6 +232,7 @@ class VideoFolder(Dataset):
         self.epoch = 0
         self.clip_mode = train_clip if split in ("train", "all") else "center"
         self.transform = ClipTransform(size, crop="random" if self.clip_mode == "random" else "center")
+        self._reader = io.VideoReader()  # keeps recent files open: a clip's sound and the next clip reuse them
         self.span = (frames - 1) * stride + 1  # frames a clip covers in the source
 
         if layout is None:
@@ -294,7 +295,7 @@ class VideoFolder(Dataset):
         samples = round(self.frames * self.stride * self.audio_rate / self.fps)
         t0, length = io.clip_window(start, self.frames, self.stride, entry.fps)
         rate = max(1, round(samples / length))  # == audio_rate when the video runs at self.fps
-        sound = io.read_audio(self.path(index), rate, t0, length)
+        sound = self._reader.read_audio(self.path(index), rate, t0, length)
         sound = np.pad(sound[:samples], (0, max(0, samples - len(sound))))  # rounding of the rate: exact S
         return torch.from_numpy(np.ascontiguousarray(sound, dtype=np.float32))
 
@@ -363,6 +364,17 @@ class VideoFolder(Dataset):
         """Absolute path of video ``index``."""
         return self._resolve(self.entries[index].path)
 
+    def read_frames(self, index: int, start: int) -> np.ndarray:
+        """The clip of video ``index`` from frame ``start``: uint8 ``[frames, h, w, 3]``, scaled while decoding
+        so its shorter side is ``size`` (:func:`~videosynth.data.transforms.cover_size`); the transform crops it.
+
+        Raises:
+            DataError: the file cannot be read (see :func:`videosynth.io.read_clip`).
+        """
+        entry = self.entries[index]
+        return self._reader.read_clip(self.path(index), start, self.frames, self.stride,
+                                      size=cover_size(entry.height, entry.width, self.size))
+
     def clip_start(self, index: int, generator: torch.Generator | None = None) -> int:
         """First frame of the clip for ``index``: random (training) or centred, inside the video's time window."""
         first, end = self.frame_ranges[index]
@@ -378,10 +390,9 @@ class VideoFolder(Dataset):
         current = index
         reason = ""
         for _attempt in range(MAX_RETRIES + 1):
-            path = self.path(current)
             try:
                 start = self.clip_start(current, generator)
-                frames = io.read_clip(path, start, self.frames, self.stride)
+                frames = self.read_frames(current, start)
                 sound = self.clip_audio(current, start) if self.audio_rate > 0 else None
             except (DataError, OSError, ValueError, RuntimeError) as exc:
                 reason = str(exc)
