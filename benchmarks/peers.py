@@ -10,8 +10,10 @@ to return the VQ-VAE built here); none of it is code the timed steps run.
 Hyper-parameters (both sides): VQ-VAE hidden 64, 2 residual blocks, 512 codes of dim 64,
 downsampling 4x4x4, clips of 3x16x64x64, batch 4; prior width 144, 4 heads, 4 layers over the
 4x16x16 = 1024 tokens, vocabulary 512. VideoGPT's other arguments are its own defaults
-(dropout 0.2, attention dropout 0.3, full attention, unconditional); our prior uses the same
-dropout 0.2 (in its attention and residual paths). Our VQ-VAE is built in :func:`our_vqvae`
+(dropout 0.2, attention dropout 0.3, full attention, unconditional); our prior is
+``PriorConfig``'s default, dropout 0, unless ``--prior-dropout`` says otherwise (it applies to
+attention and residual paths alike; on CPU a non-zero attention dropout takes
+``scaled_dot_product_attention`` off its fused kernel, so the step is much slower). Our VQ-VAE is built in :func:`our_vqvae`
 with the config's default layout, whatever that is at the time of the run.
 
 Measures (``--phases``), each the median over ``--rounds`` interleaved rounds:
@@ -37,7 +39,8 @@ turns: each round asks one, then the other (the order alternating between rounds
 timed measurement, so load changes on a shared machine hit both alike. Ratios are ours /
 VideoGPT's in the measure's unit (seconds: lower is better; tokens/s: higher is better).
 
-    python benchmarks/peers.py --videogpt /path/to/VideoGPT                  # ~4 min
+    python benchmarks/peers.py --videogpt /path/to/VideoGPT                  # ~2 min on 2 cores
+    python benchmarks/peers.py --videogpt /path/to/VideoGPT --phases prior_step --prior-dropout 0.2
     python benchmarks/peers.py --videogpt /path/to/VideoGPT --phases sample_b1 --rounds 3
 """
 
@@ -102,25 +105,17 @@ def videogpt_models(path: str, prior: bool):
     return vqvae, gpt
 
 
-def videogpt_dropout(path: str) -> float:
-    """VideoGPT's default prior dropout, which our prior is given too."""
-    sys.path.insert(0, str(HERE))
-    import videogpt_peer
-
-    return videogpt_peer.defaults(videogpt_peer.load(path).gpt.VideoGPT).dropout
-
-
 # ---------------------------------------------------------------------------
 # worker: one (phase, model) in its own process
 # ---------------------------------------------------------------------------
 
 
-def step_fn(phase: str, model: str, videogpt: str):
+def step_fn(phase: str, model: str, args):
     """``(one_measurement() -> seconds, trained parameter count)`` for a training-step phase."""
     torch.manual_seed(0)
     x = torch.rand(BATCH, 3, FRAMES, SIZE, SIZE) * 2 - 1  # (B, C, T, H, W) in [-1, 1]
     if model == "videogpt":
-        vqvae, gpt = videogpt_models(videogpt, prior=phase == "prior_step")
+        vqvae, gpt = videogpt_models(args.videogpt, prior=phase == "prior_step")
         net = gpt if gpt is not None else vqvae
         if gpt is not None:
             loss_fn = lambda: gpt.training_step({"video": x / 2}, 0)  # noqa: E731 — its range is [-0.5, 0.5]
@@ -133,7 +128,7 @@ def step_fn(phase: str, model: str, videogpt: str):
         if phase == "prior_step":
             vqvae.eval().requires_grad_(False)
             net = Prior(PriorConfig(vocab_size=CODES, latent_shape=LATENT, n_layer=LAYERS, n_head=HEADS,
-                                    n_embd=WIDTH, dropout=videogpt_dropout(videogpt)))
+                                    n_embd=WIDTH, dropout=args.prior_dropout))
 
             def loss_fn():
                 with torch.no_grad():
@@ -157,12 +152,12 @@ def step_fn(phase: str, model: str, videogpt: str):
     return measure, sum(p.numel() for p in params)
 
 
-def sample_fn(phase: str, model: str, videogpt: str):
+def sample_fn(phase: str, model: str, args):
     """``(one_measurement() -> seconds, parameter count)`` for a sampling phase."""
     batch = PHASES[phase][2]
     torch.manual_seed(0)
     if model == "videogpt":
-        _, gpt = videogpt_models(videogpt, prior=True)
+        _, gpt = videogpt_models(args.videogpt, prior=True)
         sys.modules["videogpt.gpt"].tqdm = lambda iterable: iterable  # no progress bar in the timed loop
         gpt.vqvae.decode = lambda codes: codes.float()  # the token loop only (see the module docstring)
         gpt.eval()
@@ -189,7 +184,7 @@ def worker(phase: str, model: str, args) -> None:
     torch.set_num_threads(args.threads)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB
     build = step_fn if phase.endswith("_step") else sample_fn
-    measure, params = build(phase, model, args.videogpt)
+    measure, params = build(phase, model, args)
     measure()  # warm-up (VideoGPT's codebook data-init on the first training step)
 
     def say(obj: dict) -> None:
@@ -263,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per process")
+    p.add_argument("--prior-dropout", type=float, default=0.0,
+                   help="our prior's dropout in the prior_step phase (VideoGPT's is its default, 0.2)")
     p.add_argument("--json", default=str(HERE / "results" / "peers.json"))
     p.add_argument("--worker", nargs=2, metavar=("PHASE", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -272,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(*args.worker, args)
         return 0
-    forwarded = ["--videogpt", args.videogpt, "--threads", str(args.threads)]
+    forwarded = ["--videogpt", args.videogpt, "--threads", str(args.threads), "--prior-dropout",
+                 str(args.prior_dropout)]
 
     load_before = os.getloadavg()
     print(f"load average {load_before[0]:.2f} on {os.cpu_count()} cores; {args.threads} threads, "
@@ -305,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "hyper_parameters": {"clip": [3, FRAMES, SIZE, SIZE], "batch": BATCH, "vq_hidden": HIDDEN,
                              "res_blocks": RES_BLOCKS, "codes": CODES, "code_dim": CODE_DIM,
                              "downsample": list(DOWNSAMPLE), "prior_width": WIDTH, "heads": HEADS,
-                             "layers": LAYERS, "lr": LR},
+                             "layers": LAYERS, "lr": LR, "our_prior_dropout": args.prior_dropout},
         "ratio": "videosynth / VideoGPT in the measure's unit",
         "results": {phase: {"measure": PHASES[phase][0], "unit": PHASES[phase][1], **r}
                     for phase, r in results.items()},
