@@ -22,3 +22,4 @@ bench:
 	.venv/bin/python benchmarks/mocogan_step.py --threads 1
 	.venv/bin/python benchmarks/vq_step.py
 	.venv/bin/python benchmarks/sampling.py
+	$(if $(VIDEOGPT),.venv/bin/python benchmarks/peers.py --videogpt $(VIDEOGPT))

@@ -2,14 +2,18 @@
 
 VideoGPT (Yan et al. 2021, github.com/wilson1yan/VideoGPT) is never vendored or imported by
 the package: the user fetches a checkout and passes its path (``--videogpt PATH``). Its timed
-code (``videogpt/vqvae.py``, ``gpt.py``, ``attention.py``) needs only torch, but its modules
-import three things that code never touches, which are stubbed here and nowhere else:
+code (``videogpt/vqvae.py``, ``gpt.py``, ``attention.py``) needs only torch (and tqdm, which
+``gpt.py`` imports), but its modules import things that code never touches, which are stubbed
+here and nowhere else:
 
 - ``pytorch_lightning``: ``LightningModule`` becomes ``torch.nn.Module`` with a no-op
   ``save_hyperparameters`` (Lightning only drives its training loop and checkpoints);
 - ``skvideo.io``: imported by ``utils.py`` for writing sample grids, an empty module;
 - the package's ``__init__``, which imports its data and download modules (h5py, gdown): the
-  ``videogpt`` package is registered with its ``__path__`` so ``__init__`` does not run.
+  ``videogpt`` package is registered with its ``__path__`` so ``__init__`` does not run;
+- ``videogpt.download`` (requests, gdown), imported by ``VideoGPT.__init__`` to fetch a
+  pretrained VQ-VAE by name: a module whose ``load_vqvae`` raises; :func:`gpt` passes an
+  existing path instead and patches ``VQVAE.load_from_checkpoint`` to return the VQ-VAE given.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ def _stub(name: str, **attrs) -> None:
         module = types.ModuleType(name)
         module.__dict__.update(attrs)
         sys.modules[name] = module
+
+
+def _no_download(name: str):
+    raise RuntimeError(f"videogpt_peer: VideoGPT tried to download the pretrained VQ-VAE {name!r}; "
+                       "benchmarks build their own")
 
 
 def load(path: str | Path) -> types.ModuleType:
@@ -52,6 +61,7 @@ def load(path: str | Path) -> types.ModuleType:
     package = types.ModuleType("videogpt")
     package.__path__ = [str(root / "videogpt")]
     sys.modules["videogpt"] = package
+    _stub("videogpt.download", load_vqvae=_no_download)
     for name in ("vqvae", "gpt"):  # each registers itself on the package
         importlib.import_module(f"videogpt.{name}")
     return package
@@ -62,3 +72,29 @@ def vqvae_args(frames: int, size: int, hidden: int, res_blocks: int, codes: int,
     """VideoGPT's VQ-VAE arguments (its ``add_model_specific_args`` names) for these hyper-parameters."""
     return argparse.Namespace(embedding_dim=code_dim, n_codes=codes, n_hiddens=hidden, n_res_layers=res_blocks,
                               downsample=tuple(downsample), sequence_length=frames, resolution=size)
+
+
+def defaults(model_class: type, **overrides) -> argparse.Namespace:
+    """``model_class``'s own ``add_model_specific_args`` defaults, with ``overrides`` set on top."""
+    parser = model_class.add_model_specific_args(argparse.ArgumentParser(add_help=False))
+    args = parser.parse_args([])
+    vars(args).update(overrides)
+    return args
+
+
+def gpt(package: types.ModuleType, vqvae: nn.Module, **overrides) -> nn.Module:
+    """VideoGPT's prior (``VideoGPT``) on top of ``vqvae`` (a ``package.vqvae.VQVAE``).
+
+    Its arguments are its own defaults (dropout 0.2, attention dropout 0.3, full attention,
+    unconditional) with ``overrides`` on top. Its constructor loads the VQ-VAE from
+    ``args.vqvae``; that path is set to the checkout and ``VQVAE.load_from_checkpoint`` is
+    patched, for the construction only, to return ``vqvae``.
+    """
+    model_class = package.gpt.VideoGPT
+    args = defaults(model_class, vqvae=str(Path(package.__path__[0])), class_cond_dim=None, **overrides)
+    vq_class = package.vqvae.VQVAE
+    vq_class.load_from_checkpoint = classmethod(lambda cls, path: vqvae)
+    try:
+        return model_class(args)
+    finally:
+        del vq_class.load_from_checkpoint

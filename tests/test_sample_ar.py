@@ -7,7 +7,7 @@ from videosynth.errors import ConfigError
 from videosynth.models.transformer import PRESETS, Prior, PriorConfig
 from videosynth.models.vqvae import PRESETS as VQ_PRESETS
 from videosynth.models.vqvae import VQVAE
-from videosynth.sampling.ar import decode_tokens, filter_logits, generate, rollout
+from videosynth.sampling.ar import choose, decode_tokens, filter_logits, generate, rollout
 
 COND_DIM = 8
 
@@ -47,6 +47,29 @@ def test_cached_equals_uncached_with_guidance_and_prime():
     b = generate(prior, SHAPE, 2, generator=seed(), use_cache=False, **kw)
     assert torch.equal(a, b)
     assert torch.equal(a[:, :1], prime)
+
+
+def test_fast_path_equals_uncached_reference_with_guidance_top_k_prime_and_sound():
+    torch.manual_seed(0)
+    cfg = PriorConfig(**{**vars(PRESETS["tiny"]), "cond_dim": COND_DIM, "audio_dim": 3, "frames_per_latent": 2})
+    prior = Prior(cfg).eval()
+    with torch.no_grad():
+        prior.head.weight.mul_(50)
+    cond, null = torch.randn(2, COND_DIM), torch.zeros(COND_DIM)
+    sound, null_sound = torch.randn(2, 4, 3), torch.zeros(2, 4, 3)  # (B, T, A): 4 video frames, 2 latent
+    prime = torch.randint(0, 64, (2, 1, 4, 4), generator=seed(2))
+    for kw in (dict(top_k=5), dict(top_k=5, temperature=0.8, prime=prime), dict(top_p=0.9, prime=prime)):
+        kw.update(cond=cond, null_cond=null, guidance_scale=2.5, sound=sound, null_sound=null_sound)
+        fast = generate(prior, SHAPE, 2, generator=seed(), use_cache=True, **kw)
+        assert torch.equal(fast, generate(prior, SHAPE, 2, generator=seed(), use_cache=False, **kw))
+    with pytest.raises(ConfigError, match="sound covers"):
+        generate(prior, SHAPE, 2, cond=cond, sound=sound[:, :2])
+
+
+def test_the_draw_is_torch_multinomials():
+    probs = torch.rand(6, 50).softmax(-1)
+    want = torch.multinomial(probs, 1, generator=seed(4))[:, 0]
+    assert torch.equal(choose(probs.log(), 1.0, None, None, seed(4)), want)
 
 
 def test_guidance_scale_one_is_plain_conditional_and_zero_is_unconditional():

@@ -58,10 +58,11 @@ class KVCache:
 
     def write(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k, v [B, nh, n, hs]`` at ``start``; return all keys/values up to ``start + n``."""
-        end = start + k.shape[2]
-        self.k[layer][:, :, start:end] = k
-        self.v[layer][:, :, start:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]  # (B, nh, end, hs)
+        n = k.shape[2]
+        keys, values = self.k[layer], self.v[layer]
+        keys.narrow(2, start, n).copy_(k)  # narrow + copy_: cheaper per token than slice assignment
+        values.narrow(2, start, n).copy_(v)
+        return keys.narrow(2, 0, start + n), values.narrow(2, 0, start + n)  # (B, nh, start + n, hs)
 
 
 class CausalSelfAttention(nn.Module):
@@ -97,6 +98,21 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(b, n, c)  # (B, n, C)
         return self.resid_drop(self.proj(y))
 
+    def decode(self, x: torch.Tensor, cache: KVCache, layer: int, pos: int) -> torch.Tensor:
+        """One new position (inference, no dropout): ``x [B, C]`` at absolute ``pos`` -> ``[B, C]``;
+        its key/value are written into ``cache`` and it attends to positions ``0 .. pos``.
+
+        The same arithmetic as :meth:`forward` with one query; the layers are called as functions
+        (``F.linear``) because per-token module dispatch is a visible share of a small model's step.
+        """
+        b, c = x.shape
+        qkv = F.linear(x, self.qkv.weight, self.qkv.bias)  # (B, 3C)
+        q, k, v = qkv.view(b, 3, self.n_head, 1, c // self.n_head).unbind(1)  # 3 x (B, nh, 1, hs)
+        k, v = cache.write(layer, pos, k, v)  # (B, nh, pos + 1, hs)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, 1, hs): one query sees the whole past
+        y = y.reshape(b, c)  # (B, C): with one query the heads are already in (nh, hs) order
+        return F.linear(y, self.proj.weight, self.proj.bias)
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: "PriorConfig"):
@@ -108,6 +124,12 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.proj(F.gelu(self.fc(x))))
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for inference: no dropout, layers called as functions (see
+        :meth:`CausalSelfAttention.decode`)."""
+        fc, proj = self.fc, self.proj
+        return F.linear(F.gelu(F.linear(x, fc.weight, fc.bias)), proj.weight, proj.bias)
 
 
 class Block(nn.Module):
@@ -124,6 +146,14 @@ class Block(nn.Module):
                 start_pos: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), cache, layer, start_pos)
         return x + self.mlp(self.ln2(x))
+
+    def decode(self, x: torch.Tensor, cache: KVCache, layer: int, pos: int) -> torch.Tensor:
+        """One new position ``x [B, C]`` at absolute ``pos`` (see :meth:`CausalSelfAttention.decode`)."""
+        ln1, ln2 = self.ln1, self.ln2
+        h = F.layer_norm(x, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)  # (B, C)
+        x = x + self.attn.decode(h, cache, layer, pos)
+        h = F.layer_norm(x, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+        return x + self.mlp.decode(h)
 
 
 # ---------------------------------------------------------------------------
@@ -248,6 +278,20 @@ class Prior(nn.Module):
         t = cond_frames.shape[1] // f
         return cond_frames[:, :t * f].reshape(b, t, f, -1).mean(2)  # (B, t, A)
 
+    def sound_inputs(self, cond_frames: torch.Tensor, b: int, pos: slice, dtype: torch.dtype) -> torch.Tensor:
+        """The projected sound ``[B, n, C]`` that joins the inputs of sequence positions ``pos``: for each,
+        the sound under the latent frame of the token it predicts.
+
+        Raises:
+            ConfigError: ``cond_frames`` of the wrong shape or not reaching the last latent frame of ``pos``.
+        """
+        sound = self.sound_proj(self.latent_sound(cond_frames, b).to(dtype))  # (B, t, C)
+        last = int(self.grid_t[pos.stop - 1])
+        if sound.shape[1] <= last:
+            raise ConfigError(f"the sound covers {sound.shape[1]} latent frames; the sequence reaches "
+                              f"latent frame {last + 1}")
+        return sound[:, self.grid_t[pos]]  # (B, n, C)
+
     def forward(self, idx: torch.Tensor, cond: torch.Tensor | None = None,
                 cache: KVCache | None = None, start_pos: int = 0,
                 cond_frames: torch.Tensor | None = None) -> torch.Tensor:
@@ -295,17 +339,47 @@ class Prior(nn.Module):
             first = x[:, :1] + self.cond_proj(cond.to(x.dtype))[:, None]  # (B, 1, C): condition joins BOS
             x = torch.cat([first, x[:, 1:]], dim=1)  # (B, n, C)
         if self.sound_proj is not None:
-            sound = self.sound_proj(self.latent_sound(cond_frames, b).to(x.dtype))  # (B, t, C)
-            if sound.shape[1] <= int(self.grid_t[end - 1]):
-                raise ConfigError(f"the sound covers {sound.shape[1]} latent frames; the sequence reaches "
-                                  f"latent frame {int(self.grid_t[end - 1]) + 1}")
-            x = x + sound[:, self.grid_t[pos]]  # (B, n, C)
+            x = x + self.sound_inputs(cond_frames, b, pos, x.dtype)  # (B, n, C)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i, start_pos)
         if cache is not None:
             cache.length = end
         return self.head(self.ln_f(x))  # (B, n, V)
+
+    def decode_inputs(self, length: int, cond_frames: torch.Tensor | None = None,
+                      rows: int = 1) -> list[torch.Tensor]:
+        """What :meth:`decode_step` adds to the token embedding of each of the first ``length`` positions,
+        computed once per generation: the position embeddings ``[length, C]`` and, for a sound-driven
+        prior, the sound ``[rows, length, C]`` of ``cond_frames [rows, T, audio_dim]`` (as in :meth:`forward`).
+
+        Raises:
+            ConfigError: ``length`` beyond ``latent_shape``; sound missing, misshapen or too short.
+        """
+        if length > self.cfg.seq_len:
+            raise ConfigError(f"prior sequence of {length} tokens exceeds latent_shape "
+                              f"{list(self.cfg.latent_shape)} ({self.cfg.seq_len} tokens)")
+        pos = slice(0, length)
+        inputs = [self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]]]
+        if self.sound_proj is not None:
+            inputs.append(self.sound_inputs(cond_frames, rows, pos, inputs[0].dtype))  # (rows, length, C)
+        return inputs
+
+    def decode_step(self, idx: torch.Tensor, pos: int, cache: KVCache, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Logits ``float [B, vocab_size]`` of the token at flat position ``pos``, from its input id
+        ``idx int64 [B]`` (the token at ``pos - 1``) and the cache holding positions ``0 .. pos - 1``.
+
+        The lean path of incremental decoding, the same computation as ``forward(idx[:, None], cache=cache,
+        start_pos=pos)`` without its checks (the caller keeps ``pos == cache.length < seq_len``, ``pos >= 1``;
+        inference only: no dropout). ``inputs`` is :meth:`decode_inputs` of at least ``pos + 1`` positions.
+        """
+        x = self.tok_emb(idx)  # (B, C)
+        for extra in inputs:
+            x = x + extra.select(-2, pos)  # (B, C)
+        for i, block in enumerate(self.blocks):
+            x = block.decode(x, cache, i, pos)
+        cache.length = pos + 1
+        return self.head(self.ln_f(x))  # (B, V)
 
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy (nats) of token grids ``int64 [B, t, h, w]`` or flat ``[B, N]``."""

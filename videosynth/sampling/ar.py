@@ -47,7 +47,9 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     ``top_k`` keeps the k largest; ``top_p`` keeps the smallest set whose
     probability reaches ``top_p`` (always at least the most likely token).
     """
-    logits = logits.float() / temperature
+    logits = logits.float()
+    if temperature != 1.0:  # x / 1 == x: skip an op per step at the default
+        logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -66,7 +68,11 @@ def choose(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: f
     if temperature <= 0:
         return logits.argmax(-1)
     probs = F.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)  # (B, V)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    # One draw per row by the exponential race: argmax_i p_i / q_i with q_i ~ Exp(1) picks i with
+    # probability p_i. It is the draw torch.multinomial(probs, 1) makes (same RNG use, same tokens),
+    # without its input checks, which synchronise with the host (.item()) at every token.
+    race = torch.empty_like(probs).exponential_(generator=generator)  # (B, V)
+    return (probs / race).argmax(-1)
 
 
 SEED_BITS = 62  # width of the seed drawn for a device generator
@@ -128,7 +134,7 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
         top_k, top_p: optional top-k / nucleus filtering.
         prime: ``int64 [batch, t0, h, w]`` tokens of observed frames, kept as the first ``t0`` frames.
         generator: RNG for the draws (on the prior's device); same seed -> same tokens.
-        use_cache: KV-cached decoding (one new position per step); ``False`` recomputes
+        use_cache: KV-cached decoding (one new position per step, by :meth:`Prior.decode_step`); ``False`` recomputes
             the whole prefix each step (reference path, same tokens).
         sound, null_sound: ``[batch, T, audio_dim]`` per-video-frame sound features of a
             sound-driven prior, and their null for guidance.
@@ -180,14 +186,15 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
     try:
         cache = prior.new_cache(rows) if use_cache else None
         logits = prior(inputs(start), cond, cache, 0, sound)[:, -1]  # prefill: BOS + prime -> position `start`
+        if use_cache:  # position (and sound) embeddings of every position, once
+            step_inputs = prior.decode_inputs(n, sound, rows)
         for pos in range(start, n):
-            tokens[:, pos] = choose(next_logits(logits), temperature, top_k, top_p, generator)
+            new = choose(next_logits(logits), temperature, top_k, top_p, generator)  # (B,)
+            tokens[:, pos] = new
             if pos + 1 == n:
                 break
-            if use_cache:
-                new = tokens[:, pos:pos + 1]  # (B, 1): input for position pos + 1
-                new = new.repeat(2, 1) if guided else new
-                logits = prior(new, None, cache, pos + 1, sound)[:, -1]
+            if use_cache:  # the lean one-position step: the input for position pos + 1 is the new token
+                logits = prior.decode_step(new.repeat(2) if guided else new, pos + 1, cache, step_inputs)
             else:
                 logits = prior(inputs(pos + 1), cond, cond_frames=sound)[:, -1]
     finally:
