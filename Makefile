@@ -22,4 +22,5 @@ bench:
 	.venv/bin/python benchmarks/mocogan_step.py --threads 1
 	.venv/bin/python benchmarks/vq_step.py
 	.venv/bin/python benchmarks/sampling.py
+	.venv/bin/python benchmarks/tokenizer_quality.py $(if $(VIDEOGPT),--videogpt $(VIDEOGPT))
 	$(if $(VIDEOGPT),.venv/bin/python benchmarks/peers.py --videogpt $(VIDEOGPT))

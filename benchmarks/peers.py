@@ -11,10 +11,11 @@ Hyper-parameters (both sides): VQ-VAE hidden 64, 2 residual blocks, 512 codes of
 downsampling 4x4x4, clips of 3x16x64x64, batch 4; prior width 144, 4 heads, 4 layers over the
 4x16x16 = 1024 tokens, vocabulary 512. VideoGPT's other arguments are its own defaults
 (dropout 0.2, attention dropout 0.3, full attention, unconditional); our prior is
-``PriorConfig``'s default, dropout 0, unless ``--prior-dropout`` says otherwise (it applies to
-attention and residual paths alike; on CPU a non-zero attention dropout takes
-``scaled_dot_product_attention`` off its fused kernel, so the step is much slower). Our VQ-VAE is built in :func:`our_vqvae`
-with the config's default layout, whatever that is at the time of the run.
+``PriorConfig``'s default, dropout 0, unless ``--prior-dropout`` says otherwise (it sets the
+embedding and residual dropout; our attention dropout stays at its default 0, because on CPU a
+non-zero one takes ``scaled_dot_product_attention`` off its fused kernel and the step is several
+times slower). Our VQ-VAE is built in :func:`our_vqvae` with the config's default layout,
+whatever that is at the time of the run.
 
 Measures (``--phases``), each the median over ``--rounds`` interleaved rounds:
 

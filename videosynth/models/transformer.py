@@ -73,7 +73,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head = cfg.n_head
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
-        self.dropout = cfg.dropout
+        self.dropout = cfg.attn_dropout
         self.resid_drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
@@ -172,7 +172,10 @@ class PriorConfig:
     n_head: int = checked(4, at_least(1))
     n_embd: int = checked(256, at_least(1))
     mlp_ratio: int = checked(4, at_least(1))
-    dropout: float = checked(0.0, in_range(0, 1, high_open=True))
+    dropout: float = checked(0.0, in_range(0, 1, high_open=True))  # embeddings and residual branches
+    # on the attention probabilities; > 0 takes scaled_dot_product_attention off its fused CPU kernel
+    # (a prior step several times slower), so it is separate from ``dropout`` and off by default
+    attn_dropout: float = checked(0.0, in_range(0, 1, high_open=True))
     cond_dim: int = checked(0, at_least(0))  # pooled condition width (0 = unconditional)
     audio_dim: int = checked(0, at_least(0))  # per-frame sound features (condition.audio); 0 = no sound
     frames_per_latent: int = checked(1, at_least(1))  # video frames per latent frame (the tokenizer's time stride)
