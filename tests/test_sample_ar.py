@@ -145,3 +145,13 @@ def test_decode_tokens_through_tokenizer():
     assert video.shape == (3, 3, 8, 16, 16)
     assert video.min() >= -1 and video.max() <= 1
     assert vq.training  # mode restored
+
+
+def test_a_prior_with_broken_weights_is_refused_in_one_line():
+    from videosynth.errors import VideoSynthError
+
+    prior = prior_()
+    with torch.no_grad():
+        prior.head.weight[0, 0] = float("nan")  # every logit of token 0 becomes NaN
+    with pytest.raises(VideoSynthError, match="non-finite logits"):
+        generate(prior, SHAPE, 2, generator=seed())

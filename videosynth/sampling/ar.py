@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range
-from videosynth.errors import ConfigError
+from videosynth.errors import ConfigError, VideoSynthError
 from videosynth.models.transformer import Prior
 
 
@@ -186,6 +186,9 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
     try:
         cache = prior.new_cache(rows) if use_cache else None
         logits = prior(inputs(start), cond, cache, 0, sound)[:, -1]  # prefill: BOS + prime -> position `start`
+        if not bool(torch.isfinite(logits).all()):  # once per call: the token draw would not notice
+            raise VideoSynthError("the prior gives non-finite logits (NaN/Inf): its weights are broken; "
+                                  "sample an earlier checkpoint (--checkpoint) or retrain")
         if use_cache:  # position (and sound) embeddings of every position, once
             step_inputs = prior.decode_inputs(n, sound, rows)
         for pos in range(start, n):
