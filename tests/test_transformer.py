@@ -110,3 +110,17 @@ def test_loss_backward_and_learns():
         loss.backward()
         opt.step()
     assert float(loss.detach()) < first
+
+
+def test_attention_dropout_is_its_own_setting():
+    x = tokens(tiny())
+    residual_only = tiny(dropout=0.5).train()
+    assert all(block.attn.dropout == 0.0 for block in residual_only.blocks)  # the fused kernel stays usable
+    both = tiny(dropout=0.5, attn_dropout=0.5).train()
+    assert all(block.attn.dropout == 0.5 for block in both.blocks)
+    torch.manual_seed(0)
+    first = both(both.shift_right(x.flatten(1)))
+    torch.manual_seed(1)
+    assert not torch.equal(first, both(both.shift_right(x.flatten(1))))  # dropout is active in training
+    both.eval()
+    assert torch.equal(both(both.shift_right(x.flatten(1))), both(both.shift_right(x.flatten(1))))
