@@ -281,6 +281,10 @@ class Prior(nn.Module):
         t = cond_frames.shape[1] // f
         return cond_frames[:, :t * f].reshape(b, t, f, -1).mean(2)  # (B, t, A)
 
+    def position_embeddings(self, pos: slice) -> torch.Tensor:
+        """Factorised position embeddings ``[n, C]`` of the flat sequence positions ``pos``: t + h + w."""
+        return self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]]
+
     def sound_inputs(self, cond_frames: torch.Tensor, b: int, pos: slice, dtype: torch.dtype) -> torch.Tensor:
         """The projected sound ``[B, n, C]`` that joins the inputs of sequence positions ``pos``: for each,
         the sound under the latent frame of the token it predicts.
@@ -337,7 +341,7 @@ class Prior(nn.Module):
             raise ConfigError(f"this prior has prior.cond_dim={self.cfg.cond_dim}; pass {want}")
         x = self.tok_emb(idx)  # (B, n, C)
         pos = slice(start_pos, end)
-        x = x + (self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]])
+        x = x + self.position_embeddings(pos)
         if start_pos == 0 and cond is not None:
             first = x[:, :1] + self.cond_proj(cond.to(x.dtype))[:, None]  # (B, 1, C): condition joins BOS
             x = torch.cat([first, x[:, 1:]], dim=1)  # (B, n, C)
@@ -363,7 +367,7 @@ class Prior(nn.Module):
             raise ConfigError(f"prior sequence of {length} tokens exceeds latent_shape "
                               f"{list(self.cfg.latent_shape)} ({self.cfg.seq_len} tokens)")
         pos = slice(0, length)
-        inputs = [self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]]]
+        inputs = [self.position_embeddings(pos)]
         if self.sound_proj is not None:
             inputs.append(self.sound_inputs(cond_frames, rows, pos, inputs[0].dtype))  # (rows, length, C)
         return inputs
