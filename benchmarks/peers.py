@@ -61,8 +61,12 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-FRAMES, SIZE, BATCH, LR = 16, 64, 4, 3e-4
-HIDDEN, RES_BLOCKS, CODES, CODE_DIM, DOWNSAMPLE = 64, 2, 512, 64, (4, 4, 4)
+sys.path.insert(0, str(HERE))
+import videogpt_peer  # noqa: E402 — beside this script
+
+FRAMES, SIZE = videogpt_peer.FRAMES, videogpt_peer.SIZE
+BATCH, LR = 4, 3e-4
+CODES, DOWNSAMPLE = videogpt_peer.SHARED_VQVAE["codebook_size"], videogpt_peer.SHARED_VQVAE["downsample"]
 WIDTH, HEADS, LAYERS = 144, 4, 4
 LATENT = tuple(s // d for s, d in zip((FRAMES, SIZE, SIZE), DOWNSAMPLE))  # (t, h, w) token grid: 4x16x16
 TOKENS = LATENT[0] * LATENT[1] * LATENT[2]  # tokens per sampled clip
@@ -86,20 +90,13 @@ def our_vqvae():
     """Our tokenizer at the peers' hyper-parameters, in the config's default layout."""
     from videosynth.models.vqvae import VQVAE, VQVAEConfig
 
-    return VQVAE(VQVAEConfig(hidden=HIDDEN, n_res_blocks=RES_BLOCKS, downsample=DOWNSAMPLE,
-                             codebook_size=CODES, code_dim=CODE_DIM))
+    return VQVAE(VQVAEConfig(**videogpt_peer.SHARED_VQVAE))
 
 
 def videogpt_models(path: str, prior: bool):
     """VideoGPT's VQ-VAE, and its GPT on top of it when ``prior``: ``(vqvae, gpt or None)``."""
-    sys.path.insert(0, str(HERE))
-    import videogpt_peer
-
     package = videogpt_peer.load(path)
-    vq_class = package.vqvae.VQVAE
-    vqvae = vq_class(videogpt_peer.defaults(vq_class, n_hiddens=HIDDEN, n_res_layers=RES_BLOCKS, n_codes=CODES,
-                                            embedding_dim=CODE_DIM, downsample=DOWNSAMPLE,
-                                            sequence_length=FRAMES, resolution=SIZE))
+    vqvae = videogpt_peer.vqvae(package)
     if not prior:
         return vqvae, None
     gpt = videogpt_peer.gpt(package, vqvae, hidden_dim=WIDTH, heads=HEADS, layers=LAYERS)
@@ -301,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
         "rounds": args.rounds, "cpu_count": os.cpu_count(), "load_avg_before": load_before,
         "load_avg_after": load_after,
-        "hyper_parameters": {"clip": [3, FRAMES, SIZE, SIZE], "batch": BATCH, "vq_hidden": HIDDEN,
-                             "res_blocks": RES_BLOCKS, "codes": CODES, "code_dim": CODE_DIM,
+        "hyper_parameters": {"clip": [3, FRAMES, SIZE, SIZE], "batch": BATCH,
+                             "vq_hidden": videogpt_peer.SHARED_VQVAE["hidden"],
+                             "res_blocks": videogpt_peer.SHARED_VQVAE["n_res_blocks"], "codes": CODES,
+                             "code_dim": videogpt_peer.SHARED_VQVAE["code_dim"],
                              "downsample": list(DOWNSAMPLE), "prior_width": WIDTH, "heads": HEADS,
                              "layers": LAYERS, "lr": LR, "our_prior_dropout": args.prior_dropout},
         "ratio": "videosynth / VideoGPT in the measure's unit",

@@ -42,8 +42,11 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-FRAMES, SIZE, BATCH, LR = 16, 64, 4, 3e-4
-SAME = dict(hidden=64, n_res_blocks=2, downsample=(4, 4, 4), codebook_size=512, code_dim=64)
+sys.path.insert(0, str(HERE))
+import videogpt_peer  # noqa: E402 — beside this script
+
+FRAMES, SIZE = videogpt_peer.FRAMES, videogpt_peer.SIZE
+BATCH, LR = 4, 3e-4
 MODELS = ("vq", "vq-full", "vq-narrow", "fsq", "kl", "videogpt")
 EVAL_AT = (0.5, 1.0)  # shares of the budget at which the validation clips are reconstructed
 KIB_PER_MB = 1024
@@ -66,13 +69,7 @@ def build(name: str, videogpt: str | None):
     if name == "videogpt":
         if not videogpt:
             raise SystemExit("model videogpt needs --videogpt PATH (a checkout of github.com/wilson1yan/VideoGPT)")
-        sys.path.insert(0, str(HERE))
-        import videogpt_peer
-
-        package = videogpt_peer.load(videogpt)
-        s = SAME
-        model = package.vqvae.VQVAE(videogpt_peer.vqvae_args(FRAMES, SIZE, s["hidden"], s["n_res_blocks"],
-                                                             s["codebook_size"], s["code_dim"], s["downsample"]))
+        model = videogpt_peer.vqvae(videogpt_peer.load(videogpt))
 
         def loss(x):
             recon_loss, _, out = model(x / 2)  # its range is [-0.5, 0.5]
@@ -90,7 +87,7 @@ def build(name: str, videogpt: str | None):
                  "kl": {"bottleneck": "continuous", "code_dim": 8}}
         if name not in extra:
             raise SystemExit(f"unknown model {name!r}: use one of {list(MODELS)} or preset:NAME")
-        cfg = VQVAEConfig(**{**SAME, **extra[name]})
+        cfg = VQVAEConfig(**{**videogpt_peer.SHARED_VQVAE, **extra[name]})
     model = VQVAE(cfg)
     return model, lambda x: model(x).loss, lambda x: model(x).recon
 

@@ -67,11 +67,19 @@ def load(path: str | Path) -> types.ModuleType:
     return package
 
 
-def vqvae_args(frames: int, size: int, hidden: int, res_blocks: int, codes: int, code_dim: int,
-               downsample: tuple[int, int, int]) -> argparse.Namespace:
-    """VideoGPT's VQ-VAE arguments (its ``add_model_specific_args`` names) for these hyper-parameters."""
-    return argparse.Namespace(embedding_dim=code_dim, n_codes=codes, n_hiddens=hidden, n_res_layers=res_blocks,
-                              downsample=tuple(downsample), sequence_length=frames, resolution=size)
+# The tokenizer hyper-parameters both sides are compared at, in our names (``VQVAEConfig``), on
+# clips of FRAMES x SIZE x SIZE: VideoGPT's scale, at 64 hidden channels and 512 codes.
+FRAMES, SIZE = 16, 64
+SHARED_VQVAE = dict(hidden=64, n_res_blocks=2, downsample=(4, 4, 4), codebook_size=512, code_dim=64)
+
+
+def vqvae(package: types.ModuleType) -> nn.Module:
+    """VideoGPT's VQ-VAE (``package.vqvae.VQVAE``) at :data:`SHARED_VQVAE` on FRAMES x SIZE x SIZE clips;
+    its other arguments are its own defaults."""
+    s, model_class = SHARED_VQVAE, package.vqvae.VQVAE
+    return model_class(defaults(model_class, n_hiddens=s["hidden"], n_res_layers=s["n_res_blocks"],
+                                n_codes=s["codebook_size"], embedding_dim=s["code_dim"],
+                                downsample=tuple(s["downsample"]), sequence_length=FRAMES, resolution=SIZE))
 
 
 def defaults(model_class: type, **overrides) -> argparse.Namespace:
