@@ -80,9 +80,9 @@ def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, d
                      "condition": {"kind": "text", "dim": 8, "text_heads": 2, "dropout": 0.3},
                      "loss": {"time_sampling": "uniform"},
                      "optim": {"warmup_steps": 2}, "sample": {"steps": 2, "guidance": 2.0}},
-            # sound alone, heard through cross-attention (one token per frame)
+            # sound alone, heard through cross-attention (one token per frame) and added per latent frame
             "audio": {"family": "flow", "tokenizer_run": str(latent_run), "data": {**DATA, "audio": 8000},
-                      "model": {"preset": "tiny", "cross_attention": True},
+                      "model": {"preset": "tiny", "cross_attention": True, "frame_sound": True},
                       "condition": {"kind": "none", "audio": True, "dim": 8, "text_heads": 2, "dropout": 0.2,
                                     "audio_fft": 128, "audio_mels": 16},
                       "sample": {"steps": 2, "guidance": 2.0}},

@@ -117,6 +117,12 @@ def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forwa
     with pytest.raises(ConfigError, match="continuous latents"):
         run_training({"family": "flow", "tokenizer_run": str(vq), "model": {"preset": "tiny"}, "data": DATA,
                       "train": TRAIN}, run_dir=tmp_path / "bad", progress=False)
+    # per-frame sound features without a sound condition are refused in one line
+    tok = pipe.config["tokenizer_run"]
+    with pytest.raises(ConfigError, match="frame_sound adds the sound"):
+        run_training({"family": "flow", "tokenizer_run": tok, "model": {"preset": "tiny", "frame_sound": True},
+                      "data": DATA, "condition": {"kind": "class", "dim": 8}, "train": TRAIN},
+                     run_dir=tmp_path / "deaf", progress=False)
     assert isinstance(pipe.net(), Conditioned)
 
 
@@ -265,6 +271,30 @@ def test_cross_attention_reads_the_valid_condition_tokens_only():
         DiT(DiTConfig(**{**cfg.__dict__, "cond_dim": 0}))
     with pytest.raises(ConfigError, match="model.attention"):
         DiTConfig(attention="axial")
+
+
+def test_frame_sound_reaches_the_tokens_of_the_latent_frame_it_lies_under():
+    cfg = DiTConfig(**{**PRESETS["tiny"].__dict__, "latent_channels": 2, "latent_shape": (4, 4, 4), "cond_dim": 8,
+                       "frame_sound": True, "clip_frames": 8})  # 2 video frames per latent frame
+    net = DiT(cfg)
+    x, t, pooled, sound = torch.randn(2, 2, 4, 4, 4), torch.rand(2), torch.randn(2, 8), torch.randn(2, 8, 8)
+    assert torch.equal(net(x, t, pooled, cond_frames=sound), net(x, t, pooled, cond_frames=sound + 1))  # zero start
+    torch.nn.init.normal_(net.sound.weight)
+    seen = []
+    net.blocks[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    net(x, t, pooled, cond_frames=sound)
+    louder = sound.clone()
+    louder[:, 5] += 1.0  # video frame 5 lies under latent frame 2
+    net(x, t, pooled, cond_frames=louder)
+    changed = (seen[1] - seen[0]).abs().amax(-1).view(2, 4, 4)  # (B, t, h*w): block 0's input tokens
+    assert (changed[:, 2] > 0).all() and not changed[:, [0, 1, 3]].any()
+    net(x, t, pooled, cond_frames=sound[:, :1])  # one feature (the null sound) stands for every frame
+    with pytest.raises(ValueError, match="cond_frames"):
+        net(x, t, pooled, cond_frames=sound[:, :6])
+    with pytest.raises(ConfigError, match="split evenly"):
+        DiTConfig(**{**cfg.__dict__, "clip_frames": 6})
+    with pytest.raises(ConfigError, match="frame_sound needs a sound condition"):
+        DiT(DiTConfig(**{**cfg.__dict__, "cond_dim": 0}))
 
 
 def test_a_text_conditioned_cross_attention_dit_sees_pooled_and_tokens_of_one_dropout_draw():

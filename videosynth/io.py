@@ -726,11 +726,13 @@ def _seconds(pts: int, time_base: Fraction) -> float:
     return pts * time_base.numerator / time_base.denominator
 
 
-def _ends_before(frame, seconds: float) -> bool:
-    """Whether a decoded audio frame with a timestamp ends at or before ``seconds``."""
-    if frame.pts is None or frame.time_base is None or not frame.sample_rate:
+def _ends_before(frame, seconds: float, time_base: Fraction | None) -> bool:
+    """Whether a decoded audio frame with a timestamp (in its stream's ``time_base``) ends at or before ``seconds``."""
+    pts = frame.pts
+    if pts is None or time_base is None:
         return False
-    return _seconds(frame.pts, frame.time_base) + frame.samples / frame.sample_rate <= seconds
+    rate = frame.sample_rate
+    return bool(rate) and _seconds(pts, time_base) + frame.samples / rate <= seconds
 
 
 def _mono(frame) -> np.ndarray:
@@ -752,7 +754,12 @@ class _Resampler:
         self.source: tuple | None = None  # (sample format, layout, rate) the graph was built for
 
     def resample(self, frame) -> list:
-        """Planar float frames at ``rate`` Hz in ``frame``'s layout; ``None`` flushes what the filter holds."""
+        """Planar float frames at ``rate`` Hz in ``frame``'s layout; ``None`` flushes what the filter holds.
+
+        One frame is pulled per frame pushed (the resampler gives one out per one in, so a second
+        pull would only raise "try again"); anything left comes out, in order, on a later call or
+        at the flush.
+        """
         if self.graph is None:
             if frame is None:
                 return []
@@ -765,6 +772,8 @@ class _Resampler:
             try:
                 out.append(self.graph.pull())
             except (EOFError, av.error.BlockingIOError):
+                return out
+            if frame is not None:
                 return out
 
     @staticmethod
@@ -806,13 +815,17 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
         resampler = _Resampler(sample_rate)
         pieces: list[tuple[int, np.ndarray]] = []  # (first sample from the origin, samples)
         cursor = None  # where the next resampled frame starts when it carries no pts
+        out_base = None  # the resampler's time base, read once (each read of it builds a Fraction)
+        time_base = stream.time_base  # decoded frames carry their stream's time base
 
         def collect(frames) -> bool:
-            nonlocal cursor
+            nonlocal cursor, out_base
             for out in frames:
                 samples = _mono(out)  # (n,)
-                if out.pts is not None and out.time_base is not None:
-                    at = round(_seconds(out.pts, out.time_base) * sample_rate) - round(origin * sample_rate)
+                if out.pts is not None and out_base is None:
+                    out_base = out.time_base
+                if out.pts is not None and out_base is not None:
+                    at = round(_seconds(out.pts, out_base) * sample_rate) - round(origin * sample_rate)
                 else:
                     at = cursor if cursor is not None else 0
                 pieces.append((at, samples))
@@ -823,7 +836,7 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
 
         done = False
         for frame in container.decode(stream):
-            if seeks and _ends_before(frame, lead_in):
+            if seeks and _ends_before(frame, lead_in, time_base):
                 continue
             if collect(resampler.resample(frame)):
                 done = True

@@ -13,7 +13,10 @@ variant 1, as in TimeSformer's divided attention) attends within each latent fra
 across frames at each spatial position -- ``t + h*w`` keys per token instead of ``t*h*w``.
 ``cross_attention: true`` adds, after self-attention, attention from the video tokens to the
 condition's token sequence (text tokens; a class is one token), as PixArt-alpha does; its
-output projection starts at zero.
+output projection starts at zero. ``frame_sound: true`` adds the sound's per-frame features to
+the tokens of the latent frame they lie under (the frames of one latent frame concatenated, one
+linear map, zero at the start), so the sound of frame ``k`` reaches the tokens of frame ``k``
+without attention having to learn the alignment first.
 
 This file holds, in reading order: :class:`DiTConfig` with :data:`PRESETS`, the time
 embedding, attention, the block, and :class:`DiT`. The model predicts the velocity
@@ -32,6 +35,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
+from videosynth.models.layers import frames_for
 
 ATTENTION = ("full", "factorised")
 
@@ -55,6 +59,8 @@ class DiTConfig:
     cond_dim: int = checked(0, at_least(0))  # pooled condition width (0 = unconditional)
     attention: str = "full"  # "full" space-time | "factorised" space then time
     cross_attention: bool = False  # attend to the condition's token sequence (needs a condition)
+    frame_sound: bool = False  # add each latent frame's sound features to its tokens (needs condition.audio)
+    clip_frames: int = checked(0, at_least(0))  # video frames under the latent grid (set from the data)
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION:
@@ -67,6 +73,9 @@ class DiTConfig:
             if n % p:
                 raise ConfigError(f"model.patch {list(self.patch)} does not divide the latent grid "
                                   f"{list(self.latent_shape)} (axis {axis}); choose a patch that does")
+        if self.frame_sound and self.clip_frames % self.grid[0]:
+            raise ConfigError(f"model.frame_sound: {self.clip_frames} frames do not split evenly over "
+                              f"{self.grid[0]} latent frames of tokens; choose data.frames or model.patch to fit")
         if self.width % self.heads:
             raise ConfigError(f"model.width {self.width} must be a multiple of model.heads {self.heads}")
 
@@ -188,6 +197,12 @@ class DiT(nn.Module):
         if cfg.cross_attention and not cfg.cond_dim:
             raise ConfigError("model.cross_attention needs a condition (condition.kind class or text)")
         self.takes_context = cfg.cross_attention  # Conditioned hands over the condition's tokens
+        self.takes_cond_frames = cfg.frame_sound  # ... and the sound's per-frame features
+        if cfg.frame_sound and not (cfg.cond_dim and cfg.clip_frames):
+            raise ConfigError("model.frame_sound needs a sound condition (condition.audio: true) and the clip "
+                              "length (model.clip_frames, set from data.frames)")
+        # the sound features of the clip_frames / t frames under one latent frame -> one token offset
+        self.sound = nn.Linear(cfg.clip_frames // cfg.grid[0] * cfg.cond_dim, w) if cfg.frame_sound else None
         self.blocks = nn.ModuleList(
             Block(w, cfg.heads, cfg.mlp_ratio, cfg.attention == "factorised", cfg.cond_dim if cfg.cross_attention else None)
             for _ in range(cfg.depth))
@@ -196,19 +211,27 @@ class DiT(nn.Module):
         self.out = nn.Linear(w, math.prod(cfg.patch) * c)
         zeroed = [*(b.ada[-1] for b in self.blocks), self.ada_out[-1], self.out]  # adaLN-Zero
         zeroed += [b.cross.proj for b in self.blocks if b.cross is not None]
+        zeroed += [self.sound] if self.sound is not None else []
         for module in zeroed:
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
-                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Velocity ``[B, C, t, h, w]``; ``context [B, L, cond_dim]`` / ``context_mask [B, L]`` for cross-attention."""
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
+                cond_frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Velocity ``[B, C, t, h, w]``; ``context [B, L, cond_dim]`` / ``context_mask [B, L]`` for cross-attention;
+        ``cond_frames [B, clip_frames, cond_dim]`` (or ``[B, 1, cond_dim]`` for every frame) with ``frame_sound``."""
         cfg = self.cfg
         if x.dim() != 5 or tuple(x.shape[1:]) != (cfg.latent_channels, *cfg.latent_shape):
             raise ConfigError(f"DiT expects latents [B, {cfg.latent_channels}, {', '.join(map(str, cfg.latent_shape))}]"
                               f", got {list(x.shape)}")
         b = x.shape[0]
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, W)
+        if self.sound is not None:
+            gt = cfg.grid[0]
+            sound = frames_for(cond_frames, b, cfg.clip_frames, cfg.cond_dim).to(tokens.dtype)  # (B, T, D)
+            offset = self.sound(sound.reshape(b, gt, -1))  # (B, t, W): one per latent frame of tokens
+            tokens = (tokens.view(b, gt, -1, cfg.width) + offset[:, :, None]).view(b, -1, cfg.width)
         c = self.time_embed(time_features(t.expand(b) if t.dim() == 0 else t))  # (B, W)
         if self.cond_embed is not None and cond is not None:
             c = c + self.cond_embed(cond)

@@ -99,7 +99,7 @@ def check_latent_cache(cache: LatentDataset, tokenizer, tokenizer_run: str, expe
 class FlowObjective(Objective):
     """Trains a conditioned :class:`DiT` on normalised latents; samples decode through the tokenizer."""
 
-    takes_audio = True  # through cross-attention to one token per frame of sound
+    takes_audio = True  # through cross-attention to one token per frame of sound and/or per-frame features
 
     @classmethod
     def batch_keys_for(cls, cfg: FlowRunConfig) -> tuple[str, ...]:
@@ -120,7 +120,8 @@ class FlowObjective(Objective):
         if cfg.latents:
             cache = dataset if isinstance(dataset, LatentDataset) else LatentDataset(cfg.latents)
             check_latent_cache(cache, tokenizer, cfg.tokenizer_run, tuple(latent))
-        model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent))
+        model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent),
+                                    clip_frames=cfg.data.frames if cfg.model.frame_sound else 0)
         return dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition))
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
@@ -133,9 +134,11 @@ class FlowObjective(Objective):
                                   f"({self.tokenizer.model_cfg.code_dim}x{list(expected)})")
         self.batch_keys = self.batch_keys_for(cfg)
         self.audio = cfg.condition is not None and cfg.condition.audio
-        if self.audio and not cfg.model.cross_attention:
-            raise ConfigError("condition.audio: the DiT hears the sound through cross-attention; "
-                              "set model.cross_attention: true")
+        if self.audio and not (cfg.model.cross_attention or cfg.model.frame_sound):
+            raise ConfigError("condition.audio: the DiT hears the sound through cross-attention or per-frame "
+                              "features; set model.cross_attention: true and/or model.frame_sound: true")
+        if cfg.model.frame_sound and not self.audio:
+            raise ConfigError("model.frame_sound adds the sound's per-frame features: set condition.audio: true")
         if self.audio and cfg.latents:
             raise ConfigError("condition.audio: a latent cache holds no sound; train on clips (remove latents:)")
         conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
