@@ -36,19 +36,27 @@ def test_items_carry_a_soundtrack_of_the_clip_length_deterministic_by_seed():
 def test_clicks_sound_exactly_at_the_ground_truth_bounce_frames(monkeypatch):
     ds = shapes(num_objects=2)
     with_clicks = [ds.soundtrack(i) for i in range(20)]
-    burst = synthetic.click(RATE)
+    side, floor = synthetic.click(RATE, synthetic.SIDE_CLICK_PITCH), synthetic.click(RATE)
     monkeypatch.setattr(synthetic, "CLICK_LEVEL", 0.0)
-    seen = 0
+    seen = np.zeros(2, int)
     for i, sound in enumerate(with_clicks):
         residual = sound.astype(np.float64) - ds.soundtrack(i)  # the clicks alone
         expected = np.zeros_like(residual)
-        frames = np.flatnonzero(ds.factors(i)["bounces"].any(axis=1))
+        f = ds.factors(i)
+        frames = np.flatnonzero(f["bounces"].any(axis=1))
         for t in frames:
             at = round(t / FPS * RATE)
-            expected[at:at + burst.size] += burst[: len(expected) - at]
-        seen += len(frames)
+            turned = (np.sign(f["velocities"][t]) != np.sign(f["velocities"][t - 1])).any(axis=0)  # (x, y)
+            for axis, burst in ((0, side), (1, floor)):
+                if turned[axis]:  # a low click off a side wall, a high one off the floor or ceiling
+                    expected[at:at + burst.size] += burst[: len(expected) - at]
+                    seen[axis] += 1
         assert np.abs(residual - expected).max() < 1e-5, f"item {i}: clicks off the bounce frames {frames}"
-    assert seen >= 10  # the clips bounce often enough for this to test something
+    assert (seen >= 5).all()  # the clips bounce often enough, both ways, for this to test something
+    spectrum = lambda x: np.abs(np.fft.rfft(x, 4096))  # noqa: E731
+    hz = np.fft.rfftfreq(4096, 1 / RATE)
+    assert hz[spectrum(side).argmax()] == pytest.approx(synthetic.SIDE_CLICK_PITCH, abs=40)
+    assert hz[spectrum(floor).argmax()] == pytest.approx(synthetic.CLICK_PITCH, abs=40)
 
 
 def test_bounce_frames_are_where_the_velocity_turned():

@@ -21,7 +21,8 @@ object hums a tone whose timbre is its class (its harmonics), whose pitch follow
 its height (two octaves from the bottom wall to the top one, continuous in phase)
 and whose loudness follows its horizontal position (quietest at the left wall,
 loudest at the right), and a click sounds at the start of every frame where it
-bounced off a wall.
+bounced off a wall: a high one (3 kHz) off the floor or the ceiling, a low one
+(1.2 kHz) off a side wall, so the sound says which way the motion turned.
 Frame ``t`` covers ``[t / fps, (t + 1) / fps)`` seconds of the soundtrack.
 """
 
@@ -77,11 +78,12 @@ SPLIT_CODES = {"train": 0, "all": 0, "val": 1, "test": 2}  # distinct seed strea
 LOW_PITCH = 220.0  # Hz of an object at the bottom wall (A3)
 PITCH_OCTAVES = 2.0  # octaves up to the top wall (A5, 880 Hz)
 TONE_LEVEL = 0.3  # peak of all tones together
-LEFT_LOUDNESS = 0.25  # gain of a tone at the left wall (1 at the right wall): loudness tells x
-CLICK_LEVEL = 0.6  # peak of a bounce click
+LEFT_LOUDNESS = 0.1  # gain of a tone at the left wall (1 at the right wall, 20 dB louder): loudness tells x
+CLICK_LEVEL = 0.35  # peak of a bounce click: a side and a floor click with the tones stay within [-1, 1]
 CLICK_DECAY = 0.001  # seconds: the click's exponential decay (a few ms long in all)
 CLICK_LENGTH = 0.008  # seconds of click written
-CLICK_PITCH = 3000.0  # Hz of the click's ringing (well above every tone's fundamental)
+CLICK_PITCH = 3000.0  # Hz of the ringing of a bounce off the floor or the ceiling (above every fundamental)
+SIDE_CLICK_PITCH = 1200.0  # Hz of the ringing of a bounce off a side wall
 SHAPE_HARMONICS = {  # relative amplitude of harmonics 1, 2, 3, ... per shape: sine, square-like, triangle-like
     "circle": (1.0,),
     "square": (1.0, 0.0, 1 / 3, 0.0, 1 / 5, 0.0, 1 / 7),
@@ -211,10 +213,10 @@ def bounce_frames(velocities: np.ndarray) -> np.ndarray:
     return flipped
 
 
-def click(rate: int) -> np.ndarray:
-    """The bounce click: a ringing burst that decays in a few milliseconds, float32 ``[n]``."""
+def click(rate: int, pitch: float = CLICK_PITCH) -> np.ndarray:
+    """A bounce click ringing at ``pitch`` Hz and decaying in a few milliseconds, float32 ``[n]``."""
     n = np.arange(max(1, round(CLICK_LENGTH * rate)))
-    ring = min(CLICK_PITCH, rate / 4)  # below Nyquist at low rates
+    ring = min(pitch, rate / 4)  # below Nyquist at low rates
     return (CLICK_LEVEL * np.exp(-n / (CLICK_DECAY * rate)) * np.sin(2 * np.pi * ring * n / rate + np.pi / 2)
             ).astype(np.float32)
 
@@ -295,7 +297,8 @@ class BouncingObjects(Dataset):
         Returns ``positions`` float32 ``[T, K, 2]`` (object centres, pixels, (x, y)),
         ``velocities`` float32 ``[T, K, 2]`` (pixels per frame, after any bounce at that
         frame), ``classes`` int64 ``[K]``, ``colours`` uint8 ``[K, 3]``, ``sizes`` float32 ``[K]``,
-        and the soundtrack's events: ``bounces`` bool ``[T, K]`` (a click at the start of frame t),
+        and the soundtrack's events: ``bounces`` bool ``[T, K]`` (a click at the start of frame t: at
+        :data:`SIDE_CLICK_PITCH` where the x velocity turned, :data:`CLICK_PITCH` where y did),
         ``pitch`` float32 ``[T, K]`` (Hz of each object's tone at frame t) and ``loudness``
         float32 ``[T, K]`` (its gain in [LEFT_LOUDNESS, 1]).
         """
@@ -338,11 +341,15 @@ class BouncingObjects(Dataset):
                     tone += amp * np.sin(h * phase)
             gain = loudness_of(xy[:, 0], half, self.size - half)  # (S,)
             out += TONE_LEVEL / self.num_objects * gain * tone / max(np.abs(tone).max(), 1e-9)
-        burst = click(rate)
-        for frame in np.flatnonzero(f["bounces"].any(axis=1)):
-            at = round(frame / self.fps * rate)
-            end = min(n, at + burst.size)
-            out[at:end] += burst[:end - at]
+        v = f["velocities"]  # (T, K, 2)
+        turned = np.zeros((self.frames, 2), bool)  # (T, 2): some object turned along x / along y at frame t
+        turned[1:] = (np.sign(v[1:]) != np.sign(v[:-1])).any(axis=1)
+        for axis, pitch in enumerate((SIDE_CLICK_PITCH, CLICK_PITCH)):  # x turns off side walls
+            burst = click(rate, pitch)
+            for frame in np.flatnonzero(turned[:, axis]):
+                at = round(frame / self.fps * rate)
+                end = min(n, at + burst.size)
+                out[at:end] += burst[:end - at]
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def render(self, index: int) -> np.ndarray:
