@@ -17,6 +17,7 @@ import videosynth
 from videosynth.train.run import run_training
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs-v0"
+SAME = 1e-6  # samples in [-1, 1]; one wrong weight, seed or draw moves them by far more
 CONDITIONS = {"videogan": {"label": 1}, "mocogan": {"text": "a white circle"}, "transformer": {"label": 1}}
 
 
@@ -33,14 +34,16 @@ def test_old_runs_sample_as_they_did(runs, family):
     expected = load_file(str(FIXTURES / "expected-samples.safetensors"))
     pipe = videosynth.load(family, device="cpu")
     raw = pipe(2, seed=0, ema=False, **CONDITIONS[family])
-    assert torch.equal(raw, expected[f"{family}-raw"])
+    # the same numbers up to float rounding: another CPU's conv kernels differ in the last bits
+    # (4.7e-10 on an AMD EPYC against the fixtures' machine), far below any change of weights or seeds
+    assert (raw - expected[f"{family}-raw"]).abs().max() < SAME
     ema = pipe(2, seed=0, **CONDITIONS[family])
     if family == "videogan":
         # standing BatchNorm statistics now use a seeded condition dropout (the fixture has dropout
         # 0.1; before, the draws came from whatever the global RNG held): close, not equal
         assert (ema - expected[family]).abs().max() < 1e-3
     else:
-        assert torch.equal(ema, expected[family])
+        assert (ema - expected[family]).abs().max() < SAME
 
 
 def test_old_prior_finds_its_tokenizer_when_runs_move_together(runs, monkeypatch, tmp_path):
