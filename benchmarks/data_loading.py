@@ -92,9 +92,9 @@ def _phase_loader(folder: str, clips: int, repeats: int, cache: str, reopen: boo
     original = io._decode_indices
 
     def counting(*args, **kwargs):  # count frames the loader actually decodes
-        out, n = original(*args, **kwargs)
-        decoded[0] += n
-        return out, n
+        out, n, read = original(*args, **kwargs)
+        decoded[0] += n  # frames decoded; B-frames before the clip that were skipped are not counted
+        return out, n, read
 
     io._decode_indices = counting
     ds = VideoFolder(folder, frames=CLIP_FRAMES, size=CLIP_SIZE, split="all", cache_dir=cache, progress=False)

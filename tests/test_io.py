@@ -1,5 +1,7 @@
 """videosynth.io on real files: probe numbers, exact clip frames after seeking, writing, grids, errors."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -55,12 +57,12 @@ def test_seek_decodes_only_what_is_needed(tmp_path):
     path = write_numbered(tmp_path / "long.mp4", 200, options=GOP)
     container = io._open(path)
     try:
-        clip, decoded = io._decode_indices(container, path, [150, 151, 152, 153])
+        clip, decoded, read = io._decode_indices(container, path, [150, 151, 152, 153])
     finally:
         container.close()
     assert frame_numbers(clip) == [150, 151, 152, 153]
     # at most one keyframe interval (x264 may place keyframes earlier) plus the clip, never the whole file
-    assert decoded <= 2 * 10 + 4
+    assert decoded <= read <= 2 * 10 + 4 + 4  # + the decoder's delay (B-frames reordered)
 
 
 def test_odd_size_is_padded_for_420_and_kept_otherwise(tmp_path):
@@ -137,3 +139,74 @@ def test_write_grid_formats(tmp_path):
     u8 = np.stack([numbered_frames(4, 16, 16)] * 2)
     tiled = io.make_grid(u8, nrow=2, pad=0)
     np.testing.assert_array_equal(tiled[:, :, :16], u8[0])
+
+
+def _moving_numbered(num_frames: int, side: int = 64) -> np.ndarray:
+    """Numbered frames over a scrolling texture: motion that encoders code as B-frames."""
+    frames = numbered_frames(num_frames, side, side).copy()
+    texture = np.random.default_rng(0).integers(40, 200, (side, 2 * side, 3), dtype=np.uint8)
+    band = slice(side // 2 - 8, side // 2 + 8)  # a strip across the block rows' boundary, left readable
+    for t in range(num_frames):
+        frames[t, band] = texture[band, t % side:t % side + side]
+    return frames
+
+
+@pytest.mark.parametrize("name,codec,options", [
+    ("h264.mp4", None, {"g": "24"}),                    # x264's default: 3 B-frames, B-pyramid
+    ("hevc.mp4", "libx265", {"g": "24"}),
+    ("mpeg4.mp4", "mpeg4", {"g": "24", "bf": "2"}),
+])
+def test_frames_before_the_clip_are_skipped_and_the_clip_is_unchanged(tmp_path, monkeypatch, name, codec, options):
+    path = tmp_path / name
+    try:
+        io.write_video(path, _moving_numbered(96), fps=24, codec=codec, options=options)
+    except DataError as exc:
+        if "not in this FFmpeg build" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+    def reads(skipping):
+        monkeypatch.setattr(io, "SKIPPING_CODECS", io.SKIPPING_CODECS if skipping else ())
+        out = []
+        container = io._open(path)
+        try:
+            for start in (1, 5, 17, 22, 30, 47, 70, 80):
+                out.append(io._decode_indices(container, path, io._clip_indices(start, 8, 2 if start % 2 else 1)))
+        finally:
+            container.close()
+        return out
+
+    skipped, full = reads(True), reads(False)
+    for (a, decoded, read), (b, decoded_all, read_all) in zip(skipped, full):
+        assert np.array_equal(a, b)  # bit for bit
+        assert read == read_all and decoded <= decoded_all
+    assert sum(s[1] for s in skipped) < sum(f[1] for f in full)  # some B-frames before clips were not decoded
+    assert frame_numbers(skipped[3][0]) == list(range(22, 30))
+
+
+def test_a_skipped_frame_held_over_a_pts_gap_is_decoded_after_all(tmp_path, monkeypatch):
+    """Pictures 40 and 41 are missing (a gap in a variable-rate file): a clip starting in the gap shows
+    the picture before it, which skipping may have dropped; the read is redone without skipping."""
+    import av
+
+    path = tmp_path / "gap.mp4"
+    frames = _moving_numbered(60)
+    shown = [t for t in range(60) if t not in (40, 41)]  # pictures for every frame slot but 40 and 41
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24, options={"g": "48", "crf": "18"})
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 24)
+        for t in shown:
+            frame = av.VideoFrame.from_ndarray(frames[t], format="rgb24")
+            frame.pts = t
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    skipping = [io.read_clip(path, start, 4) for start in range(30, 48)]
+    monkeypatch.setattr(io, "SKIPPING_CODECS", ())
+    full = [io.read_clip(path, start, 4) for start in range(30, 48)]
+    for a, b in zip(skipping, full):
+        assert np.array_equal(a, b)
+    assert frame_numbers(full[10])[0] == 39  # the clip at frame slot 40 starts with the held-over picture

@@ -47,6 +47,9 @@ SOUNDTRACK_STEM = "audio"
 FRAME_FOLDER_FPS = 25.0
 # Codecs whose pts/seek support is unreliable: always decode from the first frame.
 SEQUENTIAL_CODECS = ("gif", "apng")
+# Decoders that drop non-reference pictures packet by packet when asked (skip_frame, see _frames)
+# and show every other picture unchanged; libdav1d (AV1) takes the setting once and shows wrong frames.
+SKIPPING_CODECS = ("h264", "hevc", "mpeg4")
 
 # Encoder chosen for each output suffix (override with ``codec=``).
 DEFAULT_CODECS = {
@@ -254,25 +257,51 @@ def _clip_seeks(container, indices: list[int]) -> bool:
     return bool(video) and indices[0] > 0 and video[0].codec_context.name not in SEQUENTIAL_CODECS
 
 
+def _frames(container, stream, skip_before: int | None, packets: list[int]):
+    """Decoded frames of ``stream`` from where ``container`` stands.
+
+    With ``skip_before`` (a pts), packets that show before it are decoded with ``skip_frame =
+    NONREF``: the decoder drops the pictures no other picture refers to (most B-frames) instead of
+    decoding them. A clip never shows those pictures, and the frames it does show come out bit for
+    bit the same. ``packets[0]`` and ``packets[1]`` count the packets read and those read skipping.
+    """
+    context = stream.codec_context
+    for packet in container.demux(stream):
+        packets[0] += packet.size > 0
+        if skip_before is not None:
+            early = packet.pts is not None and packet.pts < skip_before
+            context.skip_frame = "NONREF" if early else "DEFAULT"
+            packets[1] += early
+        yield from packet.decode()
+
+
 def _decode_indices(container, path: Path, indices: list[int],
-                    size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+                    size: tuple[int, int] | None = None) -> tuple[np.ndarray, int, int]:
     """Decode the frames ``indices`` (increasing) of the open video file ``path``.
 
-    Returns ``(uint8 [T, H, W, 3], number of frames decoded)``; frames scaled to ``size = (H, W)`` when given.
+    Returns ``(uint8 [T, H, W, 3], frames decoded, packets read)``; frames scaled to ``size = (H, W)``
+    when given. Frames before the clip that no other frame needs are not decoded (see
+    :func:`_frames`), so a clip far from its keyframe decodes fewer frames than it reads packets.
     """
     decoded = 0
+    packets = [0, 0]
     reformatter = VideoReformatter()
+    context = None
     try:
         stream = _video_stream(container, path)
+        context = stream.codec_context
         fps = _rate(stream)
         time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         start_pts = stream.start_time or 0
-        sequential = stream.codec_context.name in SEQUENTIAL_CODECS
+        sequential = context.name in SEQUENTIAL_CODECS
         seek = _clip_seeks(container, indices)
-        for _attempt in range(2):
+        # pts of the first wanted frame, exact; a seek with backward=True lands on the keyframe at or before it.
+        target = start_pts + math.floor(Fraction(indices[0]) / (fps * time_base))
+        # packets before this pts show frames that round to an earlier frame number (_frame_index)
+        skip_before = start_pts + math.ceil((indices[0] - Fraction(1, 2)) / (fps * time_base))
+        skip = context.name in SKIPPING_CODECS and indices[0] > 0
+        for _attempt in range(3):
             if seek:
-                # pts of the first wanted frame, exact; backward=True lands on the keyframe at or before it.
-                target = start_pts + math.floor(Fraction(indices[0]) / (fps * time_base))
                 try:
                     container.seek(target, stream=stream, backward=True, any_frame=False)
                 except av.FFmpegError:
@@ -283,7 +312,9 @@ def _decode_indices(container, path: Path, indices: list[int],
             prev = None  # last decoded frame: the one on screen until the next pts
             count = 0
             overshot = False
-            for frame in container.decode(stream):
+            redo = False  # the clip's first frame is held over from a pts gap: maybe a frame skipped
+            skipped_before = packets[1]
+            for frame in _frames(container, stream, skip_before if skip else None, packets):
                 decoded += 1
                 if frame.pts is None and not sequential:
                     sequential = True  # no timestamps: count frames from the start instead
@@ -295,6 +326,9 @@ def _decode_indices(container, path: Path, indices: list[int],
                 if prev is None and seek and idx > indices[0]:
                     overshot = True  # the demuxer landed past the wanted frame
                     break
+                if j == 0 and indices[0] < idx and prev is not None and packets[1] > skipped_before:
+                    redo = True  # the frame on screen at the clip's start may be one that was skipped
+                    break
                 while j < len(indices) and indices[j] < idx and prev is not None:
                     out[j] = _rgb(prev, reformatter, size)  # frame held over a pts gap
                     j += 1
@@ -304,6 +338,12 @@ def _decode_indices(container, path: Path, indices: list[int],
                 if j == len(indices):
                     break
                 prev = frame
+            context.skip_frame = "DEFAULT"
+            if redo:
+                skip = False  # the same read again, every frame decoded
+                if not seek:
+                    container.seek(0)
+                continue
             if not overshot:
                 break
             # Fall back to decoding from the start of the stream (also when timestamps are missing).
@@ -315,7 +355,10 @@ def _decode_indices(container, path: Path, indices: list[int],
                 f" (shorter than its header says, or truncated)")
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{path}: decode failed ({_describe(exc)})") from None
-    return np.stack(out), decoded  # (T, H, W, 3)
+    finally:
+        if context is not None:
+            context.skip_frame = "DEFAULT"  # the container may be read again (VideoReader)
+    return np.stack(out), decoded, packets[0]  # (T, H, W, 3)
 
 
 def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
