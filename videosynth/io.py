@@ -263,15 +263,13 @@ def _frames(container, stream, skip_before: int | None, packets: list[int]):
     With ``skip_before`` (a pts), packets that show before it are decoded with ``skip_frame =
     NONREF``: the decoder drops the pictures no other picture refers to (most B-frames) instead of
     decoding them. A clip never shows those pictures, and the frames it does show come out bit for
-    bit the same. ``packets[0]`` and ``packets[1]`` count the packets read and those read skipping.
+    bit the same. Every other packet is decoded with ``DEFAULT``. ``packets[0]`` counts the packets read.
     """
     context = stream.codec_context
     for packet in container.demux(stream):
         packets[0] += packet.size > 0
-        if skip_before is not None:
-            early = packet.pts is not None and packet.pts < skip_before
-            context.skip_frame = "NONREF" if early else "DEFAULT"
-            packets[1] += early
+        early = skip_before is not None and packet.pts is not None and packet.pts < skip_before
+        context.skip_frame = "NONREF" if early else "DEFAULT"
         yield from packet.decode()
 
 
@@ -284,7 +282,7 @@ def _decode_indices(container, path: Path, indices: list[int],
     :func:`_frames`), so a clip far from its keyframe decodes fewer frames than it reads packets.
     """
     decoded = 0
-    packets = [0, 0]
+    packets = [0]
     reformatter = VideoReformatter()
     context = None
     try:
@@ -313,7 +311,6 @@ def _decode_indices(container, path: Path, indices: list[int],
             count = 0
             overshot = False
             redo = False  # the clip's first frame is held over from a pts gap: maybe a frame skipped
-            skipped_before = packets[1]
             for frame in _frames(container, stream, skip_before if skip else None, packets):
                 decoded += 1
                 if frame.pts is None and not sequential:
@@ -326,7 +323,7 @@ def _decode_indices(container, path: Path, indices: list[int],
                 if prev is None and seek and idx > indices[0]:
                     overshot = True  # the demuxer landed past the wanted frame
                     break
-                if j == 0 and indices[0] < idx and prev is not None and packets[1] > skipped_before:
+                if skip and j == 0 and indices[0] < idx and prev is not None:
                     redo = True  # the frame on screen at the clip's start may be one that was skipped
                     break
                 while j < len(indices) and indices[j] < idx and prev is not None:
@@ -338,7 +335,6 @@ def _decode_indices(container, path: Path, indices: list[int],
                 if j == len(indices):
                     break
                 prev = frame
-            context.skip_frame = "DEFAULT"
             if redo:
                 skip = False  # the same read again, every frame decoded
                 if not seek:
