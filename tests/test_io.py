@@ -184,6 +184,24 @@ def test_frames_before_the_clip_are_skipped_and_the_clip_is_unchanged(tmp_path, 
     assert frame_numbers(skipped[3][0]) == list(range(22, 30))
 
 
+@pytest.mark.parametrize("codec,options", [
+    ("mpeg4", {"g": "12", "bf": "2"}),  # Xvid/DivX-style, as in UCF-101's AVIs
+    ("libx264", {"g": "12"}),           # x264's B-pyramid: the AVI demuxer's pts guesses are wrong
+])
+def test_avi_with_b_frames_numbers_frames_from_the_first_picture(tmp_path, codec, options):
+    """AVI has no presentation times: its packets count from dts 0 and the first picture shows at pts 1."""
+    path = tmp_path / "b.avi"
+    io.write_video(path, _moving_numbered(48), fps=24, codec=codec, options=options)
+    assert frame_numbers(io.read_all(path)) == list(range(48))
+    reader = io.VideoReader()
+    try:
+        for start in (0, 1, 11, 12, 13, 25, 40):
+            assert frame_numbers(io.read_clip(path, start, 8)) == list(range(start, start + 8)), start
+            assert frame_numbers(reader.read_clip(path, start, 4, stride=2)) == list(range(start, start + 8, 2))
+    finally:
+        reader.close()
+
+
 def test_a_skipped_frame_held_over_a_pts_gap_is_decoded_after_all(tmp_path, monkeypatch):
     """Pictures 40 and 41 are missing (a gap in a variable-rate file): a clip starting in the gap shows
     the picture before it, which skipping may have dropped; the read is redone without skipping."""

@@ -50,6 +50,12 @@ SEQUENTIAL_CODECS = ("gif", "apng")
 # Decoders that drop non-reference pictures packet by packet when asked (skip_frame, see _frames)
 # and show every other picture unchanged; libdav1d (AV1) takes the setting once and shows wrong frames.
 SKIPPING_CODECS = ("h264", "hevc", "mpeg4")
+# AVI stores no presentation times: its demuxer numbers packets in decode order and guesses pts.
+# MPEG-4 Part 2 (Xvid, DivX) guesses come out right but one frame late where the file has B-frames
+# (see _start_pts); H.264/HEVC guesses are wrong under B-pyramids, so those decode from the start.
+AVI_SEQUENTIAL_CODECS = ("h264", "hevc")
+# packets demuxed from the start of an AVI file to find its first picture's pts (a reorder window)
+AVI_START_PACKETS = 16
 
 # Encoder chosen for each output suffix (override with ``codec=``).
 DEFAULT_CODECS = {
@@ -251,10 +257,38 @@ def _read_folder(folder: Path, indices: list[int], size: tuple[int, int] | None 
     return np.stack(out)  # (T, H, W, 3)
 
 
+def _is_avi(container) -> bool:
+    return "avi" in container.format.name.split(",")
+
+
+def _sequential(container, stream) -> bool:
+    """Whether ``stream``'s frames are numbered by counting from the first (no trustworthy pts)."""
+    name = stream.codec_context.name
+    return name in SEQUENTIAL_CODECS or (name in AVI_SEQUENTIAL_CODECS and _is_avi(container))
+
+
 def _clip_seeks(container, indices: list[int]) -> bool:
     """Whether reading ``indices`` starts with a seek (else it decodes from the first frame)."""
     video = container.streams.video
-    return bool(video) and indices[0] > 0 and video[0].codec_context.name not in SEQUENTIAL_CODECS
+    return bool(video) and indices[0] > 0 and not _sequential(container, video[0])
+
+
+def _start_pts(container, stream) -> int:
+    """pts of the first picture shown: frame 0 of :func:`_frame_index`.
+
+    The stream's start time, except in AVI: there the first packet's dts is 0 and a file with
+    B-frames shows its first picture at pts 1 (the decoder's delay), so every frame would be
+    numbered one late; the smallest pts among the first packets is the first picture's.
+    Leaves ``container`` at its start in that case.
+    """
+    start = stream.start_time or 0
+    if not _is_avi(container):
+        return start
+    container.seek(0)
+    seen = [packet.pts for _, packet in zip(range(AVI_START_PACKETS), container.demux(stream))
+            if packet.pts is not None and packet.size > 0]
+    container.seek(0)
+    return min(seen, default=start)
 
 
 def _frames(container, stream, skip_before: int | None, packets: list[int]):
@@ -290,14 +324,14 @@ def _decode_indices(container, path: Path, indices: list[int],
         context = stream.codec_context
         fps = _rate(stream)
         time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
-        start_pts = stream.start_time or 0
-        sequential = context.name in SEQUENTIAL_CODECS
+        sequential = _sequential(container, stream)
+        start_pts = 0 if sequential else _start_pts(container, stream)
         seek = _clip_seeks(container, indices)
         # pts of the first wanted frame, exact; a seek with backward=True lands on the keyframe at or before it.
         target = start_pts + math.floor(Fraction(indices[0]) / (fps * time_base))
         # packets before this pts show frames that round to an earlier frame number (_frame_index)
         skip_before = start_pts + math.ceil((indices[0] - Fraction(1, 2)) / (fps * time_base))
-        skip = context.name in SKIPPING_CODECS and indices[0] > 0
+        skip = context.name in SKIPPING_CODECS and indices[0] > 0 and not sequential
         for _attempt in range(3):
             if seek:
                 try:
@@ -315,8 +349,8 @@ def _decode_indices(container, path: Path, indices: list[int],
                 decoded += 1
                 if frame.pts is None and not sequential:
                     sequential = True  # no timestamps: count frames from the start instead
-                    if seek:
-                        overshot = True
+                    if seek or skip:  # (a skipped frame is not counted)
+                        overshot, skip = True, False
                         break
                 idx = count if sequential else _frame_index(frame.pts, start_pts, fps, time_base)
                 count += 1
