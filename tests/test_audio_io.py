@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from media import frame_numbers, write_frame_folder, write_numbered
+from media import frame_numbers, numbered_frames, write_frame_folder, write_numbered
 from videosynth import io
 from videosynth.errors import DataError
 
@@ -141,3 +141,44 @@ def test_sources_without_sound_or_broken_ones_are_clear_errors(tmp_path):
         io.read_audio(broken, RATE)
     with pytest.raises(DataError, match="cannot write '.xyz' audio"):
         io.write_audio(tmp_path / "a.xyz", np.zeros(10, np.float32), RATE)
+
+
+
+def _music(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """A chord, a sweep and a tone switched on and off: every codec frame differs (no noise, which
+    FFmpeg's AAC encoder codes as noise substitution, whose decoded noise is random)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * (220 + 40 * seed) * t) + 0.1 * np.sin(2 * np.pi * 1375 * t * (1 + t / seconds))
+    x += 0.3 * np.sin(2 * np.pi * 660 * t) * (np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) > 0)
+    return x.astype(np.float32)
+
+
+def test_a_shared_decoder_reads_the_samples_of_a_fresh_one(tmp_path, monkeypatch):
+    """Seeking reads decode with a decoder kept for the process (SHARED_AUDIO_DECODERS), flushed per read:
+    windows of AAC (m4a, mp4, mkv) and MP3 files, read in turns so that one decoder serves several files,
+    come out as from a fresh decoder per read: MP3 bit for bit, AAC to float rounding (FFmpeg's AAC
+    decoder differs by an ulp after other reads, its own stream decoder too)."""
+    files = [io.write_audio(tmp_path / f"a{i}.m4a", _music(3.0, 44100, i), 44100) for i in range(2)]
+    files += [io.write_audio(tmp_path / "b.mp3", _music(3.0, 44100, 2), 44100),
+              io.write_audio(tmp_path / "c.m4a", _music(3.0, 16000, 3), 16000)]
+    for suffix in (".mp4", ".mkv"):
+        files.append(io.write_video(tmp_path / f"v{suffix}", numbered_frames(30), fps=10,
+                                    audio=_music(3.0, 48000, 4), sample_rate=48000))
+    windows = [(0.0, 0.5), (0.35, 0.8), (1.23, 0.64), (2.5, 1.0), (0.11, 0.3)]
+    reader = io.VideoReader()
+    io._AUDIO_DECODERS.clear()
+    try:
+        shared = [reader.read_audio(f, RATE, s, d) for s, d in windows for f in files]
+    finally:
+        reader.close()
+    assert len(io._AUDIO_DECODERS) == 4  # AAC at 44.1, 16 and 48 kHz (mp4 and mkv alike), MP3
+    monkeypatch.setattr(io, "SHARED_AUDIO_DECODERS", ())
+    fresh = [io.read_audio(f, RATE, s, d) for s, d in windows for f in files]  # a new container each
+    for k, (a, b) in enumerate(zip(shared, fresh)):
+        assert a.shape == b.shape
+        if files[k % len(files)].suffix == ".mp3":
+            assert np.array_equal(a, b)
+        else:
+            assert np.abs(a - b).max() <= 1e-6
+    assert min(np.abs(a).max() for a in shared) > 0.2  # sound in every window, not silence

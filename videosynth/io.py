@@ -709,6 +709,14 @@ AUDIO_SEEK_MARGIN = 0.1  # seconds decoded before a window's start: a few codec 
 # the resampler starts at the same frame wherever the demuxer landed (a Matroska seek without audio cues
 # lands where earlier reads left its index), so a window's samples do not depend on what was read before.
 AUDIO_RESAMPLE_LEAD = 0.02
+# Audio decoders opened once per process and flushed before each read that seeks (opening an AAC
+# decoder took 0.4-0.7 ms, a sixth to a third of reading a clip's sound from an open file). A
+# flushed decoder's first frame may differ from a fresh one's, so a decoder is shared only where
+# the first frame after a seek always falls in the priming margin (see _shared_decoder); later
+# frames match a fresh decoder's: MP3 bit for bit, AAC to an ulp (FFmpeg's AAC decoder differs by
+# as much after other reads of its own stream; its noise substitution draws other noise).
+SHARED_AUDIO_DECODERS = ("aac", "mp3float")
+MAX_SHARED_DECODERS = 8
 # Soundtrack encoder per video suffix; GIF and still images carry no sound.
 AUDIO_ENCODERS = {".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".webm": "libopus",
                   ".avi": "libmp3lame"}
@@ -869,6 +877,48 @@ class _Resampler:
         self.graph = graph
 
 
+_AUDIO_DECODERS: OrderedDict[tuple, object] = OrderedDict()  # (codec, rate, layout, extradata) -> decoder
+
+
+def _shared_decoder(stream):
+    """``(key, flushed decoder)`` for ``stream``'s packets kept for this process, or ``None`` to use the stream's own.
+
+    Only for reads that seek: their first decoded frame ends at most one codec frame after
+    ``AUDIO_SEEK_MARGIN`` before the window, and is dropped as priming when that frame is shorter
+    than the margin less ``AUDIO_RESAMPLE_LEAD``.
+    """
+    ctx = stream.codec_context
+    rate, size = ctx.sample_rate or 0, ctx.frame_size or 0
+    if ctx.name not in SHARED_AUDIO_DECODERS or rate <= 0 or size <= 0 or ctx.layout is None:
+        return None
+    if size / rate >= AUDIO_SEEK_MARGIN - AUDIO_RESAMPLE_LEAD:
+        return None
+    key = (ctx.name, rate, ctx.layout.name, bytes(ctx.extradata or b""))
+    decoder = _AUDIO_DECODERS.pop(key, None)  # taken out while in use: two threads never share one
+    if decoder is None:
+        decoder = av.CodecContext.create(ctx.name, "r")
+        decoder.extradata = ctx.extradata
+        decoder.sample_rate = rate
+        decoder.layout = ctx.layout
+        decoder.thread_count = 1
+    else:
+        decoder.flush_buffers()
+    return key, decoder
+
+
+def _keep_decoder(key: tuple, decoder) -> None:
+    """Put a decoder of :func:`_shared_decoder` back for the next read (the most recent last)."""
+    _AUDIO_DECODERS[key] = decoder
+    while len(_AUDIO_DECODERS) > MAX_SHARED_DECODERS:
+        _AUDIO_DECODERS.popitem(last=False)
+
+
+def _decoded_by(decoder, container, stream):
+    """Frames of ``stream`` from where ``container`` stands, decoded by ``decoder`` (then drained)."""
+    for packet in container.demux(stream):
+        yield from decoder.decode(packet)  # the empty packet at the end drains the decoder
+
+
 def _decode_audio(container, source: Path, sample_rate: int, start: float, duration: float | None) -> np.ndarray:
     """The window of :func:`read_audio` from the open file ``source``: float32 ``[S]`` mono in ``[-1, 1]``."""
     try:
@@ -907,8 +957,10 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
                     return True
             return False
 
+        shared = _shared_decoder(stream) if seeks else None
+        frames = container.decode(stream) if shared is None else _decoded_by(shared[1], container, stream)
         done = False
-        for frame in container.decode(stream):
+        for frame in frames:
             if seeks and _ends_before(frame, lead_in, time_base):
                 continue
             if collect(resampler.resample(frame)):
@@ -916,6 +968,8 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
                 break
         if not done:
             collect(resampler.resample(None))
+        if shared is not None:
+            _keep_decoder(*shared)  # not after a failure: a decoder in an unknown state is dropped
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{source}: audio decode failed ({_describe(exc)})") from None
     if wanted is None:
@@ -1065,8 +1119,11 @@ class VideoReader:
     A read reuses the container of its file when the file is unchanged (same inode, size and
     mtime; else it is reopened) and the read starts with a seek (seeking resets the demuxer and
     the decoders; a read from the very start takes a fresh container, as the plain functions do),
-    so results equal the plain functions' exactly.  A read that fails closes its container.  The
-    least recently used container beyond ``max_open`` is closed.
+    so results equal the plain functions': frames exactly, sound exactly but for AAC, whose FFmpeg
+    decoder comes out an ulp apart after other reads (and, in bands coded as noise, with other
+    noise), as it does in :func:`read_audio`, which shares decoders (``SHARED_AUDIO_DECODERS``).
+    A read that fails closes its container.  The least recently used container beyond
+    ``max_open`` is closed.
 
     Safe with DataLoader workers: a fork closes every reader's containers in the parent first (the
     child would otherwise inherit FFmpeg state whose decoder threads it lacks), a pickled reader
@@ -1157,6 +1214,7 @@ def _close_readers() -> None:
     """
     for reader in list(_READERS):
         reader.close()
+    _AUDIO_DECODERS.clear()
     gc.collect()
 
 
