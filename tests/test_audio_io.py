@@ -143,7 +143,6 @@ def test_sources_without_sound_or_broken_ones_are_clear_errors(tmp_path):
         io.write_audio(tmp_path / "a.xyz", np.zeros(10, np.float32), RATE)
 
 
-
 def _music(seconds: float, rate: int, seed: int) -> np.ndarray:
     """A chord, a sweep and a tone switched on and off: every codec frame differs (no noise, which
     FFmpeg's AAC encoder codes as noise substitution, whose decoded noise is random)."""
