@@ -2,6 +2,7 @@
 train a class-conditional prior on the token cache, sample (rollout + guidance), decode."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -111,3 +112,25 @@ def test_errors_are_one_line(runs, capsys):
     assert main(["tokenize", str(runs / "vq"), "no-such-data", "--out", str(runs / "t2")]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "Traceback" not in err
+
+
+def test_a_constant_rate_run_resumes_with_more_steps_and_a_cosine_decay(runs):
+    """Warm-up, stable, decay: the decay covers the last ``optim.decay_steps`` of the resumed
+    run's ``train.steps``, and the steps trained before it keep the constant rate."""
+    from videosynth.train.objective import warmup_lr
+
+    run = runs / "vq-decay"
+    cfg = {"family": "vqvae", "model": {"preset": "tiny"}, "data": DATA, "optim": {"lr": 1e-3, "warmup_steps": 2},
+           "train": {**LOOP, "steps": 4, "ckpt_every": 4, "sample_every": 0}}
+    (runs / "decay.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(runs / "decay.yaml"), "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["train", "--resume", str(run), "--set", "train.steps=8", "--set", "optim.decay_steps=4",
+                 "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    lrs = {row["step"]: row["lr_vqvae"] for row in rows}
+    assert sorted(lrs) == list(range(1, 9))
+    assert lrs[1] == pytest.approx(5e-4) and lrs[2] == lrs[3] == lrs[4] == pytest.approx(1e-3)
+    decay = [lrs[s] for s in range(5, 9)]
+    assert decay == pytest.approx([1e-3 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(1, 5)], abs=1e-6)  # the log rounds
+    assert decay == sorted(decay, reverse=True) and decay[-1] == 0.0
+    assert warmup_lr(1e-3, 2, 1, decay_steps=100, total_steps=8) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 2 / 8)))

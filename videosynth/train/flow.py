@@ -48,6 +48,7 @@ class FlowOptimConfig:
     beta2: float = checked(0.999, in_range(0, 1, high_open=True))
     weight_decay: float = checked(0.0, at_least(0))
     warmup_steps: int = checked(100, at_least(0))
+    decay_steps: int = checked(0, at_least(0))  # cosine decay to 0 over the last steps of train.steps
 
 
 @dataclass
@@ -169,7 +170,8 @@ class FlowObjective(Objective):
 
     def train_step(self, batch: dict, step: int) -> dict:
         for group in self.opt.param_groups:
-            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step)
+            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step,
+                                    self.cfg.optim.decay_steps, self.cfg.train.steps)
         x1 = self.latents_of(batch)  # (B, c, t, h, w) data
         x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
         loss_cfg = self.cfg.loss

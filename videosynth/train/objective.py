@@ -31,6 +31,8 @@ does not go through the objective: each family has a pipeline in ``videosynth.pi
 
 from __future__ import annotations
 
+import math
+
 from typing import ClassVar
 
 import torch
@@ -134,14 +136,22 @@ class Objective:
             m.train(mode)
 
 
-def warmup_lr(base: float, warmup_steps: int, step: int) -> float:
-    """Linear warm-up: ``base * (step + 1) / warmup_steps`` for the first steps, then ``base``.
+def warmup_lr(base: float, warmup_steps: int, step: int, decay_steps: int = 0, total_steps: int = 0) -> float:
+    """The learning rate at ``step``: warm-up, constant, then an optional cosine decay to 0.
 
+    Linear warm-up ``base * (step + 1) / warmup_steps`` over the first steps, then ``base``;
+    with ``decay_steps`` the last ``decay_steps`` of ``total_steps`` follow a half cosine from
+    ``base`` down to 0 (warm-up, stable, decay). The stable phase does not depend on the run's
+    length, so a run trained at a constant rate can be resumed with more steps and a decay.
     A pure function of the step, so resuming restores it without extra state.
     """
-    if warmup_steps <= 0:
-        return base
-    return base * min(1.0, (step + 1) / warmup_steps)
+    lr = base if warmup_steps <= 0 else base * min(1.0, (step + 1) / warmup_steps)
+    if decay_steps > 0:
+        start = max(0, total_steps - decay_steps)
+        if step >= start:
+            frac = min(1.0, (step - start + 1) / max(1, total_steps - start))
+            lr *= 0.5 * (1.0 + math.cos(math.pi * frac))
+    return lr
 
 
 def trainable(module: nn.Module) -> list[nn.Parameter]:

@@ -59,6 +59,7 @@ class PriorOptimConfig:
     beta2: float = checked(0.95, in_range(0, 1, high_open=True))
     weight_decay: float = checked(0.01, at_least(0))
     warmup_steps: int = checked(100, at_least(0))  # linear learning-rate warm-up from 0
+    decay_steps: int = checked(0, at_least(0))  # cosine decay to 0 over the last steps of train.steps
 
 
 @dataclass
@@ -192,7 +193,8 @@ class PriorObjective(Objective):
 
     def train_step(self, batch: dict, step: int) -> dict:
         for group in self.opt.param_groups:
-            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step)
+            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step,
+                                    self.cfg.optim.decay_steps, self.cfg.train.steps)
         tokens = self.tokens_of(batch).reshape(batch["label"].shape[0], -1)  # (B, N)
         prior = unwrap(self.net).net
         with self.ctx.autocast():

@@ -50,6 +50,7 @@ class VQOptimConfig:
     beta2: float = checked(0.999, in_range(0, 1, high_open=True))
     weight_decay: float = checked(0.0, at_least(0))
     warmup_steps: int = checked(0, at_least(0))  # linear learning-rate warm-up from 0
+    decay_steps: int = checked(0, at_least(0))  # cosine decay to 0 over the last steps of train.steps
 
 
 @dataclass
@@ -93,7 +94,8 @@ class VQVAEObjective(Objective):
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         for group in self.opt.param_groups:
-            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step)
+            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step,
+                                    self.cfg.optim.decay_steps, self.cfg.train.steps)
         x = batch["video"]  # (B, C, T, H, W) in [-1, 1]
         with self.ctx.autocast():
             out = self.model(x)
