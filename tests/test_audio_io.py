@@ -61,6 +61,51 @@ def test_a_tone_is_resampled_not_distorted(tmp_path):
     assert np.abs(sound - expected).max() < 0.01
 
 
+def _two_tones(t: np.ndarray) -> np.ndarray:
+    return 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234.5 * t)
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 22050, 11025, 11127])  # down, up, and a rate pair with no short period
+def test_a_window_is_the_sound_at_its_own_sample_times_wherever_it_starts(tmp_path, rate):
+    """Output sample j of a window from ``start`` is the sound at ``(round(start * 16000) + j) / 16000`` s,
+    for starts that are no whole number of input samples: the resampler works on one grid from the
+    file's origin, not from where a seek landed."""
+    path = io.write_audio(tmp_path / "tones.wav", _two_tones(np.arange(3 * rate) / rate).astype(np.float32), rate)
+    for start in (0.5, 1.234, 1.7771, 2.2):
+        sound = io.read_audio(path, RATE, start=start, duration=0.64)
+        expected = _two_tones((round(start * RATE) + np.arange(sound.size)) / RATE)
+        assert np.abs(sound - expected).max() < 2e-3, start
+
+
+def test_the_per_sample_resampler_matches_the_polyphase_one(tmp_path, monkeypatch):
+    rate = 44100
+    path = io.write_audio(tmp_path / "tones.wav", _two_tones(np.arange(2 * rate) / rate).astype(np.float32), rate)
+    polyphase = io.read_audio(path, RATE, start=0.31, duration=0.5)
+    monkeypatch.setattr(io, "MAX_POLYPHASE_TAPS", 0)  # every rate pair computes its taps per output sample
+    per_sample = io.read_audio(path, RATE, start=0.31, duration=0.5)
+    assert np.abs(polyphase - per_sample).max() < 1e-5 and np.abs(polyphase).max() > 0.4
+
+
+@pytest.mark.parametrize("codec,tolerance", [("pcm_u8", 1e-2), ("pcm_s16le", 1e-4), ("pcm_s32le", 1e-6),
+                                             ("pcm_f32le", 1e-7), ("pcm_f64le", 1e-7)])
+def test_every_sample_format_is_read_to_its_value(tmp_path, codec, tolerance):
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 300 * np.arange(rate) / rate)).astype(np.float32)
+    path = tmp_path / f"{codec}.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(np.stack([tone, -tone / 2]).T.reshape(1, -1).copy(), format="flt",
+                                           layout="stereo")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    sound = io.read_audio(path, rate, start=0.25, duration=0.5)
+    assert np.abs(sound - tone[rate // 4:3 * rate // 4] / 4).max() < tolerance  # (left + right) / 2
+
+
 def test_stereo_is_averaged_to_mono(tmp_path):
     rate = 22050
     tone = 0.5 * np.sin(2 * np.pi * 300 * np.arange(rate) / rate).astype(np.float32)

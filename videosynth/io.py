@@ -30,6 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
+import torch
 from PIL import Image
 
 from videosynth.errors import DataError
@@ -705,10 +706,20 @@ def write_grid(path: str | Path, videos, nrow: int = 8, fps: float = 8.0, pad: i
 # stream's start. Decoding seeks near the window and stops after it, like read_clip.
 
 AUDIO_SEEK_MARGIN = 0.1  # seconds decoded before a window's start: a few codec frames, so the first kept one is whole
-# After a seek, decoded frames that end this many seconds or more before the window only prime the decoder:
-# the resampler starts at the same frame wherever the demuxer landed (a Matroska seek without audio cues
-# lands where earlier reads left its index), so a window's samples do not depend on what was read before.
+# After a seek, decoded frames that end this many seconds or more before the window only prime the decoder
+# (more where the resampler's taps reach further: below ~2.5 kHz): they are dropped wherever the demuxer
+# landed (a Matroska seek without audio cues lands where earlier reads left its index), so a window's
+# samples do not depend on what was read before.
 AUDIO_RESAMPLE_LEAD = 0.02
+# Resampling (here, not in FFmpeg's filter graph, whose set-up and per-frame push/pull took more
+# than decoding, and whose output grid began wherever its first input frame did, up to a sample off
+# between reads): a Kaiser-windowed sinc low-pass at AUDIO_ROLLOFF of the lower rate's Nyquist
+# frequency, AUDIO_ZERO_CROSSINGS zero crossings each side, so output sample j (at j / rate
+# seconds from the origin) depends only on the input samples around it, wherever a read began.
+AUDIO_ZERO_CROSSINGS = 24
+AUDIO_ROLLOFF = 0.95
+AUDIO_KAISER_BETA = 9.0
+MAX_POLYPHASE_TAPS = 1 << 22  # a rate pair whose polyphase filter is larger computes taps per read
 # Audio decoders opened once per process and flushed before each read that seeks (opening an AAC
 # decoder took 0.4-0.7 ms, a sixth to a third of reading a clip's sound from an open file). A
 # flushed decoder's first frame may differ from a fresh one's, so a decoder is shared only where
@@ -816,65 +827,110 @@ def _ends_before(frame, seconds: float, time_base: Fraction | None) -> bool:
     return bool(rate) and _seconds(pts, time_base) + frame.samples / rate <= seconds
 
 
+# sample format (planar or not) -> (dtype, offset, scale): value = (stored - offset) / scale
+_SAMPLE_FORMATS = {"u8": (np.uint8, 128.0, 128.0), "s16": (np.int16, 0.0, 32768.0), "s32": (np.int32, 0.0, 2.0 ** 31),
+                   "s64": (np.int64, 0.0, 2.0 ** 63), "flt": (np.float32, 0.0, 1.0), "dbl": (np.float64, 0.0, 1.0)}
+
+
 def _mono(frame) -> np.ndarray:
-    """float32 ``[n]``: a planar float frame's channels averaged, read from its planes without a copy."""
-    planes = [np.frombuffer(plane, np.float32, count=frame.samples) for plane in frame.planes]
-    return planes[0] if len(planes) == 1 else np.mean(planes, axis=0, dtype=np.float32)  # (C, n) -> (n,)
+    """float32 ``[n]``: a decoded frame's channels averaged, integer formats scaled to ``[-1, 1]``."""
+    name = frame.format.name
+    planar = name.endswith("p")
+    if name.removesuffix("p") not in _SAMPLE_FORMATS:
+        raise ValueError(f"unsupported sample format {name}")
+    dtype, offset, scale = _SAMPLE_FORMATS[name.removesuffix("p")]
+    n = frame.samples
+    if planar:
+        planes = [np.frombuffer(plane, dtype, count=n) for plane in frame.planes]  # no copy
+        x = planes[0] if len(planes) == 1 else np.mean(planes, axis=0, dtype=np.float32)  # (C, n) -> (n,)
+    else:
+        channels = len(frame.layout.channels)
+        x = np.frombuffer(frame.planes[0], dtype, count=n * channels)
+        x = x if channels == 1 else x.reshape(n, channels).mean(axis=1, dtype=np.float32)
+    if dtype is np.float32 and x.dtype == np.float32:
+        return x
+    x = x.astype(np.float32)
+    return x if offset == 0.0 and scale == 1.0 else (x - np.float32(offset)) / np.float32(scale)
 
 
-class _Resampler:
-    """``av.AudioResampler(format="fltp", rate=rate)`` on a filter graph with one thread.
+def _filter_shape(in_rate: int, out_rate: int) -> tuple[float, float]:
+    """``(cutoff, half width)``: the low-pass's cutoff as a fraction of the input's Nyquist frequency,
+    and how far its taps reach each side, in input samples."""
+    cutoff = AUDIO_ROLLOFF * min(1.0, out_rate / in_rate)
+    return cutoff, AUDIO_ZERO_CROSSINGS / cutoff
 
-    PyAV's resampler leaves the graph's thread count automatic, and FFmpeg then starts a thread
-    pool per graph, i.e. per read: 0.3 to 4 ms, as long as decoding the sound of a clip.
-    """
 
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self.graph = None
-        self.source: tuple | None = None  # (sample format, layout, rate) the graph was built for
+def _taps(offsets: np.ndarray, cutoff: float, half: float) -> np.ndarray:
+    """Filter weights for input samples ``offsets`` (input samples, any shape ``[..., K]``) from an
+    output sample's position; each row sums to 1, so a constant passes unchanged."""
+    inside = np.clip(1.0 - (offsets / half) ** 2, 0.0, None)
+    taps = cutoff * np.sinc(cutoff * offsets) * np.i0(AUDIO_KAISER_BETA * np.sqrt(inside))
+    taps[np.abs(offsets) > half] = 0.0
+    return taps / taps.sum(axis=-1, keepdims=True)
 
-    def resample(self, frame) -> list:
-        """Planar float frames at ``rate`` Hz in ``frame``'s layout; ``None`` flushes what the filter holds.
 
-        One frame is pulled per frame pushed (the resampler gives one out per one in, so a second
-        pull would only raise "try again"); anything left comes out, in order, on a later call or
-        at the flush.
-        """
-        if self.graph is None:
-            if frame is None:
-                return []
-            self._build(frame)
-        elif frame is not None and self._source_of(frame) != self.source:
-            raise ValueError("the audio format changes inside the stream")
-        self.graph.push(frame)
-        out = []
-        while True:
-            try:
-                out.append(self.graph.pull())
-            except (EOFError, av.error.BlockingIOError):
-                return out
-            if frame is not None:
-                return out
+_POLYPHASE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
-    @staticmethod
-    def _source_of(frame) -> tuple:
-        return frame.format.name, frame.layout.name, frame.sample_rate
 
-    def _build(self, frame) -> None:
-        self.source = self._source_of(frame)
-        graph = av.filter.Graph()
-        graph.threads = 1
-        timing = {} if frame.time_base is None else {"time_base": str(frame.time_base)}
-        src = graph.add("abuffer", sample_rate=str(frame.sample_rate), sample_fmt=frame.format.name,
-                        channel_layout=frame.layout.name, **timing)
-        convert = graph.add("aformat", sample_rates=str(self.rate), sample_fmts="fltp",
-                            channel_layouts=frame.layout.name)
-        sink = graph.add("abuffersink")
-        src.link_to(convert)
-        convert.link_to(sink)
-        graph.configure()
-        self.graph = graph
+def _polyphase(up: int, down: int, cutoff: float, reach: int) -> torch.Tensor:
+    """float32 ``[down + 2 * reach, up]``: column ``r`` weighs input samples ``q * down - reach ...`` into output
+    sample ``q * up + r`` (input position ``(q * up + r) * down / up``)."""
+    key = (up, down)
+    taps = _POLYPHASE.get(key)
+    if taps is None:
+        offsets = np.arange(-reach, down + reach)[None, :] - np.arange(up)[:, None] * (down / up)
+        taps = torch.from_numpy(_taps(offsets, cutoff, AUDIO_ZERO_CROSSINGS / cutoff).astype(np.float32).T.copy())
+        _POLYPHASE[key] = taps
+        while len(_POLYPHASE) > 8:
+            _POLYPHASE.popitem(last=False)
+    return taps
+
+
+def _resample(x: np.ndarray, lo: int, in_rate: int, out_rate: int, first: int, wanted: int) -> np.ndarray:
+    """Output samples ``first ... first + wanted - 1`` at ``out_rate`` of the input ``x`` at ``in_rate``
+    whose sample 0 is input sample ``lo`` (both counted from the same origin); silence outside ``x``."""
+    g = math.gcd(in_rate, out_rate)
+    up, down = out_rate // g, in_rate // g
+    cutoff, half = _filter_shape(in_rate, out_rate)
+    reach = math.ceil(half)
+    if up * (down + 2 * reach) <= MAX_POLYPHASE_TAPS:  # blocks of `up` outputs from strided windows of the input
+        q0, q1 = first // up, -(-(first + wanted) // up)
+        start = q0 * down - reach
+        buf = np.zeros((q1 - q0) * down + 2 * reach, np.float32)
+        _place(buf, start, x, lo)
+        windows = np.lib.stride_tricks.as_strided(buf, (q1 - q0, down + 2 * reach), (buf.strides[0] * down,
+                                                                                      buf.strides[0]))
+        # torch's matmul: its threads follow torch.set_num_threads (one in a DataLoader worker), where numpy's
+        # BLAS starts its own pool per process and, beside training, took 5-20 ms for this 0.2 ms product
+        out = (torch.from_numpy(np.ascontiguousarray(windows)) @ _polyphase(up, down, cutoff, reach)).numpy().ravel()
+        return out[first - q0 * up:first - q0 * up + wanted]
+    out = np.empty(wanted, np.float32)
+    k = np.arange(-reach, reach + 1)
+    for c0 in range(0, wanted, 2048):  # a rate pair with a huge period: the taps of each output sample
+        j = np.arange(first + c0, first + min(wanted, c0 + 2048), dtype=np.int64)
+        base = j * down // up
+        frac = (j * down - base * up) / up
+        start = int(base[0]) - reach
+        buf = np.zeros(int(base[-1]) - start + reach + 1, np.float32)
+        _place(buf, start, x, lo)
+        taps = _taps(k[None, :] - frac[:, None], cutoff, half).astype(np.float32)
+        out[c0:c0 + j.size] = np.einsum("nk,nk->n", buf[(base - start)[:, None] + k[None, :]], taps)
+    return out
+
+
+def _place(buf: np.ndarray, at: int, x: np.ndarray, lo: int) -> None:
+    """Copy the overlap of ``x`` (starting at sample ``lo``) into ``buf`` (starting at sample ``at``)."""
+    a, b = max(at, lo), min(at + buf.size, lo + x.size)
+    if b > a:
+        buf[a - at:b - at] = x[a - lo:b - lo]
+
+
+def _lead(stream, sample_rate: int) -> float:
+    """Seconds before a window that decoding keeps: the resampler's reach and then some."""
+    in_rate = stream.codec_context.sample_rate or stream.rate or 0
+    if not in_rate or in_rate == sample_rate:
+        return AUDIO_RESAMPLE_LEAD
+    return max(AUDIO_RESAMPLE_LEAD, 2 * _filter_shape(in_rate, sample_rate)[1] / in_rate)
 
 
 _AUDIO_DECODERS: OrderedDict[tuple, object] = OrderedDict()  # (codec, rate, layout, extradata) -> decoder
@@ -929,64 +985,64 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
         first = round(start * sample_rate)  # output sample 0, counted from the origin
         wanted = None if duration is None else round(duration * sample_rate)
         seeks = _audio_seeks(container, start)
+        lead = _lead(stream, sample_rate)
         if seeks:
-            container.seek(int((origin + start - AUDIO_SEEK_MARGIN) / stream.time_base), stream=stream,
-                           backward=True)
-        lead_in = origin + start - AUDIO_RESAMPLE_LEAD  # seconds
-        # planar float at the target rate in the source's channel layout; channels are averaged below
-        # (FFmpeg's own downmix adds channels at -3 dB, which can leave [-1, 1] for in-phase channels)
-        resampler = _Resampler(sample_rate)
-        pieces: list[tuple[int, np.ndarray]] = []  # (first sample from the origin, samples)
-        cursor = None  # where the next resampled frame starts when it carries no pts
-        out_base = None  # the resampler's time base, read once (each read of it builds a Fraction)
+            target = max(0.0, origin + start - AUDIO_SEEK_MARGIN - (lead - AUDIO_RESAMPLE_LEAD))
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+        lead_in = origin + start - lead  # seconds
+        in_rate = 0  # the stream's sample rate, from its first decoded frame
+        need = None  # input samples (from the origin) up to which the window's output depends on the input
+        pieces: list[tuple[int, np.ndarray]] = []  # (first input sample from the origin, mono samples)
+        cursor = None  # where the next frame starts when it carries no pts
         time_base = stream.time_base  # decoded frames carry their stream's time base
-
-        def collect(frames) -> bool:
-            nonlocal cursor, out_base
-            for out in frames:
-                samples = _mono(out)  # (n,)
-                if out.pts is not None and out_base is None:
-                    out_base = out.time_base
-                if out.pts is not None and out_base is not None:
-                    at = round(_seconds(out.pts, out_base) * sample_rate) - round(origin * sample_rate)
-                else:
-                    at = cursor if cursor is not None else 0
-                pieces.append((at, samples))
-                cursor = at + samples.size
-                if wanted is not None and cursor >= first + wanted:
-                    return True
-            return False
-
-        shared = _shared_decoder(stream) if seeks else None
+        shared = _shared_decoder(stream) if seeks and lead == AUDIO_RESAMPLE_LEAD else None
         frames = container.decode(stream) if shared is None else _decoded_by(shared[1], container, stream)
-        done = False
         for frame in frames:
             if seeks and _ends_before(frame, lead_in, time_base):
-                continue
-            if collect(resampler.resample(frame)):
-                done = True
+                continue  # priming: the first frames after a seek
+            rate = frame.sample_rate
+            if not in_rate:
+                in_rate = rate
+                if in_rate <= 0:
+                    raise ValueError("the audio stream has no sample rate")
+                if wanted is not None:
+                    need = (first + wanted) * in_rate // sample_rate + math.ceil(_filter_shape(in_rate, sample_rate)[1]) + 2
+            elif rate != in_rate:
+                raise ValueError(f"the sample rate changes inside the stream ({in_rate} to {rate} Hz)")
+            samples = _mono(frame)
+            if frame.pts is not None and time_base is not None:
+                at = round((_seconds(frame.pts, time_base) - origin) * in_rate)
+            else:
+                at = cursor if cursor is not None else 0
+            pieces.append((at, samples))
+            cursor = at + samples.size
+            if need is not None and cursor >= need:
                 break
-        if not done:
-            collect(resampler.resample(None))
         if shared is not None:
             _keep_decoder(*shared)  # not after a failure: a decoder in an unknown state is dropped
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{source}: audio decode failed ({_describe(exc)})") from None
+    if not pieces:
+        return np.zeros(wanted or 0, np.float32)
+    lo = min(at for at, _ in pieces)
+    hi = max(at + x.size for at, x in pieces)
+    x = np.zeros(hi - lo, np.float32)
+    for at, samples in pieces:  # in decode order: a later frame overwrites an overlap
+        x[at - lo:at - lo + samples.size] = samples
     if wanted is None:
-        end = max((at + x.size for at, x in pieces), default=first)
-        wanted = max(0, end - first)
-    out = np.zeros(wanted, np.float32)
-    for at, samples in pieces:
-        lo, hi = max(at, first), min(at + samples.size, first + wanted)
-        if hi > lo:
-            out[lo - first:hi - first] = samples[lo - at:hi - at]
+        wanted = max(0, -(-hi * sample_rate // in_rate) - first)
+    if in_rate == sample_rate:
+        out = np.zeros(wanted, np.float32)
+        _place(out, first, x, lo)
+    else:
+        out = _resample(x, lo, in_rate, sample_rate, first, wanted)
     return np.clip(out, -1.0, 1.0)
 
 
 def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Mono float32 ``[S]`` in ``[-1, 1]`` at ``sample_rate`` Hz from ``start`` seconds for ``duration`` seconds.
 
-    Channels are averaged (downmix) and resampled by FFmpeg. ``S = round(duration * sample_rate)``
+    Channels are averaged (downmix) and resampled (windowed sinc). ``S = round(duration * sample_rate)``
     exactly: a window reaching before the start or past the end of the sound is padded with
     silence. ``duration=None`` reads to the end. Works on videos with an audio stream, audio
     files (wav, mp3, aac/m4a, flac, ogg, opus, ...) and frame folders with an ``audio.*`` file.
