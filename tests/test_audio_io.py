@@ -86,6 +86,17 @@ def test_the_per_sample_resampler_matches_the_polyphase_one(tmp_path, monkeypatc
     assert np.abs(polyphase - per_sample).max() < 1e-5 and np.abs(polyphase).max() > 0.4
 
 
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_a_window_is_the_same_samples_as_the_whole_file_read(tmp_path, monkeypatch, rate):
+    path = io.write_audio(tmp_path / "tones.wav", _two_tones(np.arange(2 * rate) / rate).astype(np.float32), rate)
+    monkeypatch.setattr(io, "RESAMPLE_CHUNK", 2000)  # the whole file goes through the resampler in many chunks
+    whole = io.read_audio(path, RATE)
+    assert whole.size == 2 * RATE
+    for first in (0, 4567, 20001):
+        window = io.read_audio(path, RATE, start=first / RATE, duration=0.4)
+        assert np.abs(window - whole[first:first + window.size]).max() < 1e-6
+
+
 @pytest.mark.parametrize("codec,tolerance", [("pcm_u8", 1e-2), ("pcm_s16le", 1e-4), ("pcm_s32le", 1e-6),
                                              ("pcm_f32le", 1e-7), ("pcm_f64le", 1e-7)])
 def test_every_sample_format_is_read_to_its_value(tmp_path, codec, tolerance):

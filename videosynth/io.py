@@ -720,6 +720,7 @@ AUDIO_ZERO_CROSSINGS = 24
 AUDIO_ROLLOFF = 0.95
 AUDIO_KAISER_BETA = 9.0
 MAX_POLYPHASE_TAPS = 1 << 22  # a rate pair whose polyphase filter is larger computes taps per read
+RESAMPLE_CHUNK = 1 << 20  # input samples gathered into resampler windows at a time (4 MiB)
 # Audio decoders opened once per process and flushed before each read that seeks (opening an AAC
 # decoder took 0.4-0.7 ms, a sixth to a third of reading a clip's sound from an open file). A
 # flushed decoder's first frame may differ from a fresh one's, so a decoder is shared only where
@@ -893,16 +894,21 @@ def _resample(x: np.ndarray, lo: int, in_rate: int, out_rate: int, first: int, w
     up, down = out_rate // g, in_rate // g
     cutoff, half = _filter_shape(in_rate, out_rate)
     reach = math.ceil(half)
-    if up * (down + 2 * reach) <= MAX_POLYPHASE_TAPS:  # blocks of `up` outputs from strided windows of the input
+    width = down + 2 * reach
+    if up * width <= MAX_POLYPHASE_TAPS:  # blocks of `up` outputs from strided windows of the input
+        taps = _polyphase(up, down, cutoff, reach)
         q0, q1 = first // up, -(-(first + wanted) // up)
-        start = q0 * down - reach
-        buf = np.zeros((q1 - q0) * down + 2 * reach, np.float32)
-        _place(buf, start, x, lo)
-        windows = np.lib.stride_tricks.as_strided(buf, (q1 - q0, down + 2 * reach), (buf.strides[0] * down,
-                                                                                      buf.strides[0]))
-        # torch's matmul: its threads follow torch.set_num_threads (one in a DataLoader worker), where numpy's
-        # BLAS starts its own pool per process and, beside training, took 5-20 ms for this 0.2 ms product
-        out = (torch.from_numpy(np.ascontiguousarray(windows)) @ _polyphase(up, down, cutoff, reach)).numpy().ravel()
+        out = np.empty((q1 - q0) * up, np.float32)
+        step = max(1, RESAMPLE_CHUNK // width)  # windows overlap: a chunk of them at a time
+        for a in range(q0, q1, step):
+            b = min(q1, a + step)
+            buf = np.zeros((b - a) * down + 2 * reach, np.float32)
+            _place(buf, a * down - reach, x, lo)
+            windows = np.lib.stride_tricks.as_strided(buf, (b - a, width), (buf.strides[0] * down, buf.strides[0]))
+            # torch's matmul: its threads follow torch.set_num_threads (one in a DataLoader worker), where numpy's
+            # BLAS starts its own pool per process and, beside training, took 5-20 ms for this 0.2 ms product
+            block = torch.from_numpy(np.ascontiguousarray(windows)) @ taps  # (windows, up): outputs a * up ...
+            out[(a - q0) * up:(b - q0) * up] = block.numpy().ravel()
         return out[first - q0 * up:first - q0 * up + wanted]
     out = np.empty(wanted, np.float32)
     k = np.arange(-reach, reach + 1)
