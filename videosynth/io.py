@@ -30,8 +30,8 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
-import torch
 from PIL import Image
+import torch
 
 from videosynth.errors import DataError
 

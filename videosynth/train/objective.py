@@ -32,7 +32,6 @@ does not go through the objective: each family has a pipeline in ``videosynth.pi
 from __future__ import annotations
 
 import math
-
 from typing import ClassVar
 
 import torch
