@@ -11,7 +11,7 @@ from videosynth.train.ema import EMA
 
 from videosynth.train.context import Context
 
-from videosynth.train.objective import Objective
+from videosynth.train.objective import Objective, adam
 
 from videosynth.train.config import RunConfig, TrainConfig
 
@@ -45,6 +45,7 @@ class TinyRunConfig(RunConfig):
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=6, batch_size=4, log_every=1, ckpt_every=3, sample_every=0, keep_last=2, device="cpu"))
     nan_steps: list[int] = field(default_factory=list)  # steps whose loss is made NaN
+    fused: bool = True  # the fused Adam of the families (the NaN guard without a sync); False: torch's default
 
 
 class TinyObjective(Objective):
@@ -55,7 +56,10 @@ class TinyObjective(Objective):
         torch.manual_seed(123)  # identical init on every rank and every run
         net = nn.Sequential(nn.Flatten(), nn.Linear(96, 16), nn.Dropout(0.2), nn.Linear(16, 96))
         self.net = ctx.wrap(net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
+        if cfg.fused:
+            self.opt = adam(self.net.parameters(), 1e-2, (0.9, 0.999))
+        else:
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
         self.ema = EMA(self.net, cfg.train.ema_decay)
 
     def modules(self):
@@ -74,7 +78,7 @@ class TinyObjective(Objective):
             loss = loss * float("nan")
         self.ctx.backward_step(loss, self.opt, self.net, name="net")
         self.ema.update(self.net)
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     def sample(self, n, generator):
         x = torch.rand(n, 3, 2, 4, 4, generator=generator) * 2 - 1

@@ -282,6 +282,8 @@ def test_fit_condition_config_fills_unset_only():
         fit_condition_config(ConditionConfig(kind="text"), ["", ""], [])
     with pytest.raises(ConfigError, match="no class names"):
         fit_condition_config(ConditionConfig(kind="class"), [], [])
+    with pytest.raises(ConfigError, match="num_classes=2 but the data have 3 classes: set it to 3"):
+        fit_condition_config(ConditionConfig(kind="class", num_classes=2), [], ["a", "b", "c"])
 
 
 def test_config_round_trips_through_config_module():

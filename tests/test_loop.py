@@ -19,7 +19,7 @@ from loop_helpers import TinyClips, TinyObjective, TinyRunConfig
 from videosynth.errors import CheckpointError, VideoSynthError
 from videosynth.checkpoint import normalize_keys
 from videosynth.train import checkpointing
-from videosynth.train.context import Context
+from videosynth.train.context import Context, SkipWatch
 from videosynth.train.config import TrainConfig
 from videosynth.checkpoint import find_checkpoint
 from videosynth.train.loop import train
@@ -87,8 +87,9 @@ def test_missing_run_dir_is_a_checkpoint_error(tmp_path):
         find_checkpoint(tmp_path)
 
 
-def test_nan_loss_skips_the_step(tmp_path):
-    cfg = dataclasses.replace(_cfg(), nan_steps=[2])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "synced"])
+def test_nan_loss_skips_the_step(tmp_path, fused):
+    cfg = dataclasses.replace(_cfg(), nan_steps=[2], fused=fused)
     train(cfg, TinyObjective, tmp_path, TinyClips(), progress=False)
     rows = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert rows[2]["skipped"] == "net" and "skipped" not in rows[3]
@@ -96,14 +97,106 @@ def test_nan_loss_skips_the_step(tmp_path):
         assert torch.isfinite(v).all()
 
 
-def test_many_nan_steps_stop_with_the_last_good_checkpoint(tmp_path):
-    cfg = dataclasses.replace(_cfg(steps=20, max_bad_steps=3), nan_steps=list(range(4, 20)))
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "synced"])
+def test_many_nan_steps_stop_with_the_last_good_checkpoint(tmp_path, fused):
+    cfg = dataclasses.replace(_cfg(steps=20, max_bad_steps=3), nan_steps=list(range(4, 20)), fused=fused)
     with pytest.raises(VideoSynthError, match="non-finite"):
         train(cfg, TinyObjective, tmp_path, TinyClips(), progress=False)
     path, meta = find_checkpoint(tmp_path)
     assert meta["step"] in (3, 6)  # skipped steps leave the weights untouched
     for v in load_file(str(path / "model.safetensors")).values():
         assert torch.isfinite(v).all()
+
+
+def test_a_skipped_fused_update_leaves_weights_moments_and_step_count():
+    obj = TinyObjective(_cfg(), Context(TrainConfig(device="cpu"), torch.device("cpu"), None))
+    x = TinyClips()[0]["video"][None]
+    for step in range(2):
+        obj.train_step({"video": x}, step)
+    before = {k: v.clone() for k, v in obj.net.state_dict().items()}
+    state = {id(p): {k: v.clone() for k, v in obj.opt.state[p].items()} for p in obj.net.parameters()}
+    obj.cfg.nan_steps = [2]
+    obj.ctx.skips = {}
+    obj.train_step({"video": x}, 2)
+    assert obj.ctx.skips["net"].item() == 1.0
+    assert all(torch.equal(v, before[k]) for k, v in obj.net.state_dict().items())
+    for p in obj.net.parameters():
+        for k, v in obj.opt.state[p].items():
+            assert torch.equal(v, state[id(p)][k]), k  # exp_avg, exp_avg_sq and step as they were
+    obj.ctx.skips = {}
+    obj.train_step({"video": x}, 3)  # the next finite step updates again, counting from 2
+    assert obj.ctx.skips["net"].item() == 0.0
+    assert all(obj.opt.state[p]["step"].item() == 3 for p in obj.net.parameters())
+    assert not torch.equal(obj.net.state_dict()["1.weight"], before["1.weight"])
+
+
+def test_skips_reach_the_log_and_the_limit_at_log_steps(tmp_path, caplog):
+    """With log_every > 1 a skip is known at the next log step: its row names it, a long run stops there."""
+    cfg = dataclasses.replace(_cfg(steps=6, log_every=3), nan_steps=[1])
+    train(cfg, TinyObjective, tmp_path / "one", TinyClips(), progress=False)
+    rows = [json.loads(l) for l in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 6]
+    assert rows[0]["skipped"] == "net" and "skipped" not in rows[1]
+    assert "step 3: non-finite loss in net; update skipped (net: 1 since the last log)" in caplog.text
+    cfg = dataclasses.replace(_cfg(steps=20, log_every=4, ckpt_every=100, max_bad_steps=3), nan_steps=[1, 5, 6, 7])
+    with pytest.raises(VideoSynthError, match="3 steps in a row had a non-finite loss \\(by step 8\\)"):
+        train(cfg, TinyObjective, tmp_path / "run", TinyClips(), progress=False)
+
+
+def test_train_steps_with_the_fused_guard_make_no_host_sync(tmp_path, monkeypatch):
+    """Between log steps nothing in a step waits for the device: no .item(), bool(), float(), .tolist(), .cpu()."""
+    calls = []
+    inside = [False]
+    for name in ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            if inside[0]:
+                calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    step_of = TinyObjective.train_step
+
+    def train_step(self, batch, step):
+        inside[0] = True
+        try:
+            out = step_of(self, batch, step)
+            self.ctx.skips = dict(self.ctx.skips)  # what the loop adds to its SkipWatch
+            return out
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(TinyObjective, "train_step", train_step)
+    add = SkipWatch.add
+
+    def watched_add(self, flags):
+        inside[0] = True
+        try:
+            add(self, flags)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(SkipWatch, "add", watched_add)
+    cfg = dataclasses.replace(_cfg(steps=6, log_every=100, ckpt_every=100), nan_steps=[2])
+    train(cfg, TinyObjective, tmp_path / "fused", TinyClips(), progress=False)
+    assert calls == []
+    rows = [json.loads(l) for l in (tmp_path / "fused" / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6 and rows[-1]["skipped"] == "net"
+    train(dataclasses.replace(cfg, fused=False), TinyObjective, tmp_path / "synced", TinyClips(), progress=False)
+    assert calls.count("item") >= 6  # an unfused optimiser's guard waits for the verdict every step (and its step counts)
+
+
+def test_a_run_saved_unfused_resumes_fused(tmp_path):
+    train(dataclasses.replace(_cfg(steps=3), fused=False), TinyObjective, tmp_path, TinyClips(), progress=False)
+    obj = TinyObjective(_cfg(), Context(TrainConfig(device="cpu"), torch.device("cpu"), tmp_path))
+    path, _ = find_checkpoint(tmp_path)
+    checkpointing.load(path, obj)
+    assert all(g["fused"] for g in obj.opt.param_groups)
+    steps = [obj.opt.state[p]["step"] for p in obj.net.parameters()]
+    assert all(s.dtype == torch.float32 and s.item() == 3 for s in steps)
+    obj.train_step({"video": TinyClips()[0]["video"][None]}, 3)
+    assert all(obj.opt.state[p]["step"].item() == 4 for p in obj.net.parameters())
 
 
 def test_disk_full_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

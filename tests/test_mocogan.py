@@ -326,6 +326,34 @@ def test_model_and_data_size_mismatch_is_config_error():
         MoCoGANObjective(dataclasses.replace(cfg, model=dataclasses.replace(TINY, cond_dim=3)), ctx)
 
 
+def test_an_action_head_smaller_than_the_data_classes_is_a_config_error():
+    """The labels reach the head on the device unchecked (no sync per step): the count is checked at build."""
+    from videosynth.train.context import Context
+    from videosynth.train.mocogan import MoCoGANLossConfig, MoCoGANObjective
+
+    cfg = _run_config(model=dataclasses.replace(TINY, num_actions=1),
+                      loss=MoCoGANLossConfig(category_source="real"))
+    with pytest.raises(ConfigError, match="num_actions=1 but the data have 2 classes"):
+        MoCoGANObjective(cfg, Context(cfg.train, torch.device("cpu"), None, _Clips()))
+
+
+def test_class_loss_is_the_mean_over_known_labels_and_zero_with_none():
+    from videosynth.errors import DataError
+    from videosynth.train.gan_common import class_loss
+
+    logits = torch.randn(4, 3, requires_grad=True)
+    labels = torch.tensor([0, -1, 2, 1])
+    known = labels >= 0
+    expected = torch.nn.functional.cross_entropy(logits[known], labels[known])
+    assert torch.allclose(class_loss(logits, labels, 3), expected)
+    none = class_loss(logits, torch.full((4,), -1), 3)
+    assert none.item() == 0.0
+    none.backward()  # the head stays in the graph (DDP wants a gradient for it)
+    assert logits.grad is not None and torch.equal(logits.grad, torch.zeros_like(logits))
+    with pytest.raises(DataError, match="label 3 >= the head's 3 classes"):
+        class_loss(logits, torch.tensor([0, 3, 1, 1]), 3)
+
+
 def test_instance_noise_anneals_linearly():
     from videosynth.train.mocogan import MoCoGANLossConfig
 

@@ -49,7 +49,7 @@ def fit_condition_config(
 ) -> ConditionConfig:
     """Return a copy of ``cfg`` with dataset-dependent fields filled where unset.
 
-    kind "class": ``num_classes = len(class_names)`` when it is 0.
+    kind "class": ``num_classes = len(class_names)`` when it is 0 (fewer is refused).
     kind "text": ``vocab = WordTokenizer().fit(captions, cfg.max_vocab)`` when empty.
     ``audio: true``: ``audio_rate`` / ``audio_fps`` from the data's (``audio_rate``, ``fps``) when 0.
     Other kinds are returned unchanged (as a copy). Raises ConfigError when the
@@ -69,6 +69,9 @@ def fit_condition_config(
                 "use condition.kind 'none' or a dataset with class subfolders / labels"
             )
         cfg.num_classes = len(class_names)
+    if cfg.kind == "class" and 0 < cfg.num_classes < len(class_names):
+        raise ConfigError(f"condition.num_classes={cfg.num_classes} but the data have {len(class_names)} classes: "
+                          f"set it to {len(class_names)} or 0 (taken from the data)")
     if cfg.kind == "text" and not cfg.vocab:
         if not any(c.strip() for c in captions):
             raise ConfigError(

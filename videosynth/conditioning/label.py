@@ -24,10 +24,19 @@ class ClassConditioner(Conditioner):
         nn.init.normal_(self.embed.weight, std=EMBED_INIT_STD)
 
     def _rows(self, labels: torch.Tensor, force_null: bool) -> torch.Tensor:
-        """Validated labels [B] -> embedding rows [B] (null row for -1 / dropped)."""
+        """Labels [B] -> embedding rows [B] (null row for -1 / dropped), range-checked on the host.
+
+        Labels already on an accelerator are not checked here: the check would make every
+        training step wait for the device. The loop's labels are in range by construction
+        (``fit_condition_config`` refuses a ``num_classes`` below the data's class count).
+        """
         if labels.dim() != 1:
             raise ConfigError(f"labels must be a 1-D int64 tensor [B], got shape {tuple(labels.shape)}")
-        labels = labels.to(device=self.embed.weight.device, dtype=torch.long)
+        if labels.device.type == "cpu":
+            self._check_range(labels)
+        return self._null_rows(labels.to(device=self.embed.weight.device, dtype=torch.long), force_null)
+
+    def _check_range(self, labels: torch.Tensor) -> None:
         bad = (labels < -1) | (labels >= self.num_classes)
         if bad.any():
             label = int(labels[bad][0])
@@ -35,6 +44,8 @@ class ClassConditioner(Conditioner):
                 f"label {label} outside the valid range [-1, {self.num_classes - 1}] "
                 f"(condition.num_classes={self.num_classes}): set num_classes to the dataset's class count"
             )
+
+    def _null_rows(self, labels: torch.Tensor, force_null: bool) -> torch.Tensor:
         is_null = self.null_mask(labels == -1, force_null)  # (B,)
         return torch.where(is_null, torch.full_like(labels, self.num_classes), labels)
 
@@ -43,7 +54,7 @@ class ClassConditioner(Conditioner):
     ) -> torch.Tensor:
         """labels LongTensor[B] in [-1, num_classes) -> FloatTensor[B, dim]; captions are ignored.
 
-        Raises ConfigError for a label outside [-1, num_classes - 1].
+        Raises ConfigError for a label outside [-1, num_classes - 1] (labels given on the CPU).
         """
         return self.embed(self._rows(labels, force_null))  # (B, D)
 

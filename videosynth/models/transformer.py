@@ -237,6 +237,7 @@ class Prior(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         flat = torch.arange(cfg.seq_len)
+        self.frame_tokens = h * w  # tokens per latent frame: position p lies in latent frame p // frame_tokens
         self.register_buffer("grid_t", flat // (h * w), persistent=False)  # (N,) t index of each flat position
         self.register_buffer("grid_h", (flat // w) % h, persistent=False)
         self.register_buffer("grid_w", flat % w, persistent=False)
@@ -293,7 +294,7 @@ class Prior(nn.Module):
             ConfigError: ``cond_frames`` of the wrong shape or not reaching the last latent frame of ``pos``.
         """
         sound = self.sound_proj(self.latent_sound(cond_frames, b).to(dtype))  # (B, t, C)
-        last = int(self.grid_t[pos.stop - 1])
+        last = (pos.stop - 1) // self.frame_tokens  # on the host: no device sync
         if sound.shape[1] <= last:
             raise ConfigError(f"the sound covers {sound.shape[1]} latent frames; the sequence reaches "
                               f"latent frame {last + 1}")

@@ -54,7 +54,26 @@ def load(path: Path, objective: Objective) -> int:
     for name, opt in objective.optimizers().items():
         if name not in state.get("optimizers", {}):
             raise CheckpointError(f"{path / STATE_FILE} has no optimiser state for '{name}'")
-        opt.load_state_dict(state["optimizers"][name])
+        load_optimizer(opt, state["optimizers"][name])
     set_rng_state(state["rng"])
     objective.load_extra_state(state.get("extra", {}))
     return int(state["step"])
+
+
+def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
+    """``opt.load_state_dict(state)``, keeping how ``opt`` was built to run its update.
+
+    A saved state carries its groups' ``fused`` / ``foreach`` flags, and loading would put them
+    back: a run saved before the optimisers were fused (or on a device without the kernel)
+    would resume unfused. The flags stay as built, and the step counts go where a fused
+    kernel wants them (float32 on the parameter's device).
+    """
+    built = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, flags in zip(opt.param_groups, built):
+        group.update(flags)
+        if group.get("fused"):
+            for p in group["params"]:
+                st = opt.state.get(p, {})
+                if "step" in st:
+                    st["step"] = torch.as_tensor(st["step"], dtype=torch.float32).to(p.device)

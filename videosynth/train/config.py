@@ -18,7 +18,7 @@ class TrainConfig:
     seed: int = checked(0, in_range(0, 2**31 - 1))
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16"; autocast on CUDA only, loss math stays fp32
-    log_every: int = checked(10, at_least(1))
+    log_every: int = checked(10, at_least(1))  # steps between host syncs: logs, skipped updates, DDP stop agreement
     ckpt_every: int = checked(500, at_least(1))
     sample_every: int = checked(500, at_least(0))
     num_samples: int = checked(16, at_least(1))  # clips in each periodic sample grid
@@ -26,7 +26,7 @@ class TrainConfig:
     keep_last: int = checked(3, at_least(0))  # checkpoints kept on disk
     ema_decay: float = checked(0.999, in_range(0, 1))
     grad_clip: float = checked(0.0, at_least(0))  # 0 = off
-    max_bad_steps: int = checked(20, at_least(1))  # consecutive non-finite steps before the run stops
+    max_bad_steps: int = checked(20, at_least(1))  # consecutive non-finite steps before the run stops (seen at log steps)
     eval_every: int = checked(0, at_least(0))  # 0 = off; weight-free metrics on the built-in data
     eval_num: int = checked(64, at_least(2))
     compile: bool = False  # torch.compile the modules (opt-in)

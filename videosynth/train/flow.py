@@ -34,7 +34,7 @@ from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, samp
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.objective import Objective, conditioned_modules, warmup_lr
+from videosynth.train.objective import Objective, adam, conditioned_modules, warmup_lr
 
 EMA_WARMUP = 10  # EMA decay ramps as (1 + step) / (EMA_WARMUP + step) so short runs sample trained weights
 
@@ -145,8 +145,7 @@ class FlowObjective(Objective):
         conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
         self.net = ctx.wrap(Conditioned(DiT(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
         o = cfg.optim
-        self.opt = torch.optim.AdamW(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2),
-                                     weight_decay=o.weight_decay)
+        self.opt = adam(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2), o.weight_decay, decoupled=True)
         self.ema = EMA(self.net, cfg.train.ema_decay)
 
     def modules(self):

@@ -51,7 +51,7 @@ from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
 from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss
-from videosynth.train.objective import trainable
+from videosynth.train.objective import adam, trainable
 
 # ----------------------------------------------------------------------------- config
 
@@ -149,8 +149,8 @@ class GANObjective(GANObjectiveBase):
         self.D = ctx.wrap(discriminator)
         self.d_params = trainable(self.D)  # frozen for the generator update, then thawed
         betas = (cfg.optim.beta1, cfg.optim.beta2)
-        self.opt_g = torch.optim.Adam(trainable(self.G), lr=cfg.optim.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.optim.lr_d, betas=betas)
+        self.opt_g = adam(trainable(self.G), cfg.optim.lr_g, betas)
+        self.opt_d = adam(self.d_params, cfg.optim.lr_d, betas)
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
         self._standing: tuple[int, Conditioned] | None = None  # (EMA updates, EMA copy with standing BN stats)
         self.perceptual = None

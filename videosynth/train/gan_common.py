@@ -28,13 +28,12 @@ def class_loss(logits: torch.Tensor, labels: torch.Tensor, num_classes: int | No
     Raises:
         DataError: a label >= ``num_classes`` (the head is smaller than the data's class count).
     """
-    labels = labels.to(logits.device)
-    if not bool((labels >= 0).any()):
-        return logits.float().sum() * 0.0
-    if num_classes is not None and int(labels.max()) >= num_classes:
+    if num_classes is not None and labels.device.type == "cpu" and int(labels.max()) >= num_classes:
         raise DataError(f"label {int(labels.max())} >= the head's {num_classes} classes: set the model's class / "
                         "action count to the dataset's class count")
-    return F.cross_entropy(logits.float(), labels, ignore_index=-1)
+    labels = labels.to(logits.device)
+    known = (labels >= 0).sum().clamp(min=1)  # the mean over known labels, 0 with none, without a host sync
+    return F.cross_entropy(logits.float(), labels, ignore_index=-1, reduction="sum") / known
 
 
 def check_clip_size(channels: int, frames: int, size: int, data) -> None:

@@ -34,7 +34,7 @@ from videosynth.device import select_device
 from videosynth.errors import CheckpointError, ConfigError, Interrupted, VideoSynthError
 from videosynth.train import checkpointing
 from videosynth.train.config import RunConfig
-from videosynth.train.context import Context, init_distributed
+from videosynth.train.context import Context, SkipWatch, init_distributed
 from videosynth.train.data_order import ResumableSampler, batches
 from videosynth.train.logs import append_row, learning_rates, to_host, truncate_log, write_loss_plot, write_samples
 from videosynth.train.objective import Objective
@@ -128,7 +128,7 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
 
         bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="it", dynamic_ncols=True, mininterval=0.5)
     last_saved = step if resume else -1
-    bad_in_row = 0
+    skips = SkipWatch(device)
     t_last, steps_since = time.perf_counter(), 0
     deadline = t_last + cfg.time_limit if cfg.time_limit > 0 else None
     out_of_time = False
@@ -138,29 +138,33 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
             while step < cfg.steps and not out_of_time:
                 # ---- one optimisation step -------------------------------------------------
                 batch = next(data)
-                ctx.skipped = []
+                ctx.skips = {}
                 metrics = objective.train_step(batch, step)
+                skips.add(ctx.skips)  # on the device: a skipped update is known to the host at log steps
                 step += 1
                 steps_since += 1
-                if ctx.skipped:
-                    bad_in_row += 1
-                    metrics["skipped"] = ",".join(ctx.skipped)
-                    log.warning("step %d: non-finite loss in %s; update skipped", step, ", ".join(ctx.skipped))
-                    if bad_in_row >= cfg.max_bad_steps:
-                        if bar:
-                            bar.close()
-                        raise VideoSynthError(
-                            f"{bad_in_row} steps in a row had a non-finite loss (last at step {step}); the last"
-                            f" good checkpoint in {run_dir / 'checkpoints'} is intact: lower the learning rate or"
-                            f" check the data"
-                        )
-                else:
-                    bad_in_row = 0
-                if deadline is not None:  # every rank stops at the same step
+                # ranks agree on stopping every step alone, every log_every steps under DDP (a sync)
+                check = not ctx.distributed or step % cfg.log_every == 0 or step == cfg.steps
+                if deadline is not None and check:  # every rank stops at the same step
                     out_of_time = agree_stop(ctx.distributed, ctx.device, time.perf_counter() >= deadline)
                 last = step == cfg.steps or out_of_time
                 # ---- logging: the only place logged values reach the host ---------------------
-                if ctx.is_main and (step % cfg.log_every == 0 or last or ctx.skipped):
+                if step % cfg.log_every == 0 or last:  # on every rank: all raise together
+                    counts, longest = skips.read()
+                    skipped = [name for name, n in counts.items() if n]
+                    if skipped:
+                        metrics["skipped"] = ",".join(skipped)
+                        log.warning("step %d: non-finite loss in %s; update skipped (%s since the last log)",
+                                    step, ", ".join(skipped), ", ".join(f"{n}: {counts[n]}" for n in skipped))
+                    if longest >= cfg.max_bad_steps:
+                        if bar:
+                            bar.close()
+                        raise VideoSynthError(
+                            f"{longest} steps in a row had a non-finite loss (by step {step}); their updates were"
+                            f" skipped and the checkpoints in {run_dir / 'checkpoints'} are intact: lower the"
+                            f" learning rate or check the data"
+                        )
+                if ctx.is_main and (step % cfg.log_every == 0 or last):
                     now = time.perf_counter()
                     values = {**to_host(metrics), **learning_rates(objective.optimizers())}
                     row = {"step": step, "time": round(time.time(), 3),
@@ -184,7 +188,7 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
                     grid = sample_grid(objective, cfg.num_samples, sample_seed)
                     write_samples(grid, run_dir, step, cfg.sample_fps)
                     tb.log_samples(grid, step)
-                stop = agree_stop(ctx.distributed, ctx.device, stopper.stop)
+                stop = agree_stop(ctx.distributed, ctx.device, stopper.stop) if check else False
                 if step % cfg.ckpt_every == 0 or last or stop:
                     if ctx.is_main:
                         checkpointing.save(run_dir, step, objective, config, cfg.keep_last)

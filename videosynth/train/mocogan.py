@@ -59,7 +59,7 @@ from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
 from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss
-from videosynth.train.objective import trainable
+from videosynth.train.objective import adam, trainable
 
 # Adam settings of the paper's code: lr 2e-4, betas (0.5, 0.999), weight decay 1e-5.
 PAPER_LR = 2e-4
@@ -134,6 +134,11 @@ class MoCoGANObjective(GANObjectiveBase):
             self.batch_keys = (*self.batch_keys, "audio")
         check_clip_size(mcfg.channels, mcfg.frames, mcfg.size, cfg.data)
         self.use_category = mcfg.num_actions > 0 and mcfg.d_category_head and lcfg.category_weight > 0
+        classes = len(getattr(ctx.dataset, "class_names", None) or [])
+        if self.use_category and lcfg.category_source == "real" and mcfg.num_actions < classes:
+            # checked once here, not per step on the device (labels there are not range-checked)
+            raise ConfigError(f"model.num_actions={mcfg.num_actions} but the data have {classes} classes: the action "
+                              f"head learns the real clips' labels (loss.category_source: real); set it to {classes}")
 
         def conditioner():
             return build_conditioner(cfg.condition) if cfg.condition is not None else None
@@ -150,13 +155,13 @@ class MoCoGANObjective(GANObjectiveBase):
 
         ocfg = cfg.optim
 
-        def adam(module, lr: float) -> torch.optim.Adam:
+        def adam_of(module, lr: float) -> torch.optim.Adam:
             # trainable parameters only: a frozen pretrained text encoder stays out
-            return torch.optim.Adam(trainable(module), lr, (ocfg.beta1, ocfg.beta2), weight_decay=ocfg.weight_decay)
+            return adam(trainable(module), lr, (ocfg.beta1, ocfg.beta2), ocfg.weight_decay)
 
-        self.opt_g = adam(self.G, ocfg.lr_g)
-        self.opt_di = adam(self.D_I, ocfg.lr_d_image)
-        self.opt_dv = adam(self.D_V, ocfg.lr_d_video)
+        self.opt_g = adam_of(self.G, ocfg.lr_g)
+        self.opt_di = adam_of(self.D_I, ocfg.lr_d_image)
+        self.opt_dv = adam_of(self.D_V, ocfg.lr_d_video)
         self.d_params = trainable(self.D_I) + trainable(self.D_V)  # frozen / thawed around the generator update
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
 

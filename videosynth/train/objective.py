@@ -6,7 +6,7 @@ A family plugs in a subclass of :class:`Objective`::
         def __init__(self, cfg: VideoGANRunConfig, ctx: Context):
             super().__init__(cfg, ctx)
             self.G = ctx.wrap(Conditioned(Generator(cfg.model), build_conditioner(cfg.condition)))
-            self.opt_g = torch.optim.Adam(self.G.parameters(), ...)
+            self.opt_g = adam(self.G.parameters(), ...)          # fused: the NaN guard needs no sync
             self.ema_g = EMA(self.G, cfg.train.ema_decay)
 
         def modules(self):    return {"generator": self.G, ...}         # saved in model.safetensors
@@ -151,6 +151,22 @@ def warmup_lr(base: float, warmup_steps: int, step: int, decay_steps: int = 0, t
             frac = min(1.0, (step - start + 1) / max(1, total_steps - start))
             lr *= 0.5 * (1.0 + math.cos(math.pi * frac))
     return lr
+
+
+def adam(params, lr: float, betas: tuple[float, float], weight_decay: float = 0.0,
+         decoupled: bool = False) -> torch.optim.Adam:
+    """Adam (AdamW with ``decoupled``) on torch's fused kernel where the parameters' device has one.
+
+    The fused update takes the NaN guard's verdict as a device tensor (``found_inf``), so a step
+    with a non-finite loss is skipped without the host waiting for the device
+    (:meth:`~videosynth.train.context.Context.backward_step`). ``params`` may be parameter groups.
+    """
+    params = list(params)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    try:
+        return cls(params, lr, betas, weight_decay=weight_decay, fused=True)
+    except RuntimeError:  # a device or dtype without a fused kernel: the loop syncs on the guard instead
+        return cls(params, lr, betas, weight_decay=weight_decay)
 
 
 def trainable(module: nn.Module) -> list[nn.Parameter]:

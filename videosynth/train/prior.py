@@ -39,7 +39,7 @@ from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.objective import Objective, conditioned_modules, warmup_lr
+from videosynth.train.objective import Objective, adam, conditioned_modules, warmup_lr
 
 log = logging.getLogger("videosynth.train")
 
@@ -156,7 +156,7 @@ class PriorObjective(Objective):
             raise ConfigError("condition.audio: a token cache holds no sound; train on clips (remove tokens:)")
         conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
         self.net = ctx.wrap(Conditioned(Prior(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
-        self.opt = torch.optim.AdamW(self._param_groups(), cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2))
+        self.opt = adam(self._param_groups(), cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2), decoupled=True)
         self.ema = EMA(self.net, cfg.train.ema_decay)
 
     def _param_groups(self) -> list[dict]:

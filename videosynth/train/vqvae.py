@@ -30,7 +30,7 @@ from videosynth.data import DataConfig
 from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
-from videosynth.train.objective import Objective, warmup_lr
+from videosynth.train.objective import Objective, adam, warmup_lr
 
 log = logging.getLogger("videosynth.train")
 
@@ -80,7 +80,7 @@ class VQVAEObjective(Objective):
         # codebook statistics are synchronised by the quantiser itself; DDP needn't broadcast buffers
         self.model = ctx.wrap(model, broadcast_buffers=False)
         o = cfg.optim
-        self.opt = torch.optim.Adam(self.model.parameters(), o.lr, (o.beta1, o.beta2), weight_decay=o.weight_decay)
+        self.opt = adam(self.model.parameters(), o.lr, (o.beta1, o.beta2), o.weight_decay)
 
     @property
     def vqvae(self) -> VQVAE:
