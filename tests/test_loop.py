@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from loop_helpers import TinyClips, TinyObjective, TinyRunConfig
-from videosynth.errors import CheckpointError, VideoSynthError
+from videosynth.errors import CheckpointError, ConfigError, VideoSynthError
 from videosynth.checkpoint import normalize_keys
 from videosynth.train import checkpointing
 from videosynth.train.context import Context, SkipWatch
@@ -197,6 +197,16 @@ def test_a_run_saved_unfused_resumes_fused(tmp_path):
     assert all(s.dtype == torch.float32 and s.item() == 3 for s in steps)
     obj.train_step({"video": TinyClips()[0]["video"][None]}, 3)
     assert all(obj.opt.state[p]["step"].item() == 4 for p in obj.net.parameters())
+
+
+def test_resuming_on_data_with_other_classes_is_a_config_error(tmp_path):
+    train(_cfg(steps=3), TinyObjective, tmp_path, TinyClips(), progress=False)
+    other = TinyClips()
+    other.class_names = ["b", "a"]  # the same names in another order: every label would change meaning
+    with pytest.raises(ConfigError, match="trained on classes \\['a', 'b'\\], the data have \\['b', 'a'\\]"):
+        train(_cfg(steps=6), TinyObjective, tmp_path, other, resume=True, progress=False)
+    train(_cfg(steps=6), TinyObjective, tmp_path, TinyClips(), resume=True, progress=False)
+    assert find_checkpoint(tmp_path)[1]["step"] == 6
 
 
 def test_disk_full_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -58,6 +58,18 @@ def sample_grid(objective: Objective, n: int, generator: torch.Generator | int) 
         objective.set_train(True)
 
 
+def _check_classes(run_dir: Path, dataset) -> None:
+    """A resumed run's data must have the classes it was trained on, in the same order (labels are indices)."""
+    try:
+        saved = json.loads((run_dir / CLASSES_FILE).read_text())
+    except (OSError, ValueError):
+        return  # a run from before classes.json, or none written: nothing to compare
+    names = list(getattr(dataset, "class_names", None) or [])
+    if saved and names and names != saved:
+        raise ConfigError(f"{run_dir / CLASSES_FILE}: the run was trained on classes {saved}, the data have {names}; "
+                          f"resume on the same data, or start a new run")
+
+
 def train(
     config: RunConfig,
     objective_cls: type[Objective],
@@ -97,6 +109,7 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
         for path in remove_stale_temps(run_dir):
             log.warning("removed %s, left by a killed writer", path)
     if resume:
+        _check_classes(run_dir, dataset)
         path, _ = find_checkpoint(run_dir)
         step = checkpointing.load(path, objective)
         if step > cfg.steps:
