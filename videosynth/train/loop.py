@@ -157,12 +157,14 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
                 step += 1
                 steps_since += 1
                 # ranks agree on stopping every step alone, every log_every steps under DDP (a sync)
-                check = not ctx.distributed or step % cfg.log_every == 0 or step == cfg.steps
+                log_step = step % cfg.log_every == 0 or step == cfg.steps
+                check = not ctx.distributed or log_step
                 if deadline is not None and check:  # every rank stops at the same step
                     out_of_time = agree_stop(ctx.distributed, ctx.device, time.perf_counter() >= deadline)
                 last = step == cfg.steps or out_of_time
+                log_step = log_step or last
                 # ---- logging: the only place logged values reach the host ---------------------
-                if step % cfg.log_every == 0 or last:  # on every rank: all raise together
+                if log_step:  # on every rank: all raise together
                     counts, longest = skips.read()
                     skipped = [name for name, n in counts.items() if n]
                     if skipped:
@@ -177,7 +179,7 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
                             f" skipped and the checkpoints in {run_dir / 'checkpoints'} are intact: lower the"
                             f" learning rate or check the data"
                         )
-                if ctx.is_main and (step % cfg.log_every == 0 or last):
+                if ctx.is_main and log_step:
                     now = time.perf_counter()
                     values = {**to_host(metrics), **learning_rates(objective.optimizers())}
                     row = {"step": step, "time": round(time.time(), 3),
