@@ -63,17 +63,17 @@ def test_kv_cache_matches_full_pass(chunks):
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
 
 
-def test_decode_step_matches_the_cached_forward():
+def test_the_decoder_step_matches_the_cached_forward():
     prior = tiny(cond_dim=8).eval()
     inp = prior.shift_right(tokens(prior))
     cond = torch.randn(2, 8)
     slow, fast = prior.new_cache(2), prior.new_cache(2)
     for cache in (slow, fast):
         prior(inp[:, :3], cond, cache, 0)
-    steps = prior.decode_inputs(prior.cfg.seq_len)
+    decoder = prior.decoder(fast, prior.cfg.seq_len)
     for pos in range(3, prior.cfg.seq_len):
         want = prior(inp[:, pos:pos + 1], None, slow, pos)[:, -1]  # (B, V)
-        assert torch.equal(prior.decode_step(inp[:, pos], pos, fast, steps), want)
+        assert torch.equal(decoder.step(inp[:, pos], pos), want)
     assert fast.length == slow.length == prior.cfg.seq_len
 
 

@@ -20,7 +20,8 @@ KV cache and the position table simple.) Video prediction needs no special
 path: the tokens of the observed frames are the prefix of the sequence.
 
 This file holds, in reading order: the KV cache, causal self-attention, the
-MLP, the block, :class:`PriorConfig` with :data:`PRESETS`, and :class:`Prior`.
+MLP, the block, :class:`PriorConfig` with :data:`PRESETS`, :class:`Prior`, and
+:class:`Decoder` (the one-position step of KV-cached sampling).
 """
 
 from __future__ import annotations
@@ -98,21 +99,6 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(b, n, c)  # (B, n, C)
         return self.resid_drop(self.proj(y))
 
-    def decode(self, x: torch.Tensor, cache: KVCache, layer: int, pos: int) -> torch.Tensor:
-        """One new position (inference, no dropout): ``x [B, C]`` at absolute ``pos`` -> ``[B, C]``;
-        its key/value are written into ``cache`` and it attends to positions ``0 .. pos``.
-
-        The same arithmetic as :meth:`forward` with one query; the layers are called as functions
-        (``F.linear``) because per-token module dispatch is a visible share of a small model's step.
-        """
-        b, c = x.shape
-        qkv = F.linear(x, self.qkv.weight, self.qkv.bias)  # (B, 3C)
-        q, k, v = qkv.view(b, 3, self.n_head, 1, c // self.n_head).unbind(1)  # 3 x (B, nh, 1, hs)
-        k, v = cache.write(layer, pos, k, v)  # (B, nh, pos + 1, hs)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, 1, hs): one query sees the whole past
-        y = y.reshape(b, c)  # (B, C): with one query the heads are already in (nh, hs) order
-        return F.linear(y, self.proj.weight, self.proj.bias)
-
 
 class MLP(nn.Module):
     def __init__(self, cfg: "PriorConfig"):
@@ -124,12 +110,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.proj(F.gelu(self.fc(x))))
-
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for inference: no dropout, layers called as functions (see
-        :meth:`CausalSelfAttention.decode`)."""
-        fc, proj = self.fc, self.proj
-        return F.linear(F.gelu(F.linear(x, fc.weight, fc.bias)), proj.weight, proj.bias)
 
 
 class Block(nn.Module):
@@ -146,14 +126,6 @@ class Block(nn.Module):
                 start_pos: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), cache, layer, start_pos)
         return x + self.mlp(self.ln2(x))
-
-    def decode(self, x: torch.Tensor, cache: KVCache, layer: int, pos: int) -> torch.Tensor:
-        """One new position ``x [B, C]`` at absolute ``pos`` (see :meth:`CausalSelfAttention.decode`)."""
-        ln1, ln2 = self.ln1, self.ln2
-        h = F.layer_norm(x, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)  # (B, C)
-        x = x + self.attn.decode(h, cache, layer, pos)
-        h = F.layer_norm(x, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
-        return x + self.mlp.decode(h)
 
 
 # ---------------------------------------------------------------------------
@@ -355,11 +327,11 @@ class Prior(nn.Module):
             cache.length = end
         return self.head(self.ln_f(x))  # (B, n, V)
 
-    def decode_inputs(self, length: int, cond_frames: torch.Tensor | None = None,
-                      rows: int = 1) -> list[torch.Tensor]:
-        """What :meth:`decode_step` adds to the token embedding of each of the first ``length`` positions,
-        computed once per generation: the position embeddings ``[length, C]`` and, for a sound-driven
-        prior, the sound ``[rows, length, C]`` of ``cond_frames [rows, T, audio_dim]`` (as in :meth:`forward`).
+    def decoder(self, cache: KVCache, length: int, cond_frames: torch.Tensor | None = None,
+                rows: int = 1) -> "Decoder":
+        """The one-position step of incremental decoding for one generation of up to ``length``
+        positions into ``cache`` (see :class:`Decoder`); ``cond_frames [rows, T, audio_dim]`` for a
+        sound-driven prior, as in :meth:`forward`.
 
         Raises:
             ConfigError: ``length`` beyond ``latent_shape``; sound missing, misshapen or too short.
@@ -368,29 +340,70 @@ class Prior(nn.Module):
             raise ConfigError(f"prior sequence of {length} tokens exceeds latent_shape "
                               f"{list(self.cfg.latent_shape)} ({self.cfg.seq_len} tokens)")
         pos = slice(0, length)
-        inputs = [self.position_embeddings(pos)]
+        extras = [self.position_embeddings(pos)]  # (length, C)
         if self.sound_proj is not None:
-            inputs.append(self.sound_inputs(cond_frames, rows, pos, inputs[0].dtype))  # (rows, length, C)
-        return inputs
-
-    def decode_step(self, idx: torch.Tensor, pos: int, cache: KVCache, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Logits ``float [B, vocab_size]`` of the token at flat position ``pos``, from its input id
-        ``idx int64 [B]`` (the token at ``pos - 1``) and the cache holding positions ``0 .. pos - 1``.
-
-        The lean path of incremental decoding, the same computation as ``forward(idx[:, None], cache=cache,
-        start_pos=pos)`` without its checks (the caller keeps ``pos == cache.length < seq_len``, ``pos >= 1``;
-        inference only: no dropout). ``inputs`` is :meth:`decode_inputs` of at least ``pos + 1`` positions.
-        """
-        x = self.tok_emb(idx)  # (B, C)
-        for extra in inputs:
-            x = x + extra.select(-2, pos)  # (B, C)
-        for i, block in enumerate(self.blocks):
-            x = block.decode(x, cache, i, pos)
-        cache.length = pos + 1
-        return self.head(self.ln_f(x))  # (B, V)
+            extras.append(self.sound_inputs(cond_frames, rows, pos, extras[0].dtype))  # (rows, length, C)
+        return Decoder(self, cache, extras)
 
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy (nats) of token grids ``int64 [B, t, h, w]`` or flat ``[B, N]``."""
         flat = tokens.reshape(tokens.shape[0], -1)  # (B, N)
         logits = self(self.shift_right(flat), cond)  # (B, N, V)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat.reshape(-1))
+
+
+class Decoder:
+    """Incremental decoding, one position per :meth:`step`, for one generation (inference only).
+
+    The same arithmetic as ``Prior.forward(idx[:, None], cache=cache, start_pos=pos)`` — the same
+    kernels in the same order, so the logits are equal bit for bit — without its checks, module
+    calls or per-call attribute lookups: at batch 1 a small prior's step is dominated by the
+    per-operation overhead around its matmuls, so references to the weights are gathered into plain
+    tuples once per generation and each step is one loop over them. What
+    every step adds to the token embedding (the position embeddings ``[length, C]``, the projected
+    sound ``[rows, length, C]``) is computed once, by :meth:`Prior.decoder`.
+    """
+
+    def __init__(self, prior: Prior, cache: KVCache, extras: list[torch.Tensor]):
+        cfg = prior.cfg
+        self.cache = cache
+        self.extras = extras
+        self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
+        self.width = (cfg.n_embd,)
+        self.tok_emb = prior.tok_emb.weight
+        self.layers = [
+            (b.ln1.weight, b.ln1.bias, b.ln1.eps, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight,
+             b.attn.proj.bias, b.ln2.weight, b.ln2.bias, b.ln2.eps, b.mlp.fc.weight, b.mlp.fc.bias,
+             b.mlp.proj.weight, b.mlp.proj.bias)
+            for b in prior.blocks
+        ]
+        self.final = (prior.ln_f.weight, prior.ln_f.bias, prior.ln_f.eps, prior.head.weight)
+
+    def step(self, idx: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits ``float [B, vocab_size]`` of the token at flat position ``pos``, from its input id
+        ``idx int64 [B]`` (the token at ``pos - 1``), with the cache holding positions ``0 .. pos - 1``
+        (the caller keeps ``1 <= pos == cache.length`` and ``pos`` below the decoder's length); the
+        position's keys and values are written into the cache.
+        """
+        layer_norm, linear, gelu, attention = torch.layer_norm, F.linear, F.gelu, F.scaled_dot_product_attention
+        width, nh, hs = self.width, self.n_head, self.head_dim
+        x = F.embedding(idx, self.tok_emb)  # (B, C)
+        b = x.shape[0]
+        for extra in self.extras:
+            x = x + extra.select(-2, pos)  # (B, C)
+        keys, values = self.cache.k, self.cache.v
+        for i, (w1, b1, e1, qkv_w, qkv_b, proj_w, proj_b, w2, b2, e2, fc_w, fc_b, out_w, out_b) \
+                in enumerate(self.layers):
+            h = layer_norm(x, width, w1, b1, e1)
+            q, k, v = linear(h, qkv_w, qkv_b).view(b, 3, nh, 1, hs).unbind(1)  # 3 x (B, nh, 1, hs)
+            past_k, past_v = keys[i], values[i]  # (B, nh, max_len, hs)
+            past_k.narrow(2, pos, 1).copy_(k)
+            past_v.narrow(2, pos, 1).copy_(v)
+            # one query sees the whole past; with one query the heads come out in (nh, hs) order
+            y = attention(q, past_k.narrow(2, 0, pos + 1), past_v.narrow(2, 0, pos + 1)).view(b, -1)  # (B, C)
+            x = x + linear(y, proj_w, proj_b)
+            h = layer_norm(x, width, w2, b2, e2)
+            x = x + linear(gelu(linear(h, fc_w, fc_b)), out_w, out_b)
+        self.cache.length = pos + 1
+        w, bias, eps, head = self.final
+        return linear(layer_norm(x, width, w, bias, eps), head)  # (B, V)

@@ -134,7 +134,7 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
         top_k, top_p: optional top-k / nucleus filtering.
         prime: ``int64 [batch, t0, h, w]`` tokens of observed frames, kept as the first ``t0`` frames.
         generator: RNG for the draws (on the prior's device); same seed -> same tokens.
-        use_cache: KV-cached decoding (one new position per step, by :meth:`Prior.decode_step`); ``False`` recomputes
+        use_cache: KV-cached decoding (one new position per step, by :meth:`Prior.decoder`); ``False`` recomputes
             the whole prefix each step (reference path, same tokens).
         sound, null_sound: ``[batch, T, audio_dim]`` per-video-frame sound features of a
             sound-driven prior, and their null for guidance.
@@ -189,15 +189,15 @@ def generate(prior: Prior, shape: tuple[int, int, int], batch: int, cond: torch.
         if not bool(torch.isfinite(logits).all()):  # once per call: the token draw would not notice
             raise VideoSynthError("the prior gives non-finite logits (NaN/Inf): its weights are broken; "
                                   "sample an earlier checkpoint (--checkpoint) or retrain")
-        if use_cache:  # position (and sound) embeddings of every position, once
-            step_inputs = prior.decode_inputs(n, sound, rows)
+        if use_cache:  # the lean one-position step; position (and sound) embeddings computed once
+            decoder = prior.decoder(cache, n, sound, rows)
         for pos in range(start, n):
             new = choose(next_logits(logits), temperature, top_k, top_p, generator)  # (B,)
             tokens[:, pos] = new
             if pos + 1 == n:
                 break
-            if use_cache:  # the lean one-position step: the input for position pos + 1 is the new token
-                logits = prior.decode_step(new.repeat(2) if guided else new, pos + 1, cache, step_inputs)
+            if use_cache:  # the input for position pos + 1 is the new token
+                logits = decoder.step(new.repeat(2) if guided else new, pos + 1)
             else:
                 logits = prior(inputs(pos + 1), cond, cond_frames=sound)[:, -1]
     finally:
