@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -87,3 +88,33 @@ class TinyObjective(Objective):
 
 def weights(objective: TinyObjective) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in unwrap(objective.net).state_dict().items()}
+
+
+HOST_SYNCS = ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu")
+
+
+class HostSyncs:
+    """Records the tensor calls that make the host wait for a value on the device (``.item()``,
+    ``bool()``, ``float()``, ``.tolist()``, ``.cpu()``, ...) made inside :meth:`watch`; ``calls``
+    lists their names. Installed on ``torch.Tensor`` with pytest's ``monkeypatch``."""
+
+    def __init__(self, monkeypatch):
+        self.calls: list[str] = []
+        self.watching = False
+        for name in HOST_SYNCS:
+            original = getattr(torch.Tensor, name)
+
+            def counted(tensor, *args, _original=original, _name=name, **kwargs):
+                if self.watching:
+                    self.calls.append(_name)
+                return _original(tensor, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+    @contextmanager
+    def watch(self):
+        self.watching = True
+        try:
+            yield self
+        finally:
+            self.watching = False

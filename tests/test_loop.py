@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from loop_helpers import TinyClips, TinyObjective, TinyRunConfig
+from loop_helpers import HostSyncs, TinyClips, TinyObjective, TinyRunConfig
 from videosynth.errors import CheckpointError, ConfigError, VideoSynthError
 from videosynth.checkpoint import normalize_keys
 from videosynth.train import checkpointing
@@ -145,46 +145,30 @@ def test_skips_reach_the_log_and_the_limit_at_log_steps(tmp_path, caplog):
 
 def test_train_steps_with_the_fused_guard_make_no_host_sync(tmp_path, monkeypatch):
     """Between log steps nothing in a step waits for the device: no .item(), bool(), float(), .tolist(), .cpu()."""
-    calls = []
-    inside = [False]
-    for name in ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu"):
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *args, _original=original, _name=name, **kwargs):
-            if inside[0]:
-                calls.append(_name)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    syncs = HostSyncs(monkeypatch)
     step_of = TinyObjective.train_step
 
     def train_step(self, batch, step):
-        inside[0] = True
-        try:
+        with syncs.watch():
             out = step_of(self, batch, step)
             self.ctx.skips = dict(self.ctx.skips)  # what the loop adds to its SkipWatch
             return out
-        finally:
-            inside[0] = False
 
     monkeypatch.setattr(TinyObjective, "train_step", train_step)
     add = SkipWatch.add
 
     def watched_add(self, flags):
-        inside[0] = True
-        try:
+        with syncs.watch():
             add(self, flags)
-        finally:
-            inside[0] = False
 
     monkeypatch.setattr(SkipWatch, "add", watched_add)
     cfg = dataclasses.replace(_cfg(steps=6, log_every=100, ckpt_every=100), nan_steps=[2])
     train(cfg, TinyObjective, tmp_path / "fused", TinyClips(), progress=False)
-    assert calls == []
+    assert syncs.calls == []
     rows = [json.loads(l) for l in (tmp_path / "fused" / "log.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 6 and rows[-1]["skipped"] == "net"
     train(dataclasses.replace(cfg, fused=False), TinyObjective, tmp_path / "synced", TinyClips(), progress=False)
-    assert calls.count("item") >= 6  # an unfused optimiser's guard waits for the verdict every step (and its step counts)
+    assert syncs.calls.count("item") >= 6  # an unfused optimiser's guard waits for the verdict every step (and its step counts)
 
 
 def test_a_run_saved_unfused_resumes_fused(tmp_path):

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from loop_helpers import HostSyncs
 from videosynth.errors import ConfigError
 from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig, warn_if_collapsed
 
@@ -262,6 +263,55 @@ def test_non_finite_encoder_outputs_do_not_poison_the_codebook():
     model.quantizer(z)
     assert torch.isfinite(model.quantizer.embedding).all()
     assert torch.isfinite(model.quantizer.ema_sum).all()
+
+
+def test_a_training_forward_waits_for_the_device_only_once(monkeypatch):
+    """The codebook's first-batch initialisation reads its flag once; after that a training forward,
+    restarts and non-finite rows included, makes no call that waits for a value on the device."""
+    syncs = HostSyncs(monkeypatch)
+    model = tiny(restart_after=1, restart_threshold=0.5).train()
+    with syncs.watch():
+        model(clip())  # reads the `initialized` buffer once and remembers it
+    assert syncs.calls == ["__bool__"]
+    dead = torch.arange(0, model.cfg.codebook_size, 2)
+    with torch.no_grad():
+        model.quantizer.embedding.data[dead] = 1e3  # never chosen: dead after one step
+        model.quantizer.ema_sum[dead] = 1e3
+    z = model.encoder(clip(seed=1)).detach()
+    z[0, :, 0] = float("nan")  # one latent frame of one clip diverged
+    syncs.calls.clear()
+    with syncs.watch():
+        out = model.quantizer(z)
+        model(clip(seed=2))
+    assert syncs.calls == []
+    assert out.restarted >= len(dead)
+    assert model.quantizer.embedding[dead].abs().max() < 100
+    assert torch.isfinite(model.quantizer.embedding).all()
+
+
+def test_restarts_from_a_batch_with_no_finite_row_keep_the_codebook():
+    model = tiny(restart_after=1).train()
+    model(clip())
+    before = model.quantizer.embedding.clone()
+    z = torch.full_like(model.encoder(clip(seed=1)).detach(), float("nan"))
+    out = model.quantizer(z)  # every code unused: all dead, and no candidate is finite
+    assert out.restarted == model.cfg.codebook_size
+    emb = model.quantizer.embedding
+    assert torch.isfinite(emb).all() and torch.isfinite(model.quantizer.ema_sum).all()
+    assert torch.allclose(emb, before, atol=0.05 * before.std().item())  # the old codes, jittered
+
+
+def test_loading_an_uninitialised_codebook_initialises_it_again():
+    model = tiny().train()
+    model(clip())  # initialised, and remembered on the host
+    model.load_state_dict(tiny().state_dict())  # a fresh model's state: not initialised
+    assert not bool(model.quantizer.initialized)
+    model(clip(seed=1))
+    assert bool(model.quantizer.initialized)
+    with torch.no_grad():
+        z = model.encoder(clip(seed=1)).permute(0, 2, 3, 4, 1).reshape(-1, model.cfg.code_dim)
+    first_ema = model.quantizer.embedding  # after one EMA step from codes drawn from z
+    assert torch.cdist(first_ema, z).min(1).values.median() < 0.5 * z.norm(dim=1).mean()
 
 
 # ----------------------------------------------------------------------------- FSQ bottleneck

@@ -176,13 +176,20 @@ def _broadcast(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _sample_rows(z: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` random rows of ``z [N, D]`` (with replacement when ``N < n``), plus tiny noise so repeats differ."""
+def _candidate_rows(z: torch.Tensor, finite: torch.Tensor, fallback: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` random rows of ``z [N, D]`` among its finite rows (``finite`` bool ``[N]``), plus tiny noise so
+    repeats differ; drawn on the device with no host sync (the count of finite rows is never read).
+
+    Without replacement when ``N >= n`` (the rows with the ``n`` largest random keys, non-finite rows keyed
+    last), else with replacement. A draw that still lands on a non-finite row (fewer finite rows than
+    draws) takes the row of ``fallback [n, D]`` (the current codebook) instead.
+    """
     if z.shape[0] >= n:
-        idx = torch.randperm(z.shape[0], device=z.device)[:n]
+        keys = torch.rand(z.shape[0], device=z.device).masked_fill_(~finite, -1.0)  # (N,)
+        idx = keys.topk(n).indices  # (n,)
     else:
         idx = torch.randint(0, z.shape[0], (n,), device=z.device)
-    rows = z[idx]  # (n, D)
+    rows = torch.where(finite[idx, None], z[idx], fallback)  # (n, D)
     return rows + RESTART_NOISE * rows.std() * torch.randn_like(rows)
 
 
@@ -199,7 +206,7 @@ class QuantizerOutput:
     commit_loss: torch.Tensor  # scalar, already weighted by beta
     perplexity: torch.Tensor  # scalar, exp(entropy) of this batch's code histogram
     usage: torch.Tensor  # scalar in [0, 1]: fraction of the codebook used by this batch
-    restarted: int  # codes restarted by this forward
+    restarted: torch.Tensor  # scalar: codes restarted by this forward (0 outside training)
 
 
 class VectorQuantizer(nn.Module):
@@ -237,6 +244,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("ema_sum", init.clone())  # (K, D) EMA of the sum of assigned vectors
         self.register_buffer("unused_steps", torch.zeros(k, dtype=torch.long))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._initialized_seen = False  # host copy of ``initialized`` once it is True (see _needs_init)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codebook rows for ``indices [B, t, h, w]`` -> ``[B, D, t, h, w]``."""
@@ -251,23 +259,37 @@ class VectorQuantizer(nn.Module):
         return dist2.argmin(1)
 
     @torch.no_grad()
-    def _init_from_batch(self, flat: torch.Tensor) -> None:
-        flat = flat[torch.isfinite(flat).all(1)]  # (N', D)
-        source = flat if len(flat) else self.embedding.detach().float()
-        rows = _broadcast(_sample_rows(source, self.cfg.codebook_size).contiguous())  # (K, D)
+    def _init_from_batch(self, flat: torch.Tensor, finite: torch.Tensor) -> None:
+        rows = _broadcast(_candidate_rows(flat, finite, self.embedding.detach().float(),
+                                          self.cfg.codebook_size).contiguous())  # (K, D)
         self.embedding.data.copy_(rows)
         self.ema_sum.copy_(rows)
         self.ema_count.fill_(1.0)
         self.unused_steps.zero_()
         self.initialized.fill_(True)
+        self._initialized_seen = True
+
+    def _needs_init(self) -> bool:
+        """Whether the codebook still awaits its data initialisation. The flag is a buffer (saved, and
+        the same on every rank); it is read from the device once, then remembered on the host, so a
+        training step does not wait for the device (loading a state dict forgets it)."""
+        if not self._initialized_seen:
+            self._initialized_seen = bool(self.initialized)
+        return not self._initialized_seen
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._initialized_seen = False  # the loaded flag is read again at the next training forward
+        super()._load_from_state_dict(*args, **kwargs)
 
     @torch.no_grad()
-    def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """EMA update and dead-code restart; returns the synchronised counts ``[K]`` and restarts."""
+    def _update(self, flat: torch.Tensor, finite: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """EMA update and dead-code restart; returns the synchronised counts ``[K]`` and the number of codes
+        restarted (a device scalar). Rows of ``flat [N, D]`` that are not ``finite`` count nowhere (a diverging
+        encoder must not poison the codebook). Nothing here waits for the device: dead codes are replaced by
+        ``torch.where`` from candidates drawn every step, not by a host decision."""
         cfg = self.cfg
-        finite = torch.isfinite(flat).all(1)  # (N,): a diverging encoder must not poison the codebook
-        flat, indices = flat[finite], indices[finite]  # (N', D), (N',)
-        onehot = F.one_hot(indices, cfg.codebook_size).type(flat.dtype)  # (N', K)
+        flat = torch.where(finite[:, None], flat, 0.0)  # (N, D)
+        onehot = F.one_hot(indices, cfg.codebook_size).type(flat.dtype) * finite[:, None]  # (N, K)
         counts = _all_reduce_sum(onehot.sum(0))  # (K,)
         if cfg.codebook == "ema":
             sums = _all_reduce_sum(onehot.t() @ flat)  # (K, D)
@@ -278,33 +300,36 @@ class VectorQuantizer(nn.Module):
             self.embedding.data.copy_(self.ema_sum / smoothed[:, None])
         self.unused_steps.add_(1).masked_fill_(counts > 0, 0)
 
+        by_threshold = cfg.codebook == "ema" and cfg.restart_threshold > 0
+        if cfg.restart_after <= 0 and not by_threshold:
+            return counts, counts.new_zeros(())
         dead = torch.zeros_like(counts, dtype=torch.bool)
         if cfg.restart_after > 0:
             dead |= self.unused_steps >= cfg.restart_after
-        if cfg.codebook == "ema" and cfg.restart_threshold > 0:
+        if by_threshold:
             dead |= self.ema_count < cfg.restart_threshold
-        # ``dead`` is computed from synchronised buffers, so every rank takes the same branch
-        n_dead = int(dead.sum())
-        if n_dead:
-            source = flat if len(flat) else self.embedding.detach().float()  # (N', D) or (K, D)
-            rows = _broadcast(_sample_rows(source, cfg.codebook_size).contiguous())  # (K, D)
-            self.embedding.data[dead] = rows[dead]
-            self.ema_sum[dead] = rows[dead]
-            self.ema_count[dead] = 1.0
-            self.unused_steps[dead] = 0
-        return counts, n_dead
+        # ``dead`` comes from synchronised buffers and the candidates from rank 0, so every rank restarts alike
+        rows = _broadcast(_candidate_rows(flat, finite, self.embedding.detach().float(),
+                                          cfg.codebook_size).contiguous())  # (K, D)
+        self.embedding.data.copy_(torch.where(dead[:, None], rows, self.embedding.data))
+        self.ema_sum.copy_(torch.where(dead[:, None], rows, self.ema_sum))
+        self.ema_count.masked_fill_(dead, 1.0)
+        self.unused_steps.masked_fill_(dead, 0)
+        return counts, dead.sum().float()
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantise ``z [B, D, t, h, w]`` (any float dtype; the math runs in float32)."""
         b, d, t, h, w = z.shape
         z = z.float()
         flat = z.permute(0, 2, 3, 4, 1).reshape(-1, d)  # (B*t*h*w, D)
-        if self.training and not bool(self.initialized):  # synchronised flag: every rank agrees
-            self._init_from_batch(flat.detach())
-        indices = self.nearest(flat.detach())  # (N,)
-        restarted = 0
         if self.training:
-            counts, restarted = self._update(flat.detach(), indices)
+            finite = torch.isfinite(flat.detach()).all(1)  # (N,)
+            if self._needs_init():  # a synchronised flag: every rank agrees
+                self._init_from_batch(flat.detach(), finite)
+        indices = self.nearest(flat.detach())  # (N,)
+        restarted = flat.new_zeros(())
+        if self.training:
+            counts, restarted = self._update(flat.detach(), finite, indices)
         else:
             counts = torch.bincount(indices, minlength=self.cfg.codebook_size).float()
         grid = indices.view(b, t, h, w)  # (B, t, h, w)
@@ -565,7 +590,7 @@ class VQOutput:
     perplexity: torch.Tensor
     usage: torch.Tensor  # fraction of codes used by this batch, in [0, 1]
     indices: torch.Tensor  # (B, t, h, w) int64
-    restarted: int = 0  # dead codes restarted by this forward
+    restarted: torch.Tensor | float = 0.0  # dead codes restarted by this forward (a scalar tensor)
 
 
 class VQVAE(nn.Module):

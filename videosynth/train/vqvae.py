@@ -109,7 +109,7 @@ class VQVAEObjective(Objective):
             "psnr": 10.0 * torch.log10(VALUE_RANGE**2 / mse),  # dB; inf for a perfect reconstruction
             "perplexity": out.perplexity.detach(),
             "usage": out.usage.detach(),
-            "restarted": float(out.restarted),
+            "restarted": torch.as_tensor(out.restarted).detach(),
         }
         if self.cfg.model.bottleneck == "continuous":  # no codes: the regulariser is the weighted KL
             metrics = {"loss": metrics["loss"], "loss_recon": mse, "loss_kl": out.commit_loss.detach(),
