@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -90,16 +91,26 @@ def weights(objective: TinyObjective) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in unwrap(objective.net).state_dict().items()}
 
 
+def _caller() -> str:
+    """``file:line function`` of the innermost frame in the project's package on the current stack."""
+    for frame in reversed(traceback.extract_stack()):
+        if "/videosynth/" in frame.filename.replace("\\", "/"):
+            return f"{frame.filename.rsplit('/videosynth/', 1)[-1]}:{frame.lineno} {frame.name}"
+    return "?"
+
+
 HOST_SYNCS = ("item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu")
 
 
 class HostSyncs:
     """Records the tensor calls that make the host wait for a value on the device (``.item()``,
     ``bool()``, ``float()``, ``.tolist()``, ``.cpu()``, ...) made inside :meth:`watch`; ``calls``
-    lists their names. Installed on ``torch.Tensor`` with pytest's ``monkeypatch``."""
+    lists their names and ``where`` the line of the project's code that made each. Installed on
+    ``torch.Tensor`` with pytest's ``monkeypatch``."""
 
     def __init__(self, monkeypatch):
         self.calls: list[str] = []
+        self.where: list[str] = []
         self.watching = False
         for name in HOST_SYNCS:
             original = getattr(torch.Tensor, name)
@@ -107,6 +118,7 @@ class HostSyncs:
             def counted(tensor, *args, _original=original, _name=name, **kwargs):
                 if self.watching:
                     self.calls.append(_name)
+                    self.where.append(_caller())
                 return _original(tensor, *args, **kwargs)
 
             monkeypatch.setattr(torch.Tensor, name, counted)

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 import videosynth
 from videosynth.checkpoint import find_checkpoint
+from loop_helpers import HostSyncs
 from videosynth.errors import VideoSynthError
 from videosynth.pipelines import PIPELINES
 from videosynth.train.families import FAMILIES
@@ -145,6 +146,32 @@ def test_two_steps_train_with_finite_losses(tmp_path, configs, family, variant):
     losses = {k: v for r in rows for k, v in r.items() if k.startswith("loss")}
     assert losses and all(isinstance(v, float) and v == v for v in losses.values()), rows
     assert "skipped" not in rows[-1]
+
+
+# checks of labels that run only when the labels are on the CPU, where reading a value waits for nothing
+CPU_ONLY_CHECKS = ("_check_range", "class_loss")
+
+
+@pytest.mark.parametrize("family,variant", CASES, ids=CASE_IDS)
+def test_train_steps_between_log_steps_wait_for_no_device_value(tmp_path, configs, family, variant, monkeypatch):
+    """A family's ``train_step`` keeps its numbers on the device (the loop reads them at log steps): no
+    ``.item()``, ``bool()``, ``float()``, ``.tolist()``, ``.cpu()`` after the first step (which may read
+    one-time state, such as whether a codebook is initialised), apart from the CPU-only label checks."""
+    syncs = HostSyncs(monkeypatch)
+    objective = FAMILIES[family].objective
+    train_step = objective.train_step
+
+    def watched(self, batch, step):
+        if step == 0:
+            return train_step(self, batch, step)
+        with syncs.watch():
+            return train_step(self, batch, step)
+
+    monkeypatch.setattr(objective, "train_step", watched)
+    run_training(_with_train(configs[family][variant], steps=4, log_every=100), run_dir=tmp_path / "run",
+                 progress=False)
+    waits = [w for w in syncs.where if w.split()[-1] not in CPU_ONLY_CHECKS]
+    assert waits == [], sorted(set(waits))
 
 
 @pytest.mark.parametrize("family,variant", CASES, ids=CASE_IDS)
