@@ -288,8 +288,10 @@ class VectorQuantizer(nn.Module):
         encoder must not poison the codebook). Nothing here waits for the device: dead codes are replaced by
         ``torch.where`` from candidates drawn every step, not by a host decision."""
         cfg = self.cfg
-        flat = torch.where(finite[:, None], flat, 0.0)  # (N, D)
-        onehot = F.one_hot(indices, cfg.codebook_size).type(flat.dtype) * finite[:, None]  # (N, K)
+        flat = torch.where(finite[:, None], flat, 0.0)  # (N, D): a NaN would survive a zero weight in a matmul
+        # non-finite rows go to an extra code K that is dropped: the counts and sums leave them out
+        onehot = F.one_hot(torch.where(finite, indices, cfg.codebook_size), cfg.codebook_size + 1)
+        onehot = onehot[:, :cfg.codebook_size].type(flat.dtype)  # (N, K)
         counts = _all_reduce_sum(onehot.sum(0))  # (K,)
         if cfg.codebook == "ema":
             sums = _all_reduce_sum(onehot.t() @ flat)  # (K, D)
