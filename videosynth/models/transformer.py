@@ -358,10 +358,10 @@ class Decoder:
     The same arithmetic as ``Prior.forward(idx[:, None], cache=cache, start_pos=pos)`` — the same
     kernels in the same order, so the logits are equal bit for bit — without its checks, module
     calls or per-call attribute lookups: at batch 1 a small prior's step is dominated by the
-    per-operation overhead around its matmuls, so references to the weights are gathered into plain
-    tuples once per generation and each step is one loop over them. What
-    every step adds to the token embedding (the position embeddings ``[length, C]``, the projected
-    sound ``[rows, length, C]``) is computed once, by :meth:`Prior.decoder`.
+    per-operation overhead around its matmuls, so references to the weights are gathered into
+    plain tuples once per generation and each step is one loop over them. What every step adds to
+    the token embedding (the position embeddings ``[length, C]``, the projected sound
+    ``[rows, length, C]``) is computed once, by :meth:`Prior.decoder`.
     """
 
     def __init__(self, prior: Prior, cache: KVCache, extras: list[torch.Tensor]):
