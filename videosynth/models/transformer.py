@@ -391,16 +391,14 @@ class Decoder:
         b = x.shape[0]
         for extra in self.extras:
             x = x + extra.select(-2, pos)  # (B, C)
-        keys, values = self.cache.k, self.cache.v
+        write = self.cache.write
         for i, (w1, b1, e1, qkv_w, qkv_b, proj_w, proj_b, w2, b2, e2, fc_w, fc_b, out_w, out_b) \
                 in enumerate(self.layers):
             h = layer_norm(x, width, w1, b1, e1)
             q, k, v = linear(h, qkv_w, qkv_b).view(b, 3, nh, 1, hs).unbind(1)  # 3 x (B, nh, 1, hs)
-            past_k, past_v = keys[i], values[i]  # (B, nh, max_len, hs)
-            past_k.narrow(2, pos, 1).copy_(k)
-            past_v.narrow(2, pos, 1).copy_(v)
+            k, v = write(i, pos, k, v)  # (B, nh, pos + 1, hs)
             # one query sees the whole past; with one query the heads come out in (nh, hs) order
-            y = attention(q, past_k.narrow(2, 0, pos + 1), past_v.narrow(2, 0, pos + 1)).view(b, -1)  # (B, C)
+            y = attention(q, k, v).view(b, -1)  # (B, C)
             x = x + linear(y, proj_w, proj_b)
             h = layer_norm(x, width, w2, b2, e2)
             x = x + linear(gelu(linear(h, fc_w, fc_b)), out_w, out_b)

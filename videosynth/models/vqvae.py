@@ -258,10 +258,15 @@ class VectorQuantizer(nn.Module):
         )  # (N, K)
         return dist2.argmin(1)
 
+    def _candidates(self, flat: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+        """One candidate code ``[K, D]`` per codebook row, drawn from the finite rows of ``flat`` (the
+        current code where none can be drawn); rank 0's on every rank. Every rank must call it."""
+        fallback = self.embedding.detach().float()
+        return _broadcast(_candidate_rows(flat, finite, fallback, self.cfg.codebook_size).contiguous())
+
     @torch.no_grad()
     def _init_from_batch(self, flat: torch.Tensor, finite: torch.Tensor) -> None:
-        rows = _broadcast(_candidate_rows(flat, finite, self.embedding.detach().float(),
-                                          self.cfg.codebook_size).contiguous())  # (K, D)
+        rows = self._candidates(flat, finite)  # (K, D)
         self.embedding.data.copy_(rows)
         self.ema_sum.copy_(rows)
         self.ema_count.fill_(1.0)
@@ -311,8 +316,7 @@ class VectorQuantizer(nn.Module):
         if by_threshold:
             dead |= self.ema_count < cfg.restart_threshold
         # ``dead`` comes from synchronised buffers and the candidates from rank 0, so every rank restarts alike
-        rows = _broadcast(_candidate_rows(flat, finite, self.embedding.detach().float(),
-                                          cfg.codebook_size).contiguous())  # (K, D)
+        rows = self._candidates(flat, finite)  # (K, D)
         self.embedding.data.copy_(torch.where(dead[:, None], rows, self.embedding.data))
         self.ema_sum.copy_(torch.where(dead[:, None], rows, self.ema_sum))
         self.ema_count.masked_fill_(dead, 1.0)
