@@ -1,4 +1,4 @@
-"""Family against family on equal wall-clock: VideoGAN (the demo), two-stage AR and latent flow matching.
+"""Family against family on equal wall-clock: VideoGAN (the demo), two-stage AR, masked-token and latent flow.
 
 Every family trains on the demo's data (class-conditional white bouncing circles, squares and
 triangles, 32x32, 8 frames) for the same wall-clock budget on this machine, through the real
@@ -14,10 +14,14 @@ judged the same way:
 - FPD (``videosynth eval fpd``, the same probe's features), 512 clips;
 - sampling seconds per clip (64 clips in batches of 16 after a warm-up) and parameters used
   at sampling time (the tokenizer's included for two-stage families);
-- for flow, class accuracy and seconds per clip at each of ``--flow-steps`` (Heun and Euler).
+- for flow, class accuracy and seconds per clip at each of ``--flow-steps`` (Heun and Euler);
+- for the masked-token prior, class accuracy, valid share and seconds per clip at each of
+  ``--maskgit-steps`` parallel decoding steps.
 
 Families run interleaved per seed (``train.seed``; the data is the same). The table shows the
-median over seeds and writes everything to JSON.
+median over seeds and writes everything to JSON after every run; ``--resume`` keeps the runs a
+JSON already holds (same budget) and trains only the missing (family, seed) pairs, so the table
+can be built over several sittings.
 
 The figure beside the JSON (``families.png``: each score per family, the median as a bar and
 every seed as a dot, and flow's class accuracy against its sampling steps) is drawn from the
@@ -25,6 +29,7 @@ JSON alone, so ``--plot-only`` redraws it without training anything.
 
     python benchmarks/families.py --out-dir /tmp/families --json benchmarks/results/families.json
     python benchmarks/families.py --budget 60 --seeds 0 --families flow --out-dir /tmp/fam-smoke
+    python benchmarks/families.py --families ar maskgit --out-dir /tmp/fam --json benchmarks/results/maskgit.json --resume
     python benchmarks/families.py --plot-only --json benchmarks/results/families.json   # -> families.png
 """
 
@@ -43,8 +48,9 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-FAMILIES = ("gan", "ar", "flow")
-LABELS = {"gan": "VideoGAN (GAN demo)", "ar": "VQ-VAE + AR Transformer", "flow": "KL-AE + DiT flow matching"}
+FAMILIES = ("gan", "ar", "maskgit", "flow")
+LABELS = {"gan": "VideoGAN (GAN demo)", "ar": "VQ-VAE + AR Transformer", "maskgit": "VQ-VAE + masked (MaskGIT)",
+          "flow": "KL-AE + DiT flow matching"}
 MANY_STEPS = 10**6  # train.steps: the time limit ends every run
 SPEED_CLIPS = 64
 
@@ -99,6 +105,7 @@ def train_family(family: str, out: Path, budget: float, share: float, seed: int,
         return {"run": str(run), "wall_s": wall, "steps": {"gan": last_step(run)}}
     tok_cfg, stage_cfg = {
         "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),
+        "maskgit": ("configs/vqvae/shapes-32x32x8.yaml", "configs/maskgit/shapes-32x32x8.yaml"),
         "flow": ("configs/vqvae/shapes-kl-32x32x8.yaml", "configs/flow/shapes-32x32x8.yaml"),
     }[family]
     tok, run = out / f"{family}-tokenizer", out / family
@@ -123,7 +130,7 @@ def sampling_speed(run: str, options: dict) -> tuple[float, float]:
     return per_clip, sum(params.values()) / 1e6
 
 
-def evaluate(result: dict, out: Path, probe: Path, flow_steps: list[int], log: Path) -> dict:
+def evaluate(result: dict, out: Path, probe: Path, flow_steps: list[int], maskgit_steps: list[int], log: Path) -> dict:
     run = result["run"]
     scores = {}
     acc_json, track_json, fpd_json = out / "class-acc.json", out / "track.json", out / "fpd.json"
@@ -148,6 +155,19 @@ def evaluate(result: dict, out: Path, probe: Path, flow_steps: list[int], log: P
                 sec, _ = sampling_speed(run, {"steps": steps, "solver": solver})
                 sweep[f"{solver}-{steps}"] = {"class_acc": json.loads(path.read_text())["accuracy"], "sec_per_clip": sec}
         scores["flow_sweep"] = sweep
+    if result["family"] == "maskgit":
+        sweep = {}
+        for steps in maskgit_steps:
+            acc_path, track_path = out / f"class-acc-steps-{steps}.json", out / f"track-steps-{steps}.json"
+            videosynth("eval", "class-acc", run, "--probe", str(probe), "--num", "64", "--json", str(acc_path),
+                       "--option", f"steps={steps}", log=log)
+            videosynth("eval", "track", "bouncing-shapes", run, "--num", "256", "--json", str(track_path),
+                       "--option", f"steps={steps}", log=log)
+            sec, _ = sampling_speed(run, {"steps": steps})
+            sweep[str(steps)] = {"class_acc": json.loads(acc_path.read_text())["accuracy"],
+                                 "valid_share": json.loads(track_path.read_text())["comparison"]["valid_share"]["fake"],
+                                 "sec_per_clip": sec}
+        scores["maskgit_sweep"] = sweep
     return scores
 
 
@@ -155,7 +175,8 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def summarise(results: list[dict], families: list[str], flow_steps: list[int]) -> tuple[str, dict]:
+def summarise(results: list[dict], families: list[str], flow_steps: list[int],
+              maskgit_steps: list[int] = ()) -> tuple[str, dict]:
     keys = ("class_acc", "valid_share", "bounce_correct", "tracked_share", "fpd", "sec_per_clip", "params_m")
     table, lines = {}, []
     head = f"{'family':<28}{'seeds':>6}{'class acc':>10}{'valid':>8}{'bounce':>8}{'tracked':>8}{'FPD':>9}" \
@@ -187,6 +208,18 @@ def summarise(results: list[dict], families: list[str], flow_steps: list[int]) -
                 table.setdefault("flow_sweep", {})[f"{solver}-{s}"] = {"class_acc": acc, "sec_per_clip": sec}
                 cells.append(f"{acc:.3f} / {sec:.4f}")
             lines.append(f"{solver:<8}" + "".join(f"{c:>16}" for c in cells))
+    masked = [r for r in results if r["family"] == "maskgit" and "maskgit_sweep" in r["scores"]]
+    if masked:
+        lines += ["", f"masked-token decoding steps (median over {len(masked)} seed(s)): "
+                      "class acc / valid share / seconds per clip"]
+        ar_sec = [r["scores"]["sec_per_clip"] for r in results if r["family"] == "ar"]
+        for s in maskgit_steps:
+            cell = {k: median([r["scores"]["maskgit_sweep"][str(s)][k] for r in masked])
+                    for k in ("class_acc", "valid_share", "sec_per_clip")}
+            table.setdefault("maskgit_sweep", {})[str(s)] = cell
+            speed = f"  ({median(ar_sec) / cell['sec_per_clip']:.1f}x the AR prior's speed)" if ar_sec else ""
+            lines.append(f"{s:>3} steps  {cell['class_acc']:.3f} / {cell['valid_share']:.3f} / "
+                         f"{cell['sec_per_clip']:.4f}{speed}")
     return "\n".join(lines), table
 
 
@@ -198,7 +231,7 @@ FIGURE_PANELS = (
     ("fpd", "FPD (probe features)", False, None),
     ("sec_per_clip", "sampling seconds per clip (CPU)", False, None),
 )
-SHORT_LABELS = {"gan": "VideoGAN", "ar": "VQ-VAE + AR", "flow": "KL-AE + DiT flow"}
+SHORT_LABELS = {"gan": "VideoGAN", "ar": "VQ-VAE + AR", "maskgit": "VQ-VAE + masked", "flow": "KL-AE + DiT flow"}
 FIGURE_HEADROOM = 1.15  # room above the tallest bar for its value
 LOG_HEADROOM = 2.0  # the same on a log axis, and below the shortest bar so it shows
 
@@ -278,6 +311,8 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     p.add_argument("--flow-steps", type=int, nargs="+", default=[4, 8, 16, 32])
+    p.add_argument("--maskgit-steps", type=int, nargs="+", default=[8, 12, 16])
+    p.add_argument("--resume", action="store_true", help="keep the (family, seed) runs --json already holds")
     p.add_argument("--out-dir", help="folder for the runs, configs, logs and per-run JSON (required unless --plot-only)")
     p.add_argument("--json", help="write the results here (with --plot-only: read them from here)")
     p.add_argument("--figure", help="the figure to write (.png, .pdf, .svg); default: the --json path as .png")
@@ -302,20 +337,29 @@ def main() -> int:
     log = out / "commands.log"
     probe = out / "probe-class-acc.safetensors"  # trained by the first class-acc call, then shared
     results = []
+    if args.resume and args.json and Path(args.json).is_file():
+        previous = json.loads(Path(args.json).read_text())
+        if previous.get("budget_s", args.budget) != args.budget:
+            raise SystemExit(f"--resume: {args.json} holds runs of {previous['budget_s']:g} s, not {args.budget:g} s")
+        results = previous.get("results") or []
+        print(f"resuming: {len(results)} run(s) in {args.json}", file=sys.stderr)
     for i, seed in enumerate(args.seeds):
         order = args.families if i % 2 == 0 else list(reversed(args.families))  # interleaved
         for fam in order:
+            if any(r["family"] == fam and r["seed"] == seed for r in results):
+                continue
             where = out / f"seed{seed}"
             print(f"[seed {seed}] training {fam} for {args.budget:g} s ...", file=sys.stderr, flush=True)
             result = {"family": fam, "seed": seed, **train_family(fam, where, args.budget, args.tokenizer_share, seed, log)}
             print(f"[seed {seed}] evaluating {fam} ({result['steps']}, {result['wall_s']:.0f} s) ...", file=sys.stderr,
                   flush=True)
-            result["scores"] = evaluate(result, where / f"{fam}-eval", probe, args.flow_steps, log)
+            result["scores"] = evaluate(result, where / f"{fam}-eval", probe, args.flow_steps, args.maskgit_steps, log)
             results.append(result)
             if args.json:  # partial results survive an interrupted benchmark
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps({"results": results}, indent=1))
-    text, table = summarise(results, args.families, args.flow_steps)
+                Path(args.json).write_text(json.dumps({"budget_s": args.budget, "results": results}, indent=1))
+    text, table = summarise(results, [f for f in FAMILIES if any(r["family"] == f for r in results)],
+                            args.flow_steps, args.maskgit_steps)
     print(f"\nfamilies on equal wall-clock: {args.budget:g} s of training each "
           f"(tokenizer {args.tokenizer_share:.0%} of it), seeds {args.seeds}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")

@@ -1,7 +1,7 @@
 """The contract every registered family inherits: build, train, resume == straight, load -> generate, DDP.
 
-Parametrised over ``videosynth.train.families.FAMILIES``: a new family gets every test here by
-being registered and giving a tiny config below (the first test fails until it does).
+Parametrised over ``videosynth.train.families.FAMILIES`` and driven by it alone: a new family gets
+every test here by being registered with its tiny configs and capabilities.
 """
 
 from __future__ import annotations
@@ -21,101 +21,44 @@ import videosynth
 from videosynth.checkpoint import find_checkpoint
 from loop_helpers import HostSyncs
 from videosynth.errors import VideoSynthError
-from videosynth.pipelines import PIPELINES
-from videosynth.train.families import FAMILIES
+from videosynth.train.families import FAMILIES, tiny_config
 from videosynth.train.run import resolve_config, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"batch_size": 4, "log_every": 1, "ckpt_every": 100, "sample_every": 0, "keep_last": 2, "device": "cpu",
          "ema_decay": 0.9}
-DATA = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
 
-
-def tiny_configs(tokenizer_run: Path, latent_run: Path) -> dict[str, dict[str, dict]]:
-    """Per family: named tiny configs; "rich" turns on what exercises most of the objective."""
-    return {
-        "videogan": {
-            "plain": {"family": "videogan", "model": {"preset": "tiny"}, "data": DATA},
-            "rich": {"family": "videogan", "model": {"preset": "tiny-two-stream"}, "data": DATA,
-                     "condition": {"kind": "class", "dim": 8, "dropout": 0.2},
-                     "loss": {"kind": "wgan", "n_critic": 2, "gp_weight": 10.0, "mask_weight": 0.1,
-                              "aux_class_weight": 1.0, "diffaug": "color,translation"}},
-            # text + sound: per-frame sound features bias the 3D stream; D judges clip and sound together
-            "audio": {"family": "videogan", "model": {"preset": "tiny-two-stream"}, "data": {**DATA, "audio": 8000},
-                      "condition": {"kind": "text", "audio": True, "dim": 8, "dropout": 0.2, "audio_fft": 128,
-                                    "audio_mels": 16}},
-        },
-        "mocogan": {
-            "plain": {"family": "mocogan", "model": {"preset": "tiny"}, "data": DATA},
-            "rich": {"family": "mocogan", "model": {"preset": "tiny", "num_actions": 3}, "data": DATA,
-                     "condition": {"kind": "text", "dim": 8, "dropout": 0.2},
-                     "loss": {"kind": "hinge", "instance_noise": 0.1, "instance_noise_steps": 4}},
-            # class + sound through one config: the sound drives the motion cell, both discriminators hear it
-            "audio": {"family": "mocogan", "model": {"preset": "tiny"}, "data": {**DATA, "audio": 8000},
-                      "condition": {"kind": "class", "audio": True, "dim": 8, "dropout": 0.2, "audio_fft": 128,
-                                    "audio_mels": 16}},
-        },
-        "vqvae": {
-            "plain": {"family": "vqvae", "model": {"preset": "tiny"}, "data": DATA},
-            "rich": {"family": "vqvae", "model": {"preset": "tiny", "codebook_size": 16, "restart_after": 1},
-                     "data": DATA, "optim": {"warmup_steps": 2}},
-        },
-        "transformer": {
-            "plain": {"family": "transformer", "tokenizer_run": str(tokenizer_run), "model": {"preset": "tiny"},
-                      "data": DATA},
-            "rich": {"family": "transformer", "tokenizer_run": str(tokenizer_run), "model": {"preset": "tiny"},
-                     "data": DATA, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
-                     "optim": {"warmup_steps": 2}, "sample": {"top_k": 8}},
-            # class + sound, sampled with guidance: the sound under each latent frame joins its tokens' inputs
-            "audio": {"family": "transformer", "tokenizer_run": str(tokenizer_run), "model": {"preset": "tiny"},
-                      "data": {**DATA, "audio": 8000},
-                      "condition": {"kind": "class", "audio": True, "dim": 8, "dropout": 0.3, "audio_fft": 128,
-                                    "audio_mels": 16},
-                      "sample": {"top_k": 8, "guidance_scale": 2.0}},
-        },
-        "flow": {
-            "plain": {"family": "flow", "tokenizer_run": str(latent_run), "model": {"preset": "tiny"}, "data": DATA,
-                      "sample": {"steps": 2, "solver": "euler"}},
-            "rich": {"family": "flow", "tokenizer_run": str(latent_run), "data": DATA,
-                     "model": {"preset": "tiny", "attention": "factorised", "cross_attention": True},
-                     "condition": {"kind": "text", "dim": 8, "text_heads": 2, "dropout": 0.3},
-                     "loss": {"time_sampling": "uniform"},
-                     "optim": {"warmup_steps": 2}, "sample": {"steps": 2, "guidance": 2.0}},
-            # sound alone, heard through cross-attention (one token per frame) and added per latent frame
-            "audio": {"family": "flow", "tokenizer_run": str(latent_run), "data": {**DATA, "audio": 8000},
-                      "model": {"preset": "tiny", "cross_attention": True, "frame_sound": True},
-                      "condition": {"kind": "none", "audio": True, "dim": 8, "text_heads": 2, "dropout": 0.2,
-                                    "audio_fft": 128, "audio_mels": 16},
-                      "sample": {"steps": 2, "guidance": 2.0}},
-        },
-    }
-
-
-# (family, variant) pairs the heavier contract tests run: every family's "rich" config, and the sound-driven ones
-CASES = [(f, "rich") for f in sorted(FAMILIES)] + [(f, "audio") for f in ("flow", "mocogan", "transformer",
-                                                                              "videogan")]
+# (family, variant) pairs the heavier contract tests run: every family's "rich" config and every sound-driven one
+CASES = [(f, "rich") for f in sorted(FAMILIES)] + [(f, "audio") for f in sorted(FAMILIES) if FAMILIES[f].can.sound]
 CASE_IDS = [f"{f}-{v}" for f, v in CASES]
+VARIANTS = [(f, v) for f in sorted(FAMILIES) for v in FAMILIES[f].tiny]
 
 
 @pytest.fixture(scope="module")
-def tokenizer_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("tokenizer") / "vq"
-    run_training({"family": "vqvae", "model": {"preset": "tiny"}, "data": DATA, "train": {**TRAIN, "steps": 2}},
-                 run_dir=run, progress=False)
-    return run
+def tokenizer_runs(tmp_path_factory) -> dict[str, Path]:
+    """The tiny tokenizer runs second-stage families train on, by ``vqvae`` variant, trained on first use."""
+    root = tmp_path_factory.mktemp("tokenizers")
+    runs: dict[str, Path] = {}
+
+    def get(variant: str) -> Path:
+        if variant not in runs:
+            runs[variant] = run_training({**tiny_config("vqvae", variant), "train": {**TRAIN, "steps": 2}},
+                                         run_dir=root / variant, progress=False)
+        return runs[variant]
+
+    return get
 
 
 @pytest.fixture(scope="module")
-def latent_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("tokenizer") / "kl"
-    run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
-                  "data": DATA, "train": {**TRAIN, "steps": 2}}, run_dir=run, progress=False)
-    return run
-
-
-@pytest.fixture(scope="module")
-def configs(tokenizer_run, latent_run):
-    return tiny_configs(tokenizer_run, latent_run)
+def configs(tokenizer_runs):
+    """``configs[family][variant]``: the registry's tiny configs, second stages on their tokenizer run."""
+    class Configs(dict):
+        def __missing__(self, family):
+            record = FAMILIES[family]
+            run = tokenizer_runs(record.tokenizer) if record.tokenizer else None
+            self[family] = {v: tiny_config(family, v, run) for v in record.tiny}
+            return self[family]
+    return Configs()
 
 
 def _with_train(cfg: dict, **train) -> dict:
@@ -127,19 +70,22 @@ def _weights(run_dir: Path, name: str = "model.safetensors") -> dict[str, torch.
     return load_file(str(path / name))
 
 
-def test_registry_and_pipelines_agree(configs):
-    assert set(FAMILIES) == set(PIPELINES)
-    for name, family in FAMILIES.items():
-        assert family.pipeline is PIPELINES[name] and family.pipeline.family == name
-        assert family.run_config().family == name
-        assert name in configs, f"family '{name}' has no tiny config in tests/test_family_contract.py"
-
-
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@pytest.mark.parametrize("variant", ["plain", "rich", "audio"])
+def test_a_record_is_whole(family):
+    """Each record's run config, pipeline and tiny configs name the family, and its capabilities match them."""
+    record = FAMILIES[family]
+    assert record.run_config().family == family and record.pipeline.family == family
+    assert {"plain", "rich"} <= set(record.tiny)
+    assert ("audio" in record.tiny) == record.can.sound, "a family that takes sound has a tiny 'audio' config"
+    assert (record.tokenizer is None) or record.tokenizer in FAMILIES["vqvae"].tiny
+    option_names = {o.name for o in record.pipeline.options}
+    assert ("prime" in option_names) == record.can.prime
+    if record.can.sound:
+        assert record.objective.takes_audio
+
+
+@pytest.mark.parametrize("family,variant", VARIANTS, ids=[f"{f}-{v}" for f, v in VARIANTS])
 def test_two_steps_train_with_finite_losses(tmp_path, configs, family, variant):
-    if variant not in configs[family]:
-        pytest.skip(f"{family} has no {variant} variant")
     run = run_training(_with_train(configs[family][variant], steps=2), run_dir=tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
@@ -209,7 +155,7 @@ def test_load_and_generate_without_training_artefacts(tmp_path, configs, family,
     before = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*"))
     pipe = videosynth.load(run, device="cpu")
     assert pipe.family == family
-    if family == "vqvae":
+    if not FAMILIES[family].can.generative:
         with pytest.raises(VideoSynthError, match="cannot generate"):
             pipe(num=1)
         clips = pipe.reconstruct(torch.rand(2, 3, 4, 16, 16) * 2 - 1)
@@ -226,16 +172,16 @@ def test_load_and_generate_without_training_artefacts(tmp_path, configs, family,
     # nothing in the run was written or touched by loading and sampling
     assert sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*")) == before
     # unknown sampling options are refused in one line
-    if family != "vqvae":
+    if FAMILIES[family].can.generative:
         with pytest.raises(VideoSynthError, match="does not apply"):
             pipe(num=1, no_such_option=3)
 
 
-def test_prior_samples_after_its_token_cache_is_deleted(tmp_path, configs, tokenizer_run):
+def test_prior_samples_after_its_token_cache_is_deleted(tmp_path, configs, tokenizer_runs):
     from videosynth.cli import main
 
     cache = tmp_path / "tokens"
-    assert main(["tokenize", str(tokenizer_run), str(ROOT / "tests" / "fixtures" / "data-tiny.yaml"),
+    assert main(["tokenize", str(tokenizer_runs("plain")), str(ROOT / "tests" / "fixtures" / "data-tiny.yaml"),
                  "--out", str(cache)]) == 0
     cfg = {**configs["transformer"]["rich"], "tokens": str(cache)}
     run = run_training(_with_train(cfg, steps=2), run_dir=tmp_path / "prior", progress=False)

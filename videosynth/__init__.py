@@ -1,4 +1,4 @@
-"""videosynth: video generation (VideoGAN, MoCoGAN, VQ-VAE + Transformer) with honest evaluation.
+"""videosynth: video generation (GANs, two-stage token priors, latent flow matching) with honest evaluation.
 
 ``videosynth.load(run_dir)`` returns the inference pipeline of a trained run::
 
@@ -18,8 +18,8 @@ from videosynth.errors import (
 
 
 def load(run_dir, checkpoint=None, device="auto"):
-    """The inference pipeline of a run directory (see :func:`videosynth.pipelines.load`)."""
-    from videosynth.pipelines import load as _load
+    """The inference pipeline of a run directory (see :func:`videosynth.train.families.load`)."""
+    from videosynth.train.families import load as _load
 
     return _load(run_dir, checkpoint=checkpoint, device=device)
 

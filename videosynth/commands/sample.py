@@ -36,10 +36,10 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
     fam = p.add_argument_group("family options (refused by runs they do not apply to)")
-    from videosynth.pipelines import PIPELINES, sampling_options
+    from videosynth.train.families import FAMILIES, sampling_options
 
     for opt in sampling_options().values():
-        families = ", ".join(f for f, pipe in PIPELINES.items() if any(o.name == opt.name for o in pipe.options))
+        families = ", ".join(f for f, rec in FAMILIES.items() if any(o.name == opt.name for o in rec.pipeline.options))
         kwargs = {"choices": list(opt.choices)} if opt.choices else {}
         if opt.type is bool:
             fam.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction, default=None,

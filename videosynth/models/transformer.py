@@ -181,6 +181,26 @@ PRESETS: dict[str, PriorConfig] = {
 }
 
 
+def latent_sound(cond_frames: torch.Tensor | None, b: int, frames_per_latent: int, audio_dim: int,
+                 null_frames: int) -> torch.Tensor:
+    """Per-video-frame sound features ``[B, T, A]`` -> one per latent frame ``[B, T // f, A]`` (means over
+    the ``f = frames_per_latent`` frames of each); one feature ``[B, 1, A]`` (the null sound) stands for
+    every frame and becomes ``[B, null_frames, A]``.
+
+    Raises:
+        ConfigError: ``cond_frames`` missing or not ``[b, T, audio_dim]`` (a sound-driven prior needs it).
+    """
+    if cond_frames is None or cond_frames.dim() != 3 or cond_frames.shape[0] != b \
+            or cond_frames.shape[2] != audio_dim:
+        shape = None if cond_frames is None else list(cond_frames.shape)
+        raise ConfigError(f"this prior is driven by sound: pass cond_frames [{b}, T, {audio_dim}], got {shape}")
+    if cond_frames.shape[1] == 1:
+        return cond_frames.expand(-1, null_frames, -1)
+    f = frames_per_latent
+    t = cond_frames.shape[1] // f
+    return cond_frames[:, :t * f].reshape(b, t, f, -1).mean(2)  # (B, t, A)
+
+
 # ---------------------------------------------------------------------------
 # model
 # ---------------------------------------------------------------------------
@@ -241,18 +261,8 @@ class Prior(nn.Module):
         return torch.cat([bos, tokens[:, :-1]], dim=1)  # (B, n)
 
     def latent_sound(self, cond_frames: torch.Tensor, b: int) -> torch.Tensor:
-        """Per-video-frame sound features ``[B, T, A]`` -> one per latent frame ``[B, t, A]`` (means over
-        ``frames_per_latent`` frames); one feature ``[B, 1, A]`` (the null sound) stands for every frame."""
-        if cond_frames is None or cond_frames.dim() != 3 or cond_frames.shape[0] != b \
-                or cond_frames.shape[2] != self.cfg.audio_dim:
-            shape = None if cond_frames is None else list(cond_frames.shape)
-            raise ConfigError(f"this prior is driven by sound: pass cond_frames [{b}, T, {self.cfg.audio_dim}], "
-                              f"got {shape}")
-        if cond_frames.shape[1] == 1:
-            return cond_frames.expand(-1, self.cfg.latent_shape[0], -1)
-        f = self.cfg.frames_per_latent
-        t = cond_frames.shape[1] // f
-        return cond_frames[:, :t * f].reshape(b, t, f, -1).mean(2)  # (B, t, A)
+        """Per-video-frame sound features ``[B, T, A]`` -> one per latent frame ``[B, t, A]`` (:func:`latent_sound`)."""
+        return latent_sound(cond_frames, b, self.cfg.frames_per_latent, self.cfg.audio_dim, self.cfg.latent_shape[0])
 
     def position_embeddings(self, pos: slice) -> torch.Tensor:
         """Factorised position embeddings ``[n, C]`` of the flat sequence positions ``pos``: t + h + w."""

@@ -18,6 +18,7 @@ from videosynth.pipelines.two_stage import (CONTEXT_OPTION, PRIME_OPTIONS, Laten
                                              primed_frames)
 from videosynth.sampling.ar import decode_tokens
 from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
+from videosynth.sampling.rollout import windowed
 
 
 def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torch.device | str = "cpu") -> TokenizerPipeline:
@@ -119,16 +120,11 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
             piece = audio[:, first * samples_per_latent:(first + t) * samples_per_latent].to(device)
             return F.pad(piece, (0, t * samples_per_latent - piece.shape[1]))
 
-        def window(context: torch.Tensor | None, first: int) -> torch.Tensor:
-            x0 = torch.randn(shape, generator=generator).to(device)
+        def window(length: int, context: torch.Tensor | None, first: int) -> torch.Tensor:
+            x0 = torch.randn(shape, generator=generator).to(device)  # always a whole window of t frames
             return sample_window(net, x0, labels, captions, steps, solver, guidance, context, sound_at(first))
 
-        out = known.to(device) if observed > t else window(known, 0)  # (n, c, >= t, h, w)
-        while out.shape[2] < total_t:
-            first = out.shape[2] - context_t
-            new = window(out[:, :, first:], first)  # (n, c, t, h, w), its first context_t kept
-            out = torch.cat([out, new[:, :, context_t:]], dim=2)
-        return out[:, :, :total_t]
+        return windowed(window, total_t, t, context_t, None if known is None else known.to(device), dim=2)
     finally:
         net.train(was_training)
 

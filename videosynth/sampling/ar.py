@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError, VideoSynthError
 from videosynth.models.transformer import Prior
+from videosynth.sampling.rollout import TokenCondition, check_prime_video, encode_condition, latent_frames, windowed
 
 
 @dataclass
@@ -226,36 +227,20 @@ def rollout(prior: Prior, total_t: int, batch: int, context_t: int | None = None
         ConfigError: ``context_t`` not in ``[0, t)``, or arguments :func:`generate` rejects.
     """
     t, h, w = prior.cfg.latent_shape
-    context_t = t // 2 if context_t is None else context_t
-    if not 0 <= context_t < t:
-        raise ConfigError(f"rollout context_t must be in [0, {t}) for a prior of {t} latent frames, got {context_t}")
-    if total_t < 1:
-        raise ConfigError(f"rollout total_t must be >= 1, got {total_t}")
     kwargs = dict(cond=cond, null_cond=null_cond, guidance_scale=guidance_scale, temperature=temperature,
                   top_k=top_k, top_p=top_p, generator=generator, use_cache=use_cache)
     per = prior.cfg.frames_per_latent
 
-    def heard(first: int) -> dict:
-        """The sound (and its null) under latent frames ``first .. first + t`` (sound-driven priors)."""
-        if sound is None:
-            return {}
-        part = {"sound": sound[:, first * per:(first + t) * per]}
-        if null_sound is not None:
-            part["null_sound"] = null_sound if null_sound.shape[1] == 1 else null_sound[:, first * per:(first + t) * per]
-        return part
+    def window(length: int, context: torch.Tensor | None, first: int) -> torch.Tensor:
+        heard = {}
+        if sound is not None:  # the sound (and its null) under this window's latent frames
+            part = TokenCondition(None, sound, None, null_sound).window(first, t, per)
+            heard = {"sound": part.frames, "null_sound": part.null_frames}
+        return generate(prior, (length, h, w), batch, prime=context, **kwargs, **heard)  # (B, length, h, w)
 
-    observed = 0 if prime is None else prime.shape[1]
-    if observed > t:  # a long observation: keep it all and continue from its tail
-        out = prime.to(prior.head.weight.device)
-    else:
-        first_t = min(t, max(total_t, observed))
-        out = generate(prior, (first_t, h, w), batch, prime=prime, **kwargs, **heard(0))  # (B, first_t, h, w)
-    while out.shape[1] < total_t:
-        first = out.shape[1] - context_t
-        window_prime = out[:, first:] if context_t else None  # (B, context_t, h, w)
-        new = generate(prior, (t, h, w), batch, prime=window_prime, **kwargs, **heard(first))  # (B, t, h, w)
-        out = torch.cat([out, new[:, context_t:]], dim=1)  # (B, t_so_far + t - context_t, h, w)
-    return out[:, :total_t]
+    if prime is not None and prime.shape[1] > t:
+        prime = prime.to(prior.head.weight.device)
+    return windowed(window, total_t, t, context_t, prime)
 
 
 @torch.inference_mode()
@@ -310,42 +295,19 @@ def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, gener
     device = prior.head.weight.device
     dt = tokenizer.cfg.downsample[0]
     t, h, w = prior.cfg.latent_shape
-    frames = frames or t * dt
-    if frames % dt:
-        raise ConfigError(f"frames={frames} is not a multiple of the tokenizer's time downsampling {dt}")
-    total_t = frames // dt
+    total_t = latent_frames(frames, dt, t)
+    frames = total_t * dt
     prime = None
     if prime_video is not None:
-        if prime_video.shape[0] != n or prime_video.shape[2] % dt:
-            raise ConfigError(f"prime_video must be [{n}, C, T0, H, W] with T0 a multiple of {dt}, "
-                              f"got {list(prime_video.shape)}")
-        if prime_video.shape[2] > frames:
-            raise ConfigError(f"prime_video has {prime_video.shape[2]} frames, more than the {frames} requested")
+        check_prime_video(prime_video, n, frames, dt)
         prime = tokenizer.encode(prime_video.to(next(tokenizer.parameters()).device)).to(device)  # (n, t0, h, w)
-
-    cond = null = sound = null_sound = None
-    if conditioner is not None:
-        labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
-        captions = [""] * n if captions is None else list(captions)
-        was_training = conditioner.training
-        conditioner.eval()
-        c = conditioner.encode(labels.to(device), captions, audio=audio)
-        cond, sound = c.pooled, c.frames  # (n, D), (n, T, A) or None
-        if guidance_scale != 1.0:
-            c_null = conditioner.encode(labels.to(device), captions, audio=audio, force_null=True)
-            null, null_sound = c_null.pooled, c_null.frames
-        conditioner.train(was_training)
-    elif guidance_scale != 1.0:
-        raise ConfigError("guidance_scale != 1 needs a conditional prior (condition.kind other than 'none')")
-
-    kwargs = dict(cond=cond, null_cond=null, guidance_scale=guidance_scale, temperature=temperature,
-                  top_k=top_k, top_p=top_p, prime=prime, generator=generator, use_cache=use_cache)
-    if sound is not None:
-        if sound.shape[1] not in (1, frames):
-            raise ConfigError(f"the sound covers {sound.shape[1]} frames, the clip {frames}")
-        kwargs.update(sound=sound, null_sound=null_sound)
-    if sound is not None and sound.shape[1] == 1:  # the null sound: the same feature for every frame
-        kwargs.update(sound=sound.expand(-1, frames, -1), null_sound=null_sound)
+    c = encode_condition(conditioner, n, labels, captions, audio, guidance_scale != 1.0, device, frames)
+    kwargs = dict(cond=None if c is None else c.pooled, null_cond=None if c is None else c.null_pooled,
+                  guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
+                  generator=generator, use_cache=use_cache)
+    if c is not None and c.frames is not None:  # the null sound is one feature for every frame
+        kwargs.update(sound=c.frames.expand(-1, frames, -1) if c.frames.shape[1] == 1 else c.frames,
+                      null_sound=c.null_frames)
     if total_t <= t:
         tokens = generate(prior, (total_t, h, w), n, **kwargs)  # (n, total_t, h, w)
     else:

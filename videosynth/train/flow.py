@@ -34,9 +34,7 @@ from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, samp
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.objective import Objective, adam, conditioned_modules, warmup_lr
-
-EMA_WARMUP = 10  # EMA decay ramps as (1 + step) / (EMA_WARMUP + step) so short runs sample trained weights
+from videosynth.train.objective import Objective, adam, conditioned_modules, ema_decay_at, set_lr
 
 
 @dataclass
@@ -168,9 +166,7 @@ class FlowObjective(Objective):
             return model.quantizer.normalize(latents.float())
 
     def train_step(self, batch: dict, step: int) -> dict:
-        for group in self.opt.param_groups:
-            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step,
-                                    self.cfg.optim.decay_steps, self.cfg.train.steps)
+        set_lr(self.opt, self.cfg.optim, step, self.cfg.train.steps)
         x1 = self.latents_of(batch)  # (B, c, t, h, w) data
         x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
         loss_cfg = self.cfg.loss
@@ -181,7 +177,7 @@ class FlowObjective(Objective):
             v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
         loss = F.mse_loss(v.float(), target)
         self.ctx.backward_step(loss, self.opt, self.net, name="dit")
-        self.ema.decay = min(self.cfg.train.ema_decay, (1 + step) / (EMA_WARMUP + step))
+        self.ema.decay = ema_decay_at(self.cfg.train.ema_decay, step)
         self.ema.update(self.net)
         return {"loss": loss.detach()}
 

@@ -153,6 +153,22 @@ def warmup_lr(base: float, warmup_steps: int, step: int, decay_steps: int = 0, t
     return lr
 
 
+EMA_WARMUP = 10  # EMA decay ramps as (1 + step) / (EMA_WARMUP + step) so short runs sample trained weights
+
+
+def ema_decay_at(decay: float, step: int) -> float:
+    """The EMA decay at ``step``: ``decay``, held lower early on so short runs sample trained weights."""
+    return min(decay, (1 + step) / (EMA_WARMUP + step))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, optim_cfg, step: int, total_steps: int) -> None:
+    """Every parameter group's rate at ``step`` by :func:`warmup_lr` from an optim section with
+    ``lr``, ``warmup_steps`` and ``decay_steps``."""
+    lr = warmup_lr(optim_cfg.lr, optim_cfg.warmup_steps, step, optim_cfg.decay_steps, total_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def adam(params, lr: float, betas: tuple[float, float], weight_decay: float = 0.0,
          decoupled: bool = False) -> torch.optim.Adam:
     """Adam (AdamW with ``decoupled``) on torch's fused kernel where the parameters' device has one.

@@ -21,7 +21,6 @@ from videosynth.conditioning import TEXT_KINDS
 from videosynth.errors import CheckpointError, ConfigError
 
 # The families a page can generate from, and what a run of another family is for instead.
-NOT_GENERATIVE = {"vqvae": "a tokenizer (serve the prior or flow run trained on its tokens)"}
 # Sampling options the page has a control for; the rest stay on the command line.
 PAGE_OPTIONS = ("guidance", "steps", "solver", "temperature", "top_k", "top_p", "prime", "prime_frames")
 METRICS_SUFFIX = "metrics.json"  # e.g. the demo's demo-metrics.json
@@ -72,17 +71,18 @@ class ServedRun:
     """
 
     def __init__(self, run_dir: str | Path, device: str = "auto"):
-        from videosynth.pipelines import PIPELINES
+        from videosynth.train.families import FAMILIES
 
         self.run_dir = Path(run_dir)
         self.config = read_run_config(self.run_dir)
         self.family = str(self.config.get("family"))
-        if self.family in NOT_GENERATIVE:
-            raise CheckpointError(f"{self.run_dir} is {NOT_GENERATIVE[self.family]}, not a generator")
-        if self.family not in PIPELINES:
+        if self.family not in FAMILIES:
             raise CheckpointError(f"{self.run_dir}/config.yaml has family '{self.family}', which no pipeline serves")
+        if not FAMILIES[self.family].can.generative:
+            raise CheckpointError(f"{self.run_dir} is a {self.family} run ({FAMILIES[self.family].summary}), not a "
+                                  "generator: serve a run trained on it")
         find_checkpoint(self.run_dir)  # refuse a run without a valid checkpoint now, not at the first click
-        self.pipeline_cls = PIPELINES[self.family]
+        self.pipeline_cls = FAMILIES[self.family].pipeline
         self.device = device
         condition = self.config.get("condition") or {}
         self.condition_kind = str(condition.get("kind", "none"))
@@ -106,7 +106,7 @@ class ServedRun:
         """The run's pipeline, loaded on first use and reused by every later request."""
         with self._lock:
             if self._pipeline is None:
-                from videosynth.pipelines import load
+                from videosynth.train.families import load
 
                 self._pipeline = load(self.run_dir, device=self.device)
             return self._pipeline
