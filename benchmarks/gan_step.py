@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from videosynth.models.videogan import PRESETS, VideoGANConfig, plan_layers  # noqa: E402
+from videosynth.data.base import ClipDataset
 
 WARMUP = 1
 SAMPLE_CLIPS = 32  # clips generated per sampling measurement
@@ -133,7 +134,7 @@ def run_config(preset: str, batch: int, steps: int, device: str):
     return VideoGANRunConfig(model=model, data=DataConfig(frames=model.frames, size=model.size), train=train)
 
 
-class RandomClips(torch.utils.data.Dataset):
+class RandomClips(ClipDataset):
     """Random clips float [C, T, H, W] in [-1, 1] held in memory (no decoding cost)."""
 
     def __init__(self, cfg: VideoGANConfig, n: int):

@@ -18,9 +18,10 @@ from videosynth.train.objective import Objective, adam
 from videosynth.train.config import RunConfig, TrainConfig
 
 from videosynth.checkpoint import unwrap
+from videosynth.data.base import ClipDataset
 
 
-class TinyClips(torch.utils.data.Dataset):
+class TinyClips(ClipDataset):
     """Deterministic random clips float [3, 2, 4, 4] in [-1, 1]; a per-epoch jitter checks set_epoch."""
 
     def __init__(self, n: int = 24):

@@ -18,11 +18,12 @@ from videosynth.train.gan import GANLossConfig, GANObjective, VideoGANRunConfig
 from videosynth.train.config import TrainConfig
 from videosynth.checkpoint import find_checkpoint
 from videosynth.train.loop import train
+from videosynth.data.base import ClipDataset
 
 TINY = PRESETS["tiny"]  # 16x16 px, 4 frames
 
 
-class TinyVideos(torch.utils.data.Dataset):
+class TinyVideos(ClipDataset):
     """Deterministic random clips float [3, 4, 16, 16] in [-1, 1] with two classes and captions."""
 
     class_names = ["left", "right"]
@@ -108,6 +109,29 @@ def test_ema_sampling_uses_standing_batchnorm_stats():
     batch = next(iter(torch.utils.data.DataLoader(TinyVideos(), batch_size=4)))
     objective.train_step(batch, 0)
     assert objective.standing_ema() is not first  # the EMA moved: statistics re-estimated
+
+
+def test_a_text_runs_periodic_samples_use_the_statistics_videosynth_sample_uses(tmp_path):
+    """Standing BatchNorm statistics of the EMA generator are the same for the training grid and for
+    ``videosynth sample`` of the saved run (a text-conditioned run: both render with the null caption)."""
+    import videosynth
+    from videosynth.train.families import FAMILIES
+
+    captured = {}
+
+    class Capture(GANObjective):
+        def __init__(self, cfg, ctx):
+            super().__init__(cfg, ctx)
+            captured["objective"] = self
+
+    cfg = _cfg(steps=2, condition=ConditionConfig(kind="text", dim=8, dropout=0.2))
+    cfg = GANObjective.prepare_config(cfg, TinyVideos())
+    train(cfg, Capture, tmp_path, TinyVideos(), progress=False)
+    assert FAMILIES["videogan"].objective is GANObjective
+    trained = captured["objective"].standing_ema().state_dict()
+    loaded = videosynth.load(tmp_path, device="cpu").generator(True).state_dict()
+    stats = [k for k in trained if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(trained[k], loaded[k]) for k in stats)
 
 
 def test_config_errors(tmp_path):

@@ -13,11 +13,12 @@ from videosynth.metrics.probe_net import (PRESETS, ProbeNet, load_probe, load_pr
                                           save_probe, train_probe)
 from videosynth.metrics.protocol import Protocol
 from videosynth.metrics.weights import sha256_file
+from videosynth.data.base import ClipDataset
 
 from test_metrics_tracking import bouncing_squares
 
 
-class TinySquares(torch.utils.data.Dataset):
+class TinySquares(ClipDataset):
     """Contract-shaped items (video, label, caption) with ground-truth velocities in factors()."""
 
     def __init__(self, n=12):

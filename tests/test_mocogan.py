@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from videosynth.errors import ConfigError
+from videosynth.data.base import ClipDataset
 from videosynth.models.mocogan import (
     PRESETS,
     MoCoGAN,
@@ -204,7 +205,7 @@ def test_bad_config_is_config_error(bad):
 # ----------------------------------------------------------------------------- training
 
 
-class _Clips(torch.utils.data.Dataset):
+class _Clips(ClipDataset):
     """Deterministic clips [3, 4, 16, 16] in [-1, 1] (a bright square sliding right), 2 classes."""
 
     class_names = ["left", "right"]

@@ -207,7 +207,7 @@ def run_preview(args: argparse.Namespace) -> int:
         fps = dataset.fps
         sound = {"audio": items[0]["audio"], "sample_rate": args.audio}
     out = write_grid(args.out, videos, nrow=nrow, fps=fps, **sound)
-    names = list(getattr(dataset, "class_names", []))
+    names = list(dataset.class_names)
     print(f"wrote {out}: {n} clips of {videos.shape[2]} frames at {videos.shape[3]}x{videos.shape[4]}"
           + (", with the first clip's sound" if sound else ""))
     for i, it in enumerate(items):

@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from videosynth.data.base import ClipDataset
 
 from videosynth.data.transforms import to_float
 from videosynth.config import choice_hint
@@ -230,7 +230,7 @@ def direction_words(vx: float, vy: float) -> str:
 # ----------------------------------------------------------------------------- datasets
 
 
-class BouncingObjects(Dataset):
+class BouncingObjects(ClipDataset):
     """Objects bouncing in a black square frame; subclasses say what the objects are.
 
     Args:
@@ -249,6 +249,7 @@ class BouncingObjects(Dataset):
     """
 
     class_names: list[str] = []
+    has_factors = True
     default_object_fraction = 0.25  # default object size as a share of the frame size
     composite = "over"
 

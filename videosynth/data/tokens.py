@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from videosynth.data.base import ClipDataset
 from videosynth.errors import DataError
 
 TOKEN_FORMAT = "videosynth-tokens"
@@ -61,7 +62,7 @@ def write_token_cache(out: str | Path, shards: list[dict[str, torch.Tensor]], me
     return out / "index.json"
 
 
-class _Cache(torch.utils.data.Dataset):
+class _Cache(ClipDataset):
     """A cache of one ``kind`` read whole into memory (the shared reader of both dataset classes)."""
 
     kind = ""

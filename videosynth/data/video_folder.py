@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from videosynth.data.base import ClipDataset
 
 from videosynth import io
 from videosynth.data.manifest import ManifestRow, read_manifest
@@ -176,7 +176,7 @@ def frame_window(entry: VideoEntry, window: tuple[float, float] | None) -> tuple
     return min(first, entry.num_frames), min(end, entry.num_frames)
 
 
-class VideoFolder(Dataset):
+class VideoFolder(ClipDataset):
     """Clips of ``frames`` frames (every ``stride``-th) resized and cropped to ``size`` x ``size``.
 
     Args:

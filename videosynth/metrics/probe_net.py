@@ -102,10 +102,9 @@ def motion_target(velocity: np.ndarray) -> int:
 
 def _motion_of(dataset, index: int) -> int:
     """Motion label of an item from ``dataset.factors(index)['velocities'][0, 0]``, or −1 without factors."""
-    factors = getattr(dataset, "factors", None)
-    if factors is None:
+    if not dataset.has_factors:
         return -1
-    vel = np.asarray(factors(index)["velocities"])  # (T, K, 2)
+    vel = np.asarray(dataset.factors(index)["velocities"])  # (T, K, 2)
     return motion_target(vel[0, 0])
 
 

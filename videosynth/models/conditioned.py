@@ -15,6 +15,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from videosynth.conditioning import ConditionConfig, build_conditioner
 from videosynth.errors import ConfigError
 
 
@@ -76,6 +77,15 @@ class Conditioned(nn.Module):
         cond = None if c is None else c.pooled
         outs = tuple(self.net(x, cond=cond, **kwargs) for x in inputs)
         return outs[0] if len(outs) == 1 else outs
+
+
+def conditioned(net: nn.Module, condition: ConditionConfig | None) -> Conditioned:
+    """``net`` with the conditioner ``condition`` describes (none for ``kind: none`` without sound, or no section).
+
+    Every family's ``build_modules`` builds its checkpointed networks through this, so the
+    objective that trains them and the pipeline that loads them build the same modules.
+    """
+    return Conditioned(net, build_conditioner(condition) if condition is not None else None)
 
 
 def fit_cond_dim(model_cfg, condition_cfg):

@@ -35,6 +35,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
+from videosynth.models.conditioned import Conditioned, conditioned
 from videosynth.models.layers import frames_for
 
 ATTENTION = ("full", "factorised")
@@ -247,3 +248,8 @@ class DiT(nn.Module):
         (gt, gh, gw), (pt, ph, pw), c = cfg.grid, cfg.patch, cfg.latent_channels
         x = patches.view(-1, gt, gh, gw, pt, ph, pw, c)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(-1, c, gt * pt, gh * ph, gw * pw)
+
+
+def build_modules(cfg: DiTConfig, condition) -> dict[str, Conditioned]:
+    """The networks a flow checkpoint holds: ``{"dit": DiT with its conditioner}``."""
+    return {"dit": conditioned(DiT(cfg), condition)}

@@ -13,7 +13,7 @@ per-video-frame features, averaged per latent frame) is added to that frame's to
 frames (video prediction, sliding windows) are simply unmasked tokens.
 
 In reading order: bidirectional attention, the block, :class:`MaskedPriorConfig` with
-:data:`PRESETS`, :class:`MaskedPrior`.
+:data:`PRESETS`, :class:`MaskedPrior`, :func:`build_modules` (what a checkpoint holds).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
+from videosynth.models.conditioned import Conditioned, conditioned
 from videosynth.models.transformer import MLP, latent_sound
 
 # ---------------------------------------------------------------------------
@@ -197,3 +198,8 @@ class MaskedPrior(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x[:, x.shape[1] - n:]))  # (B, n, V)
+
+
+def build_modules(cfg: MaskedPriorConfig, condition) -> dict[str, Conditioned]:
+    """The networks a masked-prior checkpoint holds: ``{"prior": MaskedPrior with its conditioner}``."""
+    return {"prior": conditioned(MaskedPrior(cfg), condition)}

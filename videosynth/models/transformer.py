@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
+from videosynth.models.conditioned import Conditioned, conditioned
 
 # ---------------------------------------------------------------------------
 # primitives and blocks
@@ -360,6 +361,11 @@ class Prior(nn.Module):
         flat = tokens.reshape(tokens.shape[0], -1)  # (B, N)
         logits = self(self.shift_right(flat), cond)  # (B, N, V)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat.reshape(-1))
+
+
+def build_modules(cfg: PriorConfig, condition) -> dict[str, Conditioned]:
+    """The networks a prior checkpoint holds: ``{"prior": Prior with its conditioner}``."""
+    return {"prior": conditioned(Prior(cfg), condition)}
 
 
 class Decoder:

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from videosynth.config import field_check
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned, null_inputs
-from videosynth.models.dit import DiT, DiTConfig
+from videosynth.models.dit import DiTConfig, build_modules
 from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option
 from videosynth.pipelines.two_stage import (CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline,
@@ -185,8 +184,7 @@ class FlowPipeline(LatentStagePipeline):
     def load_tokenizer(self, path: Path, checkpoint: str | None) -> TokenizerPipeline:
         return load_latent_tokenizer(str(path), checkpoint, self.device)
 
-    def make_net(self) -> nn.Module:
-        return DiT(self.model_cfg)
+    build_modules = staticmethod(build_modules)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         s = self.sample_cfg

@@ -7,7 +7,6 @@ training length, or lay clips out as a content x motion grid or a content interp
 
 from __future__ import annotations
 
-import torch
 
 from videosynth.config import at_least
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
@@ -17,7 +16,7 @@ from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_d
 from videosynth.models.mocogan import MoCoGANConfig, MoCoGANGenerator
 from videosynth.models.videogan import GENERATORS, VideoGANConfig
 from videosynth.pipelines.base import Option, Pipeline, section
-from videosynth.sampling.gan import GRIDS, STANDING_BATCH, sample_mocogan, sample_videogan, standing_statistics
+from videosynth.sampling.gan import GRIDS, sample_mocogan, sample_videogan, standing_labels, standing_statistics
 
 
 class GANPipeline(Pipeline):
@@ -62,10 +61,8 @@ class VideoGANPipeline(GANPipeline):
         if not ema:
             return net
         # the EMA weights need BatchNorm statistics of their own (see standing_statistics)
-        labels = None
-        if self.condition_kind == "class" and self.condition.num_classes:
-            labels = torch.arange(STANDING_BATCH) % self.condition.num_classes
-        return standing_statistics(net, self.model_cfg.z_dim, labels)  # a sound-driven G: with the null sound
+        # a sound-driven G: with the null sound
+        return standing_statistics(net, self.model_cfg.z_dim, standing_labels(self.condition))
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         if frames is not None and frames != self.model_cfg.frames:

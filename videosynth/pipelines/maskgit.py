@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
 from videosynth.config import field_check
 from videosynth.models.conditioned import Conditioned
-from videosynth.models.maskgit import MaskedPrior, MaskedPriorConfig
+from videosynth.models.maskgit import MaskedPrior, MaskedPriorConfig, build_modules
 from videosynth.pipelines.base import Option
 from videosynth.pipelines.two_stage import CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline, \
     primed_frames
@@ -80,8 +79,7 @@ class MaskedPipeline(LatentStagePipeline):
         *PRIME_OPTIONS,
     )
 
-    def make_net(self) -> nn.Module:
-        return MaskedPrior(self.model_cfg)
+    build_modules = staticmethod(build_modules)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames;

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from torch import nn
 
 from videosynth.checkpoint import MODEL_FILE
-from videosynth.conditioning import build_conditioner
 from videosynth.config import at_least, field_check
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned
-from videosynth.models.transformer import Prior, PriorConfig
+from videosynth.models.transformer import PriorConfig
+from videosynth.models.transformer import build_modules as build_prior_modules
 from videosynth.models.vqvae import VQVAE, VQVAEConfig
 from videosynth.pipelines.base import Option, Pipeline, section
 from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
@@ -154,8 +153,8 @@ class LatentStagePipeline(Pipeline):
     """A second-stage generator over the latents of the tokenizer run it was trained on.
 
     Subclasses name the checkpoint key of their network (``net_name``), its config and sampling
-    config classes, build the bare network (:meth:`make_net`) and load the tokenizer
-    (:meth:`load_tokenizer`). Shared here: the configs, the tokenizer found next to the run,
+    config classes, the model file's ``build_modules`` (which training calls too) and load the
+    tokenizer (:meth:`load_tokenizer`). Shared here: the configs, the tokenizer found next to the run,
     the conditioned network loaded once per weight set, the guidance/prime checks, prime reading.
     """
 
@@ -175,14 +174,11 @@ class LatentStagePipeline(Pipeline):
     def load_tokenizer(self, path: Path, checkpoint: str | None) -> TokenizerPipeline:
         return TokenizerPipeline.from_run(path, checkpoint, self.device)
 
-    def make_net(self) -> nn.Module:
-        raise NotImplementedError
-
     def net(self, ema: bool = True) -> Conditioned:
         """The conditioned network with the EMA (default) or raw weights, loaded once each."""
         if ema not in self._nets:
             self._nets[ema] = self.load_conditioned(
-                self.net_name, lambda: Conditioned(self.make_net(), build_conditioner(self.condition)), ema)
+                self.net_name, lambda: type(self).build_modules(self.model_cfg, self.condition)[self.net_name], ema)
         return self._nets[ema]
 
     def check_options(self, options: dict) -> dict:
@@ -214,8 +210,7 @@ class TwoStagePipeline(LatentStagePipeline):
         *PRIME_OPTIONS,
     )
 
-    def make_net(self) -> nn.Module:
-        return Prior(self.model_cfg)
+    build_modules = staticmethod(build_prior_modules)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames;

@@ -41,6 +41,18 @@ class _NoiseToVideo(nn.Module):
 
 
 @torch.no_grad()
+def standing_labels(condition) -> torch.Tensor | None:
+    """The labels standing statistics render with: int64 ``[STANDING_BATCH]`` cycling through the classes of
+    a class-conditional run (``condition``: its ConditionConfig or None); None (the null condition) otherwise.
+
+    Training's sample grids and ``videosynth sample`` both take them from here, so a run's periodic
+    samples and its samples afterwards come from the same statistics.
+    """
+    if condition is None or condition.kind != "class" or not condition.num_classes:
+        return None
+    return torch.arange(STANDING_BATCH) % condition.num_classes
+
+
 def standing_statistics(generator: Conditioned, z_dim: int, labels: torch.Tensor | None = None,
                         captions: list[str] | None = None) -> Conditioned:
     """A copy of a VideoGAN generator with BatchNorm statistics recomputed for its own weights.

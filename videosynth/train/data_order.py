@@ -49,8 +49,7 @@ def batches(dataset, sampler: ResumableSampler, cfg: TrainConfig, step: int, dev
     while True:
         epoch, start = divmod(step, sampler.batches_per_epoch)
         sampler.set_position(epoch, start)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
+        dataset.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=cfg.batch_size,

@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from videosynth.checkpoint import unwrap
-from videosynth.conditioning import ConditionConfig, build_conditioner
+from videosynth.conditioning import ConditionConfig
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
-from videosynth.models.conditioned import Conditioned, fit_cond_dim
-from videosynth.models.dit import PRESETS, DiT, DiTConfig
+from videosynth.models.conditioned import fit_cond_dim
+from videosynth.models.dit import PRESETS, DiTConfig, build_modules
 from videosynth.pipelines.flow import load_latent_tokenizer, sample_flow
 from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times
 from videosynth.train.config import RunConfig, TrainConfig
@@ -140,8 +140,8 @@ class FlowObjective(Objective):
             raise ConfigError("model.frame_sound adds the sound's per-frame features: set condition.audio: true")
         if self.audio and cfg.latents:
             raise ConfigError("condition.audio: a latent cache holds no sound; train on clips (remove latents:)")
-        conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
-        self.net = ctx.wrap(Conditioned(DiT(cfg.model), conditioner), find_unused_parameters=conditioner is not None)
+        net = build_modules(cfg.model, cfg.condition)["dit"]
+        self.net = ctx.wrap(net, find_unused_parameters=net.conditioner is not None)
         o = cfg.optim
         self.opt = adam(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2), o.weight_decay, decoupled=True)
         self.ema = EMA(self.net, cfg.train.ema_decay)

@@ -46,7 +46,7 @@ from videosynth.losses import (
 )
 from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
 from videosynth.models.videogan import GENERATORS, PRESETS, Discriminator, VideoGANConfig
-from videosynth.sampling.gan import STANDING_BATCH, sample_videogan, standing_statistics
+from videosynth.sampling.gan import sample_videogan, standing_labels, standing_statistics
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
@@ -275,8 +275,7 @@ class GANObjective(GANObjectiveBase):
     def standing_ema(self) -> Conditioned:
         """The EMA generator with its own BatchNorm statistics; cached until the EMA is updated."""
         if self._standing is None or self._standing[0] != self.ema_g.updates:
-            labels, captions = self.default_conditions(STANDING_BATCH)
-            net = standing_statistics(self.ema_g.module, self.model_cfg.z_dim, labels, captions)
+            net = standing_statistics(self.ema_g.module, self.model_cfg.z_dim, standing_labels(self.cfg.condition))
             self._standing = (self.ema_g.updates, net)
         return self._standing[1]
 

@@ -15,17 +15,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
 from videosynth.checkpoint import unwrap
-from videosynth.conditioning import ConditionConfig, build_conditioner
+from videosynth.conditioning import ConditionConfig
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.data.tokens import TokenDataset
 from videosynth.errors import CheckpointError, ConfigError
-from videosynth.models.conditioned import Conditioned
 from videosynth.pipelines import TokenizerPipeline
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
@@ -95,16 +95,14 @@ def check_cache(cache: TokenDataset, tokenizer: TokenizerPipeline, tokenizer_run
 class TokenPriorObjective(Objective):
     """Trains a conditioned token prior (``build_net``) with AdamW and an EMA copy.
 
-    Subclasses give ``net_name`` (the checkpoint key of the network), :meth:`build_net` and
-    :meth:`loss`; everything else a token prior's training needs is here.
+    Subclasses give ``net_name`` (the checkpoint key of the network), ``build_modules`` (its model
+    file's, which the pipeline calls too) and :meth:`loss`; everything else a token prior's
+    training needs is here.
     """
 
     takes_audio = True  # the sound under each latent frame joins the inputs of its tokens
     net_name = "prior"
-
-    @staticmethod
-    def build_net(model_cfg) -> nn.Module:
-        raise NotImplementedError
+    build_modules: ClassVar[Callable[..., dict[str, nn.Module]]]
 
     @classmethod
     def batch_keys_for(cls, cfg: TokenRunConfig) -> tuple[str, ...]:
@@ -141,9 +139,8 @@ class TokenPriorObjective(Objective):
         self.batch_keys = self.batch_keys_for(cfg)
         if cfg.condition is not None and cfg.condition.audio and cfg.tokens:
             raise ConfigError("condition.audio: a token cache holds no sound; train on clips (remove tokens:)")
-        conditioner = build_conditioner(cfg.condition) if cfg.condition is not None else None
-        self.net = ctx.wrap(Conditioned(self.build_net(cfg.model), conditioner),
-                            find_unused_parameters=conditioner is not None)
+        net = type(self).build_modules(cfg.model, cfg.condition)[self.net_name]
+        self.net = ctx.wrap(net, find_unused_parameters=net.conditioner is not None)
         self.opt = adam(self._param_groups(), cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2), decoupled=True)
         self.ema = EMA(self.net, cfg.train.ema_decay)
 

@@ -64,7 +64,7 @@ def _check_classes(run_dir: Path, dataset) -> None:
         saved = json.loads((run_dir / CLASSES_FILE).read_text())
     except (OSError, ValueError):
         return  # a run from before classes.json, or none written: nothing to compare
-    names = list(getattr(dataset, "class_names", None) or [])
+    names = list(dataset.class_names)
     if saved and names and names != saved:
         raise ConfigError(f"{run_dir / CLASSES_FILE}: the run was trained on classes {saved}, the data have {names}; "
                           f"resume on the same data, or start a new run")
@@ -125,7 +125,7 @@ def _train_locked(config: RunConfig, objective: Objective, ctx: Context, run_dir
         if checkpoint_dirs(run_dir):
             raise CheckpointError(f"{run_dir} already holds checkpoints: use --resume {run_dir} or another --run-dir")
         write_run_config(run_dir, to_dict(config))
-        atomic_write_bytes(run_dir / CLASSES_FILE, json.dumps(list(getattr(dataset, "class_names", []))).encode())
+        atomic_write_bytes(run_dir / CLASSES_FILE, json.dumps(list(dataset.class_names)).encode())
         log_path.unlink(missing_ok=True)  # left by an earlier attempt that failed before its first checkpoint
     if ctx.is_main:
         print(f"run directory: {run_dir}", file=sys.stderr)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from videosynth.checkpoint import unwrap
 from videosynth.config import checked, in_range
-from videosynth.models.maskgit import PRESETS, MaskedPrior, MaskedPriorConfig
+from videosynth.models.maskgit import PRESETS, MaskedPriorConfig, build_modules
 from videosynth.pipelines.maskgit import sample_clips
 from videosynth.sampling.masked import MaskedSampleConfig, mask_schedule
 from videosynth.train.latent_stage import TokenPriorObjective, TokenRunConfig
@@ -71,9 +71,7 @@ def draw_mask(b: int, n: int, frame_tokens: int, prefix_share: float, device) ->
 class MaskedObjective(TokenPriorObjective):
     """Masked-token cross-entropy of a conditioned :class:`MaskedPrior`."""
 
-    @staticmethod
-    def build_net(model_cfg: MaskedPriorConfig) -> MaskedPrior:
-        return MaskedPrior(model_cfg)
+    build_modules = staticmethod(build_modules)
 
     def loss(self, tokens: torch.Tensor, batch: dict) -> torch.Tensor:
         prior = unwrap(self.net).net

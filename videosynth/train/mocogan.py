@@ -134,7 +134,7 @@ class MoCoGANObjective(GANObjectiveBase):
             self.batch_keys = (*self.batch_keys, "audio")
         check_clip_size(mcfg.channels, mcfg.frames, mcfg.size, cfg.data)
         self.use_category = mcfg.num_actions > 0 and mcfg.d_category_head and lcfg.category_weight > 0
-        classes = len(getattr(ctx.dataset, "class_names", None) or [])
+        classes = len(ctx.dataset.class_names)
         if self.use_category and lcfg.category_source == "real" and mcfg.num_actions < classes:
             # checked once here, not per step on the device (labels there are not range-checked)
             raise ConfigError(f"model.num_actions={mcfg.num_actions} but the data have {classes} classes: the action "

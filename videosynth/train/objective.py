@@ -77,10 +77,8 @@ class Objective:
             return cfg
         from videosynth.conditioning import fit_condition_config
 
-        captions = dataset.captions() if hasattr(dataset, "captions") else []
-        class_names = list(getattr(dataset, "class_names", []))
-        condition = fit_condition_config(cfg.condition, captions, class_names,
-                                         getattr(dataset, "audio_rate", 0), getattr(dataset, "fps", 0.0))
+        condition = fit_condition_config(cfg.condition, dataset.captions(), list(dataset.class_names),
+                                         dataset.audio_rate, dataset.fps)
         return dataclasses.replace(cfg, condition=condition)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -119,7 +117,7 @@ class Objective:
             return torch.arange(n) % max(cond.num_classes, 1), None
         if cond.kind in TEXT_KINDS:
             dataset = self.ctx.dataset
-            captions = [c for c in (dataset.captions() if hasattr(dataset, "captions") else []) if c]
+            captions = [c for c in dataset.captions() if c]
             if captions:
                 return None, [captions[i % len(captions)] for i in range(n)]
         return None, None

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from videosynth.checkpoint import unwrap
-from videosynth.models.transformer import PRESETS, Prior, PriorConfig
+from videosynth.models.transformer import PRESETS, PriorConfig, build_modules
 from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
 from videosynth.train.latent_stage import TokenPriorObjective, TokenRunConfig
 
@@ -49,9 +49,7 @@ class PriorRunConfig(TokenRunConfig):
 class PriorObjective(TokenPriorObjective):
     """Next-token cross-entropy of a conditioned :class:`Prior`; samples decode through the frozen tokenizer."""
 
-    @staticmethod
-    def build_net(model_cfg: PriorConfig) -> Prior:
-        return Prior(model_cfg)
+    build_modules = staticmethod(build_modules)
 
     def loss(self, tokens: torch.Tensor, batch: dict) -> torch.Tensor:
         prior = unwrap(self.net).net
