@@ -12,6 +12,7 @@ Frames here are ``uint8 [T, H, W, 3]`` numpy arrays (RGB); sound is mono ``float
 - :mod:`~videosynth.io.reader_cache`: :class:`VideoReader`, open containers kept, and its fork hook
 - :mod:`~videosynth.io.grids`: many clips tiled into one video or still
 - :mod:`~videosynth.io.convert`: float ``[-1, 1]`` <-> uint8 conversion
+- :mod:`~videosynth.io.packet_errors`: undecodable packets skipped, counted, refused beyond a share
 
 The names below are the public interface; tuning constants stay in their modules (patch them there).
 """
@@ -31,6 +32,7 @@ from videosynth.io.files import (
     temp_path,
 )
 from videosynth.io.grids import filmstrip, make_grid, write_grid
+from videosynth.io.packet_errors import skipped_packets
 from videosynth.io.reader_cache import VideoReader
 from videosynth.io.video_read import FRAME_FOLDER_FPS, VideoInfo, probe, read_all, read_clip
 from videosynth.io.video_write import write_video
@@ -39,6 +41,6 @@ __all__ = [
     "AUDIO_ENCODERS", "AUDIO_EXTENSIONS", "FRAME_FOLDER_FPS", "IMAGE_EXTENSIONS", "SOUNDTRACK_STEM", "TEMP_MARK",
     "VIDEO_EXTENSIONS", "AudioInfo", "VideoInfo", "VideoReader", "check_audio", "clip_window", "filmstrip",
     "is_temp", "list_frames", "make_grid", "natural_key", "probe", "probe_audio", "read_all", "read_audio",
-    "read_clip", "read_clip_audio", "soundtrack", "temp_path", "to_float", "to_uint8", "to_uint8_truncating",
+    "read_clip", "read_clip_audio", "skipped_packets", "soundtrack", "temp_path", "to_float", "to_uint8", "to_uint8_truncating",
     "write_audio", "write_grid", "write_video",
 ]

@@ -20,6 +20,7 @@ import numpy as np
 
 from videosynth.errors import DataError
 from videosynth.io.files import AUDIO_EXTENSIONS, SOUNDTRACK_STEM, _describe, _open
+from videosynth.io.packet_errors import PacketTally, settle
 from videosynth.io.resample import filter_shape, place, resample
 from videosynth.io.video_read import _clip_indices
 
@@ -208,10 +209,22 @@ def clear_shared_decoders() -> None:
     _AUDIO_DECODERS.clear()
 
 
-def _decoded_by(decoder, container, stream):
-    """Frames of ``stream`` from where ``container`` stands, decoded by ``decoder`` (then drained)."""
-    for packet in container.demux(stream):
-        yield from decoder.decode(packet)  # the empty packet at the end drains the decoder
+def _decoded_by(decoder, container, stream, tally: PacketTally):
+    """Frames of ``stream`` from where ``container`` stands, decoded by ``decoder`` (then drained).
+
+    A packet that fails to decode yields its duration in seconds instead (0.0 when the container
+    does not say) and is counted in ``tally`` (see :mod:`videosynth.io.packet_errors`).
+    """
+    for packet in container.demux(stream):  # the empty packet at the end drains the decoder
+        tally.packets += packet.size > 0
+        try:
+            frames = decoder.decode(packet)
+        except av.FFmpegError as exc:
+            tally.failed(_describe(exc))
+            known = packet.duration is not None and packet.time_base is not None
+            yield float(packet.duration * packet.time_base) if known else 0.0
+            continue
+        yield from frames
 
 
 def _decode_audio(container, source: Path, sample_rate: int, start: float, duration: float | None) -> np.ndarray:
@@ -235,8 +248,12 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
         cursor = None  # where the next frame starts when it carries no pts
         time_base = stream.time_base  # decoded frames carry their stream's time base
         shared = _shared_decoder(stream) if seeks and lead == AUDIO_RESAMPLE_LEAD else None
-        frames = container.decode(stream) if shared is None else _decoded_by(shared[1], container, stream)
-        for frame in frames:
+        tally = PacketTally()
+        for frame in _decoded_by(stream.codec_context if shared is None else shared[1], container, stream, tally):
+            if isinstance(frame, float):  # a lost packet: silence where it was (pieces are placed by pts)
+                if cursor is not None and in_rate:
+                    cursor += round(frame * in_rate)  # frames without pts follow on after the gap
+                continue
             if seeks and _ends_before(frame, lead_in, time_base):
                 continue  # priming: the first frames after a seek
             rate = frame.sample_rate
@@ -257,10 +274,11 @@ def _decode_audio(container, source: Path, sample_rate: int, start: float, durat
             cursor = at + samples.size
             if need is not None and cursor >= need:
                 break
-        if shared is not None:
+        if shared is not None and not tally.errors:
             _keep_decoder(*shared)  # not after a failure: a decoder in an unknown state is dropped
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{source}: audio decode failed ({_describe(exc)})") from None
+    settle(tally, source, "audio")
     if not pieces:
         return np.zeros(wanted or 0, np.float32)
     lo = min(at for at, _ in pieces)
@@ -285,10 +303,13 @@ def read_audio(path: str | Path, sample_rate: int, start: float = 0.0, duration:
     exactly: a window reaching before the start or past the end of the sound is padded with
     silence. ``duration=None`` reads to the end. Works on videos with an audio stream, audio
     files (wav, mp3, aac/m4a, flac, ogg, opus, ...) and frame folders with an ``audio.*`` file.
-    :class:`VideoReader` reads the same windows while keeping the files open.
+    :class:`VideoReader` reads the same windows while keeping the files open. A packet that fails to
+    decode is skipped and its samples are silence; later samples keep their timestamps (see
+    :mod:`videosynth.io.packet_errors`).
 
     Raises:
-        DataError: no soundtrack, an unreadable file, or a bad window.
+        DataError: no soundtrack, an unreadable file, a bad window, or more than
+            ``MAX_PACKET_ERROR_SHARE`` of the packets read fail to decode.
     """
     path = Path(path)
     _check_window(sample_rate, duration)

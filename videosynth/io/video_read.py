@@ -23,6 +23,7 @@ from PIL import Image
 
 from videosynth.errors import DataError
 from videosynth.io.files import IMAGE_EXTENSIONS, _describe, _open, _stamp, list_frames
+from videosynth.io.packet_errors import PacketTally, settle
 
 
 # Frame folders carry no timing; this is the rate reported by probe() for them.
@@ -221,20 +222,27 @@ def _start_pts(container, stream) -> int:
 _AVI_STARTS: OrderedDict[tuple, int] = OrderedDict()  # (path, stream, _stamp) -> pts of the first picture
 
 
-def _frames(container, stream, skip_before: int | None, packets: list[int]):
-    """Decoded frames of ``stream`` from where ``container`` stands.
+def _frames(container, stream, skip_before: int | None, tally: PacketTally):
+    """Decoded frames of ``stream`` from where ``container`` stands; ``None`` for a packet that fails to decode.
 
     With ``skip_before`` (a pts), packets that show before it are decoded with ``skip_frame =
     NONREF``: the decoder drops the pictures no other picture refers to (most B-frames) instead of
     decoding them. A clip never shows those pictures, and the frames it does show come out bit for
-    bit the same. Every other packet is decoded with ``DEFAULT``. ``packets[0]`` counts the packets read.
+    bit the same. Every other packet is decoded with ``DEFAULT``. ``tally`` counts the packets read
+    and those that failed (see :mod:`videosynth.io.packet_errors`).
     """
     context = stream.codec_context
     for packet in container.demux(stream):
-        packets[0] += packet.size > 0
+        tally.packets += packet.size > 0
         early = skip_before is not None and packet.pts is not None and packet.pts < skip_before
         context.skip_frame = "NONREF" if early else "DEFAULT"
-        yield from packet.decode()
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            tally.failed(_describe(exc))
+            yield None
+            continue
+        yield from frames
 
 
 def _decode_indices(container, path: Path, indices: list[int],
@@ -246,7 +254,7 @@ def _decode_indices(container, path: Path, indices: list[int],
     :func:`_frames`), so a clip far from its keyframe decodes fewer frames than it reads packets.
     """
     decoded = 0
-    packets = [0]
+    read = 0  # packets, over every attempt
     reformatter = VideoReformatter()
     context = None
     try:
@@ -270,12 +278,16 @@ def _decode_indices(container, path: Path, indices: list[int],
                     seek = False
                     container.seek(0)
             out: list = [None] * len(indices)
+            tally = PacketTally()  # the last attempt's packets are the read's
             j = 0
             prev = None  # last decoded frame: the one on screen until the next pts
             count = 0
             overshot = False
             redo = False  # the clip's first frame is held over from a pts gap: maybe a frame skipped
-            for frame in _frames(container, stream, skip_before if skip else None, packets):
+            for frame in _frames(container, stream, skip_before if skip else None, tally):
+                if frame is None:  # its picture is lost: the previous one stays on screen, as over a pts gap
+                    count += sequential  # numbered by counting: the lost picture keeps its slot
+                    continue
                 decoded += 1
                 if frame.pts is None and not sequential:
                     sequential = True  # no timestamps: count frames from the start instead
@@ -299,6 +311,7 @@ def _decode_indices(container, path: Path, indices: list[int],
                 if j == len(indices):
                     break
                 prev = frame
+            read += tally.packets
             if redo:
                 skip = False  # the same read again, every frame decoded
                 if not seek:
@@ -309,6 +322,7 @@ def _decode_indices(container, path: Path, indices: list[int],
             # Fall back to decoding from the start of the stream (also when timestamps are missing).
             seek = False
             container.seek(0)
+        settle(tally, path, "video")
         if j < len(indices):
             raise DataError(
                 f"{path}: clip needs frame {indices[j]} but the video ends before it"
@@ -318,7 +332,7 @@ def _decode_indices(container, path: Path, indices: list[int],
     finally:
         if context is not None:
             context.skip_frame = "DEFAULT"  # the container may be read again (VideoReader)
-    return np.stack(out), decoded, packets[0]  # (T, H, W, 3)
+    return np.stack(out), decoded, read  # (T, H, W, 3)
 
 
 def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
@@ -329,13 +343,15 @@ def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
     up to the last wanted frame.  Grayscale and paletted videos come back as RGB.
     ``size = (H, W)`` scales the frames as they are converted (FFmpeg's bilinear,
     antialiased when shrinking; Pillow's for frame folders), else they keep their size.
-    :class:`VideoReader` reads the same clips while keeping the files open.
+    :class:`VideoReader` reads the same clips while keeping the files open. A packet that fails
+    to decode is skipped: the frame before it stays on screen (see :mod:`videosynth.io.packet_errors`).
 
     Returns:
         uint8 array ``[num_frames, H, W, 3]``.
 
     Raises:
-        DataError: unreadable file, or the video is shorter than the clip needs.
+        DataError: unreadable file, the video is shorter than the clip needs, or more than
+            ``MAX_PACKET_ERROR_SHARE`` of the packets read fail to decode.
         ValueError: ``start < 0``, ``num_frames < 1`` or ``stride < 1``.
     """
     path = Path(path)
@@ -352,10 +368,11 @@ def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
 def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     """Decode a whole (small) video: uint8 ``[T, H, W, 3]``.
 
-    Meant for short clips and tests; use :func:`read_clip` for training data.
+    Meant for short clips and tests; use :func:`read_clip` for training data. A picture that
+    fails to decode repeats the one before it.
 
     Raises:
-        DataError: unreadable file or no frames.
+        DataError: unreadable file, no frames, or too many undecodable packets.
     """
     path = Path(path)
     if path.is_dir():
@@ -367,13 +384,17 @@ def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
         return _read_folder(path, list(range(n)))
     container = _open(path)
     frames = []
+    tally = PacketTally()
     reformatter = VideoReformatter()
     try:
         stream = _video_stream(container, path)
-        for frame in container.decode(stream):
-            frames.append(_rgb(frame, reformatter, None))
+        for frame in _frames(container, stream, None, tally):
+            if frame is None and not frames:
+                continue
+            frames.append(frames[-1] if frame is None else _rgb(frame, reformatter, None))  # a lost picture: held
             if max_frames is not None and len(frames) >= max_frames:
                 break
+        settle(tally, path, "video")
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
         raise DataError(f"{path}: decode failed ({_describe(exc)})") from None
     finally:
