@@ -130,3 +130,15 @@ def test_a_read_that_loses_most_of_its_packets_is_an_error(clean, tmp_path):
     worse = damage(clean, tmp_path / "worse.avi", packets(clean, "video")[10:30], VIDEO_PART)
     with pytest.raises(DataError, match=rf"^{worse}: video decode failed in \d+ of \d+ packets"):
         io.read_clip(worse, 15, 10)
+
+
+def test_scan_counts_the_packets_it_skipped_instead_of_calling_the_file_broken(clean, tmp_path):
+    from videosynth.commands.data import scan_report
+
+    root = tmp_path / "data"
+    root.mkdir()
+    damage(clean, root / "first_frame_damaged.avi", [packets(clean, "video")[0]], VIDEO_PART)
+    clean.rename(root / "clean.avi")
+    report = scan_report(root, frames=8, use_cache=False)
+    assert report["usable"] == 2 and report["broken"] == []  # the damaged one was "decode failed" before
+    assert report["damaged"] == [{"path": "first_frame_damaged.avi", "skipped_packets": 1}]

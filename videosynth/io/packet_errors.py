@@ -6,8 +6,9 @@ lost samples become silence at their own timestamps (later samples stay aligned)
 picture keeps the previous one on screen. A read in which more than ``MAX_PACKET_ERROR_SHARE``
 of the packets fail is a :class:`~videosynth.errors.DataError`: the file (or that part of it)
 is not worth using. Packets are counted as the demuxer delivers them: a parser that loses a
-frame's sync word (AC-3 in AVI) merges it into the packet before, and the pair counts as one. Skipped packets are tallied per file for this process
-(:func:`skipped_packets`) and logged once per file.
+frame's sync word (AC-3 in AVI) merges it into the packet before, and the pair counts as one.
+Skipped packets are tallied per file for this process (:func:`skipped_packets`) and logged
+once per file.
 """
 
 from __future__ import annotations
