@@ -89,11 +89,11 @@ def make_videos(folder: Path, count: int, seconds: float) -> list[Path]:
 
 
 def _phase_loader(folder: str, clips: int, repeats: int, cache: str, reopen: bool = False) -> dict:
-    from videosynth import io
     from videosynth.data import VideoFolder
+    from videosynth.io import video_read
 
     decoded, read = [0], [0]
-    original = io._decode_indices
+    original = video_read._decode_indices
 
     def counting(*args, **kwargs):  # count the frames the loader reads and those it decodes
         out, n, packets = original(*args, **kwargs)
@@ -101,7 +101,7 @@ def _phase_loader(folder: str, clips: int, repeats: int, cache: str, reopen: boo
         read[0] += packets
         return out, n, packets
 
-    io._decode_indices = counting
+    video_read._decode_indices = counting
     ds = VideoFolder(folder, frames=CLIP_FRAMES, size=CLIP_SIZE, split="all", cache_dir=cache, progress=False)
     rng = np.random.default_rng(0)
     rates, read_rates, decode_rates, per_clip = [], [], [], []

@@ -9,6 +9,7 @@ import pytest
 
 from media import frame_numbers, numbered_frames, write_frame_folder, write_numbered
 from videosynth import io
+from videosynth.io import audio_read, resample
 from videosynth.errors import DataError
 
 RATE = 16000  # the rate clips are read at
@@ -81,7 +82,7 @@ def test_the_per_sample_resampler_matches_the_polyphase_one(tmp_path, monkeypatc
     rate = 44100
     path = io.write_audio(tmp_path / "tones.wav", _two_tones(np.arange(2 * rate) / rate).astype(np.float32), rate)
     polyphase = io.read_audio(path, RATE, start=0.31, duration=0.5)
-    monkeypatch.setattr(io, "MAX_POLYPHASE_TAPS", 0)  # every rate pair computes its taps per output sample
+    monkeypatch.setattr(resample, "MAX_POLYPHASE_TAPS", 0)  # every rate pair computes its taps per output sample
     per_sample = io.read_audio(path, RATE, start=0.31, duration=0.5)
     assert np.abs(polyphase - per_sample).max() < 1e-5 and np.abs(polyphase).max() > 0.4
 
@@ -89,7 +90,7 @@ def test_the_per_sample_resampler_matches_the_polyphase_one(tmp_path, monkeypatc
 @pytest.mark.parametrize("rate", [48000, 44100])
 def test_a_window_is_the_same_samples_as_the_whole_file_read(tmp_path, monkeypatch, rate):
     path = io.write_audio(tmp_path / "tones.wav", _two_tones(np.arange(2 * rate) / rate).astype(np.float32), rate)
-    monkeypatch.setattr(io, "RESAMPLE_CHUNK", 2000)  # the whole file goes through the resampler in many chunks
+    monkeypatch.setattr(resample, "RESAMPLE_CHUNK", 2000)  # the whole file goes through the resampler in many chunks
     whole = io.read_audio(path, RATE)
     assert whole.size == 2 * RATE
     for first in (0, 4567, 20001):
@@ -222,13 +223,13 @@ def test_a_shared_decoder_reads_the_samples_of_a_fresh_one(tmp_path, monkeypatch
                                     audio=_music(3.0, 48000, 4), sample_rate=48000))
     windows = [(0.0, 0.5), (0.35, 0.8), (1.23, 0.64), (2.5, 1.0), (0.11, 0.3)]
     reader = io.VideoReader()
-    io._AUDIO_DECODERS.clear()
+    audio_read._AUDIO_DECODERS.clear()
     try:
         shared = [reader.read_audio(f, RATE, s, d) for s, d in windows for f in files]
     finally:
         reader.close()
-    assert len(io._AUDIO_DECODERS) == 4  # AAC at 44.1, 16 and 48 kHz (mp4 and mkv alike), MP3
-    monkeypatch.setattr(io, "SHARED_AUDIO_DECODERS", ())
+    assert len(audio_read._AUDIO_DECODERS) == 4  # AAC at 44.1, 16 and 48 kHz (mp4 and mkv alike), MP3
+    monkeypatch.setattr(audio_read, "SHARED_AUDIO_DECODERS", ())
     fresh = [io.read_audio(f, RATE, s, d) for s, d in windows for f in files]  # a new container each
     for k, (a, b) in enumerate(zip(shared, fresh)):
         assert a.shape == b.shape

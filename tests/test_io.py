@@ -9,6 +9,7 @@ from media import frame_numbers, numbered_frames, write_broken, write_frame_fold
 from PIL import Image
 
 from videosynth import io
+from videosynth.io import files, video_read
 from videosynth.errors import DataError
 
 # (file name, write_video kwargs, minimum frame size the encoder accepts)
@@ -55,9 +56,9 @@ def test_codecs_probe_and_clip(tmp_path, name, kwargs, side):
 
 def test_seek_decodes_only_what_is_needed(tmp_path):
     path = write_numbered(tmp_path / "long.mp4", 200, options=GOP)
-    container = io._open(path)
+    container = files._open(path)
     try:
-        clip, decoded, read = io._decode_indices(container, path, [150, 151, 152, 153])
+        clip, decoded, read = video_read._decode_indices(container, path, [150, 151, 152, 153])
     finally:
         container.close()
     assert frame_numbers(clip) == [150, 151, 152, 153]
@@ -166,12 +167,12 @@ def test_frames_before_the_clip_are_skipped_and_the_clip_is_unchanged(tmp_path, 
         raise
 
     def reads(skipping):
-        monkeypatch.setattr(io, "SKIPPING_CODECS", io.SKIPPING_CODECS if skipping else ())
+        monkeypatch.setattr(video_read, "SKIPPING_CODECS", video_read.SKIPPING_CODECS if skipping else ())
         out = []
-        container = io._open(path)
+        container = files._open(path)
         try:
             for start in (1, 5, 17, 22, 30, 47, 70, 80):
-                out.append(io._decode_indices(container, path, io._clip_indices(start, 8, 2 if start % 2 else 1)))
+                out.append(video_read._decode_indices(container, path, video_read._clip_indices(start, 8, 2 if start % 2 else 1)))
         finally:
             container.close()
         return out
@@ -227,7 +228,7 @@ def test_a_skipped_frame_held_over_a_pts_gap_is_decoded_after_all(tmp_path, monk
         for packet in stream.encode():
             container.mux(packet)
     skipping = [io.read_clip(path, start, 4) for start in range(30, 48)]
-    monkeypatch.setattr(io, "SKIPPING_CODECS", ())
+    monkeypatch.setattr(video_read, "SKIPPING_CODECS", ())
     full = [io.read_clip(path, start, 4) for start in range(30, 48)]
     for a, b in zip(skipping, full):
         assert np.array_equal(a, b)

@@ -109,6 +109,8 @@ def scan_report(root: str | Path, frames: int = DEFAULT_FRAMES, stride: int = 1,
         "height": _summary([e.height for e in result.entries]),
         "codecs": dict(Counter(e.codec for e in result.entries).most_common()),
         "broken": [{"path": p, "reason": r} for p, r in result.broken],
+        "damaged": [{"path": e.path, "skipped_packets": e.skipped_packets}
+                    for e in result.entries if e.skipped_packets],
         "rows": rows,
     }
 
@@ -142,6 +144,12 @@ def run_scan(args: argparse.Namespace) -> int:
     print(f"width:   {_fmt(report['width'], ' px')}")
     print(f"height:  {_fmt(report['height'], ' px')}")
     print("codecs:  " + (", ".join(f"{c} ({n})" for c, n in report["codecs"].items()) or "-"))
+    if report["damaged"]:
+        print("usable, with undecodable packets skipped (gaps filled: silence, or the previous frame held):")
+        for d in report["damaged"][:MAX_PRINTED_BROKEN]:
+            print(f"  {d['path']}: {d['skipped_packets']} packet(s) skipped")
+        if len(report["damaged"]) > MAX_PRINTED_BROKEN:
+            print(f"  ... and {len(report['damaged']) - MAX_PRINTED_BROKEN} more (see --json)")
     if report["broken"]:
         print("broken:")
         for b in report["broken"][:MAX_PRINTED_BROKEN]:

@@ -32,14 +32,19 @@ from videosynth.errors import DataError
 
 log = logging.getLogger("videosynth.data")
 
-CACHE_VERSION = 1  # bump when the cached entry format changes
+CACHE_VERSION = 2  # bump when the cached entry format changes
 MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
 VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at the end (timestamp rounding)
 
 
 @dataclass
 class VideoEntry:
-    """A usable video: ``path`` relative to the scan root (posix), plus its probe numbers."""
+    """A usable video: ``path`` relative to the scan root (posix), plus its probe numbers.
+
+    ``skipped_packets``: undecodable packets the scan's reads met and skipped (the gap filled, see
+    :mod:`videosynth.io.packet_errors`); the scan decodes the first and last frame only, so a file
+    damaged elsewhere shows 0 here and is reported by the read that meets the damage.
+    """
 
     path: str
     num_frames: int
@@ -47,6 +52,7 @@ class VideoEntry:
     width: int
     height: int
     codec: str
+    skipped_packets: int = 0
 
 
 @dataclass
@@ -156,6 +162,7 @@ def _last_readable(reader: io.VideoReader, path: Path, num_frames: int) -> int:
 def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry | str:
     """Probe one video; return its entry, or the reason it cannot be used."""
     reader = io.VideoReader(max_open=1)  # the last frame's seek reuses the file the first frame opened
+    skipped_before = io.skipped_packets(path)
     try:
         info = io.probe(path)
         if info.num_frames < min_frames:
@@ -175,7 +182,8 @@ def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry 
         return f"unexpected {type(exc).__name__}: {exc}"
     finally:
         reader.close()
-    return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec)
+    skipped = io.skipped_packets(path) - skipped_before
+    return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec, skipped)
 
 
 # Seconds one video's probe may take before the scan reports it broken and goes on.

@@ -1,9 +1,10 @@
-"""Frame layout and range conversions, resize and crop: the one place they happen.
+"""Frame layout and range conversions, resize and crop for the data pipeline.
 
 I/O layout: ``uint8 [T, H, W, 3]`` (numpy), as returned by :mod:`videosynth.io`.
 Library layout: ``float32 [C, T, H, W]`` in ``[-1, 1]`` with ``C = 3`` (a batch adds
 a leading ``B``).  :func:`to_float` goes one way, :func:`to_uint8` the other;
-``to_uint8(to_float(x)) == x`` exactly.
+``to_uint8(to_float(x)) == x`` exactly; both are defined in :mod:`videosynth.io.convert`
+(the I/O writes grids from float videos) and re-exported here.
 
 All randomness takes an explicit ``torch.Generator`` so a clip is reproducible
 from ``(seed, epoch, index)``.
@@ -17,34 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videosynth.io import to_uint8  # noqa: F401  (the library -> I/O conversion lives with the I/O)
+from videosynth.io.convert import to_float, to_uint8  # noqa: F401  (the conversions live with the I/O)
 
-# uint8 value v maps to v / HALF_RANGE - 1, so 0 -> -1 and 255 -> +1.
-HALF_RANGE = 127.5
 CROP_MODES = ("center", "random")
-
-
-def to_float(frames) -> torch.Tensor:
-    """uint8 ``[T, H, W, C]`` (C = 1, 3 or 4) or ``[T, H, W]`` -> float32 ``[3, T, H, W]`` in ``[-1, 1]``.
-
-    Grayscale is repeated to 3 channels; an alpha channel is dropped.
-
-    Raises:
-        ValueError: not uint8, or not 3/4-dimensional.
-    """
-    x = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else torch.as_tensor(frames)
-    if x.dtype != torch.uint8:
-        raise ValueError(f"to_float expects uint8 frames, got {x.dtype}")
-    if x.ndim == 3:
-        x = x.unsqueeze(-1)  # (T, H, W, 1)
-    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"to_float expects frames [T, H, W, C], got {tuple(x.shape)}")
-    if x.shape[-1] == 4:
-        x = x[..., :3]  # drop alpha
-    if x.shape[-1] == 1:
-        x = x.expand(-1, -1, -1, 3)  # (T, H, W, 3)
-    x = x.permute(3, 0, 1, 2).float()  # (C, T, H, W)
-    return x.div_(HALF_RANGE).sub_(1.0)
 
 
 def crop_box(height: int, width: int, size: tuple[int, int], crop: str = "center",

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from videosynth.device import select_device
 from videosynth.errors import VideoSynthError
+from videosynth.io import to_uint8_truncating
 from videosynth.metrics.frechet import FeatureStats
 from videosynth.metrics.weights import ResolvedWeights, resolve_weights
 
@@ -37,18 +38,16 @@ I3D_SIZE = 224  # input resolution of the Kinetics I3D
 I3D_MIN_FRAMES = 10  # its temporal pooling needs about this many frames to give meaningful features
 C3D_SIZE = 112  # input resolution of the UCF-101 C3D
 C3D_FRAMES = 16  # C3D is trained on 16-frame clips
-UINT8_SCALE = 127.5  # [-1, 1] -> [0, 255]: x * 127.5 + 128, clamped (the StyleGAN-V conversion)
-UINT8_OFFSET = 128.0
 PROB_SUM_TOL = 1e-3
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """``float`` in ``[-1, 1]`` -> ``uint8`` in ``[0, 255]`` (same layout)."""
-    return (x * UINT8_SCALE + UINT8_OFFSET).clamp(0, 255).to(torch.uint8)
-
-
-def resize_frames(videos: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+def protocol_resize(videos: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
     """Resize every frame: shorter side to ``size``, then centre crop to ``size × size``.
+
+    Not :func:`videosynth.data.transforms.resize_crop`, which crops first and resizes only the
+    window: this resizes the whole frame and then crops, as the reference FVD/IS code does, so
+    features match reference statistics computed with it (the rule is recorded in each
+    detector's ``resize`` string, and statistics of another rule are refused).
 
     Args:
         videos: ``float [B, C, T, H, W]``.
@@ -142,7 +141,7 @@ class I3DDetector(Detector):
     resize = f"bilinear shorter side to {I3D_SIZE}, centre crop {I3D_SIZE}x{I3D_SIZE}, float [-1,1]"
 
     def prepare(self, videos: torch.Tensor) -> torch.Tensor:
-        return resize_frames(videos, I3D_SIZE).clamp(-1, 1).contiguous()  # (B, 3, T, 224, 224)
+        return protocol_resize(videos, I3D_SIZE).clamp(-1, 1).contiguous()  # (B, 3, T, 224, 224)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, rescale=False, resize=False, return_features=True)  # (B, 400)
@@ -159,10 +158,10 @@ class C3DDetector(Detector):
 
     def prepare(self, videos: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = videos.shape
-        x = resize_frames(videos, C3D_SIZE, mode="area")  # (B, 3, T, 112, 112)
+        x = protocol_resize(videos, C3D_SIZE, mode="area")  # (B, 3, T, 112, 112)
         if t < C3D_FRAMES:
             x = F.interpolate(x, size=(C3D_FRAMES, C3D_SIZE, C3D_SIZE), mode="area")  # (B, 3, 16, 112, 112)
-        return to_uint8(x[:, :, :C3D_FRAMES]).contiguous()
+        return to_uint8_truncating(x[:, :, :C3D_FRAMES]).contiguous()
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x).float()  # (B, 101)
@@ -180,7 +179,7 @@ class InceptionDetector(Detector):
     def prepare(self, videos: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = videos.shape
         frames = videos.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B*T, 3, H, W)
-        return to_uint8(frames).contiguous()
+        return to_uint8_truncating(frames).contiguous()
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, return_features=True)  # (B*T, 2048)
