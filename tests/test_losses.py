@@ -14,7 +14,8 @@ from videosynth.losses import (
     RECONSTRUCTION_LOSSES,
     PerceptualLoss,
     get_gan_loss,
-    gradient_penalty,
+    gradient_norm_penalty,
+    interpolates,
     r1_penalty,
 )
 
@@ -71,6 +72,13 @@ def test_unknown_loss_suggests_closest():
     with pytest.raises(ConfigError, match="non-saturating"):
         get_gan_loss("nonsaturating")
     assert get_gan_loss("hinge") is GAN_LOSSES["hinge"]
+
+
+def gradient_penalty(critic_fn, real, fake, cond=None, weight=GP_WEIGHT, generator=None):
+    """WGAN-GP as the GAN objectives compute it: the critic's scores on interpolates, then the penalty."""
+    x_hat = interpolates(real, fake, generator)
+    scores = critic_fn(x_hat) if cond is None else critic_fn(x_hat, cond)
+    return gradient_norm_penalty(scores, x_hat, weight)
 
 
 def test_gradient_penalty_linear_critic():

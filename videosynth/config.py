@@ -232,10 +232,6 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def save_yaml(obj: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
-
-
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``key.sub=value`` strings to a nested dict; values parse as YAML scalars/lists.
 

@@ -91,7 +91,7 @@ GAN_LOSSES = {
     # Goodfellow et al.'s practical variant: G minimises -log D(G(z)).
     "non-saturating": GANLoss(_bce_d_loss, _non_saturating_g_loss),
     "hinge": GANLoss(_hinge_d_loss, _critic_g_loss),
-    # Use with gradient_penalty (WGAN-GP) and several critic steps per generator step.
+    # Use with the gradient penalty (WGAN-GP, gradient_norm_penalty) and several critic steps per generator step.
     "wgan": GANLoss(_wgan_d_loss, _critic_g_loss),
 }
 
@@ -127,24 +127,6 @@ def gradient_norm_penalty(scores: torch.Tensor, x_hat: torch.Tensor, weight: flo
     (grads,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
     norms = grads.float().flatten(1).norm(2, dim=1)  # (B,)
     return weight * ((norms - 1) ** 2).mean()
-
-
-def gradient_penalty(
-    critic_fn: Callable[..., torch.Tensor],
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    cond: torch.Tensor | None = None,
-    weight: float = GP_WEIGHT,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """WGAN-GP penalty (Gulrajani et al. 2017) on random interpolates of ``real`` and ``fake``.
-
-    ``critic_fn(x_hat)`` -- or ``critic_fn(x_hat, cond)`` when ``cond`` is given -- returns
-    ``(B,)`` scores; see :func:`interpolates` and :func:`gradient_norm_penalty`.
-    """
-    x_hat = interpolates(real, fake, generator)
-    scores = critic_fn(x_hat) if cond is None else critic_fn(x_hat, cond)
-    return gradient_norm_penalty(scores, x_hat, weight)
 
 
 def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, gamma: float = R1_GAMMA) -> torch.Tensor:

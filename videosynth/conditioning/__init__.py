@@ -1,9 +1,11 @@
-"""Conditioning: class labels and captions -> condition embeddings for every family.
+"""Conditioning: class labels, captions and sound -> condition embeddings for every family.
 
 - :mod:`~videosynth.conditioning.base`: the contract (:class:`Conditioner`) and :class:`ConditionConfig`;
 - :mod:`~videosynth.conditioning.label`: ``class`` -- a learned embedding table with a null row;
 - :mod:`~videosynth.conditioning.text`: ``text`` -- a word tokenizer and a small Transformer encoder;
-- :mod:`~videosynth.conditioning.pretrained`: ``pretrained-text`` -- a local Hugging Face encoder.
+- :mod:`~videosynth.conditioning.pretrained`: ``pretrained-text`` -- a local Hugging Face encoder;
+- :mod:`~videosynth.conditioning.audio`: ``condition.audio`` -- a log-mel front end giving per-frame
+  sound features, alone or combined with one of the above.
 
 :func:`build_conditioner` picks the class for ``condition.kind``; :func:`fit_condition_config`
 fills what the training data decides (class count, vocabulary).

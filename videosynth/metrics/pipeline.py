@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -170,10 +169,3 @@ def inception_score_metric(detector, fake: Side, protocol: Protocol, seeds: list
 def _dedup(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
-
-def save_side_stats(detector, side: Side, protocol: Protocol, path: str | Path, batch_size: int = 8,
-                    keep_features: bool = True) -> FeatureStats:
-    """Compute one side's statistics and write them (with the protocol) to ``path``."""
-    stats = side_stats(side, detector, protocol, protocol.seed, batch_size, keep_features)
-    stats.save(path, protocol.to_dict())
-    return stats
