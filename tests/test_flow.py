@@ -342,7 +342,7 @@ def test_encode_writes_float_latents_a_flow_run_trains_on_and_tokenize_is_the_sa
     assert len(data) == DATA["num_samples"] and data.channels == 4 and data.latent_shape == (2, 4, 4)
     first = build_dataset(DataConfig(**DATA), "train")[0]["video"]
     tokenizer = TokenizerPipeline.from_run(tok, device="cpu")
-    assert torch.allclose(tokenizer.encode(first[None])[0], data[0]["latents"], atol=1e-5)  # batched conv: ulps
+    assert torch.allclose(tokenizer.encode_latents(first[None])[0], data[0]["latents"], atol=1e-5)  # batched conv: ulps
     with pytest.raises(DataError, match="cache of latents, not tokens"):
         TokenDataset(cache)
     assert main(["tokenize", str(tok), "bouncing-shapes", "--out", str(tmp_path / "again"), "--split", "val"]) == 0

@@ -1,4 +1,5 @@
-"""VQ-VAE tokenizer: shapes, quantiser invariants, EMA / loss codebooks, dead-code restart, DDP sync."""
+"""VQ-VAE tokenizer: shapes, bottleneck invariants (over the registry), EMA / loss codebooks, dead-code
+restart, DDP sync, FSQ, the Gaussian bottleneck."""
 
 import os
 import socket
@@ -11,6 +12,7 @@ import torch.multiprocessing as mp
 
 from loop_helpers import HostSyncs
 from videosynth.errors import ConfigError
+from videosynth.models.bottlenecks import BOTTLENECKS, FSQ, ContinuousBottleneck, DiscreteBottleneck
 from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig, warn_if_collapsed
 
 
@@ -33,7 +35,7 @@ def test_presets_build_and_forward(name):
     out = model(x)
     assert out.recon.shape == x.shape
     assert torch.isfinite(out.loss)
-    assert out.indices.shape == (1, 1, 2, 2)
+    assert out.bottleneck.indices.shape == (1, 1, 2, 2)
 
 
 @pytest.mark.parametrize("downsample,levels", [((4, 4, 4), [8]), ((2, 4, 4), []), ((1, 8, 8), [4, 8])])
@@ -115,9 +117,9 @@ def test_quantized_equals_codebook_rows_and_encode_matches_forward():
     x = clip()
     z = model.encoder(x)
     q = model.quantizer(z)
-    assert torch.allclose(q.quantized, model.quantizer.lookup(q.indices), atol=1e-6)
+    assert torch.allclose(q.quantized, model.quantizer.decode_codes(q.indices), atol=1e-6)
     model.eval()
-    assert torch.equal(model.encode(x), model(x).indices)
+    assert torch.equal(model.encode(x), model(x).bottleneck.indices)
     assert 1.0 <= float(q.perplexity) <= model.cfg.codebook_size
     assert 0.0 < float(q.usage) <= 1.0
 
@@ -149,7 +151,7 @@ def test_ema_mode_updates_codebook_without_gradient():
     before = model.quantizer.embedding.clone()
     out = model(clip(seed=1))
     assert not torch.equal(before, model.quantizer.embedding)
-    assert float(out.codebook_loss) == 0.0
+    assert float(out.bottleneck.codebook_loss) == 0.0
 
 
 def test_loss_mode_trains_codebook_by_gradient():
@@ -159,7 +161,7 @@ def test_loss_mode_trains_codebook_by_gradient():
     model(clip(seed=1))
     assert torch.equal(before, model.quantizer.embedding.detach())  # no EMA update in "loss" mode
     out.loss.backward()
-    assert float(out.codebook_loss.detach()) > 0
+    assert float(out.bottleneck.codebook_loss.detach()) > 0
     assert model.quantizer.embedding.grad.abs().sum() > 0
 
 
@@ -172,9 +174,9 @@ def test_dead_codes_are_revived(mode):
         model.quantizer.embedding.data[dead] = 1e3  # far from every encoder output: never chosen
         if mode == "ema":
             model.quantizer.ema_sum[dead] = 1e3
-    out1 = model(clip(seed=1))
+    out1 = model(clip(seed=1)).bottleneck
     assert out1.restarted == 0  # unused for one step only
-    out2 = model(clip(seed=2))
+    out2 = model(clip(seed=2)).bottleneck
     assert out2.restarted >= len(dead)
     assert model.quantizer.embedding.detach()[dead].abs().max() < 100
 
@@ -183,7 +185,7 @@ def test_ema_count_threshold_restarts():
     model = tiny(restart_after=0, restart_threshold=1.0).train()
     model(clip())
     out = model(clip(seed=1))  # every code unused in this batch decays below 1.0 and is restarted
-    assert out.restarted > 0
+    assert out.bottleneck.restarted > 0
 
 
 def test_usage_collapse_warning():
@@ -194,7 +196,7 @@ def test_usage_collapse_warning():
         model.quantizer.embedding.data[1:] = 1e3  # only code 0 reachable
     model.eval()
     out = model(clip())
-    assert float(out.usage) == 1 / model.cfg.codebook_size
+    assert float(out.bottleneck.usage) == 1 / model.cfg.codebook_size
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert warn_if_collapsed(model, out, step=7)
@@ -314,12 +316,86 @@ def test_loading_an_uninitialised_codebook_initialises_it_again():
     assert torch.cdist(first_ema, z).min(1).values.median() < 0.5 * z.norm(dim=1).mean()
 
 
+# ----------------------------------------------------------------------------- every bottleneck of the registry
+
+# The state-dict entries each bottleneck saves under ``quantizer.``: the keys of saved runs, which must not change.
+SAVED_KEYS = {
+    "vq": {"embedding", "ema_count", "ema_sum", "unused_steps", "initialized"},
+    "fsq": set(),  # an implicit codebook
+    "gaussian": {"latent_mean", "latent_std"},
+}
+
+
+def with_bottleneck(name: str) -> VQVAE:
+    return tiny(bottleneck=name, levels=[5, 4, 3])
+
+
+@pytest.mark.parametrize("name", sorted(BOTTLENECKS))
+def test_every_bottleneck_keeps_its_invariants(name):
+    torch.manual_seed(0)
+    model = with_bottleneck(name)
+    model(clip())  # a training forward: a codebook's data initialisation, running statistics
+    model.eval()
+    x = clip(seed=1)
+    q = model.quantizer
+    z = model.encoder(x).detach()
+    out = q(z)
+    assert model.continuous == isinstance(q, ContinuousBottleneck) != isinstance(q, DiscreteBottleneck)
+    assert torch.allclose(out.latents, q.latents(z), atol=1e-6)  # eval forward: the deterministic latents
+    assert torch.allclose(model.encode_latents(x), q.latents(z), atol=1e-6)
+    assert out.loss.dim() == 0 and all(v.dim() == 0 for v in out.metrics().values())
+    if isinstance(q, DiscreteBottleneck):
+        codes = q.encode(z)
+        assert codes.dtype == torch.int64 and codes.shape == (2, *model.latent_shape(4, 16))
+        assert 0 <= int(codes.min()) and int(codes.max()) < q.codebook_size == model.cfg.codebook_size
+        assert torch.equal(codes, out.indices) and torch.equal(model.encode(x), codes)
+        assert torch.allclose(out.quantized, q.decode_codes(out.indices), atol=1e-6)
+        every = q.decode_codes(torch.arange(q.codebook_size).view(1, 1, 1, -1))  # (1, D, 1, 1, K)
+        assert torch.unique(every[0, :, 0, 0].t(), dim=0).shape[0] == q.codebook_size  # K distinct codes
+        assert torch.equal(model.decode(codes), model.decode_latents(model.encode_latents(x)))
+    else:
+        latents = q.encode(z)
+        assert latents.dtype == torch.float32 and latents.shape == (2, model.cfg.code_dim, 2, 4, 4)
+        assert torch.equal(latents, q.encode(z)) and torch.equal(out.latents, latents)  # eval: the mean, no draw
+        assert float(out.kl) >= 0 and float(q.train()(z).kl) >= 0
+        assert torch.allclose(q.denormalize(q.normalize(latents)), latents, atol=1e-5)
+        with pytest.raises(ConfigError, match="no codes"):
+            model.encode(x)
+
+
+@pytest.mark.parametrize("name", sorted(BOTTLENECKS))
+def test_every_bottleneck_saves_the_keys_of_saved_runs(name):
+    model = with_bottleneck(name)
+    saved = {k.split(".", 1)[1] for k in model.state_dict() if k.startswith("quantizer.")}
+    assert saved == SAVED_KEYS[name]
+    channels = type(model.quantizer).encoder_channels(model.cfg)
+    assert model.encoder.conv_out.out_channels == channels == (2 if name == "gaussian" else 1) * model.cfg.code_dim
+
+
+@pytest.mark.parametrize("name", sorted(BOTTLENECKS))
+def test_every_bottleneck_trains_without_waiting_for_the_device(monkeypatch, name):
+    model = with_bottleneck(name).train()
+    model(clip())  # a codebook reads its initialisation flag once
+    syncs = HostSyncs(monkeypatch)
+    with syncs.watch():
+        out = model(clip(seed=1))
+        out.loss.backward()
+        metrics = out.bottleneck.metrics()
+    assert syncs.calls == [], syncs.where
+    assert all(torch.isfinite(v) for v in metrics.values())
+
+
+def test_bottleneck_names_resolve_in_the_config():
+    assert VQVAEConfig(bottleneck="continuous").bottleneck == "gaussian"  # the name runs were saved with
+    assert VQVAEConfig(bottleneck="gaussian", code_dim=4).code_dim == 4
+    with pytest.raises(ConfigError, match="'vq', 'fsq', 'gaussian', 'continuous'"):
+        VQVAEConfig(bottleneck="lfq")
+
+
 # ----------------------------------------------------------------------------- FSQ bottleneck
 
 
 def test_fsq_codes_lie_on_the_grid_of_levels_and_round_trip_through_indices():
-    from videosynth.models.vqvae import FSQ
-
     fsq = FSQ((8, 5, 5, 5))
     assert fsq.codebook_size == 1000
     z = torch.randn(3, 4, 2, 3, 3) * 4
@@ -329,14 +405,12 @@ def test_fsq_codes_lie_on_the_grid_of_levels_and_round_trip_through_indices():
         assert set(values) <= set(range(-(levels // 2), levels - levels // 2))  # L values per channel
     indices = fsq.codes_to_indices(codes)
     assert indices.dtype == torch.int64 and 0 <= int(indices.min()) and int(indices.max()) < 1000
-    assert torch.equal(fsq.lookup(indices), codes)
+    assert torch.equal(fsq.decode_codes(indices), codes)
     every = torch.arange(1000).view(1, 10, 10, 10)
-    assert torch.equal(fsq.codes_to_indices(fsq.lookup(every)), every)  # index <-> code is a bijection
+    assert torch.equal(fsq.codes_to_indices(fsq.decode_codes(every)), every)  # index <-> code is a bijection
 
 
 def test_fsq_gradient_is_straight_through_the_bound():
-    from videosynth.models.vqvae import FSQ
-
     fsq = FSQ((7, 4))
     z = torch.randn(2, 2, 1, 2, 2, requires_grad=True)
     fsq.quantize(z).sum().backward()
@@ -353,9 +427,10 @@ def test_fsq_tokenizer_encodes_to_the_tokens_its_forward_uses_and_has_no_losses(
     model = VQVAE(cfg)
     x = torch.rand(2, 3, 4, 16, 16) * 2 - 1
     out = model(x)
-    assert out.commit_loss.item() == 0.0 and out.codebook_loss.item() == 0.0
-    assert torch.equal(model.encode(x), out.indices)
-    assert model.decode(out.indices).shape == x.shape
+    assert out.bottleneck.loss.item() == 0.0 and torch.equal(out.loss, out.recon_loss)
+    assert set(out.bottleneck.metrics()) == {"perplexity", "usage"}  # no codebook, commitment or restarts
+    assert torch.equal(model.encode(x), out.bottleneck.indices)
+    assert model.decode(out.bottleneck.indices).shape == x.shape
     assert not list(model.quantizer.state_dict())  # an implicit codebook: nothing to save
     with pytest.raises(ConfigError, match="bottleneck"):
         VQVAEConfig(bottleneck="lfq")
@@ -382,24 +457,26 @@ def test_an_fsq_tokenizer_feeds_the_prior_unchanged(tmp_path):
     assert torch.equal(clips, pipe(2, seed=0))
 
 
-# ----------------------------------------------------------------------------- continuous (KL) bottleneck
+# ----------------------------------------------------------------------------- Gaussian (KL) bottleneck
 
 
-def test_continuous_bottleneck_encodes_float_latents_and_keeps_latent_statistics():
+def test_gaussian_bottleneck_encodes_float_latents_and_keeps_latent_statistics():
     import dataclasses
 
-    cfg = dataclasses.replace(PRESETS["tiny"], bottleneck="continuous", code_dim=4, kl_weight=1e-3)
+    cfg = dataclasses.replace(PRESETS["tiny"], bottleneck="gaussian", code_dim=4, kl_weight=1e-3)
     model = VQVAE(cfg)
-    assert model.encoder.conv_out.out_channels == 8  # a mean and a log-variance per latent channel
+    assert model.continuous and model.encoder.conv_out.out_channels == 8  # a mean and a log-variance per channel
     x = torch.rand(2, 3, 4, 16, 16) * 2 - 1
     torch.manual_seed(0)
     out = model(x)  # training mode: a sampled latent, KL added
-    assert out.commit_loss.item() > 0 and torch.allclose(out.loss, out.recon_loss + out.commit_loss)
-    latent = model.encode(x)
+    kl = out.bottleneck
+    assert kl.kl.item() > 0 and torch.allclose(kl.loss, 1e-3 * kl.kl)
+    assert torch.allclose(out.loss, out.recon_loss + kl.loss) and set(kl.metrics()) == {"loss_kl"}
+    latent = model.encode_latents(x)
     assert latent.dtype == torch.float32 and latent.shape == (2, 4, 2, 4, 4)
-    assert model.decode(latent).shape == x.shape
+    assert model.decode_latents(latent).shape == x.shape
     model.eval()
-    assert torch.equal(model(x).recon.clamp(-1, 1), model.decode(latent))  # eval decodes the mean
+    assert torch.equal(model(x).recon.clamp(-1, 1), model.decode_latents(latent))  # eval decodes the mean
     # the running statistics moved towards this batch and are saved with the weights
     stats = model.quantizer
     assert "quantizer.latent_mean" in model.state_dict() and not torch.equal(stats.latent_std, torch.ones(4))
@@ -408,8 +485,12 @@ def test_continuous_bottleneck_encodes_float_latents_and_keeps_latent_statistics
     assert torch.allclose(stats.denormalize(stats.normalize(latent)), latent, atol=1e-6)
     normalized = stats.normalize(torch.ones(1, 4, 1, 1, 1))
     assert torch.allclose(normalized.flatten(), torch.tensor([0.0, 6.0, 0.5, 0.25]))
-    with pytest.raises(ConfigError, match="float"):
+    with pytest.raises(ConfigError, match="no codes; use VQVAE.decode_latents"):
         model.decode(torch.zeros(1, 2, 4, 4, dtype=torch.long))
+    with pytest.raises(ConfigError, match="no codes; use VQVAE.encode_latents"):
+        model.encode(x)
+    with pytest.raises(ConfigError, match="float"):
+        model.decode_latents(torch.zeros(1, 2, 2, 4, 4))  # 2 channels, not 4
 
 
 def test_a_continuous_tokenizer_trains_and_is_refused_by_the_prior_in_one_line(tmp_path):
@@ -427,3 +508,15 @@ def test_a_continuous_tokenizer_trains_and_is_refused_by_the_prior_in_one_line(t
         run_training({"family": "transformer", "tokenizer_run": str(tok), "model": {"preset": "tiny"},
                       "data": data, "train": train}, run_dir=tmp_path / "prior", progress=False)
     assert not (tmp_path / "prior").exists()
+    import yaml
+
+    import videosynth
+
+    config = yaml.safe_load((tok / "config.yaml").read_text())
+    assert config["model"]["bottleneck"] == "gaussian"  # the canonical name is what a run saves
+    x = clip(b=1)
+    now = videosynth.load(tok, device="cpu").reconstruct(x)
+    config["model"]["bottleneck"] = "continuous"  # what runs saved before the name existed hold
+    (tok / "config.yaml").write_text(yaml.safe_dump(config))
+    old = videosynth.load(tok, device="cpu")
+    assert old.model.continuous and torch.equal(old.reconstruct(x), now)

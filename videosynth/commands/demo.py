@@ -61,7 +61,7 @@ DEMOS = {
         "class-conditional latent flow matching (KL autoencoder + DiT) on procedural bouncing shapes",
         tokenizer={
             "family": "vqvae", "data": DEMO_DATA, "optim": {"lr": 1.0e-3},
-            "model": {"preset": "shapes-32x32x8", "bottleneck": "continuous", "code_dim": 4, "kl_weight": 1.0e-4},
+            "model": {"preset": "shapes-32x32x8", "bottleneck": "gaussian", "code_dim": 4, "kl_weight": 1.0e-4},
             "train": {"steps": 800, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 400,
                       "sample_every": 400, "num_samples": 8},
         },
@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from videosynth.checkpoint import read_run_config
     from videosynth.errors import CheckpointError, Interrupted
     from videosynth.io import write_grid
+    from videosynth.models.bottlenecks import canonical_name
     from videosynth.train.run_lock import LOCK_FILE, RunLock
 
     demo = DEMOS[args.family]
@@ -164,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
         if (out / "config.yaml").is_file():
             have = read_run_config(out).get("family")
         else:  # stopped during the tokenizer: which demo's tokenizer is it?
-            bottleneck = read_run_config(tok_dir).get("model", {}).get("bottleneck", "vq")
+            bottleneck = canonical_name(read_run_config(tok_dir).get("model", {}).get("bottleneck", "vq"))
             have = next((name for name, d in DEMOS.items() if d.tokenizer is not None
-                         and d.tokenizer["model"].get("bottleneck", "vq") == bottleneck), None)
+                         and canonical_name(d.tokenizer["model"].get("bottleneck", "vq")) == bottleneck), None)
         if have != args.family:
             raise ConfigError(f"{out} holds a {have} demo; continue it with --family {have} --resume, "
                               "or start over with --fresh")

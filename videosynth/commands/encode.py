@@ -66,7 +66,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     p = sub.add_parser("encode", aliases=["tokenize"], help="encode a dataset once: tokens or float latents",
                        description="Encode every clip of a dataset with a trained tokenizer into a cache: token "
-                       "grids (vq, fsq bottleneck) or float latents (continuous bottleneck).")
+                       "grids (vq, fsq bottleneck) or float latents (gaussian bottleneck).")
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="output folder for index.json and the shards")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="clips per shard file")
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size and --shard-size must be at least 1")
     tokenizer = TokenizerPipeline.from_run(args.run_dir, args.checkpoint, args.device)
     kind = "latents" if tokenizer.model.continuous else "tokens"
+    encode = tokenizer.encode_latents if tokenizer.model.continuous else tokenizer.encode
     data_cfg = resolve_data(args.data, tokenizer.data, args.overrides)
     latent = tokenizer.latent_shape(data_cfg.frames, data_cfg.size)
     dataset = build_dataset(data_cfg, args.split)
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     bar = progress_bar(len(dataset), f"encoding {args.data}", enabled=not args.no_progress)
     with torch.inference_mode():
         for batch in loader:
-            pending.append(tokenizer.encode(batch["video"]).cpu())  # (B, t, h, w) tokens or (B, c, t, h, w) latents
+            pending.append(encode(batch["video"]).cpu())  # (B, t, h, w) tokens or (B, c, t, h, w) latents
             labels.append(batch["label"].long())
             captions.extend(batch["caption"])
             done += len(batch["label"])

@@ -15,7 +15,7 @@ from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option
 from videosynth.pipelines.two_stage import (CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline,
                                              primed_frames)
-from videosynth.sampling.ar import decode_tokens
+from videosynth.sampling.ar import decode_latents
 from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
 from videosynth.sampling.rollout import windowed
 
@@ -158,10 +158,10 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
         if prime_video.shape[2] % dt:
             raise ConfigError(f"prime_video has {prime_video.shape[2]} frames, not a multiple of {dt}")
         device = next(tokenizer.parameters()).device
-        known = tokenizer.quantizer.normalize(tokenizer.encode(prime_video.to(device)))  # (n, c, k, h, w)
+        known = tokenizer.quantizer.normalize(tokenizer.encode_latents(prime_video.to(device)))  # (n, c, k, h, w)
     latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known, total_t,
                                   context_frames, audio, samples_per_frame * dt)
-    return decode_tokens(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
+    return decode_latents(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
 class FlowPipeline(LatentStagePipeline):

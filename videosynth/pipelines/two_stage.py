@@ -29,7 +29,8 @@ from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
 
 
 class TokenizerPipeline(Pipeline):
-    """A trained VQ-VAE: ``encode`` clips to token grids, ``decode`` grids to clips; it cannot generate."""
+    """A trained VQ-VAE: ``encode`` clips to token grids and ``decode`` grids to clips (discrete bottleneck),
+    ``encode_latents`` / ``decode_latents`` (every bottleneck); it cannot generate."""
 
     family = "vqvae"
     weight_files = (MODEL_FILE,)
@@ -50,7 +51,8 @@ class TokenizerPipeline(Pipeline):
 
     @torch.inference_mode()
     def encode(self, videos: torch.Tensor) -> torch.Tensor:
-        """``float32 [B, C, T, H, W]`` in ``[-1, 1]`` -> token grids ``int64 [B, t, h, w]`` (on the CPU)."""
+        """``float32 [B, C, T, H, W]`` in ``[-1, 1]`` -> token grids ``int64 [B, t, h, w]`` (on the CPU).
+        ConfigError for a continuous bottleneck (see :meth:`encode_latents`)."""
         return self.model.encode(videos.to(self.device)).cpu()
 
     @torch.inference_mode()
@@ -58,9 +60,20 @@ class TokenizerPipeline(Pipeline):
         """Token grids ``int64 [B, t, h, w]`` -> ``float32 [B, C, T, H, W]`` in ``[-1, 1]`` (on the CPU)."""
         return self.model.decode(tokens.to(self.device)).float().cpu()
 
+    @torch.inference_mode()
+    def encode_latents(self, videos: torch.Tensor) -> torch.Tensor:
+        """``float32 [B, C, T, H, W]`` in ``[-1, 1]`` -> latents ``float32 [B, c, t, h, w]`` (on the CPU): a
+        continuous bottleneck's mean latents (not normalised), a discrete one's codes as vectors."""
+        return self.model.encode_latents(videos.to(self.device)).cpu()
+
+    @torch.inference_mode()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``float32 [B, c, t, h, w]`` -> ``float32 [B, C, T, H, W]`` in ``[-1, 1]`` (on the CPU)."""
+        return self.model.decode_latents(latents.to(self.device)).float().cpu()
+
     def reconstruct(self, videos: torch.Tensor) -> torch.Tensor:
-        """``decode(encode(videos))``, same layout and range as ``videos``."""
-        return self.decode(self.encode(videos))
+        """``decode_latents(encode_latents(videos))``, same layout and range as ``videos``."""
+        return self.decode_latents(self.encode_latents(videos))
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, **options):
         second = ("a flow model on it (family: flow" if self.model.continuous

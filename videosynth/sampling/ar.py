@@ -5,8 +5,9 @@ al. 2021): KV-cached generation with temperature / top-k / nucleus (top-p,
 Holtzman et al. 2020) filtering, classifier-free guidance (Ho & Salimans
 2022) for priors trained with condition dropout, video prediction from
 observed frames' tokens, and sliding-window rollout to more latent frames
-than the prior was trained on. :func:`decode_tokens` turns token grids into
-videos with a tokenizer. Everything runs under ``torch.inference_mode()``.
+than the prior was trained on. :func:`decode_tokens` turns token grids (and
+:func:`decode_latents` a continuous tokenizer's latents) into videos with a
+tokenizer. Everything runs under ``torch.inference_mode()``.
 
 Layouts: token grids are ``int64 [B, t, h, w]`` (flattened t-major, then h,
 then w); videos are ``float32 [B, C, T, H, W]`` in ``[-1, 1]``.
@@ -243,6 +244,18 @@ def rollout(prior: Prior, total_t: int, batch: int, context_t: int | None = None
     return windowed(window, total_t, t, context_t, prime)
 
 
+def _decode_in_chunks(tokenizer, decode, values: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``decode`` (a method of ``tokenizer``) over ``values [B, ...]``, ``chunk`` at a time in eval mode."""
+    was_training = tokenizer.training
+    tokenizer.eval()
+    try:
+        device = next(tokenizer.parameters()).device
+        parts = [decode(values[i:i + chunk].to(device)) for i in range(0, values.shape[0], chunk)]
+    finally:
+        tokenizer.train(was_training)
+    return torch.cat(parts, dim=0)  # (B, C, T, H, W)
+
+
 @torch.inference_mode()
 def decode_tokens(tokenizer, tokens: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """Token grids ``int64 [B, t, h, w]`` -> videos ``float32 [B, C, T, H, W]`` in ``[-1, 1]``.
@@ -250,14 +263,14 @@ def decode_tokens(tokenizer, tokens: torch.Tensor, chunk: int = 8) -> torch.Tens
     ``tokenizer`` is any module with ``decode(indices)`` (e.g. a VQVAE); the
     batch is decoded ``chunk`` videos at a time to bound memory.
     """
-    was_training = tokenizer.training
-    tokenizer.eval()
-    try:
-        device = next(tokenizer.parameters()).device
-        parts = [tokenizer.decode(tokens[i:i + chunk].to(device)) for i in range(0, tokens.shape[0], chunk)]
-    finally:
-        tokenizer.train(was_training)
-    return torch.cat(parts, dim=0)  # (B, C, T, H, W)
+    return _decode_in_chunks(tokenizer, tokenizer.decode, tokens, chunk)
+
+
+@torch.inference_mode()
+def decode_latents(tokenizer, latents: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Latents ``float32 [B, c, t, h, w]`` -> videos ``float32 [B, C, T, H, W]`` in ``[-1, 1]``, as
+    :func:`decode_tokens` does for a module with ``decode_latents(latents)`` (a VQVAE)."""
+    return _decode_in_chunks(tokenizer, tokenizer.decode_latents, latents, chunk)
 
 
 # ---------------------------------------------------------------------------

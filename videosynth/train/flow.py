@@ -162,7 +162,7 @@ class FlowObjective(Objective):
         """The batch's normalised latents ``float32 [B, c, t, h, w]``: cached, or encoded by the frozen tokenizer."""
         model = self.tokenizer.model
         with torch.no_grad():
-            latents = batch["latents"] if "latents" in batch else model.encode(batch["video"])
+            latents = batch["latents"] if "latents" in batch else model.encode_latents(batch["video"])
             return model.quantizer.normalize(latents.float())
 
     def train_step(self, batch: dict, step: int) -> dict:

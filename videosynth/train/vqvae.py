@@ -5,11 +5,12 @@ video as in VideoGPT (Yan et al. 2021). One step: reconstruct the batch, update
 the codebook (EMA or loss mode, see ``videosynth.models.vqvae``), take one Adam
 step on reconstruction + commitment (+ codebook) loss.
 
-Logged every step: ``loss``, ``loss_recon``, ``loss_commit``, ``loss_codebook``,
-``psnr`` (dB, [-1, 1] range), ``perplexity``, ``usage`` (share of codes the
-batch used), ``restarted`` (dead codes replaced). A collapsed codebook is
-reported with a warning. The periodic sample grid shows original | reconstruction
-side by side for fixed clips of the training set.
+Logged every step: ``loss``, ``loss_recon``, ``psnr`` (dB, [-1, 1] range) and what
+the bottleneck reports: ``loss_commit``, ``loss_codebook``, ``perplexity``, ``usage``
+(share of codes the batch used), ``restarted`` (dead codes replaced) for ``vq``;
+``perplexity``, ``usage`` for ``fsq``; ``loss_kl`` for ``gaussian``. A collapsed
+codebook is reported with a warning. The periodic sample grid shows original |
+reconstruction side by side for fixed clips of the training set.
 
 Inference (encode, decode, reconstruct) loads a trained tokenizer through
 ``videosynth.pipelines.TokenizerPipeline``.
@@ -104,24 +105,15 @@ class VQVAEObjective(Objective):
         metrics = {
             "loss": out.loss.detach(),
             "loss_recon": mse,
-            "loss_commit": out.commit_loss.detach(),
-            "loss_codebook": out.codebook_loss.detach(),
             "psnr": 10.0 * torch.log10(VALUE_RANGE**2 / mse),  # dB; inf for a perfect reconstruction
-            "perplexity": out.perplexity.detach(),
-            "usage": out.usage.detach(),
-            "restarted": torch.as_tensor(out.restarted).detach(),
+            **out.bottleneck.metrics(),  # its own regulariser and code statistics
         }
-        if self.cfg.model.bottleneck == "continuous":  # no codes: the regulariser is the weighted KL
-            metrics = {"loss": metrics["loss"], "loss_recon": mse, "loss_kl": out.commit_loss.detach(),
-                       "psnr": metrics["psnr"]}
-        elif self.cfg.model.bottleneck == "fsq":  # no codebook or commitment loss, no restarts
-            for key in ("loss_commit", "loss_codebook", "restarted"):
-                del metrics[key]
         if step % COLLAPSE_WARN_EVERY == 0 and self.vqvae.usage_collapsed(out):  # a host sync: not every step
+            q = out.bottleneck  # a quantiser's output: only a codebook collapses
             log.warning(
                 "step %d: VQ-VAE codebook usage collapsed (%.1f%% of %d codes, perplexity %.1f); "
                 "lower model.restart_after or optim.lr",
-                step, 100 * float(out.usage), self.cfg.model.codebook_size, float(out.perplexity),
+                step, 100 * float(q.usage), self.cfg.model.codebook_size, float(q.perplexity),
             )
         return metrics
 
@@ -135,5 +127,5 @@ class VQVAEObjective(Objective):
         idx = torch.linspace(0, len(dataset) - 1, n).long().tolist()  # fixed clips spread over the set
         x = torch.stack([dataset[i]["video"] for i in idx]).to(self.ctx.device)  # (n, C, T, H, W)
         model = self.vqvae
-        recon = model.decode(model.encode(x))  # (n, C, T, H, W)
+        recon = model.decode_latents(model.encode_latents(x))  # (n, C, T, H, W)
         return torch.cat([x, recon], dim=-1)  # (n, C, T, H, 2W)
