@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from videosynth._version import __version__
-from videosynth.config import load_yaml
+from videosynth.config import dump_yaml, load_yaml
 from videosynth.errors import CheckpointError
 from videosynth.io import is_temp, temp_path
 
@@ -384,7 +384,7 @@ def write_run_config(run_dir: str | Path, config: dict) -> None:
     config, vocab = split_vocab(config)
     if vocab is not None:
         atomic_write_bytes(run_dir / VOCAB_FILE, json.dumps(vocab).encode())
-    text = yaml.safe_dump(config, sort_keys=False)
+    text = dump_yaml(config)
     atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
 
 

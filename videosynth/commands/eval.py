@@ -494,7 +494,7 @@ CLASS_ACC_REAL_CLIPS = 300
 
 def parse_options(items: list[str]) -> dict:
     """``["steps=8", "solver=euler"]`` -> ``{"steps": 8, "solver": "euler"}`` (values read as YAML scalars)."""
-    import yaml
+    from videosynth.config import parse_yaml
 
     out = {}
     for item in items:
@@ -502,8 +502,8 @@ def parse_options(items: list[str]) -> dict:
         if not sep or not key.strip():
             raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"--option {key.strip()}")
+        except ConfigError:
             value = raw
         out[key.strip().replace("-", "_")] = value
     return out
