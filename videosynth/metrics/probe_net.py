@@ -193,6 +193,9 @@ def load_probe(path: str | Path, device: str | torch.device = "cpu") -> tuple[Pr
     except (OSError, KeyError, ValueError, TypeError, SafetensorError) as exc:
         raise CheckpointError(f"{path} is not a probe weights file ({exc}); recreate it with "
                               "'videosynth eval train-probe DATASET --out PATH'")
+    from videosynth.checkpoint import check_finite
+
+    check_finite(state, str(path))
     net = ProbeNet(cfg).to(device)
     try:
         net.load_state_dict(state)
