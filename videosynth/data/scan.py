@@ -29,10 +29,11 @@ from tqdm import tqdm
 
 from videosynth import io
 from videosynth.errors import DataError
+from videosynth.usercache import cache_home, write_cache_file
 
 log = logging.getLogger("videosynth.data")
 
-CACHE_VERSION = 1  # bump when the cached entry format changes
+CACHE_VERSION = 2  # bump when the cached entry format or meaning changes
 MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
 VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at the end (timestamp rounding)
 
@@ -118,8 +119,7 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     """The index cache folder: ``cache_dir``, else ``$XDG_CACHE_HOME/videosynth/index``, else ``~/.cache/...``."""
     if cache_dir is not None:
         return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "videosynth" / "index"
+    return cache_home() / "index"
 
 
 def _cache_key(root: Path, rel_paths: list[str], signatures: list, params: dict) -> str:
@@ -323,11 +323,4 @@ def _load_cache(file: Path) -> ScanResult | None:
 def _save_cache(file: Path, result: ScanResult) -> None:
     data = {"version": CACHE_VERSION, "root": result.root,
             "entries": [asdict(e) for e in result.entries], "broken": [list(b) for b in result.broken]}
-    tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, file)
-    except OSError as exc:
-        log.warning("could not write the scan cache %s (%s); the next run will scan again", file, exc)
-        tmp.unlink(missing_ok=True)
+    write_cache_file(file, json.dumps(data).encode())
