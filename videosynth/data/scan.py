@@ -73,6 +73,24 @@ def check_root(root: Path) -> None:
     raise DataError(f"dataset folder not found: {root}")
 
 
+def check_inside(root: Path, path: Path, source: str) -> None:
+    """Refuse ``path`` unless it lies under the dataset ``root``, judged on the lexical path.
+
+    ``..`` steps and absolute paths are resolved by ``normpath`` against the absolute root, not by
+    following symlinks: a symlink the user placed inside the root (to a disk of videos, say) stays
+    allowed, while a manifest or split file cannot name ``../../secret.avi`` or ``/etc/...``.
+
+    Raises:
+        DataError: naming the path, ``source`` (the file that lists it) and the root.
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+    if os.path.commonpath([base, full]) != base:
+        raise DataError(f"{source} names {printable(str(path))}, which lies outside the dataset root {base}; "
+                        "a manifest or split file may only list videos under data.root (no '..' out of it, no "
+                        "absolute paths elsewhere): move the videos under the root or set data.root above them")
+
+
 def find_videos(root: str | Path) -> list[Path]:
     """Video files and frame folders below ``root``, naturally sorted; hidden entries skipped.
 
@@ -278,12 +296,15 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
                 _log_broken(root, cached.broken)
             return cached
     result = ScanResult(str(root))
-    with tqdm(total=len(paths), desc=f"scanning {root}", unit="video", leave=False,
+    probed = [i for i, name in enumerate(rel) if is_text(name)]
+    with tqdm(total=len(probed), desc=f"scanning {root}", unit="video", leave=False,
               disable=not (progress and sys.stderr.isatty())) as bar:
-        outcomes = _check_all(paths, min_frames, verify, workers or os.cpu_count() or 1, bar)
-    for name, outcome in zip(rel, outcomes):
+        outcomes = dict(zip(probed, _check_all([paths[i] for i in probed], min_frames, verify,
+                                               workers or os.cpu_count() or 1, bar)))
+    for i, name in enumerate(rel):
+        outcome = outcomes.get(i, UNNAMEABLE)
         if isinstance(outcome, str):
-            result.broken.append((name, outcome))
+            result.broken.append((printable(name), outcome))
         else:
             outcome.path = name
             result.entries.append(outcome)
@@ -292,6 +313,26 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
     if use_cache:
         _save_cache(cache_file, result)
     return result
+
+
+# Manifests, caches, logs and reports are UTF-8 text: a file whose name is not valid UTF-8 (a
+# Latin-1 name from an old archive) cannot be listed in them, so the scan reports it, named with
+# its odd bytes escaped, instead of letting it break every later write.
+UNNAMEABLE = "its name is not valid UTF-8; rename the file (manifests, caches and logs are UTF-8 text)"
+
+
+def is_text(name: str) -> bool:
+    """Whether ``name`` (a path as the OS gave it) is valid UTF-8 text (no undecodable bytes)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def printable(name: str) -> str:
+    """``name`` with the bytes that are not UTF-8 written as ``\\xNN`` (for reports and messages)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _relative(path: Path, root: Path) -> str:
