@@ -356,8 +356,9 @@ def run_recon(args: argparse.Namespace) -> int:
         if len(values["psnr"]) >= args.num:
             break
     n = len(values["psnr"])
-    if n == 0:
-        raise VideoSynthError("recon got no clip pairs")
+    if n < args.num:  # a mean over fewer pairs than asked for would be printed as if it were the asked-for one
+        raise ConfigError(f"recon: {args.real} and {args.fake} gave {n} clip pair(s), --num asks for {args.num}; "
+                          f"give sources with at least {args.num} clips or lower --num (at least 2)")
     detector = ("lpips", lpips_found.sha256) if lpips_found else ("none", "-")
     protocol = Protocol("recon", *detector, frames=args.frames, stride=args.stride, size=args.size,
                         resize="per frame, mean over frames", num_samples=n, seed=args.seed)
@@ -381,6 +382,16 @@ def run_track(args: argparse.Namespace) -> int:
     from videosynth.metrics.tracking import TrackingConfig, compare_physics, format_comparison, physics_stats
 
     _check_counts(args)
+    # The physics are checked against what the built-in data's generator guarantees (one object of
+    # constant size and velocity between bounces, on black); real footage has no such ground truth,
+    # so its rows would be NaN or near 0 and read as a score.
+    if args.real not in BUILTIN:
+        raise ConfigError(f"eval track compares against the ground truth of the built-in data ({', '.join(BUILTIN)}); "
+                          f"REAL '{args.real}' has none: give a built-in dataset as REAL, or use a metric for any "
+                          "data (eval fvd, fid, fpd)")
+    if args.run_data is not None and args.run_data.name not in BUILTIN:
+        raise ConfigError(f"eval track: the run {args.fake} was trained on '{args.run_data.name}', not on built-in "
+                          "data, so its clips have no ground truth to be tracked against; use eval fvd or fid")
     cfg = TrackingConfig()
     real = physics_stats(source_batches(args.real, args, args.seed, args.real_split), cfg, limit=args.num)
     fake = physics_stats(source_batches(args.fake, args, args.seed, "val"), cfg, limit=args.num)
