@@ -40,6 +40,11 @@ META_FILE = "meta.json"
 CONFIG_FILE = "config.yaml"
 VOCAB_FILE = "vocab.json"
 CLASSES_FILE = "classes.json"
+# Every name a training writes at the top of a run directory (the loop's log, loss plot, periodic
+# samples, TensorBoard events and lock included): what makes a folder a run, for commands that
+# may only delete runs.
+RUN_ENTRIES = frozenset({CONFIG_FILE, VOCAB_FILE, CLASSES_FILE, "checkpoints", "latest", "log.jsonl", "loss.png",
+                         "samples", "tb", ".lock"})
 
 # ---------------------------------------------------------------------------------- atomic I/O
 
