@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from videosynth._version import __version__
-from videosynth.config import load_yaml
+from videosynth.config import dump_yaml, load_yaml
 from videosynth.errors import CheckpointError
 from videosynth.io import is_temp, temp_path
 
@@ -40,6 +40,11 @@ META_FILE = "meta.json"
 CONFIG_FILE = "config.yaml"
 VOCAB_FILE = "vocab.json"
 CLASSES_FILE = "classes.json"
+# Every name a training writes at the top of a run directory (the loop's log, loss plot, periodic
+# samples, TensorBoard events and lock included): what makes a folder a run, for commands that
+# may only delete runs.
+RUN_ENTRIES = frozenset({CONFIG_FILE, VOCAB_FILE, CLASSES_FILE, "checkpoints", "latest", "log.jsonl", "loss.png",
+                         "samples", "tb", ".lock"})
 
 # ---------------------------------------------------------------------------------- atomic I/O
 
@@ -98,13 +103,27 @@ def _listed(keys: list[str]) -> str:
     return f"{keys[:5]}{'...' if len(keys) > 5 else ''}"
 
 
+def check_finite(state: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse weights holding NaN or Inf: a model built from them makes black or NaN clips without a word.
+
+    Raises:
+        CheckpointError: naming ``what``, the first non-finite tensor and how many there are.
+    """
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise CheckpointError(f"{what} holds non-finite weights (NaN or Inf) in '{bad[0]}'{more}: the checkpoint "
+                              "is damaged; load an earlier one (--checkpoint STEP) or train again")
+
+
 def load_module_state(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """Load ``state`` into ``module`` strictly, reporting mismatched names in one line.
 
     Raises:
-        CheckpointError: missing, unexpected or differently shaped tensors (named).
+        CheckpointError: missing, unexpected or differently shaped tensors (named), or non-finite weights.
     """
     state = normalize_keys(state)
+    check_finite(state, what)
     own = unwrap(module).state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -378,13 +397,11 @@ def split_vocab(config: dict) -> tuple[dict, list[str] | None]:
 
 def write_run_config(run_dir: str | Path, config: dict) -> None:
     """Write ``config.yaml`` (and ``vocab.json`` when the config carries a vocabulary), atomically."""
-    import yaml
-
     run_dir = Path(run_dir)
     config, vocab = split_vocab(config)
     if vocab is not None:
         atomic_write_bytes(run_dir / VOCAB_FILE, json.dumps(vocab).encode())
-    text = yaml.safe_dump(config, sort_keys=False)
+    text = dump_yaml(config)
     atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
 
 

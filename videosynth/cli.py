@@ -13,7 +13,7 @@ import os
 import sys
 
 from videosynth._version import __version__
-from videosynth.errors import Interrupted, VideoSynthError
+from videosynth.errors import Interrupted, VideoSynthError, one_line
 
 # module name -> one-line description (imported lazily so `videosynth --help` stays fast)
 COMMANDS = {
@@ -30,12 +30,16 @@ COMMANDS = {
 }
 
 
+def error_line(message: str) -> str:
+    return f"error: {one_line(message)}"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``error: ...`` and where to look), exit code 2 as before."""
 
     def error(self, message: str):
         hint = " (a negative number is written --flag=-1)" if "expected one argument" in message else ""
-        self.exit(2, f"error: {self.prog}: {message}{hint}; see {self.prog} --help\n")
+        self.exit(2, error_line(f"{self.prog}: {message}{hint}; see {self.prog} --help") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     except VideoSynthError as exc:
         if args.debug or os.environ.get("VIDEOSYNTH_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(str(exc)), file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused a path the user gave (missing folder, permissions, full disk)
         if args.debug or os.environ.get("VIDEOSYNTH_DEBUG"):
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(error_line(f"{where}{exc.strerror or exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

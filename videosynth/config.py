@@ -214,22 +214,102 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+# A config is a few kilobytes (a text run's vocabulary lives in vocab.json); far more is not a config.
+MAX_CONFIG_BYTES = 4 << 20
+# Nesting deeper than any config needs; PyYAML composes nodes recursively, so without a bound a file
+# of 100000 '[' exhausts the stack before it can be refused.
+MAX_CONFIG_DEPTH = 64
+
+
+class _Refused(Exception):
+    """A YAML construct the config reader does not accept (raised inside the loader, named by the caller)."""
+
+    def __init__(self, text: str, mark) -> None:
+        super().__init__(text)
+        self.line = mark.line + 1 if mark is not None else None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without anchors or aliases and with bounded nesting.
+
+    An alias lets a few hundred bytes stand for billions of nodes (an "alias bomb") once
+    anything walks the result; configs never need one, so both anchors and aliases are refused.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused("YAML anchors and aliases (&name, *name) are not accepted in configs; "
+                           "write the values out", event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_CONFIG_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def parse_yaml(text: str, where: str):
+    """``text`` parsed as YAML by the one config reader (no anchors or aliases, bounded nesting).
+
+    ``where`` names the source in messages (a file, ``--set key``).
+
+    Raises:
+        ConfigError: malformed YAML, an anchor or alias, or nesting deeper than ``MAX_CONFIG_DEPTH``.
+    """
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        line = f" line {exc.line}" if exc.line is not None else ""
+        raise ConfigError(f"{where}:{line} {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}:{line} is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping; a missing or malformed file is a ConfigError naming it."""
+    """Read a YAML mapping with the bounded reader of :func:`parse_yaml`.
+
+    Raises:
+        ConfigError: a missing file, one over ``MAX_CONFIG_BYTES``, not UTF-8 text, malformed or
+            refused YAML (see :func:`parse_yaml`), or not a mapping at the top level; each names the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{line} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MB, which no config is; "
+                          "is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded): is it a binary file? "
+                          "write the config again as YAML") from None
+    data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of keys at the top level")
     return data
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared objects out again instead of as anchors, which :func:`parse_yaml` refuses."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def dump_yaml(obj: Any) -> str:
+    """A dataclass tree or dict as YAML text that :func:`load_yaml` reads back (keys in order, no aliases)."""
+    return yaml.dump(to_dict(obj), Dumper=_PlainDumper, sort_keys=False)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -245,8 +325,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         key, raw = item.split("=", 1)
         key = key.strip()
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"--set {key}") if raw.strip() else ""
+        except ConfigError:
             value = raw
         if isinstance(value, str):
             try:  # YAML 1.1 reads "3e-4" as a string

@@ -6,6 +6,18 @@ shown only with ``--debug`` or for real bugs (any other exception). A training
 stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM), the shell's 128 + signal.
 """
 
+# A message longer than this is cut with an ellipsis: it may quote a value from a damaged or hostile
+# file, and one line on a terminal or in a log must stay a line.
+MAX_MESSAGE_CHARS = 500
+
+
+def one_line(message: object) -> str:
+    """``message`` on one line (newlines and runs of spaces folded), cut to ``MAX_MESSAGE_CHARS`` with ``...``."""
+    text = " ".join(str(message)[: MAX_MESSAGE_CHARS * 4].split())
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 3].rstrip() + "..."
+    return text
+
 
 class VideoSynthError(Exception):
     """Base class for user-facing errors (bad input, bad config, missing files)."""

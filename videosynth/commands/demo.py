@@ -87,6 +87,8 @@ DEMOS = {
 }
 DEFAULT_FAMILY = "transformer"
 TOKENIZER_DIR = "tokenizer"
+VIDEOS_DIR = "videos"
+METRICS_FILE = "demo-metrics.json"
 
 
 def register(sub) -> None:
@@ -106,6 +108,40 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run in --out")
     p.add_argument("--fresh", action="store_true", help="delete --out first if it exists")
     p.set_defaults(func=run)
+
+
+def demo_run_entries(out: Path) -> list[Path]:
+    """What ``--fresh`` deletes in ``out``: its entries, when ``out`` holds a demo run and nothing else.
+
+    A demo run is judged by names: every entry of ``out`` (and of ``out/tokenizer``) is one a
+    training or the demo writes (:data:`~videosynth.checkpoint.RUN_ENTRIES`, the videos, the
+    metrics, temporary files), and a ``config.yaml`` or ``checkpoints/`` says a run was started.
+
+    Raises:
+        CheckpointError: ``out`` is a file, or a folder holding anything else (named): it is not deleted.
+    """
+    from videosynth.checkpoint import CONFIG_FILE, RUN_ENTRIES
+    from videosynth.errors import CheckpointError
+    from videosynth.io import is_temp
+
+    if not out.is_dir() or out.is_symlink():
+        raise CheckpointError(f"--fresh deletes a demo run folder, and {out} is not a folder; give --out a run "
+                              "directory or a new folder")
+    tok_dir = out / TOKENIZER_DIR
+    folders = {out: RUN_ENTRIES | {TOKENIZER_DIR, VIDEOS_DIR, METRICS_FILE}}
+    if tok_dir.is_dir() and not tok_dir.is_symlink():
+        folders[tok_dir] = RUN_ENTRIES
+    entries, foreign = [], []
+    for folder, allowed in folders.items():
+        for entry in folder.iterdir():
+            (entries if entry.name in allowed or is_temp(entry) else foreign).append(entry)
+    started = any((folder / name).exists() for folder in folders for name in (CONFIG_FILE, "checkpoints"))
+    if foreign or (entries and not started):
+        shown = ", ".join(str(p.relative_to(out)) for p in foreign[:3]) or ", ".join(p.name for p in entries[:3])
+        raise CheckpointError(f"--fresh deletes only a videosynth demo run, and {out} is not one (it holds {shown}"
+                              f"{', ...' if len(foreign) > 3 else ''}); nothing was deleted: give --out a new folder "
+                              "or a demo run directory")
+    return [p for p in entries if p.parent == out]
 
 
 def has_checkpoints(run_dir: Path) -> bool:
@@ -153,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
         tok_overrides.append(f"train.steps={args.tokenizer_steps}")
     if demo.tokenizer is None and (args.tokenizer_overrides or args.tokenizer_steps is not None):
         raise ConfigError(f"the {args.family} demo has no tokenizer: drop --tokenizer-steps / --tokenizer-set")
-    if args.fresh and out.exists():
+    if args.fresh and (out.exists() or out.is_symlink()):
+        demo_run_entries(out)  # refuses a folder that is not a demo run before the lock writes into it
         with RunLock(out):  # never delete a run another process is writing
-            for child in out.iterdir():
+            for child in demo_run_entries(out):
                 if child.name != LOCK_FILE:
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     started = has_checkpoints(out) or has_checkpoints(tok_dir)
@@ -192,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     pipe = videosynth.load(out, device=args.device)
     names = pipe.class_names
     per_class = 8
-    videos_dir = out / "videos"
+    videos_dir = out / VIDEOS_DIR
     videos_dir.mkdir(exist_ok=True)
     written = []
     for index, name in enumerate(names):
@@ -209,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     # ---- weight-free metrics on the built-in data, where the metrics module provides them ----
     scores = _weight_free_scores(pipe)
     if scores:
-        (out / "demo-metrics.json").write_text(json.dumps(scores, indent=2))
+        (out / METRICS_FILE).write_text(json.dumps(scores, indent=2))
 
     stages = f"a tokenizer ({tok_dir}) and " if demo.tokenizer is not None else ""
     print(f"\ntrained {stages}{pipe.step} steps of {args.family} in {minutes:.1f} min; run directory: {out}")
@@ -220,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  TensorBoard      : tensorboard --logdir {out}")
     print(f"  training samples : {out / 'samples'}")
     if scores:
-        print(f"  weight-free metrics (generated vs real): {out / 'demo-metrics.json'}")
+        print(f"  weight-free metrics (generated vs real): {out / METRICS_FILE}")
         for key, value in scores.items():
             if isinstance(value, (int, float)):
                 print(f"    {key}: {value:.4g}")

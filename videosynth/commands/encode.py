@@ -79,12 +79,13 @@ def run(args: argparse.Namespace) -> int:
 
     from videosynth.config import to_dict
     from videosynth.data import build_dataset
-    from videosynth.data.tokens import write_token_cache
+    from videosynth.data.tokens import check_cache_target, write_token_cache
     from videosynth.pipelines import TokenizerPipeline
     from videosynth.progress import progress_bar
 
     if args.batch_size < 1 or args.shard_size < 1:
         raise ConfigError("--batch-size and --shard-size must be at least 1")
+    check_cache_target(args.out)  # before the encoding work, not after it
     tokenizer = TokenizerPipeline.from_run(args.run_dir, args.checkpoint, args.device)
     kind = "latents" if tokenizer.model.continuous else "tokens"
     encode = tokenizer.encode_latents if tokenizer.model.continuous else tokenizer.encode
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             labels.append(batch["label"].long())
             captions.extend(batch["caption"])
             done += len(batch["label"])
-            if sum(len(p) for p in pending) >= args.shard_size:
+            while sum(len(p) for p in pending) >= args.shard_size:  # a batch may fill several shards
                 values, lab = torch.cat(pending), torch.cat(labels)
                 shards.append({kind: values[:args.shard_size], "labels": lab[:args.shard_size]})
                 pending, labels = [values[args.shard_size:]], [lab[args.shard_size:]]

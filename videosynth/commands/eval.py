@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -240,7 +241,7 @@ def register(sub) -> None:
     ca.add_argument("run", help="class-conditional run directory")
     ca.add_argument("--num", type=int, default=64, help="generated clips per class (default 64)")
     ca.add_argument("--seed", type=int, default=0, help="noise seed of class 0 (class k uses seed + k)")
-    ca.add_argument("--probe", help="probe .safetensors (default: RUN/probe-class-acc.safetensors, "
+    ca.add_argument("--probe", help="probe .safetensors (default: one kept in $XDG_CACHE_HOME/videosynth/probes, "
                                     "trained on the run's data the first time)")
     ca.add_argument("--probe-steps", type=int, default=600, help="training steps of a new probe (default 600)")
     ca.add_argument("--checkpoint", help="step number or step-NNNNNN folder (default: newest valid)")
@@ -355,8 +356,9 @@ def run_recon(args: argparse.Namespace) -> int:
         if len(values["psnr"]) >= args.num:
             break
     n = len(values["psnr"])
-    if n == 0:
-        raise VideoSynthError("recon got no clip pairs")
+    if n < args.num:  # a mean over fewer pairs than asked for would be printed as if it were the asked-for one
+        raise ConfigError(f"recon: {args.real} and {args.fake} gave {n} clip pair(s), --num asks for {args.num}; "
+                          f"give sources with at least {args.num} clips or lower --num (at least 2)")
     detector = ("lpips", lpips_found.sha256) if lpips_found else ("none", "-")
     protocol = Protocol("recon", *detector, frames=args.frames, stride=args.stride, size=args.size,
                         resize="per frame, mean over frames", num_samples=n, seed=args.seed)
@@ -380,6 +382,16 @@ def run_track(args: argparse.Namespace) -> int:
     from videosynth.metrics.tracking import TrackingConfig, compare_physics, format_comparison, physics_stats
 
     _check_counts(args)
+    # The physics are checked against what the built-in data's generator guarantees (one object of
+    # constant size and velocity between bounces, on black); real footage has no such ground truth,
+    # so its rows would be NaN or near 0 and read as a score.
+    if args.real not in BUILTIN:
+        raise ConfigError(f"eval track compares against the ground truth of the built-in data ({', '.join(BUILTIN)}); "
+                          f"REAL '{args.real}' has none: give a built-in dataset as REAL, or use a metric for any "
+                          "data (eval fvd, fid, fpd)")
+    if args.run_data is not None and args.run_data.name not in BUILTIN:
+        raise ConfigError(f"eval track: the run {args.fake} was trained on '{args.run_data.name}', not on built-in "
+                          "data, so its clips have no ground truth to be tracked against; use eval fvd or fid")
     cfg = TrackingConfig()
     real = physics_stats(source_batches(args.real, args, args.seed, args.real_split), cfg, limit=args.num)
     fake = physics_stats(source_batches(args.fake, args, args.seed, "val"), cfg, limit=args.num)
@@ -494,7 +506,7 @@ CLASS_ACC_REAL_CLIPS = 300
 
 def parse_options(items: list[str]) -> dict:
     """``["steps=8", "solver=euler"]`` -> ``{"steps": 8, "solver": "euler"}`` (values read as YAML scalars)."""
-    import yaml
+    from videosynth.config import parse_yaml
 
     out = {}
     for item in items:
@@ -502,8 +514,8 @@ def parse_options(items: list[str]) -> dict:
         if not sep or not key.strip():
             raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"--option {key.strip()}")
+        except ConfigError:
             value = raw
         out[key.strip().replace("-", "_")] = value
     return out
@@ -513,7 +525,8 @@ def run_class_acc(args: argparse.Namespace) -> int:
     """Probe accuracy on real validation clips, then on the run's samples of each class.
 
     The probe (:mod:`videosynth.metrics.probe_net`) is trained on the run's own training data
-    (same frames, size, colours) and cached in the run directory with its data config. A
+    (same frames, size, colours) and kept in the user cache (``$XDG_CACHE_HOME/videosynth/probes``),
+    keyed by that data config and the class names: a reader never writes into the run. A
     conditional model whose samples follow their label scores near the real-clip accuracy;
     chance is 1 / classes. A probe can be fooled by clips unlike any real one, so look at the
     samples too.
@@ -521,7 +534,9 @@ def run_class_acc(args: argparse.Namespace) -> int:
     from videosynth.data import build_dataset
     import videosynth
     from videosynth.device import select_device
-    from videosynth.metrics.probe_net import ProbeConfig, load_probe, save_probe, train_probe
+    from videosynth.errors import CheckpointError
+    from videosynth.metrics.probe_net import ProbeConfig, load_probe, probe_bytes, save_probe, train_probe
+    from videosynth.usercache import cache_home, write_cache_file
 
     if args.num < 1:
         raise ConfigError("--num must be at least 1")
@@ -532,17 +547,26 @@ def run_class_acc(args: argparse.Namespace) -> int:
                           "class-acc needs a run trained with condition.kind: class")
     data = run.data
     names = run.class_names
-    path = Path(args.probe) if args.probe else run.run_dir / "probe-class-acc.safetensors"
     data_meta = dataclasses.asdict(data)
+    key = hashlib.sha256(json.dumps({"data": data_meta, "classes": names}, sort_keys=True).encode()).hexdigest()
+    path = Path(args.probe) if args.probe else cache_home() / "probes" / f"class-acc-{key[:24]}.safetensors"
+    net = None
     if path.exists():
-        net, meta = load_probe(path, device)
-        if not args.probe and meta.get("data") != data_meta:
-            raise ConfigError(f"{path} was trained on other data than this run's; delete it to train a new one")
-    else:
+        try:
+            net, _ = load_probe(path, device)
+        except CheckpointError as exc:
+            if args.probe:
+                raise
+            log.warning("cached probe unreadable (%s); training a new one", exc)
+    if net is None:
         cfg = ProbeConfig(frames=data.frames, size=data.size, num_classes=len(names))
         print(f"training a probe on the run's data ({args.probe_steps} steps) -> {path}")
         net = train_probe(build_dataset(data, "train"), cfg, steps=args.probe_steps, seed=0).to(device)
-        save_probe(net, path, {"data": data_meta, "steps": args.probe_steps})
+        meta = {"data": data_meta, "steps": args.probe_steps}
+        if args.probe:
+            save_probe(net, path, meta)
+        else:
+            write_cache_file(path, probe_bytes(net, meta))
     if net.cfg.num_classes != len(names):
         raise ConfigError(f"probe {path} has {net.cfg.num_classes} classes, the run {len(names)}")
 

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from videosynth.io import write_grid
     from videosynth.metrics.recon import psnr, ssim
     from videosynth.pipelines import TokenizerPipeline
+    from videosynth.pipelines.base import check_finite_clips
 
     if args.num < 1 or args.batch_size < 1:
         raise ConfigError("--num and --batch-size must be at least 1")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     recon = []
     for start in range(0, num, args.batch_size):
         recon.append(tokenizer.reconstruct(x[start:start + args.batch_size]))  # (b, C, T, H, W)
-    recon = torch.cat(recon)
+    recon = check_finite_clips(torch.cat(recon), tokenizer.describe())
     scores = {"psnr": float(psnr(x, recon).mean()), "ssim": float(ssim(x, recon).mean()), "num": num,
               "step": tokenizer.step, "frames": data_cfg.frames, "size": data_cfg.size, "split": args.split}
     out = Path(args.out)

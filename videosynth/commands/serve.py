@@ -29,7 +29,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from videosynth.pipelines.base import check_common
     from videosynth.web.app import build_app, import_gradio
-    from videosynth.web.runs import Limits, ServedRun
+    from videosynth.web.runs import Limits
 
     check_common(cli=True, fps=args.fps)
     for flag, value in (("--max-clips", args.max_clips), ("--max-frames", args.max_frames)):
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port}: must be in 1..65535")
     import_gradio()  # the install hint before any model is read
     _check_port(args.host, args.port)
-    runs = [ServedRun(path, args.device) for path in args.run_dirs]
+    runs = served_runs(args.run_dirs, args.device)
     if len({r.name for r in runs}) < len(runs):
         raise ConfigError("a run directory is named twice")
     if args.host != LOCALHOST:
@@ -49,6 +49,29 @@ def run(args: argparse.Namespace) -> int:
     app.launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False, ssr_mode=False,
                show_error=False, quiet=True, footer_links=[])
     return 0
+
+
+def served_runs(run_dirs: list[str], device: str) -> list:
+    """The runs the page offers; one that cannot be served (no checkpoint, a damaged config, another
+    family) is skipped with a warning on stderr, so one bad folder does not take the others down.
+
+    Raises:
+        VideoSynthError: no run can be served (the first run's reason).
+    """
+    from videosynth.errors import VideoSynthError, one_line
+    from videosynth.web.runs import ServedRun
+
+    runs, skipped = [], []
+    for path in run_dirs:
+        try:
+            runs.append(ServedRun(path, device))
+        except VideoSynthError as exc:
+            skipped.append((path, exc))
+    if not runs:
+        raise skipped[0][1]
+    for path, exc in skipped:
+        print(f"warning: skipping {path}: {one_line(exc)}", file=sys.stderr)
+    return runs
 
 
 def _check_port(host: str, port: int) -> None:

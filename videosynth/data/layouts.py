@@ -133,7 +133,7 @@ def _ucf_list(path: Path, split: str, classes: list[str], class_file: Path) -> l
         if len(parts) > 2 or (len(parts) == 2 and parts[1] != str(index_of[name])):
             raise DataError(f"{path}:{n}: expected '{video} {index_of[name]}' ({name} is class "
                             f"{index_of[name]} in {class_file}), got {line!r}")
-        listing.append(Listed(video, split=split, label=name))
+        listing.append(Listed(video, split=split, label=name, source=f"{path}:{n}"))
     return listing
 
 

@@ -2,7 +2,8 @@
 
 CSV needs a header row naming its columns; ``path`` is required, the others are
 optional.  JSONL holds one object per line with the same keys.  ``path`` is
-relative to the dataset root (or absolute); ``label`` is an integer class index
+relative to the dataset root (or absolute), and must lie under it (``..`` out of the root is
+refused, see :func:`videosynth.data.scan.check_inside`); ``label`` is an integer class index
 or a class name; an empty label means "no label".
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,20 +83,29 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
 
 
 def write_manifest(path: str | Path, rows: list[ManifestRow]) -> Path:
-    """Write rows as CSV (``.csv``) or JSONL (``.jsonl``); written atomically."""
+    """Write rows as CSV (``.csv``) or JSONL (``.jsonl``) UTF-8 text; written atomically (no temp left on failure)."""
+    import io
+
+    from videosynth.checkpoint import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     use_split = any(r.split for r in rows)
     columns = COLUMNS if use_split else COLUMNS[:3]
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        if path.suffix.lower() in JSONL_SUFFIXES:
-            for r in rows:
-                f.write(json.dumps({c: getattr(r, c) for c in columns}) + "\n")
-        else:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for r in rows:
-                writer.writerow([getattr(r, c) for c in columns])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        for r in rows:
+            text.write(json.dumps({c: getattr(r, c) for c in columns}) + "\n")
+    else:
+        writer = csv.writer(text)
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([getattr(r, c) for c in columns])
+    try:
+        data = text.getvalue().encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[max(0, exc.start - 40):exc.end + 40].encode("utf-8", "surrogateescape")
+        raise DataError(f"{path}: a path is not valid UTF-8 text ({bad.decode('utf-8', 'backslashreplace')!r}); "
+                        "rename the file, a manifest is UTF-8") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
     return path

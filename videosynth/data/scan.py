@@ -29,10 +29,11 @@ from tqdm import tqdm
 
 from videosynth import io
 from videosynth.errors import DataError
+from videosynth.usercache import cache_home, write_cache_file
 
 log = logging.getLogger("videosynth.data")
 
-CACHE_VERSION = 2  # bump when the cached entry format changes
+CACHE_VERSION = 2  # bump when the cached entry format or meaning changes
 MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
 VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at the end (timestamp rounding)
 
@@ -76,6 +77,24 @@ def check_root(root: Path) -> None:
         raise DataError(f"dataset folder {root} is a file, not a folder: data.root must be a folder of videos "
                         "or frame folders (put the file in a folder, or list files in a data.manifest)")
     raise DataError(f"dataset folder not found: {root}")
+
+
+def check_inside(root: Path, path: Path, source: str) -> None:
+    """Refuse ``path`` unless it lies under the dataset ``root``, judged on the lexical path.
+
+    ``..`` steps and absolute paths are resolved by ``normpath`` against the absolute root, not by
+    following symlinks: a symlink the user placed inside the root (to a disk of videos, say) stays
+    allowed, while a manifest or split file cannot name ``../../secret.avi`` or ``/etc/...``.
+
+    Raises:
+        DataError: naming the path, ``source`` (the file that lists it) and the root.
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+    if os.path.commonpath([base, full]) != base:
+        raise DataError(f"{source} names {printable(str(path))}, which lies outside the dataset root {base}; "
+                        "a manifest or split file may only list videos under data.root (no '..' out of it, no "
+                        "absolute paths elsewhere): move the videos under the root or set data.root above them")
 
 
 def find_videos(root: str | Path) -> list[Path]:
@@ -124,8 +143,7 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
     """The index cache folder: ``cache_dir``, else ``$XDG_CACHE_HOME/videosynth/index``, else ``~/.cache/...``."""
     if cache_dir is not None:
         return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "videosynth" / "index"
+    return cache_home() / "index"
 
 
 def _cache_key(root: Path, rel_paths: list[str], signatures: list, params: dict) -> str:
@@ -286,12 +304,15 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
                 _log_broken(root, cached.broken)
             return cached
     result = ScanResult(str(root))
-    with tqdm(total=len(paths), desc=f"scanning {root}", unit="video", leave=False,
+    probed = [i for i, name in enumerate(rel) if is_text(name)]
+    with tqdm(total=len(probed), desc=f"scanning {root}", unit="video", leave=False,
               disable=not (progress and sys.stderr.isatty())) as bar:
-        outcomes = _check_all(paths, min_frames, verify, workers or os.cpu_count() or 1, bar)
-    for name, outcome in zip(rel, outcomes):
+        outcomes = dict(zip(probed, _check_all([paths[i] for i in probed], min_frames, verify,
+                                               workers or os.cpu_count() or 1, bar)))
+    for i, name in enumerate(rel):
+        outcome = outcomes.get(i, UNNAMEABLE)
         if isinstance(outcome, str):
-            result.broken.append((name, outcome))
+            result.broken.append((printable(name), outcome))
         else:
             outcome.path = name
             result.entries.append(outcome)
@@ -300,6 +321,26 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
     if use_cache:
         _save_cache(cache_file, result)
     return result
+
+
+# Manifests, caches, logs and reports are UTF-8 text: a file whose name is not valid UTF-8 (a
+# Latin-1 name from an old archive) cannot be listed in them, so the scan reports it, named with
+# its odd bytes escaped, instead of letting it break every later write.
+UNNAMEABLE = "its name is not valid UTF-8; rename the file (manifests, caches and logs are UTF-8 text)"
+
+
+def is_text(name: str) -> bool:
+    """Whether ``name`` (a path as the OS gave it) is valid UTF-8 text (no undecodable bytes)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def printable(name: str) -> str:
+    """``name`` with the bytes that are not UTF-8 written as ``\\xNN`` (for reports and messages)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -331,11 +372,4 @@ def _load_cache(file: Path) -> ScanResult | None:
 def _save_cache(file: Path, result: ScanResult) -> None:
     data = {"version": CACHE_VERSION, "root": result.root,
             "entries": [asdict(e) for e in result.entries], "broken": [list(b) for b in result.broken]}
-    tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, file)
-    except OSError as exc:
-        log.warning("could not write the scan cache %s (%s); the next run will scan again", file, exc)
-        tmp.unlink(missing_ok=True)
+    write_cache_file(file, json.dumps(data).encode())

@@ -9,14 +9,16 @@ shards) plus ``shard-NNNNN.safetensors`` files holding ``labels`` int64 ``[n]`` 
 - ``latents`` float32 ``[n, c, t, h, w]`` (kind ``latents``: a continuous tokenizer's mean
   latents, not normalised), read by a flow run with ``latents: DIR`` (:class:`LatentDataset`).
 
-The index is written last, atomically, so a half-written cache has none. Caches written before
-``kind`` existed hold tokens.
+A cache is written whole beside its folder and renamed into place (a failed write leaves the old
+one); the index records each shard's count and sha256, checked on reading. Caches written before
+``kind`` existed hold tokens; those written before the hashes are checked by count only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -30,35 +32,85 @@ INT16_MAX_VOCAB = 2**15  # codebooks up to this size are stored as int16
 KINDS = ("tokens", "latents")
 
 
+def _is_cache_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but a latent cache (or is empty): the only folder a write may replace."""
+    for entry in folder.iterdir():
+        if entry.name == "index.json" or (entry.name.startswith(".") and ".tmp-" in entry.name):
+            continue
+        if not (entry.name.startswith("shard-") and entry.name.endswith(".safetensors") and entry.is_file()):
+            return False
+    return True
+
+
+def check_cache_target(out: str | Path) -> None:
+    """Refuse an ``--out`` that a cache write would clobber: a file, or a folder holding other files.
+
+    Raises:
+        DataError: naming ``out`` and the fix.
+    """
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and _is_cache_folder(out)):
+        raise DataError(f"{out} exists and is not a latent cache (it holds other files); "
+                        "give encode an empty or new --out folder")
+
+
 def write_token_cache(out: str | Path, shards: list[dict[str, torch.Tensor]], meta: dict) -> Path:
-    """Write token shards and ``index.json`` (last, atomically) into ``out``; returns the index path.
+    """Write token shards and ``index.json`` as the cache ``out``; returns the index path.
+
+    The cache is written whole into a folder beside ``out`` and renamed into place, so ``out``
+    holds the old cache or the new one, never a mixture; a write that fails (a full disk) removes
+    its folder and leaves ``out`` as it was. ``index.json`` records each shard's count and sha256,
+    which the reader checks.
 
     ``shards``: dicts with ``labels`` int64 ``[n]`` and ``tokens`` int64 ``[n, t, h, w]`` (``meta["kind"]``
     ``tokens``, the default) or ``latents`` float ``[n, c, t, h, w]`` (kind ``latents``);
     ``meta``: JSON-able facts (tokenizer run, hash, data config, captions, class names, ...).
+
+    Raises:
+        DataError: ``out`` is a file or a folder holding other files than a cache, or the write failed.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
+    from videosynth.checkpoint import fsync_write, sha256
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_cache_target(out)
     kind = meta.setdefault("kind", "tokens")
     if kind == "tokens":
         dtype = torch.int16 if meta["codebook_size"] <= INT16_MAX_VOCAB else torch.int32
     else:
         dtype = torch.float32
-    entries, total = [], 0
-    for i, shard in enumerate(shards):
-        name = f"shard-{i:05d}.safetensors"
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        save_file({kind: shard[kind].to(dtype).contiguous(), "labels": shard["labels"].long().contiguous()}, str(tmp))
-        os.replace(tmp, out / name)
-        n = int(shard[kind].shape[0])
-        entries.append({"file": name, "start": total, "count": n})
-        total += n
-    index = {"format": TOKEN_FORMAT, "version": TOKEN_FORMAT_VERSION, **meta, "num": total, "shards": entries}
-    tmp = out / f".index.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, out / "index.json")
+    stage = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        entries, total = [], 0
+        for i, shard in enumerate(shards):
+            name = f"shard-{i:05d}.safetensors"
+            save_file({kind: shard[kind].to(dtype).contiguous(), "labels": shard["labels"].long().contiguous()},
+                      str(stage / name))
+            with open(stage / name, "rb") as f:
+                os.fsync(f.fileno())
+            n = int(shard[kind].shape[0])
+            entries.append({"file": name, "start": total, "count": n, "sha256": sha256(stage / name)})
+            total += n
+        index = {"format": TOKEN_FORMAT, "version": TOKEN_FORMAT_VERSION, **meta, "num": total, "shards": entries}
+        fsync_write(stage / "index.json", json.dumps(index, indent=1).encode())
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(stage, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, out)
+    except (OSError, RuntimeError, SafetensorError) as exc:  # safetensors reports a full disk as SafetensorError
+        shutil.rmtree(stage, ignore_errors=True)
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        before = "still holds the cache it held before" if (out / "index.json").is_file() else "was not written"
+        raise DataError(f"could not write the cache {out} ({reason}); the partial write was removed and {out} "
+                        f"{before}: free disk space (or pick another --out) and encode again") from None
     return out / "index.json"
 
 
@@ -84,14 +136,26 @@ class _Cache(ClipDataset):
         if kind != self.kind:
             raise DataError(f"{self.root} is a cache of {kind}, not {self.kind}; {self.reader} "
                             f"(re-encode with the matching tokenizer)")
+        from videosynth.checkpoint import sha256
+        from videosynth.data.scan import check_inside
+
         values, labels = [], []
         for entry in self.index["shards"]:
+            file = self.root / str(entry.get("file", ""))
+            check_inside(self.root, file, str(path))
             try:
-                shard = load_file(str(self.root / entry["file"]))
+                # a shard that is not the one the index describes (rewritten by another encode) is refused
+                if "sha256" in entry and sha256(file) != entry["sha256"]:
+                    raise DataError(f"cache shard {file} does not match {path} (another encode wrote over it?); "
+                                    "re-run encode into an empty folder")
+                shard = load_file(str(file))
                 values.append(shard[kind])
                 labels.append(shard["labels"])
             except (OSError, SafetensorError, KeyError) as exc:
-                raise DataError(f"cache shard {self.root / entry['file']} is unreadable ({exc}); re-run encode") from None
+                raise DataError(f"cache shard {file} is unreadable ({exc}); re-run encode") from None
+            if len(values[-1]) != entry.get("count") or len(labels[-1]) != entry.get("count"):
+                raise DataError(f"cache shard {file} holds {len(values[-1])} clips, {path} says {entry.get('count')}; "
+                                "re-run encode into an empty folder")
         self.values = torch.cat(values) if values else torch.zeros(0, *self.index["latent_shape"])
         self.labels = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
         self._captions = list(self.index.get("captions") or [""] * len(self.values))

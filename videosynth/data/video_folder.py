@@ -31,7 +31,7 @@ from videosynth.data.base import ClipDataset
 
 from videosynth import io
 from videosynth.data.manifest import ManifestRow, read_manifest
-from videosynth.data.scan import ScanResult, VideoEntry, check_root, find_videos, scan
+from videosynth.data.scan import ScanResult, VideoEntry, check_inside, check_root, find_videos, scan
 from videosynth.data.transforms import ClipTransform, cover_size
 from videosynth.errors import DataError
 
@@ -50,7 +50,7 @@ TIME_DECIMALS = 6  # seconds x fps is rounded to this many decimals before it be
 
 def _split_of_path(rel_path: str, val_fraction: float) -> str:
     """Deterministic split from the relative path alone (independent of seed, machine, file order)."""
-    h = int(hashlib.sha1(rel_path.encode()).hexdigest()[:8], 16)
+    h = int(hashlib.sha1(rel_path.encode("utf-8", "surrogateescape")).hexdigest()[:8], 16)  # any name the OS gives
     return "val" if h / HASH_SPAN < val_fraction else "train"
 
 
@@ -77,6 +77,7 @@ class Listed:
     val name (``SPLIT_FOLDERS["val"]``), another name (only in split ``"all"``), or ``""``
     for the hash split by ``val_fraction``.  ``label``: class name (``""`` = none).
     ``window``: ``(start, end)`` seconds of the video that clips are cut from (None = all of it).
+    ``source``: the file (and line) that names it, for messages (``""``: found by walking the root).
     """
 
     path: str
@@ -84,6 +85,7 @@ class Listed:
     label: str = ""
     caption: str = ""
     window: tuple[float, float] | None = None
+    source: str = ""
 
 
 @dataclass
@@ -153,7 +155,7 @@ def manifest_layout(root: Path, manifest: str | Path) -> Layout:
         rel = _relative(_resolve(root, r.path), root)
         parts = rel.split("/")
         label = r.label if labelled else (parts[0] if len(parts) >= 2 else "")
-        listing.append(Listed(rel, split=r.split, label=label, caption=r.caption))
+        listing.append(Listed(rel, split=r.split, label=label, caption=r.caption, source=str(path)))
     return Layout(listing)
 
 
@@ -237,6 +239,8 @@ class VideoFolder(ClipDataset):
 
         if layout is None:
             layout = manifest_layout(self.root, manifest) if manifest is not None else folder_layout(self.root)
+        for x in layout.listing:
+            check_inside(self.root, self._resolve(x.path), x.source or "the layout")
         listed = {self._rel(self._resolve(x.path)): x for x in layout.listing}
         paths = [self._resolve(rel) for rel in listed]
         result: ScanResult = scan(self.root, paths, min_frames=self.span, verify=verify, cache_dir=cache_dir,

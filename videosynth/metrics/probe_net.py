@@ -159,20 +159,23 @@ def train_probe(dataset, cfg: ProbeConfig, steps: int = 300, batch_size: int = 1
 # ---------------------------------------------------------------------------------------
 
 
-def save_probe(net: ProbeNet, path: str | Path, meta: dict | None = None) -> None:
-    """Write weights + config (+ ``meta``, e.g. dataset, seed, steps) to a ``.safetensors`` file, atomically."""
-    import os
+def probe_bytes(net: ProbeNet, meta: dict | None = None) -> bytes:
+    """Weights + config (+ ``meta``, e.g. dataset, seed, steps) as the bytes of a ``.safetensors`` file."""
+    from safetensors.torch import save
 
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # One metadata key: safetensors writes metadata from a hash map, so several keys would make the
     # file bytes (and its sha256, part of the FPD protocol) vary between identical saves.
     metadata = {"videosynth_probe": json.dumps({"config": asdict(net.cfg), "meta": meta or {}}, sort_keys=True)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    return save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, metadata=metadata)
+
+
+def save_probe(net: ProbeNet, path: str | Path, meta: dict | None = None) -> None:
+    """Write :func:`probe_bytes` to ``path`` atomically."""
+    from videosynth.checkpoint import atomic_write_bytes
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, probe_bytes(net, meta))
 
 
 def load_probe(path: str | Path, device: str | torch.device = "cpu") -> tuple[ProbeNet, dict]:
@@ -192,6 +195,9 @@ def load_probe(path: str | Path, device: str | torch.device = "cpu") -> tuple[Pr
     except (OSError, KeyError, ValueError, TypeError, SafetensorError) as exc:
         raise CheckpointError(f"{path} is not a probe weights file ({exc}); recreate it with "
                               "'videosynth eval train-probe DATASET --out PATH'")
+    from videosynth.checkpoint import check_finite
+
+    check_finite(state, str(path))
     net = ProbeNet(cfg).to(device)
     try:
         net.load_state_dict(state)

@@ -83,6 +83,24 @@ def section(config: dict, key: str, cls: type, where: str):
         raise CheckpointError(f"{where}/config.yaml: {exc}") from None
 
 
+def check_finite_clips(clips: torch.Tensor, what: str) -> torch.Tensor:
+    """``clips`` (float ``[B, C, T, H, W]``) unchanged when every value is finite.
+
+    A NaN pixel becomes black (or garbage) once converted to uint8, so a batch is checked before
+    anything is written from it.
+
+    Raises:
+        CheckpointError: naming ``what`` (the run that made them) and how many values are not finite.
+    """
+    finite = torch.isfinite(clips)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise CheckpointError(f"{what} made clips with {bad} non-finite values (NaN or Inf); nothing was written "
+                              "from them: the weights or the sampling options are broken (try an earlier "
+                              "--checkpoint or other options)")
+    return clips
+
+
 class Pipeline:
     """Base of every family's pipeline; subclasses load their modules and implement :meth:`generate`."""
 
@@ -309,7 +327,7 @@ class Pipeline:
                 if sound is not None:
                     options = {**options, "audio": sound[start:start + n]}  # (n, S)
                 clips = self.generate(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
-                yield clips.float().cpu()
+                yield check_finite_clips(clips.float().cpu(), self.describe())
 
     def batches(self, num: int, seed: int = 0, batch_size: int = 16, frames: int | None = None,
                 **options) -> Iterator[torch.Tensor]:
