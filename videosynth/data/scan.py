@@ -33,7 +33,7 @@ from videosynth.usercache import cache_home, write_cache_file
 
 log = logging.getLogger("videosynth.data")
 
-CACHE_VERSION = 2  # bump when the cached entry format or meaning changes
+CACHE_VERSION = 3  # bump when the cached entry format or meaning changes
 MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
 VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at the end (timestamp rounding)
 
@@ -41,6 +41,9 @@ VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at t
 @dataclass
 class VideoEntry:
     """A usable video: ``path`` relative to the scan root (posix), plus its probe numbers.
+
+    ``width``/``height``: the frame size as shown and read, the display rotation applied (a phone's
+    1920x1080 stream turned a quarter is 1080 wide, 1920 high).
 
     ``skipped_packets``: undecodable packets the scan's reads met and skipped (the gap filled, see
     :mod:`videosynth.io.packet_errors`); the scan decodes the first and last frame only, so a file

@@ -5,6 +5,7 @@ Frames here are ``uint8 [T, H, W, 3]`` numpy arrays (RGB); sound is mono ``float
 
 - :mod:`~videosynth.io.files`: suffixes, frame folders, opening containers, temporary names
 - :mod:`~videosynth.io.video_read`: probe, seek and decode clips (``read_clip``, ``read_all``)
+- :mod:`~videosynth.io.orientation`: display matrices: frames turned upright, as players show them
 - :mod:`~videosynth.io.video_write`: encode videos (``write_video``)
 - :mod:`~videosynth.io.audio_read`: probe and decode sound windows, the decoder pool
 - :mod:`~videosynth.io.resample`: the polyphase Kaiser-sinc resampler

@@ -25,9 +25,11 @@ class VideoReader:
     A read reuses the container of its file when the file is unchanged (same inode, size and
     mtime; else it is reopened) and the read starts with a seek (seeking resets the demuxer and
     the decoders; a read from the very start takes a fresh container, as the plain functions do),
-    so results equal the plain functions': frames exactly, sound exactly but for AAC, whose FFmpeg
-    decoder comes out an ulp apart after other reads (and, in bands coded as noise, with other
-    noise), as it does in :func:`read_audio`, which shares decoders (``SHARED_AUDIO_DECODERS``).
+    so results equal the plain functions': frames exactly (upright: a file's display orientation is
+    learned once and kept for the process, see :mod:`~videosynth.io.orientation`), sound exactly
+    but for AAC, whose FFmpeg decoder comes out an ulp apart after other reads (and, in bands coded
+    as noise, with other noise), as it does in :func:`read_audio`, which shares decoders
+    (``SHARED_AUDIO_DECODERS``).
     A read that fails closes its container.  The least recently used container beyond
     ``max_open`` is closed.
 

@@ -1,6 +1,7 @@
 """Reading video frames with PyAV: probe, seek and decode only what a clip needs.
 
-Frames come back as ``uint8 [T, H, W, 3]`` numpy arrays (RGB), from a file or a frame folder.
+Frames come back as ``uint8 [T, H, W, 3]`` numpy arrays (RGB), from a file or a frame folder,
+upright: turned as the stream's display matrix says (see :mod:`~videosynth.io.orientation`).
 
 Reading a clip seeks to the nearest keyframe at or before the first wanted frame
 and decodes forward only until the last wanted frame; the frame index of each
@@ -22,7 +23,9 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from videosynth.errors import DataError
+from videosynth.io import orientation
 from videosynth.io.files import IMAGE_EXTENSIONS, _describe, _open, _stamp, list_frames
+from videosynth.io.orientation import UPRIGHT, Orientation
 from videosynth.io.packet_errors import PacketTally, settle
 
 
@@ -39,6 +42,8 @@ SKIPPING_CODECS = ("h264", "hevc", "mpeg4")
 AVI_SEQUENTIAL_CODECS = ("h264", "hevc")
 # packets demuxed from the start of an AVI file to find its first picture's pts (a reorder window)
 AVI_START_PACKETS = 16
+# packets probe() decodes at most to find a first picture (and its display matrix); beyond, it reports upright
+ORIENTATION_PACKETS = 32
 
 
 def _video_stream(container, path: Path):
@@ -88,9 +93,11 @@ class VideoInfo:
         path: the file or frame folder.
         num_frames: number of frames (container count when it has one, else counted packets).
         fps: frames per second (``FRAME_FOLDER_FPS`` for frame folders).
-        width, height: frame size in pixels.
+        width, height: frame size in pixels as shown, the display rotation applied (a 1920x1080
+            stream turned a quarter is 1080 wide, 1920 high): the size :func:`read_clip` returns.
         duration: seconds.
         codec: decoder name (``"frames"`` for a frame folder).
+        orientation: how decoded pictures are turned upright (:mod:`~videosynth.io.orientation`).
     """
 
     path: str
@@ -100,14 +107,16 @@ class VideoInfo:
     height: int
     duration: float
     codec: str
+    orientation: Orientation = UPRIGHT
 
 
 def probe(path: str | Path) -> VideoInfo:
     """Read the header of a video file or frame folder.
 
     The frame count is exact when the container stores it (mp4, mov, avi);
-    otherwise (mkv, webm, gif) the packets are counted by demuxing, which does
-    not decode anything.
+    otherwise (mkv, webm, gif) the packets are counted by demuxing. The first
+    picture is decoded (once per file in a process) for the display matrix,
+    which PyAV exposes on decoded frames only.
 
     Raises:
         DataError: missing, empty or unreadable file, no video stream, empty frame folder.
@@ -129,8 +138,10 @@ def probe(path: str | Path) -> VideoInfo:
     try:
         stream = _video_stream(container, path)
         fps = _rate(stream)
+        turn = _first_orientation(container, stream, path)
         num_frames = int(stream.frames or 0)
         if num_frames <= 0:
+            container.seek(0)
             num_frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -147,7 +158,26 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
     if width <= 0 or height <= 0:
         raise DataError(f"{path}: video stream has no frame size (unsupported or corrupt)")
-    return VideoInfo(str(path), num_frames, float(fps), width, height, duration, codec)
+    height, width = turn.displayed(height, width)
+    return VideoInfo(str(path), num_frames, float(fps), width, height, duration, codec, turn)
+
+
+def _first_orientation(container, stream, path: Path) -> Orientation:
+    """``path``'s orientation (kept per file), from its first picture when not known yet.
+
+    Decodes from where ``container`` stands, its start, up to ``ORIENTATION_PACKETS`` packets; a file
+    with no picture among them is reported upright here and its reads learn the orientation.
+    """
+    known = orientation.known(path)
+    if known is not None:
+        return known
+    tally = PacketTally()  # not settled: the reads report undecodable packets
+    for frame in _frames(container, stream, None, tally):
+        if frame is not None:
+            return orientation.of_file(path, frame)
+        if tally.packets >= ORIENTATION_PACKETS:
+            break
+    return UPRIGHT
 
 
 # ----------------------------------------------------------------------------- read
@@ -249,14 +279,17 @@ def _decode_indices(container, path: Path, indices: list[int],
                     size: tuple[int, int] | None = None) -> tuple[np.ndarray, int, int]:
     """Decode the frames ``indices`` (increasing) of the open video file ``path``.
 
-    Returns ``(uint8 [T, H, W, 3], frames decoded, packets read)``; frames scaled to ``size = (H, W)``
-    when given. Frames before the clip that no other frame needs are not decoded (see
-    :func:`_frames`), so a clip far from its keyframe decodes fewer frames than it reads packets.
+    Returns ``(uint8 [T, H, W, 3], frames decoded, packets read)``, frames upright and scaled to
+    ``size = (H, W)`` (as shown) when given. Frames before the clip that no other frame needs are
+    not decoded (see :func:`_frames`), so a clip far from its keyframe decodes fewer frames than it
+    reads packets.
     """
     decoded = 0
     read = 0  # packets, over every attempt
     reformatter = VideoReformatter()
     context = None
+    turn = None  # the file's orientation, from the first picture decoded
+    coded = size  # the size pictures are scaled to before they are turned
     try:
         stream = _video_stream(container, path)
         context = stream.codec_context
@@ -289,6 +322,9 @@ def _decode_indices(container, path: Path, indices: list[int],
                     count += sequential  # numbered by counting: the lost picture keeps its slot
                     continue
                 decoded += 1
+                if turn is None:
+                    turn = orientation.of_file(path, frame)
+                    coded = turn.coded(size)
                 if frame.pts is None and not sequential:
                     sequential = True  # no timestamps: count frames from the start instead
                     if seek or skip:  # (a skipped frame is not counted)
@@ -303,10 +339,10 @@ def _decode_indices(container, path: Path, indices: list[int],
                     redo = True  # the frame on screen at the clip's start may be one that was skipped
                     break
                 while j < len(indices) and indices[j] < idx and prev is not None:
-                    out[j] = _rgb(prev, reformatter, size)  # frame held over a pts gap
+                    out[j] = _rgb(prev, reformatter, coded)  # frame held over a pts gap
                     j += 1
                 while j < len(indices) and indices[j] <= idx:
-                    out[j] = _rgb(frame, reformatter, size)
+                    out[j] = _rgb(frame, reformatter, coded)
                     j += 1
                 if j == len(indices):
                     break
@@ -332,7 +368,7 @@ def _decode_indices(container, path: Path, indices: list[int],
     finally:
         if context is not None:
             context.skip_frame = "DEFAULT"  # the container may be read again (VideoReader)
-    return np.stack(out), decoded, read  # (T, H, W, 3)
+    return turn.apply(np.stack(out)), decoded, read  # (T, H, W, 3)
 
 
 def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
@@ -341,6 +377,8 @@ def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
 
     Seeks to the nearest keyframe at or before ``start`` and decodes forward only
     up to the last wanted frame.  Grayscale and paletted videos come back as RGB.
+    Frames come upright, turned as the stream's display matrix says (a phone's portrait
+    video is ``H > W``; see :mod:`~videosynth.io.orientation`), the size :func:`probe` reports.
     ``size = (H, W)`` scales the frames as they are converted (FFmpeg's bilinear,
     antialiased when shrinking; Pillow's for frame folders), else they keep their size.
     :class:`VideoReader` reads the same clips while keeping the files open. A packet that fails
@@ -366,7 +404,7 @@ def read_clip(path: str | Path, start: int, num_frames: int, stride: int = 1,
 
 
 def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
-    """Decode a whole (small) video: uint8 ``[T, H, W, 3]``.
+    """Decode a whole (small) video: uint8 ``[T, H, W, 3]``, upright as :func:`read_clip`'s frames.
 
     Meant for short clips and tests; use :func:`read_clip` for training data. A picture that
     fails to decode repeats the one before it.
@@ -386,11 +424,14 @@ def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     frames = []
     tally = PacketTally()
     reformatter = VideoReformatter()
+    turn = UPRIGHT
     try:
         stream = _video_stream(container, path)
         for frame in _frames(container, stream, None, tally):
             if frame is None and not frames:
                 continue
+            if not frames:
+                turn = orientation.of_file(path, frame)
             frames.append(frames[-1] if frame is None else _rgb(frame, reformatter, None))  # a lost picture: held
             if max_frames is not None and len(frames) >= max_frames:
                 break
@@ -401,4 +442,4 @@ def read_all(path: str | Path, max_frames: int | None = None) -> np.ndarray:
         container.close()
     if not frames:
         raise DataError(f"{path}: no frames could be decoded")
-    return np.stack(frames)  # (T, H, W, 3)
+    return turn.apply(np.stack(frames))  # (T, H, W, 3)
