@@ -43,7 +43,7 @@ def one_line_error(res) -> str:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
-    res = videosynth("demo", "--out", out, *TINY_DEMO)
+    res = videosynth("demo", "--out", out, *TINY_DEMO, "--no-progress")  # the flag every long command takes
     assert res.returncode == 0, res.stderr[-3000:]
     return out, res
 

@@ -106,6 +106,7 @@ def register(sub) -> None:
                    help="override a key of the tokenizer's config")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (none are shown off a terminal anyway)")
     p.add_argument("--fresh", action="store_true", help="delete --out first if it exists")
     p.set_defaults(func=run)
 
@@ -148,7 +149,7 @@ def has_checkpoints(run_dir: Path) -> bool:
     return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
 
 
-def train_stage(config: dict, overrides: list[str], run_dir: Path, resume: bool) -> None:
+def train_stage(config: dict, overrides: list[str], run_dir: Path, resume: bool, progress: bool = True) -> None:
     """Train (or continue) one stage of the demo; a finished stage is left as it is."""
     from videosynth.checkpoint import find_checkpoint
     from videosynth.errors import CheckpointError
@@ -164,9 +165,9 @@ def train_stage(config: dict, overrides: list[str], run_dir: Path, resume: bool)
         if int(meta.get("step", -1)) >= steps:
             print(f"{run_dir}: already trained ({steps} steps)", file=sys.stderr)
             return
-        run_training(None, loop, resume=run_dir)
+        run_training(None, loop, resume=run_dir, progress=progress)
     else:
-        run_training(config, overrides, run_dir)
+        run_training(config, overrides, run_dir, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,12 +214,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         if demo.tokenizer is not None:
             print(f"stage 1 of 2: the tokenizer, into {tok_dir}", file=sys.stderr)
-            train_stage(copy.deepcopy(demo.tokenizer), tok_overrides, tok_dir, args.resume)
+            train_stage(copy.deepcopy(demo.tokenizer), tok_overrides, tok_dir, args.resume, not args.no_progress)
             print(f"stage 2 of 2: the {args.family} model over its latents, into {out}", file=sys.stderr)
             config = {**copy.deepcopy(demo.config), "tokenizer_run": str(tok_dir)}
         else:
             config = copy.deepcopy(demo.config)
-        train_stage(config, overrides, out, args.resume)
+        train_stage(config, overrides, out, args.resume, not args.no_progress)
     except Interrupted as exc:  # stopped by Ctrl-C / SIGTERM: the loop saved; don't sample a half-trained model
         raise Interrupted(f"demo interrupted at step {exc.step} (saved); continue with: videosynth demo --resume "
                           f"--family {args.family} --out {out}  (or: make demo ARGS=\"--resume --family {args.family}\")",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -30,11 +29,11 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from videosynth.data.factory import BUILTIN
 from videosynth.errors import ConfigError, VideoSynthError
 
 log = logging.getLogger(__name__)
 
-BUILTIN = ("moving-digits", "bouncing-shapes")
 DEFAULT_SIZE = 64
 DEFAULT_TRACK_NUM = 256
 
@@ -412,67 +411,31 @@ def run_track(args: argparse.Namespace) -> int:
 
 
 DEFAULT_SYNC_NUM = 128
-SYNC_SIDES = ("real", "matched", "shuffled")
 
 
 def run_sync(args: argparse.Namespace) -> int:
+    """``eval sync``: :func:`videosynth.metrics.sync.sync_protocol`, printed (and written as JSON)."""
     import videosynth
-    from videosynth.data import build_dataset
     from videosynth.metrics.protocol import jsonable
-    from videosynth.metrics.sync import onset_alignment, sync_scores
+    from videosynth.metrics.sync import SYNC_SIDES, sync_protocol
     from videosynth.pipelines.base import check_common
     from videosynth.progress import progress_bar
 
     check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
-    if args.num < 2:
-        raise ConfigError(f"--num {args.num}: the shuffled control needs at least 2 clips")
-    if not 0 <= args.tolerance <= 8:
-        raise ConfigError(f"--tolerance {args.tolerance}: must be in 0..8 frames")
     pipe = videosynth.load(args.run, device=args.device)
-    if not pipe.takes_audio:
-        raise ConfigError(f"{args.run} was trained without condition.audio: there is no sound to follow")
-    data = pipe.data
-    exact = data.name in BUILTIN and data.num_objects == 1
-    built = dataclasses.replace(data, num_samples=max(data.num_samples, args.num)) if data.name in BUILTIN else data
-    ds = build_dataset(built, "val")
-    if len(ds) < args.num:
-        raise ConfigError(f"--num {args.num}: the val split of {args.run}'s data holds {len(ds)} clips")
-    items = [ds[i] for i in range(args.num)]
-    real = torch.stack([it["video"] for it in items])  # (N, C, T, H, W)
-    sound = torch.stack([it["audio"] for it in items])  # (N, S)
-    shuffled = sound.roll(1, dims=0)  # clip i gets clip i-1's sound: a derangement
-    clips = {"real": real}
     options = parse_options(args.option)
-    bar = progress_bar(2 * args.num, f"sampling {args.run}", enabled=not args.no_progress)
-    for side, audio in (("matched", sound), ("shuffled", shuffled)):
-        made = []
-        for start in range(0, args.num, args.batch_size):
-            part = audio[start:start + args.batch_size]
-            made.append(pipe(len(part), seed=args.seed + start, audio=part, batch_size=len(part), **options))
-            bar.update(len(part))
-        clips[side] = torch.cat(made)
-    bar.close()
-    if exact:
-        truths = [{k: ds.factors(i)[k][:, 0] for k in ("bounces", "pitch", "velocities", "loudness")}
-                  for i in range(args.num)]
-        scores = {side: sync_scores(clips[side], truths, args.tolerance) for side in SYNC_SIDES}
-        title = "audio-visual sync against the soundtrack's ground truth (bounce clicks, pitch = height)"
-    else:
-        scores = {side: onset_alignment(clips[side], sound.numpy(), pipe.audio_rate, pipe.condition.audio_fps,
-                                        args.tolerance) for side in SYNC_SIDES}
-        title = "audio-visual sync, energy-onset HEURISTIC (audio onsets vs motion-energy peaks; no ground truth)"
-    keys = list(scores["real"])
-    print(f"{title}; {args.num} clips of {real.shape[2]} frames, +-{args.tolerance} frame(s)")
+    with progress_bar(2 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
+        result = sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size, options,
+                               on_progress=bar.update)
+    scores = result["scores"]
+    print(f"{result['title']}; {args.num} clips of {result['frames']} frames, +-{args.tolerance} frame(s)")
     print(f"{'':22s}" + "".join(f"{side:>10s}" for side in SYNC_SIDES))
-    for key in keys:
+    for key in scores["real"]:
         print(f"{key:22s}" + "".join(f"{scores[side][key]:10.3f}" for side in SYNC_SIDES))
     print("matched = clips made for their own sound; shuffled = made for another clip's sound, scored against "
           "the first (a model that ignores its sound scores the same on both)")
     if args.json:
-        out = {"metric": "sync" if exact else "onset-heuristic", "scores": scores,
-               "protocol": {"run": str(args.run), "step": pipe.step, "num": args.num, "seed": args.seed,
-                            "tolerance": args.tolerance, "split": "val", "options": options,
-                            "data": dataclasses.asdict(data)}}
+        out = {"metric": result["metric"], "scores": scores, "protocol": {**result["protocol"], "run": str(args.run)}}
         Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
         print(f"wrote {args.json}")
     return 0
@@ -500,10 +463,6 @@ def run_train_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-# Real validation clips the probe is checked on before it judges samples.
-CLASS_ACC_REAL_CLIPS = 300
-
-
 def parse_options(items: list[str]) -> dict:
     """``["steps=8", "solver=euler"]`` -> ``{"steps": 8, "solver": "euler"}`` (values read as YAML scalars)."""
     from videosynth.config import parse_yaml
@@ -522,77 +481,20 @@ def parse_options(items: list[str]) -> dict:
 
 
 def run_class_acc(args: argparse.Namespace) -> int:
-    """Probe accuracy on real validation clips, then on the run's samples of each class.
-
-    The probe (:mod:`videosynth.metrics.probe_net`) is trained on the run's own training data
-    (same frames, size, colours) and kept in the user cache (``$XDG_CACHE_HOME/videosynth/probes``),
-    keyed by that data config and the class names: a reader never writes into the run. A
-    conditional model whose samples follow their label scores near the real-clip accuracy;
-    chance is 1 / classes. A probe can be fooled by clips unlike any real one, so look at the
-    samples too.
-    """
-    from videosynth.data import build_dataset
+    """``eval class-acc``: :func:`videosynth.metrics.class_accuracy.class_accuracy`, printed (and written as JSON)."""
     import videosynth
     from videosynth.device import select_device
-    from videosynth.errors import CheckpointError
-    from videosynth.metrics.probe_net import ProbeConfig, load_probe, probe_bytes, save_probe, train_probe
-    from videosynth.usercache import cache_home, write_cache_file
-
-    if args.num < 1:
-        raise ConfigError("--num must be at least 1")
-    device = str(select_device(args.device))
-    run = videosynth.load(args.run, args.checkpoint, device)
-    if run.condition_kind != "class":
-        raise ConfigError(f"{args.run} is not class-conditional (condition.kind={run.condition_kind}); "
-                          "class-acc needs a run trained with condition.kind: class")
-    data = run.data
-    names = run.class_names
-    data_meta = dataclasses.asdict(data)
-    key = hashlib.sha256(json.dumps({"data": data_meta, "classes": names}, sort_keys=True).encode()).hexdigest()
-    path = Path(args.probe) if args.probe else cache_home() / "probes" / f"class-acc-{key[:24]}.safetensors"
-    net = None
-    if path.exists():
-        try:
-            net, _ = load_probe(path, device)
-        except CheckpointError as exc:
-            if args.probe:
-                raise
-            log.warning("cached probe unreadable (%s); training a new one", exc)
-    if net is None:
-        cfg = ProbeConfig(frames=data.frames, size=data.size, num_classes=len(names))
-        print(f"training a probe on the run's data ({args.probe_steps} steps) -> {path}")
-        net = train_probe(build_dataset(data, "train"), cfg, steps=args.probe_steps, seed=0).to(device)
-        meta = {"data": data_meta, "steps": args.probe_steps}
-        if args.probe:
-            save_probe(net, path, meta)
-        else:
-            write_cache_file(path, probe_bytes(net, meta))
-    if net.cfg.num_classes != len(names):
-        raise ConfigError(f"probe {path} has {net.cfg.num_classes} classes, the run {len(names)}")
-
-    def accuracy(videos: torch.Tensor, labels: torch.Tensor) -> float:
-        with torch.inference_mode():
-            pred = torch.cat([net(v.to(device))[1].argmax(1).cpu() for v in videos.split(64)])
-        return float((pred == labels).float().mean())
-
-    val = build_dataset(data, "val")
-    n_real = min(CLASS_ACC_REAL_CLIPS, len(val))
-    items = [val[i] for i in range(n_real)]  # each item renders or decodes a clip: once
-    real = torch.stack([item["video"] for item in items])
-    real_labels = torch.tensor([int(item["label"]) for item in items])
-    result = {"run": str(args.run), "step": run.step, "probe": str(path), "clips_per_class": args.num,
-              "real_accuracy": accuracy(real, real_labels), "chance": 1 / len(names), "per_class": {}}
-    options = parse_options(args.option)
-    result["options"] = options
+    from videosynth.metrics.class_accuracy import class_accuracy
     from videosynth.progress import progress_bar
 
-    with progress_bar(len(names) * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
-        for k, name in enumerate(names):
-            clips = run(args.num, seed=args.seed + k, label=k, ema=not args.no_ema, **options)
-            result["per_class"][name] = accuracy(clips, torch.full((args.num,), k))
-            bar.update(args.num)
-    result["accuracy"] = sum(result["per_class"].values()) / len(names)
-    print(f"class accuracy of {args.run} (step {run.step}), probe {path}:")
+    device = str(select_device(args.device))
+    run = videosynth.load(args.run, args.checkpoint, device)
+    total = len(run.class_names) * args.num if run.condition_kind == "class" else 0
+    with progress_bar(total, f"sampling {args.run}", enabled=not args.no_progress) as bar:
+        result = class_accuracy(run, args.num, args.seed, device, parse_options(args.option), args.probe,
+                                args.probe_steps, ema=not args.no_ema, on_progress=bar.update)
+    result["run"] = str(args.run)
+    print(f"class accuracy of {args.run} (step {run.step}), probe {result['probe']}:")
     print(f"  real validation clips: {result['real_accuracy']:.3f}   chance: {result['chance']:.3f}")
     for name, acc in result["per_class"].items():
         print(f"  {name:>12}: {acc:.3f}")

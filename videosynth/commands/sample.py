@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
-
-import torch
 
 from videosynth.errors import ConfigError
 
@@ -57,8 +54,7 @@ MAX_GRID_CLIPS = 256
 
 def run(args: argparse.Namespace) -> int:
     import videosynth
-    from videosynth.data.transforms import to_uint8
-    from videosynth.io import write_grid, write_video
+    from videosynth.io import soundtrack_for, write_samples
     from videosynth.pipelines.base import check_common
     from videosynth.progress import progress_bar
 
@@ -87,36 +83,28 @@ def run(args: argparse.Namespace) -> int:
         fps = aligned
     batches = pipe.stream(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size,
                           audio=sound, **options)
-    track = {} if sound is None else {"audio": sound[0], "sample_rate": pipe.audio_rate}
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix if out.suffix != ".png" else ".mp4"
-    grid, done, shape = [], 0, None
     bar = progress_bar(args.num, f"sampling {args.run_dir}", enabled=not args.no_progress)
-    for clips in batches:
-        bar.update(clips.shape[0])
-        shape = tuple(clips.shape[2:])
-        if not args.no_grid:
-            grid.append(clips)
-        if args.each:
-            for clip in clips:
-                path = out.with_name(f"{out.stem}-{done:03d}{suffix}")
-                write_video(path, to_uint8(clip), fps=fps, **_track_for(path, track))
-                done += 1
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        bar.update(count - done)
+        done = count
+
+    written = write_samples(batches, fps, grid=None if args.no_grid else out,
+                            clip_path=(lambda i: out.with_name(f"{out.stem}-{i:03d}{suffix}")) if args.each else None,
+                            audio=None if sound is None else sound[0], sample_rate=pipe.audio_rate,
+                            nrow=options.get("interpolate"), on_batch=advance)
     bar.close()
     ema = ", EMA" if not args.no_ema else ""
-    info = f"{args.num} clips, {shape[0]} frames, {shape[1]}x{shape[2]}, step {pipe.step}{ema}"
-    if grid:
-        videos = torch.cat(grid)
-        nrow = options.get("interpolate") or int(math.ceil(math.sqrt(videos.shape[0])))
-        write_grid(out, videos, nrow=nrow, fps=fps, **_track_for(out, track))
-        print(f"wrote {out} ({info}{', with its sound' if _track_for(out, track) else ''})")
+    t, h, w = written.shape
+    info = f"{args.num} clips, {t} frames, {h}x{w}, step {pipe.step}{ema}"
+    if written.grid is not None:
+        sounding = soundtrack_for(out, None if sound is None else sound[0], pipe.audio_rate)
+        print(f"wrote {out} ({info}{', with its sound' if sounding else ''})")
     if args.each:
-        print(f"wrote {done} files {out.stem}-000{suffix} ... next to {out}" + ("" if grid else f" ({info})"))
+        print(f"wrote {written.count} files {out.stem}-000{suffix} ... next to {out}"
+              + ("" if written.grid is not None else f" ({info})"))
     return 0
-
-
-def _track_for(path: Path, track: dict) -> dict:
-    """The soundtrack arguments of ``write_video`` for ``path``: none for GIFs and stills, which carry no sound."""
-    from videosynth.io import AUDIO_ENCODERS
-
-    return track if track and path.suffix.lower() in AUDIO_ENCODERS else {}

@@ -15,6 +15,7 @@ from videosynth.errors import ConfigError
 
 
 BUILTIN_FPS = 8.0  # frame rate of the built-in datasets' clips (their soundtracks' timing)
+BUILTIN = ("moving-digits", "bouncing-shapes")  # the procedural datasets: no download, known factors
 
 
 @dataclass

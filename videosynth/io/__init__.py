@@ -12,6 +12,7 @@ Frames here are ``uint8 [T, H, W, 3]`` numpy arrays (RGB); sound is mono ``float
 - :mod:`~videosynth.io.audio_write`: audio files and soundtrack streams
 - :mod:`~videosynth.io.reader_cache`: :class:`VideoReader`, open containers kept, and its fork hook
 - :mod:`~videosynth.io.grids`: many clips tiled into one video or still
+- :mod:`~videosynth.io.samples`: generated clips to files as they are made (``sample`` and the web page)
 - :mod:`~videosynth.io.convert`: float ``[-1, 1]`` <-> uint8 conversion
 - :mod:`~videosynth.io.packet_errors`: undecodable packets skipped, counted, refused beyond a share
 
@@ -35,6 +36,7 @@ from videosynth.io.files import (
 from videosynth.io.grids import filmstrip, make_grid, write_grid
 from videosynth.io.packet_errors import skipped_packets
 from videosynth.io.reader_cache import VideoReader
+from videosynth.io.samples import Written, soundtrack_for, write_samples
 from videosynth.io.video_read import FRAME_FOLDER_FPS, VideoInfo, probe, read_all, read_clip
 from videosynth.io.video_write import write_video
 
@@ -43,5 +45,5 @@ __all__ = [
     "VIDEO_EXTENSIONS", "AudioInfo", "VideoInfo", "VideoReader", "check_audio", "clip_window", "filmstrip",
     "is_temp", "list_frames", "make_grid", "natural_key", "probe", "probe_audio", "read_all", "read_audio",
     "read_clip", "read_clip_audio", "skipped_packets", "soundtrack", "temp_path", "to_float", "to_uint8", "to_uint8_truncating",
-    "write_audio", "write_grid", "write_video",
+    "write_audio", "write_grid", "write_video", "Written", "soundtrack_for", "write_samples",
 ]

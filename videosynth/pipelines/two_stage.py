@@ -25,7 +25,9 @@ from videosynth.models.transformer import PriorConfig
 from videosynth.models.transformer import build_modules as build_prior_modules
 from videosynth.models.vqvae import VQVAE, VQVAEConfig
 from videosynth.pipelines.base import Option, Pipeline, section
-from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
+from videosynth.sampling import ar
+from videosynth.sampling.ar import ARSampleConfig, decode_tokens
+from videosynth.sampling.rollout import check_prime_video, encode_condition, latent_frames, windowed
 
 
 class TokenizerPipeline(Pipeline):
@@ -150,6 +152,48 @@ def primed_frames(options: dict, n: int, read) -> torch.Tensor | None:
     return prime_video
 
 
+SETTING = {"guidance": "guidance_scale"}  # sampling options named apart from their sample: field
+
+
+@torch.inference_mode()
+def token_clips(sampler, net: Conditioned, tokenizer: TokenizerPipeline, n: int, generator: torch.Generator | None,
+                options, labels: torch.Tensor | None = None, captions: list[str] | None = None,
+                audio: torch.Tensor | None = None, frames: int | None = None,
+                prime_video: torch.Tensor | None = None) -> torch.Tensor:
+    """``tokenizer.decode(sampler(prior, ...))``: ``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]``.
+
+    ``sampler(prior, (n, t, h, w), cond, generator, options, prime)`` is a token sampler
+    (:func:`videosynth.sampling.ar.sample`, :func:`videosynth.sampling.masked.generate`) and
+    ``options`` its settings (``guidance_scale`` and ``context_frames`` read here). ``labels``
+    int64 ``[n]`` / ``captions`` / ``audio`` ``float32 [n, S]`` condition the clips (null where
+    missing); ``frames`` (default: the training length) past the training length rolls out in
+    sliding windows; ``prime_video`` ``float32 [n, C, T0, H, W]`` in ``[-1, 1]``: observed frames
+    the clips continue (their tokens are kept).
+
+    Raises:
+        ConfigError: a frame count the tokenizer cannot make, observed frames of the wrong shape,
+            guidance without a condition, or sound of another length.
+    """
+    prior = net.net
+    device = prior.head.weight.device
+    dt = tokenizer.model_cfg.downsample[0]
+    t, h, w = prior.cfg.latent_shape
+    total_t = latent_frames(frames, dt, t)
+    prime = None
+    if prime_video is not None:
+        check_prime_video(prime_video, n, total_t * dt, dt)
+        prime = tokenizer.encode(prime_video).to(device)  # (n, t0, h, w)
+    cond = encode_condition(net.conditioner, n, labels, captions, audio, options.guidance_scale != 1.0, device,
+                            frames=total_t * dt)
+
+    def window(length: int, context: torch.Tensor | None, first: int) -> torch.Tensor:
+        part = None if cond is None else cond.window(first, length, prior.cfg.frames_per_latent)
+        return sampler(prior, (n, length, h, w), part, generator, options, prime=context)
+
+    tokens = windowed(window, total_t, t, options.context_frames, prime)  # (n, total_t, h, w)
+    return decode_tokens(tokenizer.model, tokens)  # (n, C, total_t * dt, H, W)
+
+
 # Videos longer than training: sliding windows, each starting from the last latent frames made so far.
 CONTEXT_OPTION = Option("context_frames", int, "latent frames of context per window when sampling past the "
                         "training length (default: half a window)", at_least(0))
@@ -204,7 +248,29 @@ class LatentStagePipeline(Pipeline):
         return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
 
 
-class TwoStagePipeline(LatentStagePipeline):
+class TokenPriorPipeline(LatentStagePipeline):
+    """A prior over a tokenizer's tokens with that tokenizer: its ``sampler`` (one token sampler
+    signature) composed with the tokenizer by :func:`token_clips`."""
+
+    sampler: ClassVar = None
+
+    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
+        """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames;
+        ``audio [n, S]`` the sound of a sound-driven prior (the clip lasts as long as it)."""
+        if audio is not None and frames is None:
+            frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)
+        settings = dataclasses.replace(self.sample_cfg, **{SETTING.get(k, k): v for k, v in options.items()
+                                                           if SETTING.get(k, k) in self.setting_names})
+        return token_clips(self.sampler, self.net(ema), self.tokenizer, n, generator, settings, labels=labels,
+                           captions=captions, audio=audio, frames=frames,
+                           prime_video=primed_frames(options, n, self.read_prime))
+
+    @property
+    def setting_names(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.sample_config_cls)}
+
+
+class TwoStagePipeline(TokenPriorPipeline):
     """An autoregressive prior over a tokenizer's tokens, with the tokenizer it was trained on."""
 
     family = "transformer"
@@ -225,19 +291,4 @@ class TwoStagePipeline(LatentStagePipeline):
 
     build_modules = staticmethod(build_prior_modules)
 
-    def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
-        """Clips ``float32 [n, C, T, H, W]``; ``prime_video`` ``[n | 1, C, T0, H, W]`` observed frames;
-        ``audio [n, S]`` the sound of a sound-driven prior (the clip lasts as long as it)."""
-        if audio is not None and frames is None:
-            frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)
-        prime_video = primed_frames(options, n, self.read_prime)
-        settings = dataclasses.asdict(self.sample_cfg)
-        if "guidance" in options:
-            settings["guidance_scale"] = options["guidance"]
-        for key in ("temperature", "top_k", "top_p", "context_frames"):
-            if key in options:
-                settings[key] = options[key]
-        net = self.net(ema)
-        return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
-                                        captions=captions, frames=frames, prime_video=prime_video,
-                                        use_cache=options.get("use_cache", True), audio=audio, **settings)
+    sampler = staticmethod(ar.sample)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError, VideoSynthError
 from videosynth.models.transformer import Prior
-from videosynth.sampling.rollout import TokenCondition, check_prime_video, encode_condition, latent_frames, windowed
+from videosynth.sampling.rollout import TokenCondition, windowed
 
 
 @dataclass
@@ -35,6 +35,7 @@ class ARSampleConfig:
     top_p: float | None = checked(None, in_range(0, 1, low_open=True))
     guidance_scale: float = checked(1.0, at_least(0))  # > 1 needs condition.dropout > 0 in training
     context_frames: int | None = checked(None, at_least(0))  # latent frames re-primed per rollout window (default t // 2)
+    use_cache: bool = True  # KV-cached decoding; False recomputes the prefix each step (the reference path)
 
 
 # ---------------------------------------------------------------------------
@@ -274,55 +275,30 @@ def decode_latents(tokenizer, latents: torch.Tensor, chunk: int = 8) -> torch.Te
 
 
 # ---------------------------------------------------------------------------
-# two-stage composition: condition -> prior tokens -> tokenizer decode
+# the sampler signature every token sampler shares
 # ---------------------------------------------------------------------------
 
 
 @torch.inference_mode()
-def sample_tokens_and_decode(prior: Prior, tokenizer, conditioner, n: int, generator: torch.Generator | None,
-                             labels: torch.Tensor | None = None, captions: list[str] | None = None,
-                             frames: int | None = None, prime_video: torch.Tensor | None = None,
-                             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                             guidance_scale: float = 1.0, context_frames: int | None = None,
-                             use_cache: bool = True, audio: torch.Tensor | None = None) -> torch.Tensor:
-    """``tokenizer.decode(prior.generate(...))``: ``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]``.
+def sample(prior: Prior, shape: tuple[int, int, int, int], cond: TokenCondition | None,
+           generator: torch.Generator | None, options: ARSampleConfig,
+           prime: torch.Tensor | None = None) -> torch.Tensor:
+    """Token grids ``int64 [B, t, h, w]`` for ``shape = (B, t, h, w)``: :func:`generate` with ``options``.
 
-    Args:
-        prior: the token prior (its ``latent_shape`` matches the tokenizer's clips).
-        tokenizer: a VQVAE (``encode`` / ``decode`` / ``cfg.downsample``).
-        conditioner: the run's conditioner or ``None``; ``labels`` int64 ``[n]`` (-1 = none) and
-            ``captions`` (``""`` = none) are embedded with it. Missing ones use the null condition.
-        frames: clip length in video frames (a multiple of the tokenizer's time downsampling);
-            longer than the training clip -> sliding-window :func:`rollout`. Default: training length.
-        prime_video: ``float32 [n, C, T0, H, W]`` in ``[-1, 1]`` observed frames (video
-            prediction); their tokens are kept and the clip continues them.
-        guidance_scale: classifier-free guidance with the conditioner's null condition.
-        context_frames: latent frames re-primed per rollout window (default ``t // 2``).
-        audio: ``float32 [n, S]`` the sound a sound-driven prior follows (covering ``frames``).
-        Others as in :func:`generate`.
+    ``cond``: the batch's condition (pooled ``[B, D]``, per-frame sound ``[B, T, A]`` covering the
+    grid's frames, and their nulls for guidance) or None for an unconditional prior; ``prime``:
+    ``int64 [B, t0, h, w]`` tokens of observed latent frames, kept.
 
     Raises:
-        ConfigError: a frame count that is not a multiple of the time downsampling, a prime
-            longer than the requested clip, or arguments :func:`generate` rejects.
+        ConfigError: as :func:`generate`.
     """
-    device = prior.head.weight.device
-    dt = tokenizer.cfg.downsample[0]
-    t, h, w = prior.cfg.latent_shape
-    total_t = latent_frames(frames, dt, t)
-    frames = total_t * dt
-    prime = None
-    if prime_video is not None:
-        check_prime_video(prime_video, n, frames, dt)
-        prime = tokenizer.encode(prime_video.to(next(tokenizer.parameters()).device)).to(device)  # (n, t0, h, w)
-    c = encode_condition(conditioner, n, labels, captions, audio, guidance_scale != 1.0, device, frames)
-    kwargs = dict(cond=None if c is None else c.pooled, null_cond=None if c is None else c.null_pooled,
-                  guidance_scale=guidance_scale, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
-                  generator=generator, use_cache=use_cache)
-    if c is not None and c.frames is not None:  # the null sound is one feature for every frame
-        kwargs.update(sound=c.frames.expand(-1, frames, -1) if c.frames.shape[1] == 1 else c.frames,
-                      null_sound=c.null_frames)
-    if total_t <= t:
-        tokens = generate(prior, (total_t, h, w), n, **kwargs)  # (n, total_t, h, w)
-    else:
-        tokens = rollout(prior, total_t, n, context_t=context_frames, **kwargs)  # (n, total_t, h, w)
-    return decode_tokens(tokenizer, tokens)  # (n, C, frames, H, W)
+    batch, t, h, w = shape
+    kwargs = dict(guidance_scale=options.guidance_scale, temperature=options.temperature, top_k=options.top_k,
+                  top_p=options.top_p, prime=prime, generator=generator, use_cache=options.use_cache)
+    if cond is not None:
+        kwargs.update(cond=cond.pooled, null_cond=cond.null_pooled)
+        if cond.frames is not None:  # the null sound is one feature for every frame
+            frames = t * prior.cfg.frames_per_latent
+            sound = cond.frames.expand(-1, frames, -1) if cond.frames.shape[1] == 1 else cond.frames
+            kwargs.update(sound=sound, null_sound=cond.null_frames)
+    return generate(prior, (t, h, w), batch, **kwargs)

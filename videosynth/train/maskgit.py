@@ -7,7 +7,7 @@ keeps a random number of its leading latent frames unmasked, so the prior learns
 clean observed frames, which priming and the sliding-window rollout give it (MAGVIT's
 frame-prediction task). Tokenizer, token cache, conditioning, AdamW, EMA and warm-up are the
 token-prior base's (:mod:`videosynth.train.latent_stage`); samples decode through the frozen
-tokenizer (:func:`videosynth.pipelines.maskgit.sample_clips`).
+tokenizer (:func:`videosynth.pipelines.two_stage.token_clips`).
 
 Logged: ``loss`` (nats per masked token), ``bits_per_token``.
 """
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from videosynth.checkpoint import unwrap
 from videosynth.config import checked, in_range
 from videosynth.models.maskgit import PRESETS, MaskedPriorConfig, build_modules
-from videosynth.pipelines.maskgit import sample_clips
+from videosynth.pipelines.two_stage import token_clips
+from videosynth.sampling import masked
 from videosynth.sampling.masked import MaskedSampleConfig, mask_schedule
 from videosynth.train.latent_stage import TokenPriorObjective, TokenRunConfig
 
@@ -88,5 +89,5 @@ class MaskedObjective(TokenPriorObjective):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Periodic grid: EMA prior, labels cycling through the classes, decoded clips."""
         labels, captions = self.default_conditions(n)
-        return sample_clips(self.ema.module, self.tokenizer, n, generator, self.cfg.sample, labels=labels,
-                            captions=captions, audio=self.default_audio(n))
+        return token_clips(masked.generate, self.ema.module, self.tokenizer, n, generator, self.cfg.sample,
+                           labels=labels, captions=captions, audio=self.default_audio(n))

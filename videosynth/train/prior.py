@@ -11,8 +11,8 @@ vector joins the prior's BOS token; it trains with the prior, and its condition 
 ``model.vocab_size``, ``model.latent_shape`` and ``model.cond_dim`` are taken from the tokenizer,
 the clip size and ``condition.dim`` before the run's config is written (:meth:`prepare_config`).
 
-Periodic samples go through :func:`videosynth.sampling.ar.sample_tokens_and_decode` with the
-EMA prior and the frozen tokenizer; ``videosynth sample`` uses ``pipelines.TwoStagePipeline``.
+Periodic samples go through :func:`videosynth.pipelines.two_stage.token_clips` with the EMA prior,
+the frozen tokenizer and :func:`videosynth.sampling.ar.sample`, as ``videosynth sample`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import torch.nn.functional as F
 
 from videosynth.checkpoint import unwrap
 from videosynth.models.transformer import PRESETS, PriorConfig, build_modules
-from videosynth.sampling.ar import ARSampleConfig, sample_tokens_and_decode
+from videosynth.pipelines.two_stage import token_clips
+from videosynth.sampling import ar
+from videosynth.sampling.ar import ARSampleConfig
 from videosynth.train.latent_stage import TokenPriorObjective, TokenRunConfig
 
 
@@ -61,7 +63,5 @@ class PriorObjective(TokenPriorObjective):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Periodic grid: EMA prior, labels cycling through the classes, decoded clips."""
         labels, captions = self.default_conditions(n)
-        net = self.ema.module
-        return sample_tokens_and_decode(net.net, self.tokenizer.model, net.conditioner, n, generator, labels=labels,
-                                        captions=captions, audio=self.default_audio(n),
-                                        **dataclasses.asdict(self.cfg.sample))
+        return token_clips(ar.sample, self.ema.module, self.tokenizer, n, generator, self.cfg.sample, labels=labels,
+                           captions=captions, audio=self.default_audio(n))

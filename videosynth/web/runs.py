@@ -7,13 +7,11 @@ Nothing here imports Gradio: the page (:mod:`videosynth.web.app`) is a thin laye
 from __future__ import annotations
 
 import json
-import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 import yaml
 
 from videosynth.checkpoint import find_checkpoint, read_run_config, run_class_names
@@ -159,8 +157,7 @@ def generate(run: ServedRun, request: Request, limits: Limits, out_dir: Path, fp
     Raises:
         ConfigError: a request over the limits or one the run cannot honour (one line, shown in the page).
     """
-    from videosynth.data.transforms import to_uint8
-    from videosynth.io import write_grid, write_video
+    from videosynth.io import write_samples
     from videosynth.pipelines.base import check_common
 
     frames = request.frames if request.frames is not None else run.frames
@@ -174,30 +171,20 @@ def generate(run: ServedRun, request: Request, limits: Limits, out_dir: Path, fp
     pipe = run.pipeline()
     out_dir.mkdir(parents=True, exist_ok=True)
     sound = pipe.sound(request.audio, 1, frames) if request.audio and run.takes_audio else None  # (1, S)
-    track = {} if sound is None else {"audio": sound[0], "sample_rate": pipe.audio_rate}
     if sound is not None:
         fps = pipe.condition.audio_fps  # the rate the sound lines up with
     batches = pipe.stream(request.num, request.seed, label, text, request.frames, True, BATCH_SIZE, audio=sound,
                           **options)
-    clips, done, chunks = [], 0, []
     if progress is not None:
         progress(0, request.num)
-    for batch in batches:
-        chunks.append(batch)
-        for clip in batch:
-            path = out_dir / f"clip-{done:03d}.mp4"
-            write_video(path, to_uint8(clip), fps=fps, **track)
-            clips.append(path)
-            done += 1
-        if progress is not None:
-            progress(done, request.num)
-    videos = torch.cat(chunks)  # (num, C, T, H, W)
-    grid = out_dir / "grid.mp4"
-    write_grid(grid, videos, nrow=int(math.ceil(math.sqrt(videos.shape[0]))), fps=fps, **track)
+    written = write_samples(batches, fps, grid=out_dir / "grid.mp4", clip_path=lambda i: out_dir / f"clip-{i:03d}.mp4",
+                            audio=None if sound is None else sound[0], sample_rate=pipe.audio_rate,
+                            on_batch=None if progress is None else (lambda done: progress(done, request.num)))
+    t, h, w = written.shape
     what = f"class {label}" if label else (f"'{text}'" if text else "")
     if sound is not None:
         what = (what + ", " if what else "") + f"driven by {Path(request.audio).name}"
-    info = (f"{request.num} clips, {videos.shape[2]} frames, {videos.shape[3]}x{videos.shape[4]}, seed {request.seed}"
+    info = (f"{request.num} clips, {t} frames, {h}x{w}, seed {request.seed}"
             f"{', ' + what if what else ''}; {run.family} run {run.name} at step {pipe.step}")
-    return Result(grid=grid, clips=clips, info=info)
+    return Result(grid=written.grid, clips=written.clips, info=info)
 

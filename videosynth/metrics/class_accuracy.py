@@ -1,0 +1,110 @@
+"""Class accuracy of a class-conditional run: does each sample show the class it was asked for?
+
+A small probe (:mod:`videosynth.metrics.probe_net`) is trained on the run's own training data
+(same frames, size, colours) and kept in the user cache (``$XDG_CACHE_HOME/videosynth/probes``),
+keyed by that data config and the class names, so a reader never writes into the run. The probe
+is first checked on real validation clips (its ceiling), then judges ``num`` samples of every
+class. A conditional model whose samples follow their label scores near the real-clip accuracy;
+chance is 1 / classes. A probe can be fooled by clips unlike any real one: look at the samples too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from videosynth.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+REAL_CLIPS = 300  # real validation clips the probe is checked on before it judges samples
+PROBE_BATCH = 64  # clips per probe forward
+
+
+def class_probe(data, names: list[str], device: str, path: str | Path | None = None, steps: int = 300):
+    """The probe judging clips of ``data`` (a DataConfig) into ``names``: loaded from ``path`` (default: the
+    user cache's, keyed by data and classes) or trained on the data's train split and saved there.
+
+    Returns ``(probe, path)``.
+
+    Raises:
+        CheckpointError: an explicit ``path`` that does not load. ConfigError: a probe of other classes.
+    """
+    from videosynth.data import build_dataset
+    from videosynth.metrics.probe_net import ProbeConfig, load_probe, probe_bytes, save_probe, train_probe
+    from videosynth.usercache import cache_home, write_cache_file
+
+    data_meta = dataclasses.asdict(data)
+    key = hashlib.sha256(json.dumps({"data": data_meta, "classes": names}, sort_keys=True).encode()).hexdigest()
+    explicit = path is not None
+    path = Path(path) if explicit else cache_home() / "probes" / f"class-acc-{key[:24]}.safetensors"
+    net = None
+    if path.exists():
+        try:
+            net, _ = load_probe(path, device)
+        except CheckpointError as exc:
+            if explicit:
+                raise
+            log.warning("cached probe unreadable (%s); training a new one", exc)
+    if net is None:
+        cfg = ProbeConfig(frames=data.frames, size=data.size, num_classes=len(names))
+        print(f"training a probe on the run's data ({steps} steps) -> {path}")
+        net = train_probe(build_dataset(data, "train"), cfg, steps=steps, seed=0).to(device)
+        meta = {"data": data_meta, "steps": steps}
+        if explicit:
+            save_probe(net, path, meta)
+        else:
+            write_cache_file(path, probe_bytes(net, meta))
+    if net.cfg.num_classes != len(names):
+        raise ConfigError(f"probe {path} has {net.cfg.num_classes} classes, the run {len(names)}")
+    return net, path
+
+
+@torch.inference_mode()
+def probe_accuracy(probe, videos: torch.Tensor, labels: torch.Tensor, device: str) -> float:
+    """Share of ``videos`` (float ``[N, C, T, H, W]`` in ``[-1, 1]``) the probe gives ``labels`` (int64 ``[N]``)."""
+    pred = torch.cat([probe(v.to(device))[1].argmax(1).cpu() for v in videos.split(PROBE_BATCH)])
+    return float((pred == labels).float().mean())
+
+
+def class_accuracy(run, num: int, seed: int, device: str, options: dict, probe_path: str | Path | None = None,
+                   probe_steps: int = 300, ema: bool = True,
+                   on_progress: Callable[[int], None] | None = None) -> dict:
+    """Probe accuracy on real validation clips, then on ``num`` samples of each class of ``run`` (a pipeline).
+
+    Sample ``k`` of class ``k`` uses seed ``seed + k``; ``options`` are the family's sampling options.
+    Returns a dict with ``accuracy`` (mean over classes), ``per_class``, ``real_accuracy``, ``chance``,
+    the probe's path and the protocol.
+
+    Raises:
+        ConfigError: a run that is not class-conditional, or ``num`` below 1.
+    """
+    from videosynth.data import build_dataset
+
+    if num < 1:
+        raise ConfigError("--num must be at least 1")
+    if run.condition_kind != "class":
+        raise ConfigError(f"{run.run_dir} is not class-conditional (condition.kind={run.condition_kind}); "
+                          "class-acc needs a run trained with condition.kind: class")
+    names = run.class_names
+    probe, path = class_probe(run.data, names, device, probe_path, probe_steps)
+    val = build_dataset(run.data, "val")
+    items = [val[i] for i in range(min(REAL_CLIPS, len(val)))]  # each item renders or decodes a clip: once
+    real = torch.stack([item["video"] for item in items])  # (N, C, T, H, W)
+    real_labels = torch.tensor([int(item["label"]) for item in items])
+    result = {"run": str(run.run_dir), "step": run.step, "probe": str(path), "clips_per_class": num,
+              "real_accuracy": probe_accuracy(probe, real, real_labels, device), "chance": 1 / len(names),
+              "per_class": {}, "options": options}
+    for k, name in enumerate(names):
+        clips = run(num, seed=seed + k, label=k, ema=ema, **options)
+        result["per_class"][name] = probe_accuracy(probe, clips, torch.full((num,), k), device)
+        if on_progress is not None:
+            on_progress(num)
+    result["accuracy"] = sum(result["per_class"].values()) / len(names)
+    return result
