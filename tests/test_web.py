@@ -123,7 +123,7 @@ def test_a_sound_driven_run_generates_clips_with_the_uploaded_soundtrack(runs, t
 
 
 def test_serve_refuses_what_it_cannot_serve_in_one_line(runs, tmp_path):
-    with pytest.raises(CheckpointError, match="is a tokenizer"):
+    with pytest.raises(CheckpointError, match="vqvae run .*not a generator"):
         ServedRun(runs["flow"] / "tokenizer")
     assert "nothing a run directory?" in one_line_error(videosynth("serve", tmp_path / "nothing"))
     assert "--max-frames 0: must be at least 1" in one_line_error(
