@@ -128,7 +128,7 @@ def test_serve_refuses_what_it_cannot_serve_in_one_line(runs, tmp_path):
     assert "nothing a run directory?" in one_line_error(videosynth("serve", tmp_path / "nothing"))
     assert "--max-frames 0: must be at least 1" in one_line_error(
         videosynth("serve", runs["videogan"], "--max-frames", "0"))
-    assert "is a tokenizer" in one_line_error(videosynth("serve", runs["flow"] / "tokenizer"))
+    assert "not a generator" in one_line_error(videosynth("serve", runs["flow"] / "tokenizer"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
