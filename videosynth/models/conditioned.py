@@ -11,6 +11,7 @@ draw of the condition dropout and DDP sees one forward per backward.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import torch
 from torch import nn
@@ -79,13 +80,17 @@ class Conditioned(nn.Module):
         return outs[0] if len(outs) == 1 else outs
 
 
-def conditioned(net: nn.Module, condition: ConditionConfig | None) -> Conditioned:
-    """``net`` with the conditioner ``condition`` describes (none for ``kind: none`` without sound, or no section).
+def conditioned(make_net: Callable[[], nn.Module], condition: ConditionConfig | None) -> Conditioned:
+    """The network ``make_net()`` builds with the conditioner ``condition`` describes (none for
+    ``kind: none`` without sound, or no section).
 
     Every family's ``build_modules`` builds its checkpointed networks through this, so the
-    objective that trains them and the pipeline that loads them build the same modules.
+    objective that trains them and the pipeline that loads them build the same modules. The
+    conditioner is built first, then the network: the order of their draws from the global RNG,
+    which fixes a seeded run's initial weights.
     """
-    return Conditioned(net, build_conditioner(condition) if condition is not None else None)
+    conditioner = build_conditioner(condition) if condition is not None else None
+    return Conditioned(make_net(), conditioner)
 
 
 def fit_cond_dim(model_cfg, condition_cfg):

@@ -252,4 +252,4 @@ class DiT(nn.Module):
 
 def build_modules(cfg: DiTConfig, condition) -> dict[str, Conditioned]:
     """The networks a flow checkpoint holds: ``{"dit": DiT with its conditioner}``."""
-    return {"dit": conditioned(DiT(cfg), condition)}
+    return {"dit": conditioned(lambda: DiT(cfg), condition)}

@@ -202,4 +202,4 @@ class MaskedPrior(nn.Module):
 
 def build_modules(cfg: MaskedPriorConfig, condition) -> dict[str, Conditioned]:
     """The networks a masked-prior checkpoint holds: ``{"prior": MaskedPrior with its conditioner}``."""
-    return {"prior": conditioned(MaskedPrior(cfg), condition)}
+    return {"prior": conditioned(lambda: MaskedPrior(cfg), condition)}

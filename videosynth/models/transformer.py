@@ -365,7 +365,7 @@ class Prior(nn.Module):
 
 def build_modules(cfg: PriorConfig, condition) -> dict[str, Conditioned]:
     """The networks a prior checkpoint holds: ``{"prior": Prior with its conditioner}``."""
-    return {"prior": conditioned(Prior(cfg), condition)}
+    return {"prior": conditioned(lambda: Prior(cfg), condition)}
 
 
 class Decoder:
