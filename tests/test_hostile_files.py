@@ -394,3 +394,91 @@ def test_class_acc_keeps_its_probe_in_the_user_cache_not_in_the_run(runs, tmp_pa
     assert len(list(cache.glob("class-acc-*.safetensors"))) == 1
     code, out, err = run_cli(args, capsys)
     assert code == 0 and "training a probe" not in out, err  # the cached probe is reused
+
+
+# ---- a two-stage run decodes with the tokenizer it was trained on, or refuses ----------------------
+
+
+def _sample_tensor(run: Path, **kwargs) -> torch.Tensor:
+    import videosynth
+
+    return videosynth.load(run, device="cpu")(num=2, seed=0, label=0, **kwargs)
+
+
+def test_a_runs_own_tokenizer_wins_over_one_in_the_working_directory(runs, tmp_path, monkeypatch):
+    """The fixture prior names ``tokenizer_run: vqvae``; a *different* ``vqvae`` run in the working
+    directory must not be used while the prior's own sibling exists."""
+    expected = _sample_tensor(runs / "transformer")  # found next to the prior
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(runs / "vqvae", elsewhere / "vqvae")
+    put_nan(elsewhere / "vqvae", "decoder")  # another tokenizer: its samples would be NaN (refused)
+    monkeypatch.chdir(elsewhere)
+    assert torch.equal(_sample_tensor(runs / "transformer"), expected)
+
+
+def _tiny_two_stage(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny tokenizer with checkpoints at steps 1 and 2, and a prior trained on its step 2."""
+    from videosynth.train.families import tiny_config
+    from videosynth.train.run import run_training
+
+    train = {"batch_size": 4, "log_every": 1, "ckpt_every": 1, "sample_every": 0, "keep_last": 3, "device": "cpu"}
+    tok = run_training({**tiny_config("vqvae", "plain"), "train": {**train, "steps": 2}}, run_dir=tmp_path / "tok",
+                       progress=False)
+    prior = run_training({**tiny_config("transformer", "rich", tok), "train": {**train, "steps": 2}},
+                         run_dir=tmp_path / "prior", progress=False)
+    return tok, prior
+
+
+def test_a_prior_records_its_tokenizer_and_refuses_another_checkpoint_or_other_weights(tmp_path):
+    import yaml
+
+    from videosynth.checkpoint import sha256
+
+    tok, prior = _tiny_two_stage(tmp_path)
+    saved = yaml.safe_load((prior / "config.yaml").read_text())
+    step2 = tok / "checkpoints" / "step-000002"
+    assert saved["tokenizer_checkpoint"] == "step-000002"
+    assert saved["tokenizer_sha256"] == json.loads((step2 / "meta.json").read_text())["files"]["model.safetensors"]
+    before = _sample_tensor(prior)
+    # the newest tokenizer checkpoint is damaged: no quiet fallback to step 1
+    weights = (step2 / "model.safetensors").read_bytes()
+    (step2 / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(CheckpointError, match="step-000002"):
+        _sample_tensor(prior)
+    # step 2 rewritten with step 1's weights (a valid checkpoint, other weights): refused by hash
+    step1 = tok / "checkpoints" / "step-000001"
+    shutil.copy(step1 / "model.safetensors", step2 / "model.safetensors")
+    meta = json.loads((step2 / "meta.json").read_text())
+    meta["files"]["model.safetensors"] = sha256(step2 / "model.safetensors")
+    (step2 / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="weights differ"):
+        _sample_tensor(prior)
+    # and a resume refuses to train on it
+    from videosynth.train.run import run_training
+
+    with pytest.raises(CheckpointError, match="weights differ"):
+        run_training(None, ["train.steps=3"], resume=prior, progress=False)
+    # the right weights back: the same samples as before
+    (step2 / "model.safetensors").write_bytes(weights)
+    meta["files"]["model.safetensors"] = sha256(step2 / "model.safetensors")
+    (step2 / "meta.json").write_text(json.dumps(meta))
+    assert torch.equal(_sample_tensor(prior), before)
+
+
+# ---- a huge --prime is refused from its header ---------------------------------------------------------
+
+
+def test_a_prime_video_over_the_size_cap_is_refused_before_it_is_decoded(runs, tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from videosynth.io import video_read, write_video
+
+    clip = tmp_path / "big.mp4"
+    write_video(clip, np.zeros((4, 64, 64, 3), dtype=np.uint8), fps=8)
+    decoded = []
+    monkeypatch.setattr(video_read, "_decode_indices", lambda *a, **k: decoded.append(a) or [])
+    code, _, err = run_cli(["sample", runs / "transformer", "--num", "1", "--prime", clip, "--prime-frames", "2",
+                            "--prime-max-pixels", "1000", "--out", tmp_path / "p.mp4", "--device", "cpu"], capsys)
+    line = one_line_error(code, err)
+    assert "64x64" in line and "--prime-max-pixels" in line and decoded == []
+    assert not (tmp_path / "p.mp4").exists()

@@ -69,6 +69,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from videosynth.errors import ConfigError
 
-# The demo's data: white circles, squares and triangles bouncing on black, 32x32, 8 frames. With
-# a random colour per object, 2400 GAN steps gave single-colour blobs whose shape did not follow
-# the class; with one colour a model's capacity goes to shape and motion.
+# The demo's data: white circles, squares and triangles bouncing on black, 32x32, 8 frames. One
+# colour, so a small model's capacity goes to shape (the class) and motion, not colour.
 DEMO_DATA = {"name": "bouncing-shapes", "colour": "white", "size": 32, "frames": 8, "object_size": 12,
              "num_objects": 1, "num_samples": 20000, "seed": 0}
 
@@ -40,7 +39,7 @@ class Demo:
 
 
 DEMOS = {
-    # ~45 s of tokenizer (19 steps/s, the 'rgb' layout) + ~4 min of prior (2.5-3 steps/s) on an idle 2-core CPU
+    # a short tokenizer run, then most of the budget to the prior (the README gives the times)
     "transformer": Demo(
         "class-conditional VQ-VAE tokens + autoregressive Transformer on procedural bouncing shapes",
         tokenizer={
@@ -56,7 +55,7 @@ DEMOS = {
             "train": {"steps": 650, "batch_size": 32, "seed": 0, "log_every": 10, "ckpt_every": 325,
                       "sample_every": 325, "num_samples": 9},
         }),
-    # ~50 s of KL tokenizer (17 steps/s, the 'rgb' layout) + ~4 min of DiT (6-7 steps/s)
+    # a short KL tokenizer run, then the DiT
     "flow": Demo(
         "class-conditional latent flow matching (KL autoencoder + DiT) on procedural bouncing shapes",
         tokenizer={
@@ -72,8 +71,8 @@ DEMOS = {
             "train": {"steps": 1500, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 500,
                       "sample_every": 500, "num_samples": 9, "ema_decay": 0.999},
         }),
-    # ~8 min at ~5.2 steps/s: projection discriminator plus an AC-GAN class head (the shapes
-    # follow the label); instance noise keeps D from winning outright in the first few hundred steps
+    # a projection discriminator plus an AC-GAN class head, so the shapes follow the label; instance
+    # noise keeps D from winning outright before G has learnt anything
     "videogan": Demo(
         "class-conditional 3D-conv VideoGAN on procedural bouncing shapes",
         config={

@@ -295,7 +295,7 @@ def scan(root: str | Path, paths: list[Path] | None = None, min_frames: int = 1,
     root = Path(root)
     check_root(root)
     paths = find_videos(root) if paths is None else [Path(p) for p in paths]
-    rel = [_relative(p, root) for p in paths]
+    rel = [relative_name(p, root) for p in paths]
     signatures = [_signature(p) for p in paths]
     key = _cache_key(root, rel, signatures, {"min_frames": min_frames, "verify": verify})
     cache_file = cache_root(cache_dir) / f"{key}.json"
@@ -346,7 +346,8 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as a POSIX string (as given when it is not under ``root``)."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:

@@ -31,7 +31,7 @@ from videosynth.data.base import ClipDataset
 
 from videosynth import io
 from videosynth.data.manifest import ManifestRow, read_manifest
-from videosynth.data.scan import ScanResult, VideoEntry, check_inside, check_root, find_videos, scan
+from videosynth.data.scan import ScanResult, VideoEntry, check_inside, check_root, find_videos, relative_name, scan
 from videosynth.data.transforms import ClipTransform, cover_size
 from videosynth.errors import DataError
 
@@ -102,13 +102,6 @@ class Layout:
     missing: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def _resolve(root: Path, path: str) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else root / p
@@ -124,7 +117,7 @@ def folder_layout(root: Path, labels: bool = True) -> Layout:
     split_dirs = find_split_folders(root)
     listing = []
     for path in find_videos(root):
-        rel = _relative(path, root)
+        rel = relative_name(path, root)
         parts = rel.split("/")
         split = ""
         if split_dirs is not None:
@@ -152,7 +145,7 @@ def manifest_layout(root: Path, manifest: str | Path) -> Layout:
     labelled = any(r.label for r in rows)
     listing = []
     for r in rows:
-        rel = _relative(_resolve(root, r.path), root)
+        rel = relative_name(_resolve(root, r.path), root)
         parts = rel.split("/")
         label = r.label if labelled else (parts[0] if len(parts) >= 2 else "")
         listing.append(Listed(rel, split=r.split, label=label, caption=r.caption, source=str(path)))
@@ -275,7 +268,7 @@ class VideoFolder(ClipDataset):
         return _resolve(self.root, path)
 
     def _rel(self, path: Path) -> str:
-        return _relative(path, self.root)
+        return relative_name(path, self.root)
 
     def _with_sound(self, entries):
         """``(entries with a soundtrack, [(path, reason)] of the rest)``: the sound is asked for."""

@@ -32,7 +32,7 @@ AUDIO_SEEK_MARGIN = 0.1  # seconds decoded before a window's start: a few codec 
 # samples do not depend on what was read before.
 AUDIO_RESAMPLE_LEAD = 0.02
 # Audio decoders opened once per process and flushed before each read that seeks (opening an AAC
-# decoder took 0.4-0.7 ms, a sixth to a third of reading a clip's sound from an open file). A
+# decoder costs a sizeable share of reading a clip's sound from an open file). A
 # flushed decoder's first frame may differ from a fresh one's, so a decoder is shared only where
 # the first frame after a seek always falls in the priming margin (see _shared_decoder); later
 # frames match a fresh decoder's: MP3 bit for bit, AAC to an ulp (FFmpeg's AAC decoder differs by

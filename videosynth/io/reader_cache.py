@@ -15,7 +15,7 @@ from videosynth.io.files import _open, _stamp
 
 
 # Open files one VideoReader keeps: a clip's sound after its frames and the next clip of a recent file
-# skip the open (~1.3 ms for a small mp4), at the cost of a demuxer and decoder state per file held.
+# skip the open, at the cost of a demuxer and decoder state per file held.
 MAX_OPEN_CONTAINERS = 8
 
 

@@ -77,7 +77,7 @@ def resample(x: np.ndarray, lo: int, in_rate: int, out_rate: int, first: int, wa
             place(buf, a * down - reach, x, lo)
             windows = np.lib.stride_tricks.as_strided(buf, (b - a, width), (buf.strides[0] * down, buf.strides[0]))
             # torch's matmul: its threads follow torch.set_num_threads (one in a DataLoader worker), where numpy's
-            # BLAS starts its own pool per process and, beside training, took 5-20 ms for this 0.2 ms product
+            # BLAS starts its own pool per process, which beside training costs far more than this small product
             block = torch.from_numpy(np.ascontiguousarray(windows)) @ taps  # (windows, up): outputs a * up ...
             out[(a - q0) * up:(b - q0) * up] = block.numpy().ravel()
         return out[first - q0 * up:first - q0 * up + wanted]

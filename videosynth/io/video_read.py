@@ -162,6 +162,28 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(str(path), num_frames, float(fps), width, height, duration, codec, turn)
 
 
+def stored_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of the pictures as stored, from the header alone: nothing is decoded, so a
+    caller can refuse a huge frame before it costs memory (probe decodes the first picture).
+
+    Raises:
+        DataError: missing, empty or unreadable file, no video stream, no frame size.
+    """
+    path = Path(path)
+    if path.is_dir():
+        info = probe(path)  # a frame folder: its first image's header
+        return info.width, info.height
+    container = _open(path)
+    try:
+        ctx = _video_stream(container, path).codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+    finally:
+        container.close()
+    if width <= 0 or height <= 0:
+        raise DataError(f"{path}: video stream has no frame size (unsupported or corrupt)")
+    return width, height
+
+
 def _first_orientation(container, stream, path: Path) -> Orientation:
     """``path``'s orientation (kept per file), from its first picture when not known yet.
 

@@ -38,6 +38,11 @@ def _frames(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w).double()  # (B*T, C, H, W)
 
 
+def psnr_of_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of a mean squared error between videos in ``[-1, 1]``; ``inf`` where ``mse`` is 0."""
+    return 10.0 * torch.log10(VALUE_RANGE ** 2 / mse)
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB, per frame, averaged over frames.
 
@@ -50,7 +55,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     _check_pair(x, y, "psnr")
     b, _, t = x.shape[:3]
     mse = (_frames(x) - _frames(y)).pow(2).flatten(1).mean(dim=1)  # (B*T,)
-    per_frame = 10.0 * torch.log10(VALUE_RANGE ** 2 / mse)  # (B*T,), inf where mse == 0
+    per_frame = psnr_of_mse(mse)  # (B*T,), inf where mse == 0
     return per_frame.view(b, t).mean(dim=1)  # (B,)
 
 

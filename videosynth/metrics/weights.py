@@ -13,15 +13,14 @@ the upstream address to fetch it from by hand.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from videosynth.checkpoint import sha256
 from videosynth.errors import MissingWeightsError
 
 ENV_VAR = "VIDEOSYNTH_WEIGHTS"
-HASH_CHUNK = 1 << 20  # bytes read per step while hashing
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,7 @@ def sha256_file(path: str | Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
-                h.update(chunk)
-        _HASH_CACHE[key] = h.hexdigest()
+        _HASH_CACHE[key] = sha256(path)
     return _HASH_CACHE[key]
 
 

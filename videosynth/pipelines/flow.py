@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from videosynth.config import field_check
-from videosynth.errors import CheckpointError, ConfigError
+from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, null_inputs
 from videosynth.models.dit import DiTConfig, build_modules
 from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option
-from videosynth.pipelines.two_stage import (CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, TokenizerPipeline,
-                                             primed_frames)
+from videosynth.pipelines.two_stage import CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, primed_frames
 from videosynth.sampling.ar import decode_latents
 from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
 from videosynth.sampling.rollout import windowed
-
-
-def load_latent_tokenizer(name: str, checkpoint: str | None = None, device: torch.device | str = "cpu") -> TokenizerPipeline:
-    """The frozen continuous tokenizer a flow run is trained on (weights only).
-
-    Raises:
-        CheckpointError: the run is not found. ConfigError: its bottleneck is not continuous.
-    """
-    if not name:
-        raise ConfigError("tokenizer_run is empty: set it to a vqvae run with model.bottleneck: continuous")
-    path = Path(name).expanduser()
-    if not (path / "config.yaml").is_file():
-        raise CheckpointError(f"tokenizer run not found: {path / 'config.yaml'} is missing "
-                              "(train a vqvae with model.bottleneck: continuous first)")
-    tokenizer = TokenizerPipeline.from_run(path, checkpoint, device)
-    if not tokenizer.model.continuous:
-        raise ConfigError(f"tokenizer_run {path} has a '{tokenizer.model_cfg.bottleneck}' bottleneck; flow matching "
-                          "needs continuous latents (train a vqvae with model.bottleneck: continuous)")
-    return tokenizer
 
 
 def check_known(known: torch.Tensor, n: int, cfg: DiTConfig) -> None:
@@ -169,6 +147,7 @@ class FlowPipeline(LatentStagePipeline):
 
     family = "flow"
     net_name = "dit"
+    continuous_latents = True
     model_config_cls = DiTConfig
     sample_config_cls = FlowSampleConfig
     options = (
@@ -181,8 +160,6 @@ class FlowPipeline(LatentStagePipeline):
         *PRIME_OPTIONS,
     )
 
-    def load_tokenizer(self, path: Path, checkpoint: str | None) -> TokenizerPipeline:
-        return load_latent_tokenizer(str(path), checkpoint, self.device)
 
     build_modules = staticmethod(build_modules)
 

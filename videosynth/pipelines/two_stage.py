@@ -86,65 +86,96 @@ class TokenizerPipeline(Pipeline):
         )
 
 
-def resolve_run_path(name: str, run_dir: Path) -> Path:
-    """A run named in another run's config: as given (absolute, or relative to the working
-    directory), else by the same path or its last folder name inside that run's own folder or
-    its parent (runs moved together; the demo keeps its tokenizer in ``RUN/tokenizer``)."""
+def resolve_run_path(name: str, run_dir: Path | None) -> Path:
+    """A run named in another run's config, by one rule for every command: inside that run's own
+    folder first (the demo keeps its tokenizer in ``RUN/tokenizer``), then next to it (runs moved
+    together), by the same relative path or its last folder name; then as given (absolute, or
+    relative to the working directory). ``run_dir`` None (a run being started): as given only."""
     path = Path(name).expanduser()
-    if (path / "config.yaml").is_file():
-        return path
-    for base in (run_dir, run_dir.parent):
-        for candidate in ((base / path.name,) if path.is_absolute() else (base / path, base / path.name)):
-            if (candidate / "config.yaml").is_file():
-                return candidate
+    if run_dir is not None:
+        for base in (run_dir, run_dir.parent):
+            for candidate in ((base / path.name,) if path.is_absolute() else (base / path, base / path.name)):
+                if (candidate / "config.yaml").is_file():
+                    return candidate
     return path
 
 
-def tokenizer_dir_of(config: dict, run_dir: Path) -> Path:
-    """The tokenizer run a second-stage run (``tokenizer_run:``) was trained on, found by :func:`resolve_run_path`.
+def load_tokenizer_run(name: str, checkpoint: str | None, sha256: str | None, continuous: bool,
+                       device: torch.device | str = "cpu", run_dir: Path | None = None) -> TokenizerPipeline:
+    """The frozen tokenizer a second-stage run trains on or samples with (weights only).
+
+    ``name`` (``tokenizer_run:``) is found by :func:`resolve_run_path`; ``checkpoint``
+    (``tokenizer_checkpoint:``, recorded when the run started) is the one loaded, never another;
+    ``sha256`` (``tokenizer_sha256:``, recorded with it) must be its weights' hash. ``continuous``:
+    the stage needs float latents (flow), else tokens (vq / fsq).
 
     Raises:
-        CheckpointError: the config names none, or it is found neither as given nor next to ``run_dir``.
+        ConfigError: no ``tokenizer_run``, or a bottleneck of the other kind.
+        CheckpointError: the run or its checkpoint is not found, or its weights are not the ones
+            the run was trained on.
     """
-    name = config.get("tokenizer_run") or ""
+    kind = "model.bottleneck: gaussian" if continuous else "model.bottleneck: vq | fsq"
     if not name:
-        raise CheckpointError(f"{run_dir}/config.yaml names no tokenizer_run")
+        raise ConfigError(f"tokenizer_run is empty: set it to the run directory of a vqvae trained with {kind}")
     path = resolve_run_path(name, run_dir)
     if not (path / "config.yaml").is_file():
-        raise CheckpointError(f"the tokenizer run {name} of {run_dir} is not found (looked in the working "
-                              f"directory and next to {run_dir}); copy it back or fix tokenizer_run in "
-                              f"{run_dir}/config.yaml")
-    return path
+        where = f"inside and next to {run_dir}, then as given" if run_dir is not None else "as given"
+        raise CheckpointError(f"tokenizer run {name} not found (looked {where}): train the vqvae first, or fix "
+                              f"tokenizer_run{f' in {run_dir}/config.yaml' if run_dir is not None else ''}")
+    tokenizer = TokenizerPipeline.from_run(path, checkpoint, device)
+    if sha256 and tokenizer.weights_sha256 != sha256:
+        raise CheckpointError(f"the tokenizer at {tokenizer.checkpoint} is not the one "
+                              f"{run_dir or 'this run'} was trained on (its weights differ): put that tokenizer "
+                              f"run back, or point tokenizer_run at it")
+    if tokenizer.model.continuous != continuous:
+        need = "continuous latents" if continuous else "discrete tokens"
+        raise ConfigError(f"tokenizer_run {path} has a '{tokenizer.model_cfg.bottleneck}' bottleneck; this stage needs "
+                          f"{need} (train a vqvae with {kind})")
+    return tokenizer
 
 
-def read_prime_video(path: str, prime_frames: int | None, time_downsample: int, data) -> torch.Tensor:
+# The largest --prime frame read by default (4K UHD): an 8192 x 8192 file of a few hundred KB would
+# otherwise take gigabytes to decode; --prime-max-pixels raises it.
+PRIME_MAX_PIXELS = 3840 * 2160
+
+
+def read_prime_video(path: str, prime_frames: int | None, time_downsample: int, data,
+                     max_pixels: int | None = None) -> torch.Tensor:
     """The first ``prime_frames`` frames of a video file as ``float32 [C, T0, H, W]`` at ``data.size``.
 
     ``prime_frames`` defaults to half the training clip (``data.frames``); it is rounded down to a
-    multiple of the tokenizer's time downsampling.
+    multiple of the tokenizer's time downsampling. A file whose frames hold more than ``max_pixels``
+    (default :data:`PRIME_MAX_PIXELS`) is refused from its header, before anything is decoded.
 
     Raises:
-        ConfigError: fewer than one latent frame requested; DataError: unreadable / short video.
+        ConfigError: fewer than one latent frame requested, or frames over the size cap;
+            DataError: unreadable / short video.
     """
     from videosynth.data.transforms import resize_crop, to_float
-    from videosynth.io import read_clip
+    from videosynth.io import read_clip, stored_size
 
     wanted = prime_frames if prime_frames is not None else data.frames // 2
     wanted -= wanted % time_downsample
     if wanted < time_downsample:
         raise ConfigError(f"--prime-frames must be at least {time_downsample} (one latent frame of the tokenizer)")
+    width, height = stored_size(path)
+    cap = max_pixels or PRIME_MAX_PIXELS
+    if width * height > cap:
+        raise ConfigError(f"--prime {path}: its frames are {width}x{height} ({width * height} pixels), over the "
+                          f"{cap} read by default; resize it, or raise --prime-max-pixels")
     clip = to_float(read_clip(path, 0, wanted))  # (C, T0, H, W)
     return resize_crop(clip, data.size)
 
 
 def primed_frames(options: dict, n: int, read) -> torch.Tensor | None:
     """Observed frames ``float32 [n, C, T0, H, W]`` from ``prime`` (a file, via ``read(path, frames)``) or
-    ``prime_video`` (a tensor ``[C, T0, H, W]`` or ``[n | 1, C, T0, H, W]``); None without either."""
+    ``prime_video`` (a tensor ``[C, T0, H, W]`` or ``[n | 1, C, T0, H, W]``); None without either.
+    ``read(path, frames, max_pixels)`` reads a file."""
     prime_video = options.get("prime_video")
     if prime_video is not None and options.get("prime") is not None:
         raise ConfigError("give prime (a video file) or prime_video (a tensor), not both")
     if options.get("prime") is not None:
-        prime_video = read(options["prime"], options.get("prime_frames"))
+        prime_video = read(options["prime"], options.get("prime_frames"), options.get("prime_max_pixels"))
     if prime_video is not None and prime_video.dim() == 4:
         prime_video = prime_video.unsqueeze(0)
     if prime_video is not None and prime_video.shape[0] == 1:
@@ -202,6 +233,8 @@ CONTEXT_OPTION = Option("context_frames", int, "latent frames of context per win
 PRIME_OPTIONS = (
     Option("prime", str, "a video whose first frames are continued (video prediction)"),
     Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
+    Option("prime_max_pixels", int, f"largest --prime frame read, width x height (default {PRIME_MAX_PIXELS})",
+           at_least(1)),
     Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),
 )
 
@@ -210,26 +243,26 @@ class LatentStagePipeline(Pipeline):
     """A second-stage generator over the latents of the tokenizer run it was trained on.
 
     Subclasses name the checkpoint key of their network (``net_name``), its config and sampling
-    config classes, the model file's ``build_modules`` (which training calls too) and load the
-    tokenizer (:meth:`load_tokenizer`). Shared here: the configs, the tokenizer found next to the run,
-    the conditioned network loaded once per weight set, the guidance/prime checks, prime reading.
+    config classes, the model file's ``build_modules`` (which training calls too) and whether it
+    models continuous latents. Shared here: the configs, the tokenizer it was trained on
+    (:func:`load_tokenizer_run`), the conditioned network loaded once per weight set, the
+    guidance/prime checks, prime reading.
     """
 
     net_name: ClassVar[str] = ""
     model_config_cls: ClassVar[type] = object
     sample_config_cls: ClassVar[type] = object
     joint_options = ("prime_video",)  # one row of observed frames per clip: one batch
+    continuous_latents: ClassVar[bool] = False  # the stage models float latents (flow), not tokens
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_cfg = section(self.config, "model", self.model_config_cls, str(self.run_dir))
         self.sample_cfg = section(self.config, "sample", self.sample_config_cls, str(self.run_dir))
-        self.tokenizer = self.load_tokenizer(tokenizer_dir_of(self.config, self.run_dir),
-                                             self.config.get("tokenizer_checkpoint"))
+        self.tokenizer = load_tokenizer_run(self.config.get("tokenizer_run") or "",
+                                            self.config.get("tokenizer_checkpoint"), self.config.get("tokenizer_sha256"),
+                                            self.continuous_latents, self.device, self.run_dir)
         self._nets: dict[bool, Conditioned] = {}
-
-    def load_tokenizer(self, path: Path, checkpoint: str | None) -> TokenizerPipeline:
-        return TokenizerPipeline.from_run(path, checkpoint, self.device)
 
     def net(self, ema: bool = True) -> Conditioned:
         """The conditioned network with the EMA (default) or raw weights, loaded once each."""
@@ -243,9 +276,9 @@ class LatentStagePipeline(Pipeline):
         self.check_guidance_and_prime(options)
         return options
 
-    def read_prime(self, path: str, prime_frames: int | None = None) -> torch.Tensor:
+    def read_prime(self, path: str, prime_frames: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
         """See :func:`read_prime_video` (this run's tokenizer and training clip)."""
-        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data)
+        return read_prime_video(path, prime_frames, self.tokenizer.model_cfg.downsample[0], self.data, max_pixels)
 
 
 class TokenPriorPipeline(LatentStagePipeline):

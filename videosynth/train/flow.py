@@ -29,11 +29,13 @@ from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import fit_cond_dim
 from videosynth.models.dit import PRESETS, DiTConfig, build_modules
-from videosynth.pipelines.flow import load_latent_tokenizer, sample_flow
+from videosynth.pipelines.flow import sample_flow
+from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
+from videosynth.train.latent_stage import with_tokenizer_identity
 from videosynth.train.objective import Objective, adam, conditioned_modules, ema_decay_at, set_lr
 
 
@@ -68,7 +70,8 @@ class FlowRunConfig(RunConfig):
 
     family: str = "flow"
     tokenizer_run: str = ""
-    tokenizer_checkpoint: str | None = None
+    tokenizer_checkpoint: str | None = None  # step or folder name; recorded when the run starts (default: newest)
+    tokenizer_sha256: str | None = None  # its weights' hash, recorded when the run starts and checked on load
     latents: str | None = None  # a latent cache of tokenizer_run (videosynth encode); default: encode each batch
     model: DiTConfig = field(default_factory=lambda: dataclasses.replace(PRESETS["shapes-32x32x8"]))
     data: DataConfig = field(default_factory=lambda: DataConfig(frames=8, size=32))
@@ -114,18 +117,19 @@ class FlowObjective(Objective):
     def prepare_config(cls, cfg: FlowRunConfig, dataset) -> FlowRunConfig:
         """Condition fields from the data, then latent channels, grid and condition width from the tokenizer."""
         cfg = super().prepare_config(cfg, dataset)
-        tokenizer = load_latent_tokenizer(cfg.tokenizer_run, cfg.tokenizer_checkpoint)
+        tokenizer = load_tokenizer_run(cfg.tokenizer_run, cfg.tokenizer_checkpoint, cfg.tokenizer_sha256, True)
         latent = tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
         if cfg.latents:
             cache = dataset if isinstance(dataset, LatentDataset) else LatentDataset(cfg.latents)
             check_latent_cache(cache, tokenizer, cfg.tokenizer_run, tuple(latent))
         model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent),
                                     clip_frames=cfg.data.frames if cfg.model.frame_sound else 0)
-        return dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition))
+        return with_tokenizer_identity(dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition)), tokenizer)
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
-        self.tokenizer = load_latent_tokenizer(cfg.tokenizer_run, cfg.tokenizer_checkpoint, ctx.device)
+        self.tokenizer = load_tokenizer_run(cfg.tokenizer_run, cfg.tokenizer_checkpoint, cfg.tokenizer_sha256, True,
+                                            ctx.device, ctx.run_dir)
         expected = self.tokenizer.latent_shape(cfg.data.frames, cfg.data.size)
         if (cfg.model.latent_channels, tuple(cfg.model.latent_shape)) != (self.tokenizer.model_cfg.code_dim, expected):
             raise CheckpointError(f"model latents {cfg.model.latent_channels}x{list(cfg.model.latent_shape)} do not "

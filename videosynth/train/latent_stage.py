@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
@@ -25,8 +24,9 @@ from videosynth.conditioning import ConditionConfig
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.data.tokens import TokenDataset
-from videosynth.errors import CheckpointError, ConfigError
+from videosynth.errors import ConfigError
 from videosynth.pipelines import TokenizerPipeline
+from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
@@ -53,7 +53,8 @@ class TokenRunConfig(RunConfig):
     (the clip size the tokenizer was trained on), the condition, AdamW and the loop."""
 
     tokenizer_run: str = ""
-    tokenizer_checkpoint: str | None = None  # step or folder name; default the newest
+    tokenizer_checkpoint: str | None = None  # step or folder name; recorded when the run starts (default: newest)
+    tokenizer_sha256: str | None = None  # its weights' hash, recorded when the run starts and checked on load
     tokens: str | None = None
     data: DataConfig = field(default_factory=lambda: DataConfig(frames=16, size=32))
     condition: ConditionConfig = field(default_factory=ConditionConfig)
@@ -61,23 +62,11 @@ class TokenRunConfig(RunConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def load_tokenizer(cfg: TokenRunConfig, device: torch.device | str = "cpu") -> TokenizerPipeline:
-    """The frozen tokenizer of ``cfg.tokenizer_run`` (an inference pipeline: weights only).
-
-    Raises:
-        ConfigError: no ``tokenizer_run``, or a continuous tokenizer (no tokens).
-        CheckpointError: the run is not found.
-    """
-    if not cfg.tokenizer_run:
-        raise ConfigError("tokenizer_run is empty: set it to the run directory of a trained vqvae")
-    path = Path(cfg.tokenizer_run).expanduser()
-    if not (path / "config.yaml").is_file():
-        raise CheckpointError(f"tokenizer run not found: {path / 'config.yaml'} is missing (train a vqvae first)")
-    tokenizer = TokenizerPipeline.from_run(path, cfg.tokenizer_checkpoint, device)
-    if tokenizer.model.continuous:
-        raise ConfigError(f"tokenizer_run {path} has a continuous bottleneck (float latents, no tokens); a "
-                          f"{cfg.family} prior needs a vq or fsq tokenizer (model.bottleneck: vq | fsq)")
-    return tokenizer
+def with_tokenizer_identity(cfg, tokenizer: TokenizerPipeline):
+    """``cfg`` with the checkpoint and weights hash of the tokenizer a new run starts on recorded
+    (``tokenizer_checkpoint``, ``tokenizer_sha256``): a resumed or sampled run loads that one, or refuses."""
+    return dataclasses.replace(cfg, tokenizer_checkpoint=tokenizer.checkpoint.name,
+                               tokenizer_sha256=tokenizer.weights_sha256)
 
 
 def check_cache(cache: TokenDataset, tokenizer: TokenizerPipeline, tokenizer_run: str) -> None:
@@ -118,7 +107,7 @@ class TokenPriorObjective(Objective):
     def prepare_config(cls, cfg: TokenRunConfig, dataset) -> TokenRunConfig:
         """Condition fields from the data, then vocabulary, token grid and condition widths from the facts."""
         cfg = super().prepare_config(cfg, dataset)
-        tokenizer = load_tokenizer(cfg)
+        tokenizer = load_tokenizer_run(cfg.tokenizer_run, cfg.tokenizer_checkpoint, cfg.tokenizer_sha256, False)
         if cfg.tokens:
             cache = dataset if isinstance(dataset, TokenDataset) else TokenDataset(cfg.tokens)
             check_cache(cache, tokenizer, cfg.tokenizer_run)
@@ -131,11 +120,12 @@ class TokenPriorObjective(Objective):
                                     latent_shape=tuple(latent), cond_dim=cfg.condition.dim if conditional else 0,
                                     audio_dim=cfg.condition.dim if sounding else 0,
                                     frames_per_latent=tokenizer.model_cfg.downsample[0])
-        return dataclasses.replace(cfg, model=model)
+        return with_tokenizer_identity(dataclasses.replace(cfg, model=model), tokenizer)
 
     def __init__(self, cfg: TokenRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
-        self.tokenizer = load_tokenizer(cfg, ctx.device)
+        self.tokenizer = load_tokenizer_run(cfg.tokenizer_run, cfg.tokenizer_checkpoint, cfg.tokenizer_sha256, False,
+                                            ctx.device, ctx.run_dir)
         self.batch_keys = self.batch_keys_for(cfg)
         if cfg.condition is not None and cfg.condition.audio and cfg.tokens:
             raise ConfigError("condition.audio: a token cache holds no sound; train on clips (remove tokens:)")

@@ -29,8 +29,9 @@ def to_host(metrics: dict) -> dict[str, float | str]:
     return {k: out[k] for k in metrics}
 
 
-def jsonable(value):
-    """Floats rounded for the log; NaN/Inf become null (JSON has no NaN)."""
+def log_value(value):
+    """A logged value as ``log.jsonl`` holds it: floats rounded, NaN/Inf as null (JSON has no NaN; a
+    reader of the log sees a missing number, where metric results spell them out as strings)."""
     if isinstance(value, float):
         return round(value, 6) if math.isfinite(value) else None
     return value
@@ -40,7 +41,7 @@ def append_row(log_path: Path, row: dict) -> None:
     """Append one JSON line to ``log.jsonl``; a full disk is a one-line CheckpointError."""
     try:
         with open(log_path, "a") as f:
-            f.write(json.dumps({k: jsonable(v) for k, v in row.items()}) + "\n")
+            f.write(json.dumps({k: log_value(v) for k, v in row.items()}) + "\n")
     except OSError as exc:
         raise CheckpointError(f"cannot write {log_path}: {exc.strerror or exc}; free disk space and resume") from None
 

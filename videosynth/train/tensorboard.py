@@ -39,7 +39,7 @@ import torch
 from videosynth.checkpoint import split_vocab
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.plots import loss_group
-from videosynth.train.logs import jsonable
+from videosynth.train.logs import log_value
 
 log = logging.getLogger("videosynth.train")
 
@@ -154,7 +154,7 @@ class TensorBoardLog:
             for key, value in row.items():
                 if key in ROW_META or isinstance(value, bool) or not isinstance(value, (int, float)):
                     continue
-                logged = jsonable(value)
+                logged = log_value(value)
                 self.writer.add_scalar(scalar_tag(key), value if logged is None else logged, step, walltime)
             if not self.hparams_written:
                 self._write_hparams(row, step)

@@ -28,14 +28,14 @@ import torch
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
 from videosynth.data import DataConfig
+from videosynth.metrics.recon import psnr_of_mse
 from videosynth.models.vqvae import PRESETS, VQVAE, VQVAEConfig
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
-from videosynth.train.objective import Objective, adam, warmup_lr
+from videosynth.train.objective import Objective, adam, set_lr
 
 log = logging.getLogger("videosynth.train")
 
-VALUE_RANGE = 2.0  # videos live in [-1, 1]: peak-to-peak 2 for PSNR
 COLLAPSE_WARN_EVERY = 100  # steps between codebook-collapse checks (and warnings)
 
 
@@ -94,9 +94,7 @@ class VQVAEObjective(Objective):
         return {"vqvae": self.opt}
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
-        for group in self.opt.param_groups:
-            group["lr"] = warmup_lr(self.cfg.optim.lr, self.cfg.optim.warmup_steps, step,
-                                    self.cfg.optim.decay_steps, self.cfg.train.steps)
+        set_lr(self.opt, self.cfg.optim, step, self.cfg.train.steps)
         x = batch["video"]  # (B, C, T, H, W) in [-1, 1]
         with self.ctx.autocast():
             out = self.model(x)
@@ -105,7 +103,7 @@ class VQVAEObjective(Objective):
         metrics = {
             "loss": out.loss.detach(),
             "loss_recon": mse,
-            "psnr": 10.0 * torch.log10(VALUE_RANGE**2 / mse),  # dB; inf for a perfect reconstruction
+            "psnr": psnr_of_mse(mse),  # dB; inf for a perfect reconstruction
             **out.bottleneck.metrics(),  # its own regulariser and code statistics
         }
         if step % COLLAPSE_WARN_EVERY == 0 and self.vqvae.usage_collapsed(out):  # a host sync: not every step
