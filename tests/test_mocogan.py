@@ -1,6 +1,7 @@
 """MoCoGAN: shapes for every preset, content/motion separation, long sampling, conditioning."""
 
 import dataclasses
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -9,14 +10,19 @@ import torch
 from videosynth.errors import ConfigError
 from videosynth.data.base import ClipDataset
 from videosynth.models.mocogan import (
+    build_modules,
     PRESETS,
-    MoCoGAN,
     MoCoGANConfig,
     MoCoGANGenerator,
     sample_frames,
 )
 
 TINY = PRESETS["tiny"]
+
+
+def _nets(cfg, train: bool = False) -> SimpleNamespace:
+    """The bare networks a checkpoint of ``cfg`` holds (``build_modules`` without a condition), by name."""
+    return SimpleNamespace(**{name: module.net.train(train) for name, module in build_modules(cfg, None).items()})
 
 
 def _seeded(seed: int = 0) -> torch.Generator:
@@ -45,7 +51,7 @@ def test_preset_shapes(name):
     cfg = PRESETS[name]
     if name != "tiny":  # keep the big presets cheap: same layer count, narrow layers
         cfg = dataclasses.replace(cfg, g_width=4, d_image_width=4, d_video_width=4)
-    model = MoCoGAN(cfg).eval()
+    model = _nets(cfg)
     with torch.no_grad():
         video, codes = model.generator(1, generator=_seeded())
         assert video.shape == (1, cfg.channels, cfg.frames, cfg.size, cfg.size)
@@ -107,7 +113,7 @@ def test_longer_than_training_length_extends_the_same_video():
         short, _ = g(2, z_content=z_c, z_motion_noise=noise[:, : TINY.frames])
     assert long.shape == (2, 3, long_len, TINY.size, TINY.size)
     assert torch.allclose(long[:, :, : TINY.frames], short, atol=1e-6)  # the recurrent path is causal
-    model = MoCoGAN(TINY).eval()
+    model = _nets(TINY)
     with torch.no_grad():
         assert model.video_discriminator(long)[0].shape == (2,)
 
@@ -128,7 +134,7 @@ def test_render_interpolates_content():
 def test_conditioning_changes_generator_and_discriminators():
     cfg = dataclasses.replace(TINY, cond_dim=6)
     torch.manual_seed(0)
-    model = MoCoGAN(cfg).eval()
+    model = _nets(cfg)
     cond_a, cond_b = torch.randn(2, 6, generator=_seeded(7)).chunk(2)
     with torch.no_grad():
         va, _ = model.generator(1, cond=cond_a, generator=_seeded(1))
@@ -156,7 +162,7 @@ def test_motion_conditioned_cell_sees_condition():
 def test_action_code_and_category_head():
     cfg = dataclasses.replace(TINY, num_actions=5)
     torch.manual_seed(0)
-    model = MoCoGAN(cfg).eval()
+    model = _nets(cfg)
     z_c = model.generator.sample_content(1, _seeded(0)).expand(2, -1)
     noise = model.generator.sample_motion_noise(1, TINY.frames, _seeded(1)).expand(2, -1, -1)
     with torch.no_grad():
@@ -167,12 +173,12 @@ def test_action_code_and_category_head():
         assert sampled["action"].dtype == torch.int64 and sampled["action"].max() < 5
         logit, category = model.video_discriminator(video)
     assert logit.shape == (2,) and category.shape == (2, 5)
-    no_head = MoCoGAN(dataclasses.replace(cfg, d_category_head=False)).eval()
+    no_head = _nets(dataclasses.replace(cfg, d_category_head=False))
     assert no_head.video_discriminator(video)[1] is None
 
 
 def test_spectral_norm_discriminators():
-    model = MoCoGAN(dataclasses.replace(TINY, d_spectral_norm=True))
+    model = _nets(dataclasses.replace(TINY, d_spectral_norm=True), train=True)
     video, _ = model.generator(2, generator=_seeded(0))
     assert model.video_discriminator(video)[0].shape == (2,)
     assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in model.video_discriminator.modules())
@@ -188,7 +194,7 @@ def test_sample_frames_picks_real_frames():
 
 
 def test_gradients_reach_every_generator_parameter():
-    model = MoCoGAN(TINY).train()
+    model = _nets(TINY, train=True)
     video, _ = model.generator(2, generator=_seeded(0))
     logit, _ = model.video_discriminator(video)
     (logit.sum() + model.image_discriminator(sample_frames(video, 1)).sum()).backward()

@@ -2,6 +2,7 @@
 two-stream composition, spectral norm and config validation."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,10 +11,10 @@ from videosynth.config import from_dict
 from videosynth.errors import ConfigError
 from videosynth.models import layers
 from videosynth.models.videogan import (
+    build_modules,
     PRESETS,
     Discriminator,
     TwoStreamGenerator,
-    VideoGAN,
     VideoGANConfig,
     VideoGenerator,
     plan_layers,
@@ -21,6 +22,11 @@ from videosynth.models.videogan import (
 
 # Presets at full width are built once with batch 1; the others get batch 2.
 FULL_WIDTH_BATCH = 1
+
+
+def _nets(cfg) -> SimpleNamespace:
+    """The bare networks a checkpoint of ``cfg`` holds (``build_modules`` without a condition), by name."""
+    return SimpleNamespace(**{name: module.net for name, module in build_modules(cfg, None).items()})
 
 
 def _rng(seed=0):
@@ -31,7 +37,7 @@ def _rng(seed=0):
 def test_preset_builds_with_documented_shape(name):
     cfg = PRESETS[name]
     torch.manual_seed(0)
-    model = VideoGAN(cfg)
+    model = _nets(cfg)
     batch = FULL_WIDTH_BATCH if cfg.size >= 64 else 2
     z = model.generator.sample_noise(batch, _rng())
     assert z.shape == (batch, cfg.z_dim)
@@ -61,8 +67,9 @@ def test_seed_network_is_the_paper_network():
 @pytest.mark.parametrize("size,frames", [(32, 8), (32, 32), (16, 16), (8, 2), (32, 4)])
 def test_size_and_frames_are_independent(size, frames):
     cfg = VideoGANConfig(size=size, frames=frames, g_base=2, d_base=2, z_dim=4)
-    model = VideoGAN(cfg)
-    video = model.sample(2, generator=_rng())
+    model = _nets(cfg)
+    with torch.no_grad():
+        video = model.generator(model.generator.sample_noise(2, _rng()))
     assert video.shape == (2, 3, frames, size, size)
     assert model.discriminator(video).shape == (2,)
 
@@ -71,7 +78,7 @@ def test_size_and_frames_are_independent(size, frames):
 @pytest.mark.parametrize("g_conditioning", ["concat", "batchnorm"])
 def test_condition_changes_generator_output(generator, g_conditioning):
     cfg = dataclasses.replace(PRESETS["tiny"], generator=generator, g_conditioning=g_conditioning, cond_dim=6)
-    g = VideoGAN(cfg).generator
+    g = _nets(cfg).generator
     if g_conditioning == "batchnorm":  # the CBN projections start at zero: give them weights
         for m in g.modules():
             if isinstance(m, layers.ConditionalBatchNorm):
@@ -101,14 +108,14 @@ def test_projection_discriminator_uses_condition(spectral):
 
 
 def test_condition_mismatch_is_a_config_error():
-    g = VideoGAN(dataclasses.replace(PRESETS["tiny"], cond_dim=4)).generator
+    g = _nets(dataclasses.replace(PRESETS["tiny"], cond_dim=4)).generator
     z = g.sample_noise(2, _rng())
     with pytest.raises(ConfigError, match="cond_dim=4"):
         g(z)
     with pytest.raises(ConfigError, match="cond_dim"):
         g(z, torch.zeros(2, 3))
     with pytest.raises(ConfigError, match="unconditional"):
-        VideoGAN(PRESETS["tiny"]).generator(z[:, :8], torch.zeros(2, 4))
+        _nets(PRESETS["tiny"]).generator(z[:, :8], torch.zeros(2, 4))
 
 
 def test_two_stream_output_is_mask_composition():
@@ -161,10 +168,11 @@ def test_initialisation_is_dcgan():
 
 def test_gradients_reach_every_parameter():
     cfg = dataclasses.replace(PRESETS["tiny-two-stream"], cond_dim=3, g_conditioning="batchnorm")
-    model = VideoGAN(cfg)
+    model = _nets(cfg)
     z, c = model.generator.sample_noise(2, _rng()), torch.randn(2, 3)
     model.discriminator(model.generator(z, c), c).sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    missing = [n for net in (model.generator, model.discriminator) for n, p in net.named_parameters()
+               if p.grad is None]
     assert not missing
 
 

@@ -80,6 +80,11 @@ class Conditioned(nn.Module):
         return outs[0] if len(outs) == 1 else outs
 
 
+def conditioner_of(condition: ConditionConfig | None) -> nn.Module | None:
+    """The conditioner ``condition`` describes; None for no section or ``kind: none`` without sound."""
+    return build_conditioner(condition) if condition is not None else None
+
+
 def conditioned(make_net: Callable[[], nn.Module], condition: ConditionConfig | None) -> Conditioned:
     """The network ``make_net()`` builds with the conditioner ``condition`` describes (none for
     ``kind: none`` without sound, or no section).
@@ -89,7 +94,7 @@ def conditioned(make_net: Callable[[], nn.Module], condition: ConditionConfig | 
     conditioner is built first, then the network: the order of their draws from the global RNG,
     which fixes a seeded run's initial weights.
     """
-    conditioner = build_conditioner(condition) if condition is not None else None
+    conditioner = conditioner_of(condition)
     return Conditioned(make_net(), conditioner)
 
 

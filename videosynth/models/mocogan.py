@@ -21,8 +21,8 @@ Both become projection discriminators (Miyato & Koyama 2018) when
 predicts the action code (cross-entropy, the InfoGAN mutual-information term).
 
 This file holds the pure modules: primitives, the three networks, the config
-dataclass, ``PRESETS`` and the :class:`MoCoGAN` container. Training lives in
-``videosynth/train/mocogan.py``.
+dataclass, ``PRESETS`` and :func:`build_modules` (what a checkpoint holds, each network with its
+conditioner). Training lives in ``videosynth/train/mocogan.py``.
 
 Layouts: videos are ``float32 [B, C, T, H, W]`` in ``[-1, 1]``; single frames
 ``float32 [N, C, H, W]`` in ``[-1, 1]``; codes are ``float32 [B, D]`` (per video)
@@ -40,6 +40,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
+from videosynth.models.conditioned import Conditioned, conditioner_of
 from videosynth.models.layers import (LEAKY_RELU_SLOPE, SOUND_CHANNELS, dcgan_init_, frames_for, spectral_norm,
                                       with_sound_channels)
 
@@ -515,26 +516,21 @@ class MoCoGANGenerator(nn.Module):
         return video, codes
 
 
-class MoCoGAN(nn.Module):
-    """The three networks of one MoCoGAN, built from one config.
+def build_generator(cfg: MoCoGANConfig, condition) -> Conditioned:
+    """The generator a MoCoGAN checkpoint holds (``generator``), with its conditioner; all inference needs."""
+    return Conditioned(MoCoGANGenerator(cfg), conditioner_of(condition))
 
-    Attributes: ``generator`` (:class:`MoCoGANGenerator`), ``image_discriminator``
-    (:class:`ImageDiscriminator` on frames) and ``video_discriminator``
-    (:class:`VideoDiscriminator` on clips).
-    """
 
-    def __init__(self, cfg: MoCoGANConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.generator = MoCoGANGenerator(cfg)
-        self.image_discriminator = ImageDiscriminator(
-            cfg.size, cfg.d_image_width, cfg.channels, cfg.cond_dim, cfg.d_spectral_norm
-        )
-        actions = cfg.num_actions if cfg.d_category_head else 0
-        self.video_discriminator = VideoDiscriminator(
-            cfg.size, cfg.frames, cfg.d_video_width, cfg.channels, cfg.cond_dim, actions, cfg.d_spectral_norm
-        )
-
-    def forward(self, *args, **kwargs):
-        """Same as ``self.generator(...)``."""
-        return self.generator(*args, **kwargs)
+def build_modules(cfg: MoCoGANConfig, condition) -> dict[str, Conditioned]:
+    """The three networks a MoCoGAN checkpoint holds, each with its conditioner: ``generator``
+    (:class:`MoCoGANGenerator`), ``image_discriminator`` (:class:`ImageDiscriminator` on frames) and
+    ``video_discriminator`` (:class:`VideoDiscriminator` on clips, with the action head where the
+    config asks for one); both discriminators hear the sound when ``cfg.audio_dim`` is set."""
+    generator = build_generator(cfg, condition)
+    image_d = ImageDiscriminator(cfg.size, cfg.d_image_width, cfg.channels, cfg.cond_dim, cfg.d_spectral_norm,
+                                 cfg.audio_dim)
+    actions = cfg.num_actions if cfg.d_category_head else 0
+    video_d = VideoDiscriminator(cfg.size, cfg.frames, cfg.d_video_width, cfg.channels, cfg.cond_dim, actions,
+                                 cfg.d_spectral_norm, cfg.audio_dim)
+    return {"generator": generator, "image_discriminator": Conditioned(image_d, conditioner_of(condition)),
+            "video_discriminator": Conditioned(video_d, conditioner_of(condition))}

@@ -14,8 +14,8 @@ The file holds, in reading order:
 * ``Discriminator`` -- 3D convolutions down to one logit, with an optional
   projection term (Miyato & Koyama 2018, "cGANs with Projection Discriminator")
   and optional spectral normalisation (Miyato et al. 2018);
-* ``VideoGAN`` -- a container holding one generator and one discriminator;
-* ``PRESETS`` -- named configurations.
+* ``PRESETS`` -- named configurations;
+* ``build_modules`` -- what a checkpoint holds: generator and discriminator, each with its conditioner.
 
 Layout and range: videos are ``float32 (B, C, T, H, W)`` in ``[-1, 1]``; noise is
 ``(B, z_dim)`` standard normal; conditions are ``float32 (B, cond_dim)`` from the
@@ -40,6 +40,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked, choice_hint
 from videosynth.errors import ConfigError
+from videosynth.models.conditioned import Conditioned, conditioner_of
 from videosynth.models.layers import (
     LEAKY_RELU_SLOPE,
     SOUND_CHANNELS,
@@ -425,25 +426,18 @@ class Discriminator(nn.Module):
 # ----------------------------------------------------------------------------- model
 
 
-class VideoGAN(nn.Module):
-    """A generator and its discriminator built from one :class:`VideoGANConfig`.
+def build_generator(cfg: VideoGANConfig, condition) -> Conditioned:
+    """The generator a VideoGAN checkpoint holds (``generator``), with its conditioner; all inference needs."""
+    return Conditioned(GENERATORS[cfg.generator](cfg), conditioner_of(condition))
 
-    ``model.generator(z, cond)`` -> ``(B, C, T, H, W)`` in ``[-1, 1]``;
-    ``model.discriminator(video, cond)`` -> logits ``(B,)``.
+
+def build_modules(cfg: VideoGANConfig, condition) -> dict[str, Conditioned]:
+    """The networks a VideoGAN checkpoint holds: ``generator`` and ``discriminator``, each with its conditioner.
+
+    ``generator(z, cond=)`` -> ``(B, C, T, H, W)`` in ``[-1, 1]``; ``discriminator(video, cond=)`` -> logits ``(B,)``.
     """
-
-    def __init__(self, cfg: VideoGANConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.generator = GENERATORS[cfg.generator](cfg)
-        self.discriminator = Discriminator(cfg)
-
-    def sample(self, n: int, cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               device=None) -> torch.Tensor:
-        """Draw ``n`` videos ``(n, C, T, H, W)`` in ``[-1, 1]`` from fresh noise (no grad)."""
-        with torch.no_grad():
-            z = self.generator.sample_noise(n, generator, device)
-            return self.generator(z, cond)
+    generator = build_generator(cfg, condition)
+    return {"generator": generator, "discriminator": Conditioned(Discriminator(cfg), conditioner_of(condition))}
 
 
 PRESETS = {

@@ -7,14 +7,14 @@ training length, or lay clips out as a content x motion grid or a content interp
 
 from __future__ import annotations
 
-
 from videosynth.config import at_least
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
-from videosynth.conditioning import build_conditioner
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
-from videosynth.models.mocogan import MoCoGANConfig, MoCoGANGenerator
-from videosynth.models.videogan import GENERATORS, VideoGANConfig
+from videosynth.models.mocogan import MoCoGANConfig
+from videosynth.models.mocogan import build_generator as build_mocogan_generator
+from videosynth.models.videogan import VideoGANConfig
+from videosynth.models.videogan import build_generator as build_videogan_generator
 from videosynth.pipelines.base import Option, Pipeline, section
 from videosynth.sampling.gan import GRIDS, sample_mocogan, sample_videogan, standing_labels, standing_statistics
 
@@ -55,7 +55,7 @@ class VideoGANPipeline(GANPipeline):
     model_config_cls = VideoGANConfig
 
     def make_generator(self) -> Conditioned:
-        return Conditioned(GENERATORS[self.model_cfg.generator](self.model_cfg), build_conditioner(self.condition))
+        return build_videogan_generator(self.model_cfg, self.condition)
 
     def prepare(self, net: Conditioned, ema: bool) -> Conditioned:
         if not ema:
@@ -87,7 +87,7 @@ class MoCoGANPipeline(GANPipeline):
     joint_options = ("grid", "interpolate")
 
     def make_generator(self) -> Conditioned:
-        return Conditioned(MoCoGANGenerator(self.model_cfg), build_conditioner(self.condition))
+        return build_mocogan_generator(self.model_cfg, self.condition)
 
     def check_options(self, options: dict) -> dict:
         options = super().check_options(options)

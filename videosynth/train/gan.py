@@ -33,7 +33,7 @@ import torch
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.augment import diff_augment, parse_policy
 from videosynth.checkpoint import unwrap
-from videosynth.conditioning import ConditionConfig, build_conditioner
+from videosynth.conditioning import ConditionConfig
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
 from videosynth.losses import (
@@ -45,7 +45,7 @@ from videosynth.losses import (
     r1_penalty,
 )
 from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
-from videosynth.models.videogan import GENERATORS, PRESETS, Discriminator, VideoGANConfig
+from videosynth.models.videogan import PRESETS, VideoGANConfig, build_modules
 from videosynth.sampling.gan import sample_videogan, standing_labels, standing_statistics
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
@@ -143,10 +143,9 @@ class GANObjective(GANObjectiveBase):
         if cfg.loss.mask_weight > 0 and model.generator != "two-stream":
             raise ConfigError("loss.mask_weight > 0 needs model.generator: two-stream (only it has a mask)")
         check_clip_size(model.channels, model.frames, model.size, cfg.data)
-        generator = Conditioned(GENERATORS[model.generator](model), build_conditioner(cfg.condition))
-        discriminator = Conditioned(Discriminator(model), build_conditioner(cfg.condition))
-        self.G = ctx.wrap(generator)
-        self.D = ctx.wrap(discriminator)
+        nets = build_modules(model, cfg.condition)
+        self.G = ctx.wrap(nets["generator"])
+        self.D = ctx.wrap(nets["discriminator"])
         self.d_params = trainable(self.D)  # frozen for the generator update, then thawed
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         self.opt_g = adam(trainable(self.G), cfg.optim.lr_g, betas)

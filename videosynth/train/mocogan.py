@@ -40,20 +40,12 @@ import torch
 
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
-from videosynth.conditioning import ConditionConfig, build_conditioner
+from videosynth.conditioning import ConditionConfig
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
 from videosynth.losses import get_gan_loss
-from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
-from videosynth.models.mocogan import (
-    PRESETS,
-    ImageDiscriminator,
-    MoCoGANConfig,
-    MoCoGANGenerator,
-    VideoDiscriminator,
-    frame_picks,
-    sample_frames,
-)
+from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
+from videosynth.models.mocogan import PRESETS, MoCoGANConfig, build_modules, frame_picks, sample_frames
 from videosynth.sampling.gan import sample_mocogan
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
@@ -140,18 +132,10 @@ class MoCoGANObjective(GANObjectiveBase):
             raise ConfigError(f"model.num_actions={mcfg.num_actions} but the data have {classes} classes: the action "
                               f"head learns the real clips' labels (loss.category_source: real); set it to {classes}")
 
-        def conditioner():
-            return build_conditioner(cfg.condition) if cfg.condition is not None else None
-
-        generator = Conditioned(MoCoGANGenerator(mcfg), conditioner())
-        image_d = ImageDiscriminator(mcfg.size, mcfg.d_image_width, mcfg.channels, mcfg.cond_dim, mcfg.d_spectral_norm,
-                                     mcfg.audio_dim)
-        actions = mcfg.num_actions if mcfg.d_category_head else 0
-        video_d = VideoDiscriminator(mcfg.size, mcfg.frames, mcfg.d_video_width, mcfg.channels, mcfg.cond_dim,
-                                     actions, mcfg.d_spectral_norm, mcfg.audio_dim)
-        self.G = ctx.wrap(generator)
-        self.D_I = ctx.wrap(Conditioned(image_d, conditioner()))
-        self.D_V = ctx.wrap(Conditioned(video_d, conditioner()))
+        nets = build_modules(mcfg, cfg.condition)
+        self.G = ctx.wrap(nets["generator"])
+        self.D_I = ctx.wrap(nets["image_discriminator"])
+        self.D_V = ctx.wrap(nets["video_discriminator"])
 
         ocfg = cfg.optim
 
