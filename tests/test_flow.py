@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned
+from videosynth.models.conditioned import Conditioned, ConditionedNet
 from videosynth.models.dit import PRESETS, DiT, DiTConfig
 from videosynth.sampling.flow import guided, integrate, path, sample_times
 
@@ -205,7 +205,7 @@ def test_long_windows_hold_the_context_of_the_previous_window():
 
     cfg = DiTConfig(**{**PRESETS["tiny"].__dict__, "latent_channels": 2, "latent_shape": (3, 2, 2)})
 
-    class Drift(torch.nn.Module):  # dx/dt = 1 everywhere: a window's new frames end at noise + 1
+    class Drift(ConditionedNet):  # dx/dt = 1 everywhere: a window's new frames end at noise + 1
         def __init__(self):
             super().__init__()
             self.cfg, self.w = cfg, torch.nn.Parameter(torch.zeros(()))
@@ -306,7 +306,7 @@ def test_a_text_conditioned_cross_attention_dit_sees_pooled_and_tokens_of_one_dr
                                              vocab=WordTokenizer().fit(captions)))
     seen = {}
 
-    class Probe(torch.nn.Module):
+    class Probe(ConditionedNet):
         takes_context = True
 
         def forward(self, x, cond=None, context=None, context_mask=None):

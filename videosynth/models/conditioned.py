@@ -33,11 +33,23 @@ def null_inputs(n: int, labels: torch.Tensor | None, captions: list[str] | None)
     return labels, captions
 
 
+class ConditionedNet(nn.Module):
+    """Base of every network a :class:`Conditioned` wraps: what of the condition it takes besides
+    the pooled vector ``cond [B, D]``. Subclasses set these per instance from their config.
+
+    takes_context: the condition's token sequence, ``context [B, L, D]`` and ``context_mask [B, L]``
+    (cross-attention). takes_cond_frames: the sound's per-frame features, ``cond_frames [B, T, D]``.
+    """
+
+    takes_context: bool = False
+    takes_cond_frames: bool = False
+
+
 class Conditioned(nn.Module):
     """``net`` and its ``conditioner`` (or None): ``forward(*inputs, labels=, captions=, audio=, **kw)``.
 
     Returns ``net(x, cond=cond, **kw)`` for one input, or a tuple of those for several. A
-    network with ``takes_context = True`` also gets the condition's token sequence,
+    :class:`ConditionedNet` with ``takes_context = True`` also gets the condition's token sequence,
     ``context=[B, L, D]`` and ``context_mask=[B, L]`` (True = valid), from the same draw; one
     with ``takes_cond_frames = True`` gets the per-frame features of a sound condition,
     ``cond_frames=[B, T, D]`` (None without sound). ``labels`` int64 ``[B]`` (-1 = none),
@@ -46,7 +58,7 @@ class Conditioned(nn.Module):
     input is, for generators that take a clip count).
     """
 
-    def __init__(self, net: nn.Module, conditioner: nn.Module | None):
+    def __init__(self, net: ConditionedNet, conditioner: nn.Module | None):
         super().__init__()
         self.net = net
         self.conditioner = conditioner
@@ -68,12 +80,12 @@ class Conditioned(nn.Module):
                 audio: torch.Tensor | None = None, force_null: bool = False, **kwargs):
         first = inputs[0]
         n = first if isinstance(first, int) else first.shape[0]
-        takes_context = getattr(self.net, "takes_context", False)
+        takes_context = self.net.takes_context
         # one condition draw for every input: pooled vector, tokens for cross-attention, per-frame features
         c = self.condition(labels, captions, n, force_null, audio, tokens=takes_context)
         if c is not None and takes_context:
             kwargs = {**kwargs, "context": c.tokens, "context_mask": c.mask}
-        if getattr(self.net, "takes_cond_frames", False):
+        if self.net.takes_cond_frames:
             kwargs = {**kwargs, "cond_frames": None if c is None else c.frames}
         cond = None if c is None else c.pooled
         outs = tuple(self.net(x, cond=cond, **kwargs) for x in inputs)

@@ -35,7 +35,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, conditioned
+from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioned
 from videosynth.models.layers import frames_for
 
 ATTENTION = ("full", "factorised")
@@ -184,7 +184,7 @@ class Block(nn.Module):
         return x + mod[5][:, None] * self.mlp(modulate(self.norm2(x), mod[3], mod[4]))
 
 
-class DiT(nn.Module):
+class DiT(ConditionedNet):
     """Velocity ``v(x_t, t | c)``: latents ``[B, C, t, h, w]``, times ``[B]``, pooled condition ``[B, D]``."""
 
     def __init__(self, cfg: DiTConfig):

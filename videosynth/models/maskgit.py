@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, conditioned
+from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioned
 from videosynth.models.transformer import MLP, latent_sound
 
 # ---------------------------------------------------------------------------
@@ -120,7 +120,7 @@ PRESETS: dict[str, MaskedPriorConfig] = {
 INIT_STD = 0.02  # BERT / GPT-2 initialisation scale
 
 
-class MaskedPrior(nn.Module):
+class MaskedPrior(ConditionedNet):
     """Bidirectional Transformer over flattened token grids with a mask token (module docstring)."""
 
     def __init__(self, cfg: MaskedPriorConfig):

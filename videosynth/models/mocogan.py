@@ -40,7 +40,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, conditioner_of
+from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioner_of
 from videosynth.models.layers import (LEAKY_RELU_SLOPE, SOUND_CHANNELS, dcgan_init_, frames_for, spectral_norm,
                                       with_sound_channels)
 
@@ -185,7 +185,7 @@ class ImageGenerator(nn.Module):
         return self.net(z[:, :, None, None])  # (N, D, 1, 1) -> (N, C, H, W)
 
 
-class ImageDiscriminator(nn.Module):
+class ImageDiscriminator(ConditionedNet):
     """DCGAN frame discriminator ``D_I(x | c)`` on single frames ``[N, C, H, W]`` -> logits ``[N]``.
 
     Kernel-4 stride-2 convs down to 4x4 (LeakyReLU 0.2; BatchNorm2d after all but
@@ -239,7 +239,7 @@ class ImageDiscriminator(nn.Module):
         return logit
 
 
-class VideoDiscriminator(nn.Module):
+class VideoDiscriminator(ConditionedNet):
     """3D-conv clip discriminator ``D_V(x | c)``: ``[B, C, T, H, W]`` -> (logits ``[B]``, category logits).
 
     Kernel-4 3D convs halve space at every layer and time while it lasts (the
@@ -364,7 +364,7 @@ PRESETS = {
 # ----------------------------------------------------------------------------- models
 
 
-class MoCoGANGenerator(nn.Module):
+class MoCoGANGenerator(ConditionedNet):
     """``G(z_C, eps(1..T), a, c)`` -> video ``[B, C, T, H, W]`` in ``[-1, 1]``.
 
     Sampling controls: fix ``z_content`` and vary ``z_motion_noise`` (same

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, conditioned
+from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioned
 
 # ---------------------------------------------------------------------------
 # primitives and blocks
@@ -209,7 +209,7 @@ def latent_sound(cond_frames: torch.Tensor | None, b: int, frames_per_latent: in
 INIT_STD = 0.02  # GPT-2 initialisation scale
 
 
-class Prior(nn.Module):
+class Prior(ConditionedNet):
     """Decoder-only Transformer over flattened token grids (see the module docstring for the layout)."""
 
     def __init__(self, cfg: PriorConfig):

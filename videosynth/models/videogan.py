@@ -40,7 +40,7 @@ from torch import nn
 
 from videosynth.config import at_least, checked, choice_hint
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, conditioner_of
+from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioner_of
 from videosynth.models.layers import (
     LEAKY_RELU_SLOPE,
     SOUND_CHANNELS,
@@ -246,7 +246,7 @@ class UpStack(nn.Module):
         return x
 
 
-class _GeneratorBase(nn.Module):
+class _GeneratorBase(ConditionedNet):
     """Noise handling shared by both generators."""
 
     def __init__(self, cfg: VideoGANConfig):
@@ -352,7 +352,7 @@ GENERATORS = {"single": VideoGenerator, "two-stream": TwoStreamGenerator}
 # ----------------------------------------------------------------------------- discriminator
 
 
-class Discriminator(nn.Module):
+class Discriminator(ConditionedNet):
     """3D-convolutional discriminator ``D(x | c) -> logits (B,)`` (no sigmoid).
 
     Strided convolutions mirror the generator down to ``(first_frames, 4, 4)``; a

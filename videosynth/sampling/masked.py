@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError, VideoSynthError
 from videosynth.models.maskgit import MaskedPrior
-from videosynth.sampling.ar import filter_logits
+from videosynth.sampling.ar import choose
 from videosynth.sampling.rollout import TokenCondition
 
 
@@ -48,6 +48,21 @@ def mask_schedule(ratio: torch.Tensor | float) -> torch.Tensor | float:
 def _gumbel(shape, generator, device) -> torch.Tensor:
     u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0)
     return -torch.log(-torch.log(u))
+
+
+def _rows(cond: TokenCondition | None, guided: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The pooled condition ``[rows, D]`` and per-frame sound ``[rows, T, A]`` of one forward: the batch's,
+    then (with guidance) its null's below it."""
+    if cond is None:
+        return None, None
+    pooled = torch.cat([cond.pooled, cond.null_pooled]) if guided else cond.pooled  # (rows, D)
+    frames = cond.frames
+    if frames is not None and guided:
+        null_frames = cond.null_frames
+        if null_frames.shape[1] != frames.shape[1]:  # the null sound: one feature for every frame
+            null_frames = null_frames.expand(-1, frames.shape[1], -1)
+        frames = torch.cat([frames, null_frames])  # (rows, T, A)
+    return pooled, frames
 
 
 @torch.inference_mode()
@@ -87,14 +102,7 @@ def generate(model: MaskedPrior, shape: tuple[int, int, int], cond: TokenConditi
     if unknown == 0:
         return tokens.view(batch, t, h, w)
 
-    pooled = frames = None
-    if cond is not None:
-        pooled = torch.cat([cond.pooled, cond.null_pooled]) if guided else cond.pooled  # (rows, D)
-        if cond.frames is not None:
-            null_frames = cond.null_frames
-            if guided and null_frames.shape[1] != cond.frames.shape[1]:
-                null_frames = null_frames.expand(-1, cond.frames.shape[1], -1)
-            frames = torch.cat([cond.frames, null_frames]) if guided else cond.frames  # (rows, T, A)
+    pooled, frames = _rows(cond, guided)
     masked_now = unknown
     was_training = model.training
     model.eval()
@@ -109,15 +117,9 @@ def generate(model: MaskedPrior, shape: tuple[int, int, int], cond: TokenConditi
                 raise VideoSynthError("the masked prior gives non-finite logits (NaN/Inf): its weights are broken; "
                                       "sample an earlier checkpoint (--checkpoint) or retrain")
             flat = logits.reshape(batch * n, -1)  # (B*N, V)
-            if options.temperature <= 0:
-                drawn = flat.argmax(-1)
-            else:
-                probs = F.softmax(filter_logits(flat, options.temperature, options.top_k), dim=-1)
-                race = torch.empty_like(probs).exponential_(generator=generator)  # one draw per row
-                drawn = (probs / race).argmax(-1)
-            drawn = drawn.view(batch, n)  # (B, N)
-            log_p = F.log_softmax(flat, -1).gather(1, drawn.view(-1, 1)).view(batch, n)  # (B, N)
-            drawn = torch.where(masked, drawn, tokens)
+            drawn = choose(flat, options.temperature, options.top_k, None, generator)  # (B*N,)
+            log_p = F.log_softmax(flat, -1).gather(1, drawn[:, None]).view(batch, n)  # (B, N) confidence
+            drawn = torch.where(masked, drawn.view(batch, n), tokens)  # committed tokens stay
             # how many of the unknown tokens stay masked after this step: at least one fewer than
             # before, at least one until the last step, none after it
             keep_masked = 0
