@@ -63,3 +63,37 @@ def test_old_run_resumes(runs):
     """The videogan fixture kept its optimiser state: it trains on from step 2 with today's loop."""
     run_training(None, ["train.steps=3"], resume=runs / "videogan", progress=False)
     assert videosynth.load(runs / "videogan", device="cpu").step == 3
+
+
+@pytest.mark.parametrize("condition", [None, {"kind": "class", "dim": 8, "dropout": 0.3}])
+def test_a_prior_saved_in_the_older_layout_loads_into_todays(tmp_path, condition):
+    """Prior and flow runs used to save their network as ``prior.*`` beside ``conditioner.*``; every
+    family now saves ``NAME.net.*`` / ``NAME.conditioner.*``. A run rewritten into the old layout
+    samples exactly what it sampled before (conditional and unconditional)."""
+    from safetensors.torch import save_file
+
+    from videosynth.checkpoint import find_checkpoint, sha256
+    from videosynth.train.families import tiny_config
+
+    train = {"batch_size": 4, "log_every": 1, "ckpt_every": 100, "sample_every": 0, "device": "cpu"}
+    tok = run_training({**tiny_config("vqvae", "plain"), "train": {**train, "steps": 1}}, run_dir=tmp_path / "tok",
+                       progress=False)
+    cfg = {**tiny_config("transformer", "plain", tok), "train": {**train, "steps": 2}}
+    if condition:
+        cfg["condition"] = condition
+    run = run_training(cfg, run_dir=tmp_path / "prior", progress=False)
+    kwargs = {"label": 1} if condition else {}
+    before = videosynth.load(run, device="cpu")(2, seed=0, **kwargs)
+    ckpt, meta = find_checkpoint(run)
+    import json
+
+    for name in ("model.safetensors", "ema.safetensors"):
+        tensors = load_file(str(ckpt / name))
+        assert tensors and all(k.startswith("prior.net.") or k.startswith("prior.conditioner.") for k in tensors)
+        old = {k.replace("prior.net.", "prior.", 1).replace("prior.conditioner.", "conditioner.", 1): v
+               for k, v in tensors.items()}
+        save_file(old, str(ckpt / name))
+        meta["files"][name] = sha256(ckpt / name)
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    assert torch.equal(videosynth.load(run, device="cpu")(2, seed=0, **kwargs), before)
+    run_training(None, ["train.steps=3"], resume=run, progress=False)  # and a resume reads it

@@ -126,6 +126,9 @@ def load_module_state(module: nn.Module, state: dict[str, torch.Tensor], what: s
     state = normalize_keys(state)
     check_finite(state, what)
     own = unwrap(module).state_dict()
+    if own and all(k.startswith("net.") for k in own) and not any(k.startswith("net.") for k in state):
+        # an unconditional prior or flow network saved in the older layout, bare: now inside its Conditioned
+        state = {f"net.{k}": v for k, v in state.items()}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
@@ -338,7 +341,25 @@ def load_weights(path: str | Path, file: str = MODEL_FILE) -> dict[str, dict[str
     for key, value in tensors.items():
         head, _, rest = key.partition(".")
         out.setdefault(head, {})[rest] = value
-    return out
+    return nest_conditioner(out)
+
+
+OLD_CONDITIONER_GROUP = "conditioner"  # where older prior and flow runs kept their network's conditioner
+
+
+def nest_conditioner(groups: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+    """Weights saved in the older layout of a prior or flow run -- the network as ``NAME.*`` and its
+    conditioner beside it as ``conditioner.*`` -- in the one layout every family saves now:
+    ``NAME.net.*`` and ``NAME.conditioner.*`` (as GAN runs always did). Other layouts pass unchanged."""
+    if OLD_CONDITIONER_GROUP not in groups:
+        return groups
+    others = [name for name in groups if name != OLD_CONDITIONER_GROUP]
+    if len(others) != 1 or any(k.startswith("net.") for k in groups[others[0]]):
+        return groups
+    name = others[0]
+    nested = {f"net.{k}": v for k, v in groups[name].items()}
+    nested.update({f"conditioner.{k}": v for k, v in groups[OLD_CONDITIONER_GROUP].items()})
+    return {name: nested}
 
 
 def load_modules(path: str | Path, modules: dict[str, nn.Module], file: str = MODEL_FILE) -> None:

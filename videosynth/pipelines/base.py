@@ -143,13 +143,10 @@ class Pipeline:
 
     def load_conditioned(self, name: str, factory: Callable[[], nn.Module], ema: bool = True) -> nn.Module:
         """A :class:`~videosynth.models.conditioned.Conditioned` network built by ``factory`` with the
-        checkpoint's ``name.*`` / ``conditioner.*`` weights: the EMA copy (default, where saved) or raw."""
+        checkpoint's ``name.net.*`` / ``name.conditioner.*`` weights: the EMA copy (default, where saved) or raw."""
         net = self.build(factory)
-        modules = {name: net.net}
-        if net.conditioner is not None:
-            modules["conditioner"] = net.conditioner
         has_ema = EMA_FILE in self.meta.get("files", {})
-        self.load_weights(modules, EMA_FILE if ema and has_ema else MODEL_FILE)
+        self.load_weights({name: net}, EMA_FILE if ema and has_ema else MODEL_FILE)
         return net.eval()
 
     def check_guidance_and_prime(self, options: dict) -> None:

@@ -189,9 +189,6 @@ def trainable(module: nn.Module) -> list[nn.Parameter]:
 
 
 def conditioned_modules(net: nn.Module, name: str) -> dict[str, nn.Module]:
-    """The checkpointed parts of a :class:`~videosynth.models.conditioned.Conditioned` network:
-    ``{name: net.net, "conditioner": net.conditioner}`` (no conditioner key when it has none)."""
-    modules = {name: net.net}
-    if net.conditioner is not None:
-        modules["conditioner"] = net.conditioner
-    return modules
+    """The checkpointed modules of one :class:`~videosynth.models.conditioned.Conditioned` network:
+    ``{name: net}``, saved as ``name.net.*`` and ``name.conditioner.*`` like every family's."""
+    return {name: net}
