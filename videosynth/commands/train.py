@@ -1,4 +1,4 @@
-"""``videosynth train --config FILE.yaml [--set key=value ...] [--run-dir DIR] | --resume RUN_DIR``."""
+"""``videosynth train --config FILE.yaml [--set key=value ...] [--run-dir DIR] [--init RUN] | --resume RUN_DIR``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ def register(sub) -> None:
                    help="override a config key, e.g. --set train.steps=200 (repeatable)")
     p.add_argument("--run-dir", help="where to write the run (default: runs/<config>-NNN)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where it stopped")
+    p.add_argument("--init", metavar="RUN_DIR", help="start a new run from this run's weights (fine-tuning: new data "
+                   "or classes; the same family and architecture)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (shortcut for --set train.device=...)")
     p.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -27,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.device={args.device}")
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
-    run_dir = run_training(args.config, overrides, args.run_dir, args.resume, progress=not args.no_progress)
+    run_dir = run_training(args.config, overrides, args.run_dir, args.resume, progress=not args.no_progress,
+                           init=args.init)
     print(f"done: {run_dir}")
     return 0

@@ -15,10 +15,15 @@ from videosynth.checkpoint import (
     EMA_FILE,
     MODEL_FILE,
     STATE_FILE,
+    find_checkpoint,
+    load_module_state,
     load_modules,
+    load_weights,
     module_tensors,
+    read_class_names,
     save_checkpoint,
     split_vocab,
+    unwrap,
 )
 from videosynth.config import to_dict
 from videosynth.errors import CheckpointError
@@ -77,3 +82,71 @@ def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
                 st = opt.state.get(p, {})
                 if "step" in st:
                     st["step"] = torch.as_tensor(st["step"], dtype=torch.float32).to(p.device)
+
+
+# ---- a new run started from another run's weights ------------------------------------------------
+
+
+def init_from(run: Path, objective: Objective, class_names: list[str]) -> str:
+    """Load the newest valid checkpoint of ``run`` (another run of the same family and architecture)
+    into a new run's modules and EMA copies; optimisers, step and RNG start fresh. Returns one line
+    saying what was kept.
+
+    Class tables follow the class *names*: a row of a class both runs know is kept (wherever its
+    index moved), a new class keeps its fresh initialisation, the null row is kept. A table is a
+    tensor whose first dimension is the class count (plus the null row) in both runs.
+
+    Raises:
+        CheckpointError: ``run`` has no valid checkpoint, or a module or tensor that does not match
+            the new run's (named, in one line: a different architecture).
+    """
+    path, meta = find_checkpoint(run, files=(MODEL_FILE,))
+    old_names = read_class_names(run)
+    rows = _class_rows(old_names, class_names)
+    files = meta.get("files", {})
+    for file, modules in ((MODEL_FILE, objective.modules()), (EMA_FILE, objective.ema_modules())):
+        weights = load_weights(path, file if file in files else MODEL_FILE)
+        for name, module in modules.items():
+            if name not in weights:
+                raise CheckpointError(f"--init {run}: its checkpoint has no '{name}' (a {meta.get('family')} run; "
+                                      f"this run needs: {', '.join(modules)}): start from a run of this family")
+            state = _remap_classes(weights[name], unwrap(module).state_dict(), rows, len(old_names))
+            load_module_state(module, state, f"--init {path / file} [{name}]")
+    kept = [n for n in class_names if n in old_names]
+    new = [n for n in class_names if n not in old_names]
+    line = f"initialised from {path} (step {meta.get('step', '?')})"
+    if class_names and old_names:
+        line += f"; classes kept: {', '.join(kept) or 'none'}; new: {', '.join(new) or 'none'}"
+    return line
+
+
+def _class_rows(old: list[str], new: list[str]) -> list[int | None]:
+    """For each new class, the index of the same name among the old ones (None: a new class)."""
+    return [old.index(name) if name in old else None for name in new]
+
+
+def _remap_classes(saved: dict[str, torch.Tensor], own: dict[str, torch.Tensor], rows: list[int | None],
+                   old_count: int) -> dict[str, torch.Tensor]:
+    """``saved`` with every class table rebuilt for the new classes (see :func:`init_from`); other
+    tensors as saved (a mismatch among them is reported by the loader)."""
+    new_count = len(rows)
+    if not rows or (old_count == new_count and rows == list(range(new_count))):
+        return saved
+    out = dict(saved)
+    for key, value in saved.items():
+        mine = own.get(key)
+        if mine is None or mine.shape[1:] != value.shape[1:]:
+            continue
+        null = 0
+        if (value.shape[0], mine.shape[0]) == (old_count + 1, new_count + 1):
+            null = 1  # the last row is the learned null condition
+        elif (value.shape[0], mine.shape[0]) != (old_count, new_count):
+            continue
+        table = mine.clone()
+        for i, j in enumerate(rows):
+            if j is not None:
+                table[i] = value[j]
+        if null:
+            table[-1] = value[-1]
+        out[key] = table
+    return out

@@ -78,6 +78,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     eval_fn=None,
+    init: str | Path | None = None,
 ) -> Path:
     """Train ``objective_cls`` on ``dataset`` into ``run_dir``; returns the final checkpoint path.
 
@@ -85,6 +86,9 @@ def train(
     continues exactly where it stopped (same data order and RNG). ``eval_fn(objective, step)``,
     if given, is called every ``train.eval_every`` steps on rank 0 and its floats are logged.
     """
+    if resume and init is not None:
+        raise ConfigError("--init starts a new run from another run's weights; a resumed run keeps its own: "
+                          "drop --init")
     if not resume:
         config = objective_cls.prepare_config(config, dataset)
     cfg = config.train
@@ -95,6 +99,10 @@ def train(
     seed_everything(cfg.seed + ctx.rank)  # per-rank seeds; DDP broadcasts rank 0's initial weights
     objective = objective_cls(config, ctx)  # before anything is written: a bad config leaves no run behind
     with RunLock(run_dir, enabled=ctx.is_main):
+        if init is not None:
+            line = checkpointing.init_from(Path(init), objective, list(dataset.class_names))
+            if ctx.is_main:
+                print(line, file=sys.stderr)
         return _train_locked(config, objective, ctx, run_dir, dataset, resume, progress, eval_fn)
 
 

@@ -85,11 +85,13 @@ def run_training(
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> Path:
     """Train a run from a config (or resume one); returns the run directory.
 
     The config is resolved and checked and the dataset built before anything is written;
-    the loop then takes the run's lock (see :func:`videosynth.train.loop.train`).
+    the loop then takes the run's lock (see :func:`videosynth.train.loop.train`). ``init``: a run
+    whose weights a new run starts from (fine-tuning; see :func:`videosynth.train.checkpointing.init_from`).
 
     Raises:
         Interrupted: SIGINT / SIGTERM stopped the run after saving a checkpoint.
@@ -101,7 +103,8 @@ def run_training(
     dataset = objective_cls.build_dataset(cfg, "train")  # the prior may train on cached tokens
     run_dir = Path(resume) if resume is not None else Path(run_dir) if run_dir else default_run_dir(cfg, config)
     eval_fn = _eval_fn(cfg) if cfg.train.eval_every > 0 else None
-    train(cfg, objective_cls, run_dir, dataset, resume=resume is not None, progress=progress, eval_fn=eval_fn)
+    train(cfg, objective_cls, run_dir, dataset, resume=resume is not None, progress=progress, eval_fn=eval_fn,
+          init=init)
     return run_dir
 
 
