@@ -115,6 +115,17 @@ def scan_report(root: str | Path, frames: int = DEFAULT_FRAMES, stride: int = 1,
     }
 
 
+def _print_files(title: str, lines: list[str]) -> None:
+    """``title`` and up to ``MAX_PRINTED_BROKEN`` lines, the rest counted (nothing when there are none)."""
+    if not lines:
+        return
+    print(title)
+    for line in lines[:MAX_PRINTED_BROKEN]:
+        print(f"  {line}")
+    if len(lines) > MAX_PRINTED_BROKEN:
+        print(f"  ... and {len(lines) - MAX_PRINTED_BROKEN} more (see --json)")
+
+
 def _fmt(summary: dict | None, unit: str = "") -> str:
     if summary is None:
         return "-"
@@ -144,18 +155,9 @@ def run_scan(args: argparse.Namespace) -> int:
     print(f"width:   {_fmt(report['width'], ' px')}")
     print(f"height:  {_fmt(report['height'], ' px')}")
     print("codecs:  " + (", ".join(f"{c} ({n})" for c, n in report["codecs"].items()) or "-"))
-    if report["damaged"]:
-        print("usable, with undecodable packets skipped (gaps filled: silence, or the previous frame held):")
-        for d in report["damaged"][:MAX_PRINTED_BROKEN]:
-            print(f"  {d['path']}: {d['skipped_packets']} packet(s) skipped")
-        if len(report["damaged"]) > MAX_PRINTED_BROKEN:
-            print(f"  ... and {len(report['damaged']) - MAX_PRINTED_BROKEN} more (see --json)")
-    if report["broken"]:
-        print("broken:")
-        for b in report["broken"][:MAX_PRINTED_BROKEN]:
-            print(f"  {b['path']}: {b['reason']}")
-        if len(report["broken"]) > MAX_PRINTED_BROKEN:
-            print(f"  ... and {len(report['broken']) - MAX_PRINTED_BROKEN} more (see --json)")
+    _print_files("usable, with undecodable packets skipped (gaps filled: silence, or the previous frame held):",
+                 [f"{d['path']}: {d['skipped_packets']} packet(s) skipped" for d in report["damaged"]])
+    _print_files("broken:", [f"{b['path']}: {b['reason']}" for b in report["broken"]])
     if args.manifest_out:
         print(f"wrote {args.manifest_out} ({len(report['rows'])} rows)")
     return 0
