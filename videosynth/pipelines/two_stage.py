@@ -128,9 +128,10 @@ def load_tokenizer_run(name: str, checkpoint: str | None, sha256: str | None, co
                               f"{run_dir or 'this run'} was trained on (its weights differ): put that tokenizer "
                               f"run back, or point tokenizer_run at it")
     if tokenizer.model.continuous != continuous:
+        have = "continuous" if tokenizer.model.continuous else "discrete"
         need = "continuous latents" if continuous else "discrete tokens"
-        raise ConfigError(f"tokenizer_run {path} has a '{tokenizer.model_cfg.bottleneck}' bottleneck; this stage needs "
-                          f"{need} (train a vqvae with {kind})")
+        raise ConfigError(f"tokenizer_run {path} has a {have} bottleneck ('{tokenizer.model_cfg.bottleneck}'); this "
+                          f"stage needs {need} (train a vqvae with {kind})")
     return tokenizer
 
 

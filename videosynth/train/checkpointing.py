@@ -101,6 +101,10 @@ def init_from(run: Path, objective: Objective, class_names: list[str]) -> str:
             the new run's (named, in one line: a different architecture).
     """
     path, meta = find_checkpoint(run, files=(MODEL_FILE,))
+    family = objective.cfg.family
+    if meta.get("family") not in (None, family):
+        raise CheckpointError(f"--init {run} is a {meta.get('family')} run; a {family} run can only start from "
+                              "a run of this family")
     old_names = read_class_names(run)
     rows = _class_rows(old_names, class_names)
     files = meta.get("files", {})
@@ -108,8 +112,8 @@ def init_from(run: Path, objective: Objective, class_names: list[str]) -> str:
         weights = load_weights(path, file if file in files else MODEL_FILE)
         for name, module in modules.items():
             if name not in weights:
-                raise CheckpointError(f"--init {run}: its checkpoint has no '{name}' (a {meta.get('family')} run; "
-                                      f"this run needs: {', '.join(modules)}): start from a run of this family")
+                raise CheckpointError(f"--init {run}: its checkpoint has no '{name}' (this run needs: "
+                                      f"{', '.join(modules)}): start from a run of this family")
             state = _remap_classes(weights[name], unwrap(module).state_dict(), rows, len(old_names))
             load_module_state(module, state, f"--init {path / file} [{name}]")
     kept = [n for n in class_names if n in old_names]
@@ -135,7 +139,7 @@ def _remap_classes(saved: dict[str, torch.Tensor], own: dict[str, torch.Tensor],
     out = dict(saved)
     for key, value in saved.items():
         mine = own.get(key)
-        if mine is None or mine.shape[1:] != value.shape[1:]:
+        if mine is None or value.dim() == 0 or mine.shape[1:] != value.shape[1:]:
             continue
         null = 0
         if (value.shape[0], mine.shape[0]) == (old_count + 1, new_count + 1):
