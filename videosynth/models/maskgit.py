@@ -18,7 +18,6 @@ In reading order: bidirectional attention, the block, :class:`MaskedPriorConfig`
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioned
-from videosynth.models.transformer import MLP, latent_sound
+from videosynth.models.transformer import MLP, init_gpt, latent_sound, register_grid
 
 # ---------------------------------------------------------------------------
 # blocks
@@ -117,9 +116,6 @@ PRESETS: dict[str, MaskedPriorConfig] = {
 # model
 # ---------------------------------------------------------------------------
 
-INIT_STD = 0.02  # BERT / GPT-2 initialisation scale
-
-
 class MaskedPrior(ConditionedNet):
     """Bidirectional Transformer over flattened token grids with a mask token (module docstring)."""
 
@@ -139,25 +135,8 @@ class MaskedPrior(ConditionedNet):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        flat = torch.arange(cfg.seq_len)
-        self.frame_tokens = h * w
-        self.register_buffer("grid_t", flat // (h * w), persistent=False)  # (N,) t index of each flat position
-        self.register_buffer("grid_h", (flat // w) % h, persistent=False)
-        self.register_buffer("grid_w", flat % w, persistent=False)
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        """N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2 n_layer)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=INIT_STD)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-        for p in (self.pos_t, self.pos_h, self.pos_w):
-            nn.init.normal_(p, std=INIT_STD)
-        for block in self.blocks:
-            for proj in (block.attn.proj, block.mlp.proj):
-                nn.init.normal_(proj.weight, std=INIT_STD / math.sqrt(2 * self.cfg.n_layer))
+        register_grid(self, cfg.latent_shape)
+        init_gpt(self, cfg.n_layer)
 
     def forward(self, idx: torch.Tensor, cond: torch.Tensor | None = None,
                 cond_frames: torch.Tensor | None = None) -> torch.Tensor:

@@ -209,6 +209,34 @@ def latent_sound(cond_frames: torch.Tensor | None, b: int, frames_per_latent: in
 INIT_STD = 0.02  # GPT-2 initialisation scale
 
 
+def register_grid(module: nn.Module, latent_shape: tuple[int, int, int]) -> None:
+    """Give ``module`` the flat token grid's layout (t-major, then h, then w): buffers ``grid_t``,
+    ``grid_h``, ``grid_w`` ``[N]`` (the cell of each flat position) and ``frame_tokens`` (``h * w``:
+    position ``p`` lies in latent frame ``p // frame_tokens``)."""
+    t, h, w = latent_shape
+    flat = torch.arange(t * h * w)
+    module.frame_tokens = h * w
+    module.register_buffer("grid_t", flat // (h * w), persistent=False)  # (N,)
+    module.register_buffer("grid_h", (flat // w) % h, persistent=False)
+    module.register_buffer("grid_w", flat % w, persistent=False)
+
+
+def init_gpt(module: nn.Module, n_layer: int) -> None:
+    """GPT-2 initialisation of a token Transformer with factorised positions (``pos_t``, ``pos_h``,
+    ``pos_w``) and ``blocks`` of ``attn.proj`` / ``mlp.proj``: N(0, 0.02) weights, zero biases,
+    residual projections scaled by 1/sqrt(2 n_layer)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=INIT_STD)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+    for p in (module.pos_t, module.pos_h, module.pos_w):
+        nn.init.normal_(p, std=INIT_STD)
+    for block in module.blocks:
+        for proj in (block.attn.proj, block.mlp.proj):
+            nn.init.normal_(proj.weight, std=INIT_STD / math.sqrt(2 * n_layer))
+
+
 class Prior(ConditionedNet):
     """Decoder-only Transformer over flattened token grids (see the module docstring for the layout)."""
 
@@ -229,25 +257,8 @@ class Prior(ConditionedNet):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        flat = torch.arange(cfg.seq_len)
-        self.frame_tokens = h * w  # tokens per latent frame: position p lies in latent frame p // frame_tokens
-        self.register_buffer("grid_t", flat // (h * w), persistent=False)  # (N,) t index of each flat position
-        self.register_buffer("grid_h", (flat // w) % h, persistent=False)
-        self.register_buffer("grid_w", flat % w, persistent=False)
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        """GPT-2 init: N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2 n_layer)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=INIT_STD)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-        for p in (self.pos_t, self.pos_h, self.pos_w):
-            nn.init.normal_(p, std=INIT_STD)
-        for block in self.blocks:
-            for proj in (block.attn.proj, block.mlp.proj):
-                nn.init.normal_(proj.weight, std=INIT_STD / math.sqrt(2 * self.cfg.n_layer))
+        register_grid(self, cfg.latent_shape)
+        init_gpt(self, cfg.n_layer)
 
     def new_cache(self, batch: int, device: torch.device | None = None,
                   dtype: torch.dtype | None = None) -> KVCache:
