@@ -66,7 +66,7 @@ def _rows(cond: TokenCondition | None, guided: bool) -> tuple[torch.Tensor | Non
 
 
 @torch.inference_mode()
-def generate(model: MaskedPrior, shape: tuple[int, int, int], cond: TokenCondition | None,
+def generate(model: MaskedPrior, shape: tuple[int, int, int, int], cond: TokenCondition | None,
              generator: torch.Generator | None, options: MaskedSampleConfig,
              prime: torch.Tensor | None = None) -> torch.Tensor:
     """Token grids ``int64 [B, t, h, w]``.
