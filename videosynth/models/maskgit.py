@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from videosynth.config import at_least, checked, in_range
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioned
-from videosynth.models.transformer import MLP, init_gpt, latent_sound, register_grid
+from videosynth.models.conditioned import Conditioned, conditioned
+from videosynth.models.transformer import MLP, TokenTransformer, latent_sound
 
 # ---------------------------------------------------------------------------
 # blocks
@@ -116,27 +116,12 @@ PRESETS: dict[str, MaskedPriorConfig] = {
 # model
 # ---------------------------------------------------------------------------
 
-class MaskedPrior(ConditionedNet):
+class MaskedPrior(TokenTransformer):
     """Bidirectional Transformer over flattened token grids with a mask token (module docstring)."""
 
     def __init__(self, cfg: MaskedPriorConfig):
-        super().__init__()
-        self.cfg = cfg
-        t, h, w = cfg.latent_shape
+        super().__init__(cfg, Block)
         self.mask_id = cfg.vocab_size  # the extra input id of a masked position
-        self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.n_embd)
-        self.pos_t = nn.Parameter(torch.zeros(t, cfg.n_embd))
-        self.pos_h = nn.Parameter(torch.zeros(h, cfg.n_embd))
-        self.pos_w = nn.Parameter(torch.zeros(w, cfg.n_embd))
-        self.cond_proj = nn.Linear(cfg.cond_dim, cfg.n_embd) if cfg.cond_dim > 0 else None
-        self.sound_proj = nn.Linear(cfg.audio_dim, cfg.n_embd) if cfg.audio_dim > 0 else None
-        self.takes_cond_frames = cfg.audio_dim > 0
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd)
-        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        register_grid(self, cfg.latent_shape)
-        init_gpt(self, cfg.n_layer)
 
     def forward(self, idx: torch.Tensor, cond: torch.Tensor | None = None,
                 cond_frames: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,7 +149,7 @@ class MaskedPrior(ConditionedNet):
             want = f"cond [B, {self.cfg.cond_dim}]" if self.cond_proj is not None else "cond=None"
             raise ConfigError(f"this prior has model.cond_dim={self.cfg.cond_dim}; pass {want}")
         x = self.tok_emb(idx)  # (B, n, C)
-        x = x + self.pos_t[self.grid_t[:n]] + self.pos_h[self.grid_h[:n]] + self.pos_w[self.grid_w[:n]]
+        x = x + self.position_embeddings(slice(0, n))
         if self.sound_proj is not None:
             t = n // self.frame_tokens
             sound = latent_sound(cond_frames, b, self.cfg.frames_per_latent, self.cfg.audio_dim, t)  # (B, t_sound, A)

@@ -237,28 +237,41 @@ def init_gpt(module: nn.Module, n_layer: int) -> None:
             nn.init.normal_(proj.weight, std=INIT_STD / math.sqrt(2 * n_layer))
 
 
-class Prior(ConditionedNet):
-    """Decoder-only Transformer over flattened token grids (see the module docstring for the layout)."""
+class TokenTransformer(ConditionedNet):
+    """What both token priors are built of, in this order: an embedding of the codes plus one extra id,
+    factorised positions, condition and sound projections, ``cfg.n_layer`` blocks of ``block``, the
+    final norm and the head; GPT-2 initialisation. ``cfg``: a :class:`PriorConfig` or its twin."""
 
-    def __init__(self, cfg: PriorConfig):
+    def __init__(self, cfg, block: type[nn.Module]):
         super().__init__()
         self.cfg = cfg
         t, h, w = cfg.latent_shape
-        self.bos = cfg.vocab_size  # extra input id marking the start of the sequence
         self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.n_embd)
         self.pos_t = nn.Parameter(torch.zeros(t, cfg.n_embd))
         self.pos_h = nn.Parameter(torch.zeros(h, cfg.n_embd))
         self.pos_w = nn.Parameter(torch.zeros(w, cfg.n_embd))
         self.cond_proj = nn.Linear(cfg.cond_dim, cfg.n_embd) if cfg.cond_dim > 0 else None
-        # the sound under latent frame tau joins the input of every position predicting a token of tau
+        # the sound under each latent frame joins the inputs of the positions that frame's tokens take
         self.sound_proj = nn.Linear(cfg.audio_dim, cfg.n_embd) if cfg.audio_dim > 0 else None
         self.takes_cond_frames = cfg.audio_dim > 0
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         register_grid(self, cfg.latent_shape)
         init_gpt(self, cfg.n_layer)
+
+    def position_embeddings(self, pos: slice) -> torch.Tensor:
+        """Factorised position embeddings ``[n, C]`` of the flat sequence positions ``pos``: t + h + w."""
+        return self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]]
+
+
+class Prior(TokenTransformer):
+    """Decoder-only Transformer over flattened token grids (see the module docstring for the layout)."""
+
+    def __init__(self, cfg: PriorConfig):
+        super().__init__(cfg, Block)
+        self.bos = cfg.vocab_size  # extra input id marking the start of the sequence
 
     def new_cache(self, batch: int, device: torch.device | None = None,
                   dtype: torch.dtype | None = None) -> KVCache:
@@ -275,10 +288,6 @@ class Prior(ConditionedNet):
     def latent_sound(self, cond_frames: torch.Tensor, b: int) -> torch.Tensor:
         """Per-video-frame sound features ``[B, T, A]`` -> one per latent frame ``[B, t, A]`` (:func:`latent_sound`)."""
         return latent_sound(cond_frames, b, self.cfg.frames_per_latent, self.cfg.audio_dim, self.cfg.latent_shape[0])
-
-    def position_embeddings(self, pos: slice) -> torch.Tensor:
-        """Factorised position embeddings ``[n, C]`` of the flat sequence positions ``pos``: t + h + w."""
-        return self.pos_t[self.grid_t[pos]] + self.pos_h[self.grid_h[pos]] + self.pos_w[self.grid_w[pos]]
 
     def sound_inputs(self, cond_frames: torch.Tensor, b: int, pos: slice, dtype: torch.dtype) -> torch.Tensor:
         """The projected sound ``[B, n, C]`` that joins the inputs of sequence positions ``pos``: for each,
