@@ -1,4 +1,4 @@
-"""Family against family on equal wall-clock: VideoGAN (the demo), two-stage AR, masked-token and latent flow.
+"""Family against family on equal wall-clock: VideoGAN (the demo), MoCoGAN, two-stage AR, masked-token and latent flow.
 
 Every family trains on the demo's data (class-conditional white bouncing circles, squares and
 triangles, 32x32, 8 frames) for the same wall-clock budget on this machine, through the real
@@ -48,8 +48,8 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-FAMILIES = ("gan", "ar", "maskgit", "flow")
-LABELS = {"gan": "VideoGAN (GAN demo)", "ar": "VQ-VAE + AR Transformer", "maskgit": "VQ-VAE + masked (MaskGIT)",
+FAMILIES = ("gan", "mocogan", "ar", "maskgit", "flow")
+LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR Transformer", "maskgit": "VQ-VAE + masked (MaskGIT)",
           "flow": "KL-AE + DiT flow matching"}
 MANY_STEPS = 10**6  # train.steps: the time limit ends every run
 SPEED_CLIPS = 64
@@ -103,6 +103,10 @@ def train_family(family: str, out: Path, budget: float, share: float, seed: int,
         run = out / "gan"
         wall = train(DEMOS["videogan"].config, run, budget, seed, log)
         return {"run": str(run), "wall_s": wall, "steps": {"gan": last_step(run)}}
+    if family == "mocogan":
+        run = out / "mocogan"
+        wall = train(config_of("configs/mocogan/demo-32x32x8.yaml"), run, budget, seed, log)
+        return {"run": str(run), "wall_s": wall, "steps": {"mocogan": last_step(run)}}
     tok_cfg, stage_cfg = {
         "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),
         "maskgit": ("configs/vqvae/shapes-32x32x8.yaml", "configs/maskgit/shapes-32x32x8.yaml"),
@@ -231,7 +235,7 @@ FIGURE_PANELS = (
     ("fpd", "FPD (probe features)", False, None),
     ("sec_per_clip", "sampling seconds per clip (CPU)", False, None),
 )
-SHORT_LABELS = {"gan": "VideoGAN", "ar": "VQ-VAE + AR", "maskgit": "VQ-VAE + masked", "flow": "KL-AE + DiT flow"}
+SHORT_LABELS = {"gan": "VideoGAN", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR", "maskgit": "VQ-VAE + masked", "flow": "KL-AE + DiT flow"}
 FIGURE_HEADROOM = 1.15  # room above the tallest bar for its value
 LOG_HEADROOM = 2.0  # the same on a log axis, and below the shortest bar so it shows
 

@@ -61,7 +61,8 @@ def test_preset_shapes(name):
         assert codes["motion"].shape == (1, cfg.frames, cfg.motion_dim)
         frames = sample_frames(video, 2, _seeded())
         assert frames.shape == (2, cfg.channels, cfg.size, cfg.size)
-        assert model.image_discriminator(frames).shape == (2,)
+        logit, classes = model.image_discriminator(frames)
+        assert logit.shape == (2,) and classes is None
         logit, category = model.video_discriminator(video)
         assert logit.shape == (1,) and category is None
         assert torch.isfinite(logit).all()
@@ -143,8 +144,8 @@ def test_conditioning_changes_generator_and_discriminators():
         da = model.video_discriminator(va, cond_a)[0]
         db = model.video_discriminator(va, cond_b)[0]
         assert _differs(da, db)
-        fa = model.image_discriminator(va[:, :, 0], cond_a)
-        fb = model.image_discriminator(va[:, :, 0], cond_b)
+        fa = model.image_discriminator(va[:, :, 0], cond_a)[0]
+        fb = model.image_discriminator(va[:, :, 0], cond_b)[0]
         assert _differs(fa, fb)
     with pytest.raises(ValueError, match="cond"):
         model.generator(1)
@@ -197,7 +198,7 @@ def test_gradients_reach_every_generator_parameter():
     model = _nets(TINY, train=True)
     video, _ = model.generator(2, generator=_seeded(0))
     logit, _ = model.video_discriminator(video)
-    (logit.sum() + model.image_discriminator(sample_frames(video, 1)).sum()).backward()
+    (logit.sum() + model.image_discriminator(sample_frames(video, 1))[0].sum()).backward()
     missing = [n for n, p in model.generator.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
 

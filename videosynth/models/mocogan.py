@@ -186,15 +186,17 @@ class ImageGenerator(nn.Module):
 
 
 class ImageDiscriminator(ConditionedNet):
-    """DCGAN frame discriminator ``D_I(x | c)`` on single frames ``[N, C, H, W]`` -> logits ``[N]``.
+    """DCGAN frame discriminator ``D_I(x | c)`` on single frames ``[N, C, H, W]`` -> (logits ``[N]``, class logits).
 
     Kernel-4 stride-2 convs down to 4x4 (LeakyReLU 0.2; BatchNorm2d after all but
     the first unless spectral norm is on), then a 4x4 conv to one logit. With
-    ``cond_dim > 0`` a projection term ``<sum_hw phi(x), W c>`` is added.
+    ``cond_dim > 0`` a projection term ``<sum_hw phi(x), W c>`` is added; with
+    ``num_classes > 0`` a linear head classifies each frame (AC-GAN: what a class looks
+    like is visible in a single frame, so the frame discriminator is where it is learned).
     """
 
     def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, use_spectral_norm: bool = False,
-                 audio_dim: int = 0):
+                 audio_dim: int = 0, num_classes: int = 0):
         super().__init__()
         self.takes_cond_frames = audio_dim > 0  # Conditioned hands over the sound's per-frame features
         self.sound = nn.Linear(audio_dim, SOUND_CHANNELS) if audio_dim > 0 else None
@@ -210,11 +212,12 @@ class ImageDiscriminator(ConditionedNet):
         self.feature_dim = in_ch
         self.head = nn.Conv2d(in_ch, 1, BASE_SIZE, 1, 0)
         self.project = nn.Linear(cond_dim, in_ch, bias=False) if cond_dim > 0 else None
+        self.class_head = nn.Linear(in_ch, num_classes) if num_classes > 0 else None
         initialize_weights(self, use_spectral_norm)
 
     def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None, cond_frames: torch.Tensor | None = None,
-                frame_index: torch.Tensor | None = None) -> torch.Tensor:
-        """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> logits ``[N]``.
+                frame_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``frames [N, C, H, W]`` in ``[-1, 1]``, ``cond [N, D] | None`` -> (logits ``[N]``, ``[N, K] | None``).
 
         ``cond`` may also hold one row per clip ``[B, D]`` for ``N = B * k`` frames taken ``k`` per
         clip (frame ``i * k + j`` belongs to clip ``i``, as :func:`sample_frames` lays them out).
@@ -234,9 +237,11 @@ class ImageDiscriminator(ConditionedNet):
             frames = with_sound_channels(frames, self.sound(sound))
         h = self.features(frames)  # (N, F, 4, 4)
         logit = self.head(h).flatten(1).mean(1)  # (N,)
+        pooled = h.sum(dim=(2, 3))  # (N, F)
         if self.project is not None and cond is not None:
-            logit = logit + (h.sum(dim=(2, 3)) * self.project(cond)).sum(1)  # (N,)
-        return logit
+            logit = logit + (pooled * self.project(cond)).sum(1)  # (N,)
+        classes = self.class_head(pooled) if self.class_head is not None else None  # (N, K)
+        return logit, classes
 
 
 class VideoDiscriminator(ConditionedNet):
@@ -319,6 +324,7 @@ class MoCoGANConfig:
     motion_noise_dim: int = checked(10, at_least(1))  # eps(t), the recurrent cell's per-step input
     rnn: str = "gru"  # "gru" | "lstm"
     num_actions: int = checked(0, at_least(0))  # categorical action code (one-hot); 0 = none
+    num_classes: int = checked(0, at_least(0))  # classes of D_I's auxiliary classifier (AC-GAN, loss.aux_class_weight)
     motion_conditioned: bool = False  # also feed [a, c] to the recurrent cell (the paper feeds them to the renderer only)
     cond_dim: int = checked(0, at_least(0))  # condition embedding size from the shared conditioner; 0 = unconditional
     audio_dim: int = checked(0, at_least(0))  # per-frame sound features (condition.audio); 0 = no sound
@@ -338,7 +344,7 @@ class MoCoGANConfig:
                      "d_image_width", "d_video_width"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_actions", "cond_dim", "audio_dim"):
+        for name in ("num_actions", "num_classes", "cond_dim", "audio_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -528,7 +534,7 @@ def build_modules(cfg: MoCoGANConfig, condition) -> dict[str, Conditioned]:
     config asks for one); both discriminators hear the sound when ``cfg.audio_dim`` is set."""
     generator = build_generator(cfg, condition)
     image_d = ImageDiscriminator(cfg.size, cfg.d_image_width, cfg.channels, cfg.cond_dim, cfg.d_spectral_norm,
-                                 cfg.audio_dim)
+                                 cfg.audio_dim, cfg.num_classes)
     actions = cfg.num_actions if cfg.d_category_head else 0
     video_d = VideoDiscriminator(cfg.size, cfg.frames, cfg.d_video_width, cfg.channels, cfg.cond_dim, actions,
                                  cfg.d_spectral_norm, cfg.audio_dim)

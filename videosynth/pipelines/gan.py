@@ -45,7 +45,11 @@ class GANPipeline(Pipeline):
         return self._generators[ema]
 
     def prepare(self, net: Conditioned, ema: bool) -> Conditioned:
-        return net
+        if not ema:
+            return net
+        # the EMA weights need BatchNorm statistics of their own (see standing_statistics);
+        # a sound-driven G renders them with the null sound
+        return standing_statistics(net, self.noise_dim, standing_labels(self.condition))
 
 
 class VideoGANPipeline(GANPipeline):
@@ -57,12 +61,9 @@ class VideoGANPipeline(GANPipeline):
     def make_generator(self) -> Conditioned:
         return build_videogan_generator(self.model_cfg, self.condition)
 
-    def prepare(self, net: Conditioned, ema: bool) -> Conditioned:
-        if not ema:
-            return net
-        # the EMA weights need BatchNorm statistics of their own (see standing_statistics)
-        # a sound-driven G: with the null sound
-        return standing_statistics(net, self.model_cfg.z_dim, standing_labels(self.condition))
+    @property
+    def noise_dim(self) -> int:
+        return self.model_cfg.z_dim
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
         if frames is not None and frames != self.model_cfg.frames:
@@ -88,6 +89,10 @@ class MoCoGANPipeline(GANPipeline):
 
     def make_generator(self) -> Conditioned:
         return build_mocogan_generator(self.model_cfg, self.condition)
+
+    @property
+    def noise_dim(self) -> int:
+        return self.model_cfg.content_dim
 
     def check_options(self, options: dict) -> dict:
         options = super().check_options(options)

@@ -29,7 +29,11 @@ def _device(module: nn.Module) -> torch.device:
 
 
 class _NoiseToVideo(nn.Module):
-    """``z -> generator(z, labels, captions)``: the one-tensor call ``update_bn`` makes."""
+    """``z -> generator(z, labels, captions)``: the one-tensor call ``update_bn`` makes.
+
+    A MoCoGAN generator takes ``z`` as its content codes and draws its motion noise (and action
+    codes) from the global RNG, which :func:`standing_statistics` seeds.
+    """
 
     def __init__(self, generator: Conditioned, labels: torch.Tensor, captions: list[str]):
         super().__init__()
@@ -37,6 +41,8 @@ class _NoiseToVideo(nn.Module):
         self.labels, self.captions = labels, captions
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.generator.net, "sample_content"):  # MoCoGAN: (video, codes) from n clips
+            return self.generator(z.shape[0], labels=self.labels, captions=self.captions, z_content=z)[0]
         return self.generator(z, labels=self.labels, captions=self.captions)
 
 
@@ -55,12 +61,13 @@ def standing_labels(condition) -> torch.Tensor | None:
 
 def standing_statistics(generator: Conditioned, z_dim: int, labels: torch.Tensor | None = None,
                         captions: list[str] | None = None) -> Conditioned:
-    """A copy of a VideoGAN generator with BatchNorm statistics recomputed for its own weights.
+    """A copy of a GAN generator with BatchNorm statistics recomputed for its own weights.
 
     An EMA generator carries the live generator's running statistics, which belong to the live
     weights, not to the averaged ones (samples come out washed out); as in BigGAN (Brock et al.
     2019, "standing statistics") they are re-estimated, with ``torch.optim.swa_utils.update_bn``,
-    over ``STANDING_BATCHES`` batches of fixed-seed noise. ``labels`` / ``captions`` (one batch
+    over ``STANDING_BATCHES`` batches of fixed-seed noise (``z_dim``: the VideoGAN's noise, the
+    MoCoGAN's content code). ``labels`` / ``captions`` (one batch
     of ``STANDING_BATCH``) are the conditions the noise is rendered with. Returns the copy in
     eval mode; the argument is not changed. The global RNG (condition dropout, in the train mode
     ``update_bn`` sets) is seeded here and restored after, so the result depends on the weights alone.

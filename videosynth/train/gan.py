@@ -24,14 +24,13 @@ parameters frozen, so no gradient sync is expected for it there.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
 from videosynth.config import at_least, checked, in_range, positive
-from videosynth.augment import diff_augment, parse_policy
+from videosynth.augment import parse_policy
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
 from videosynth.data import DataConfig
@@ -44,13 +43,13 @@ from videosynth.losses import (
     interpolates,
     r1_penalty,
 )
-from videosynth.models.conditioned import Conditioned, fit_audio_dim, fit_cond_dim
+from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
 from videosynth.models.videogan import PRESETS, VideoGANConfig, build_modules
-from videosynth.sampling.gan import sample_videogan, standing_labels, standing_statistics
+from videosynth.sampling.gan import sample_videogan
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss
+from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss, with_class_head
 from videosynth.train.objective import adam, trainable
 
 # ----------------------------------------------------------------------------- config
@@ -114,13 +113,7 @@ def model_config(cfg: VideoGANRunConfig) -> VideoGANConfig:
     Raises:
         ConfigError: the AC-GAN head without class labels, or a ``cond_dim`` that disagrees.
     """
-    model = cfg.model
-    if cfg.loss.aux_class_weight > 0:
-        cond = cfg.condition
-        if cond is None or cond.kind != "class" or cond.num_classes < 1:
-            raise ConfigError("loss.aux_class_weight > 0 (AC-GAN) needs condition.kind: class with known classes")
-        model = dataclasses.replace(model, num_classes=cond.num_classes)
-    return fit_audio_dim(fit_cond_dim(model, cfg.condition), cfg.condition)
+    return fit_audio_dim(fit_cond_dim(with_class_head(cfg.model, cfg), cfg.condition), cfg.condition)
 
 
 class GANObjective(GANObjectiveBase):
@@ -151,7 +144,6 @@ class GANObjective(GANObjectiveBase):
         self.opt_g = adam(trainable(self.G), cfg.optim.lr_g, betas)
         self.opt_d = adam(self.d_params, cfg.optim.lr_d, betas)
         self.ema_g = EMA(self.G, cfg.train.ema_decay)
-        self._standing: tuple[int, Conditioned] | None = None  # (EMA updates, EMA copy with standing BN stats)
         self.perceptual = None
         if cfg.loss.perceptual_weight > 0:
             self.perceptual = PerceptualLoss(cfg.loss.perceptual_path).to(ctx.device)
@@ -165,16 +157,13 @@ class GANObjective(GANObjectiveBase):
     def optimizers(self):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
-    def load_extra_state(self, state: dict) -> None:
-        self._standing = None  # the EMA weights were replaced
+    @property
+    def noise_dim(self) -> int:
+        return self.model_cfg.z_dim
 
     def _noise(self, n: int) -> torch.Tensor:
         # the global RNG: seeded per rank by the loop and restored on resume
         return torch.randn(n, self.model_cfg.z_dim, device=self.ctx.device)
-
-    def _d_input(self, videos: torch.Tensor, std: float) -> torch.Tensor:
-        """What the discriminator sees: the clips with instance noise, then DiffAugment."""
-        return diff_augment(self.noisy(videos, std), self.diffaug)
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels, captions, sound=None) -> dict:
         """The whole D loss of one critic update, from one discriminator forward.
@@ -225,8 +214,8 @@ class GANObjective(GANObjectiveBase):
             with torch.set_grad_enabled(last), self.ctx.autocast():
                 parts = self.G(self._noise(n), labels=labels, captions=captions, return_parts=True, **sound)
             with self.ctx.autocast():
-                d_out = self.discriminator_loss(self._d_input(real, std),
-                                                self._d_input(parts["video"].detach().float(), std), labels, captions,
+                d_out = self.discriminator_loss(self.d_input(real, std),
+                                                self.d_input(parts["video"].detach().float(), std), labels, captions,
                                                 sound)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")
         metrics["loss_d"] = d_out.pop("loss").detach()
@@ -238,7 +227,7 @@ class GANObjective(GANObjectiveBase):
         with self.frozen_discriminators():
             fake = parts["video"].float()  # (B, C, T, H, W)
             with self.ctx.autocast():
-                d_fake, class_fake = unwrap(self.D)(self._d_input(fake, std), labels=labels, captions=captions,
+                d_fake, class_fake = unwrap(self.D)(self.d_input(fake, std), labels=labels, captions=captions,
                                                     with_class=True, **sound)  # (B,), (B, K)
             loss_adv = self.gan_loss.g_loss(d_fake)
             loss_g = loss_adv
@@ -270,13 +259,6 @@ class GANObjective(GANObjectiveBase):
         return metrics
 
     # ---- periodic samples ---------------------------------------------------------------------
-
-    def standing_ema(self) -> Conditioned:
-        """The EMA generator with its own BatchNorm statistics; cached until the EMA is updated."""
-        if self._standing is None or self._standing[0] != self.ema_g.updates:
-            net = standing_statistics(self.ema_g.module, self.model_cfg.z_dim, standing_labels(self.cfg.condition))
-            self._standing = (self.ema_g.updates, net)
-        return self._standing[1]
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -9,13 +9,17 @@ may train a classification head on the discriminator (AC-GAN labels / MoCoGAN ac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videosynth.augment import diff_augment
 from videosynth.errors import ConfigError, DataError
 from videosynth.losses import add_instance_noise, annealed_noise_std
+from videosynth.models.conditioned import Conditioned
+from videosynth.sampling.gan import standing_labels, standing_statistics
 from videosynth.train.objective import Objective
 
 
@@ -36,6 +40,21 @@ def class_loss(logits: torch.Tensor, labels: torch.Tensor, num_classes: int | No
     return F.cross_entropy(logits.float(), labels, ignore_index=-1, reduction="sum") / known
 
 
+def with_class_head(model, cfg):
+    """``model`` (a GAN's model config) with its AC-GAN head sized to the run's classes when
+    ``loss.aux_class_weight > 0``; unchanged otherwise.
+
+    Raises:
+        ConfigError: the AC-GAN head asked for without class labels.
+    """
+    if cfg.loss.aux_class_weight <= 0:
+        return model
+    cond = cfg.condition
+    if cond is None or cond.kind != "class" or cond.num_classes < 1:
+        raise ConfigError("loss.aux_class_weight > 0 (AC-GAN) needs condition.kind: class with known classes")
+    return dataclasses.replace(model, num_classes=cond.num_classes)
+
+
 def check_clip_size(channels: int, frames: int, size: int, data) -> None:
     """The one clip-size policy: the model's clip must be the data's, checked once at build.
 
@@ -54,6 +73,23 @@ class GANObjectiveBase(Objective):
     """Shared parts of the GAN objectives; subclasses set ``G``, ``ema_g`` and ``d_params``."""
 
     d_params: list[nn.Parameter]
+    diffaug: tuple[str, ...] = ()  # DiffAugment policy on every discriminator input (loss.diffaug)
+    _standing: tuple[int, Conditioned] | None = None  # (EMA updates, EMA copy with standing BN stats)
+
+    @property
+    def noise_dim(self) -> int:
+        """Size of the per-clip noise code standing statistics draw (VideoGAN: z; MoCoGAN: z_C)."""
+        raise NotImplementedError
+
+    def standing_ema(self) -> Conditioned:
+        """The EMA generator with its own BatchNorm statistics; cached until the EMA is updated."""
+        if self._standing is None or self._standing[0] != self.ema_g.updates:
+            net = standing_statistics(self.ema_g.module, self.noise_dim, standing_labels(self.cfg.condition))
+            self._standing = (self.ema_g.updates, net)
+        return self._standing[1]
+
+    def load_extra_state(self, state: dict) -> None:
+        self._standing = None  # the EMA weights were replaced
 
     @contextlib.contextmanager
     def frozen_discriminators(self):
@@ -73,3 +109,11 @@ class GANObjectiveBase(Objective):
     @staticmethod
     def noisy(x: torch.Tensor, std: float) -> torch.Tensor:
         return add_instance_noise(x, std)
+
+    def d_input(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        """What a discriminator sees: clips ``(B, C, T, H, W)`` or frames ``(N, C, H, W)`` with
+        instance noise, then DiffAugment (``self.diffaug``; frames are augmented as one-frame clips)."""
+        x = self.noisy(x, std)
+        if x.dim() == 4:
+            return diff_augment(x[:, :, None], self.diffaug)[:, :, 0]
+        return diff_augment(x, self.diffaug)

@@ -38,19 +38,20 @@ from typing import ClassVar
 
 import torch
 
+from videosynth.augment import parse_policy
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
-from videosynth.losses import get_gan_loss
+from videosynth.losses import get_gan_loss, r1_penalty
 from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
 from videosynth.models.mocogan import PRESETS, MoCoGANConfig, build_modules, frame_picks, sample_frames
 from videosynth.sampling.gan import sample_mocogan
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
-from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss
+from videosynth.train.gan_common import GANObjectiveBase, check_clip_size, class_loss, with_class_head
 from videosynth.train.objective import adam, trainable
 
 # Adam settings of the paper's code: lr 2e-4, betas (0.5, 0.999), weight decay 1e-5.
@@ -75,6 +76,11 @@ class MoCoGANLossConfig:
     image_frames: int = checked(1, at_least(1))  # random frames per clip shown to D_I
     instance_noise: float = checked(0.0, at_least(0))  # std of Gaussian noise added to every discriminator input at step 0
     instance_noise_steps: int = checked(0, at_least(0))  # anneal the std linearly to 0 over this many steps (0 = keep it)
+    diffaug: str = ""  # DiffAugment on every discriminator input, e.g. "color,translation"; "" = off
+    r1_gamma: float = checked(0.0, at_least(0))  # R1 penalty on real frames (D_I) and clips (D_V); 0 = off
+    # AC-GAN (Odena et al. 2017), class conditions only: D_I also learns to classify real frames
+    # and G is rewarded when its frames are classified as their clip's label; 0 = off
+    aux_class_weight: float = checked(0.0, at_least(0))
 
 
 @dataclass
@@ -120,7 +126,9 @@ class MoCoGANObjective(GANObjectiveBase):
         if lcfg.image_frames < 1:
             raise ConfigError(f"loss.image_frames must be >= 1, got {lcfg.image_frames}")
         self.gan = get_gan_loss(lcfg.kind)
-        self.model_cfg = mcfg = fit_audio_dim(fit_cond_dim(cfg.model, cfg.condition), cfg.condition)
+        self.diffaug = parse_policy(lcfg.diffaug)
+        self.model_cfg = mcfg = fit_audio_dim(fit_cond_dim(with_class_head(cfg.model, cfg), cfg.condition),
+                                              cfg.condition)
         self.audio = mcfg.audio_dim > 0
         if self.audio:
             self.batch_keys = (*self.batch_keys, "audio")
@@ -160,8 +168,20 @@ class MoCoGANObjective(GANObjectiveBase):
     def optimizers(self):
         return {"generator": self.opt_g, "image_discriminator": self.opt_di, "video_discriminator": self.opt_dv}
 
+    @property
+    def noise_dim(self) -> int:
+        return self.model_cfg.content_dim
+
     def _category_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return class_loss(logits, target, self.model_cfg.num_actions)
+
+    def _real_input(self, real: torch.Tensor, std: float) -> torch.Tensor:
+        """Real frames / clips as a discriminator sees them; differentiable for the R1 penalty when it is on."""
+        x = self.d_input(real, std)
+        return x.detach().requires_grad_(True) if self.cfg.loss.r1_gamma > 0 else x
+
+    def _r1(self, d_real: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor | float:
+        return r1_penalty(d_real, real_in, gamma=self.cfg.loss.r1_gamma) if self.cfg.loss.r1_gamma > 0 else 0.0
 
     # ---- one step ------------------------------------------------------------------------
 
@@ -185,18 +205,26 @@ class MoCoGANObjective(GANObjectiveBase):
         fake_frames = sample_frames(fake, k, index=picks.get("frame_index"))  # same picks for the generator update
 
         # ---- image discriminator: single frames --------------------------------------------
+        real_frames_in = self._real_input(real_frames, std)
+        frame_labels = labels.repeat_interleave(k)  # (B*k,): sample_frames lays frames out clip-major
         with ctx.autocast():
-            di_real, di_fake = self.D_I(self.noisy(real_frames, std), self.noisy(fake_frames.detach(), std),
-                                        labels=labels, captions=captions, **sound, **picks)  # (B*k,) each
-        loss_di = lcfg.image_weight * self.gan.d_loss(di_real, di_fake)
+            (di_real, class_real), (di_fake, _) = self.D_I(
+                real_frames_in, self.d_input(fake_frames.detach(), std), labels=labels, captions=captions, **sound,
+                **picks)  # (B*k,), (B*k, K) | None each
+        loss_di = lcfg.image_weight * (self.gan.d_loss(di_real, di_fake) + self._r1(di_real, real_frames_in))
+        aux_real = aux_fake = None
+        if lcfg.aux_class_weight > 0:
+            aux_real = class_loss(class_real, frame_labels)
+            loss_di = loss_di + lcfg.aux_class_weight * aux_real
         gn_di = ctx.backward_step(loss_di, self.opt_di, self.D_I, name="image_discriminator")
 
         # ---- video discriminator: whole clips (+ action category) ---------------------------
+        real_in = self._real_input(real, std)
         with ctx.autocast():
             (dv_real, cat_real), (dv_fake, cat_fake) = self.D_V(
-                self.noisy(real, std), self.noisy(fake.detach(), std), labels=labels, captions=captions, **sound
+                real_in, self.d_input(fake.detach(), std), labels=labels, captions=captions, **sound
             )  # (B,), (B, A) | None
-        loss_dv = lcfg.video_weight * self.gan.d_loss(dv_real, dv_fake)
+        loss_dv = lcfg.video_weight * (self.gan.d_loss(dv_real, dv_fake) + self._r1(dv_real, real_in))
         loss_cat_d = None
         if self.use_category:
             source = (cat_real, labels) if lcfg.category_source == "real" else (cat_fake, action)
@@ -209,13 +237,16 @@ class MoCoGANObjective(GANObjectiveBase):
         # ---- generator: through both frozen bare discriminators -----------------------------
         with self.frozen_discriminators():
             with ctx.autocast():
-                gi = unwrap(self.D_I)(self.noisy(fake_frames, std), labels=labels, captions=captions,
-                                      **sound, **picks)  # (B*k,)
-                gv, cat_g = unwrap(self.D_V)(self.noisy(fake, std), labels=labels, captions=captions,
+                gi, class_fake = unwrap(self.D_I)(self.d_input(fake_frames, std), labels=labels,
+                                                  captions=captions, **sound, **picks)  # (B*k,), (B*k, K) | None
+                gv, cat_g = unwrap(self.D_V)(self.d_input(fake, std), labels=labels, captions=captions,
                                              **sound)  # (B,), (B, A)
             loss_g_image = self.gan.g_loss(gi)
             loss_g_video = self.gan.g_loss(gv)
             loss_g = lcfg.image_weight * loss_g_image + lcfg.video_weight * loss_g_video
+            if lcfg.aux_class_weight > 0:
+                aux_fake = class_loss(class_fake, frame_labels)
+                loss_g = loss_g + lcfg.aux_class_weight * aux_fake
             loss_cat_g = None
             if self.use_category:
                 loss_cat_g = self._category_loss(cat_g, action)
@@ -235,6 +266,8 @@ class MoCoGANObjective(GANObjectiveBase):
             "d_video_real": dv_real.detach().float().mean(),
             "d_video_fake": dv_fake.detach().float().mean(),
         }
+        if aux_real is not None:
+            logs["aux_class_real"], logs["aux_class_fake"] = aux_real.detach(), aux_fake.detach()
         if loss_cat_d is not None:
             logs["loss_category_d"] = loss_cat_d.detach()
             logs["loss_category_g"] = loss_cat_g.detach()
@@ -249,4 +282,4 @@ class MoCoGANObjective(GANObjectiveBase):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """The periodic grid: EMA generator, labels / captions cycling through the data's."""
         labels, captions = self.default_conditions(n)
-        return sample_mocogan(self.ema_g.module, n, generator, labels, captions, audio=self.default_audio(n))
+        return sample_mocogan(self.standing_ema(), n, generator, labels, captions, audio=self.default_audio(n))
