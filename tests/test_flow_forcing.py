@@ -341,5 +341,7 @@ def test_old_flow_runs_load_and_sample_as_they_did(old_runs):
         latents = sample_flow_latents(pipe.net(), 2, torch.Generator().manual_seed(0), torch.tensor([1, 2]),
                                       **latent_calls[name])
         assert (latents - expected["latents-" + name]).abs().max() <= tol * 10, name
+    with pytest.raises(ConfigError, match="add --context clean"):
+        pipe(1, prime_video=prime, context_noise=0.1)
     # the old projection stays their default; clean context is there to ask for
     assert not torch.equal(pipe(2, seed=0, prime_video=prime, steps=3, label=0, context="clean"), expected["primed"])

@@ -234,7 +234,8 @@ class FlowPipeline(LatentStagePipeline):
         Option("context", str, "how observed and earlier frames are kept: project (on their noise path) | clean "
                "(given as they are; default for runs trained with loss.frame_times: independent)", choices=CONTEXT),
         Option("context_noise", float, "with --context clean: the noise level (0..1) of a rollout's own frames "
-               "as context in later windows (stabilised rollout; 0 = clean)", field_check(FlowSampleConfig, "context_noise")),
+               "as context in later windows (stabilised rollout; 0 = clean)",
+               field_check(FlowSampleConfig, "context_noise")),
         *PRIME_OPTIONS,
     )
 
@@ -245,11 +246,14 @@ class FlowPipeline(LatentStagePipeline):
         s = self.sample_cfg
         if audio is not None and frames is None:
             frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)  # as long as the sound
+        context = options.get("context", s.context or "project")
+        if options.get("context_noise") and context != "clean":
+            raise ConfigError("--context-noise is the noise level of clean context: add --context clean")
         return sample_flow(self.net(ema), self.tokenizer.model, n, generator, labels, captions,
                            steps=options.get("steps", s.steps), solver=options.get("solver", s.solver),
                            guidance=options.get("guidance", s.guidance),
                            prime_video=primed_frames(options, n, self.read_prime), frames=frames,
                            context_frames=options.get("context_frames", s.context_frames), audio=audio,
                            samples_per_frame=self.samples_for(1) if audio is not None else 0,
-                           shift=options.get("shift", s.shift), context=options.get("context", s.context or "project"),
+                           shift=options.get("shift", s.shift), context=context,
                            context_noise=options.get("context_noise", s.context_noise))

@@ -99,7 +99,8 @@ class FlowLossConfig:
             raise ConfigError(f"loss.context_share + loss.full_share = {self.context_share + self.full_share} "
                               "is more than all clips: make them add up to at most 1")
         if self.shortcut_steps & (self.shortcut_steps - 1):
-            raise ConfigError(f"loss.shortcut_steps must be a power of two (the steps halve), got {self.shortcut_steps}")
+            raise ConfigError(f"loss.shortcut_steps must be a power of two (the steps halve), "
+                              f"got {self.shortcut_steps}")
         if self.objective == "shortcut" and self.frame_times != "shared":
             raise ConfigError("loss.objective: shortcut learns steps of one time per clip: set loss.frame_times: "
                               "shared (per-frame times with shortcut steps are not supported)")
@@ -196,6 +197,9 @@ class FlowObjective(Objective):
                               f"{model.grid[0]} (latent frames {model.latent_shape[0]} / model.patch {model.patch[0]})")
         s = cfg.sample
         sample = dataclasses.replace(s, context=s.context or ("clean" if independent else "project"))
+        if sample.context_noise and sample.context != "clean":
+            raise ConfigError("sample.context_noise is the noise level of clean context: set sample.context: clean "
+                              "(the default with loss.frame_times: independent) or leave it at 0")
         try:
             check_shortcut(model, s.steps, s.solver, s.shift)
         except ConfigError as e:
