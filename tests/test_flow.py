@@ -54,17 +54,25 @@ def test_euler_and_heun_reach_the_analytic_endpoint():
         integrate(constant, x0, 2, "rk4")
 
 
-def test_guidance_one_is_plain_conditional_sampling_and_other_scales_mix_both_velocities():
+def test_guidance_one_is_plain_conditional_sampling_and_other_scales_mix_both_velocities_of_one_forward():
     calls = []
 
-    def model(x, t, null):
-        calls.append(null)
-        return torch.full_like(x, 2.0 if null else 5.0)
+    def conditional(x, t):
+        calls.append(("cond", x.shape[0]))
+        return torch.full_like(x, 5.0)
+
+    def paired(x, t):  # one forward over the batch taken twice: conditional rows, then null rows
+        calls.append(("pair", x.shape[0]))
+        return torch.cat([torch.full_like(x[:2], 5.0), torch.full_like(x[2:], 2.0)])
 
     x, t = torch.zeros(2, 3), torch.zeros(2)
-    assert torch.equal(guided(model, 1.0)(x, t), torch.full_like(x, 5.0)) and calls == [False]
-    assert torch.allclose(guided(model, 3.0)(x, t), torch.full_like(x, 2.0 + 3.0 * (5.0 - 2.0)))
-    assert torch.allclose(guided(model, 0.0)(x, t), torch.full_like(x, 2.0))  # scale 0: unconditional
+    assert torch.equal(guided(conditional, paired, 1.0)(x, t), torch.full_like(x, 5.0)) and calls == [("cond", 2)]
+    calls.clear()
+    assert torch.allclose(guided(conditional, paired, 3.0)(x, t), torch.full_like(x, 2.0 + 3.0 * (5.0 - 2.0)))
+    assert calls == [("pair", 4)]  # cond and null in one batched call
+    assert torch.allclose(guided(conditional, paired, 0.0)(x, t), torch.full_like(x, 2.0))  # scale 0: unconditional
+    with pytest.raises(ConfigError, match="conditional model"):
+        guided(conditional, None, 2.0)
 
 
 def test_dit_maps_latents_to_velocities_of_the_same_shape_and_starts_at_zero():

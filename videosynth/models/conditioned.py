@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from videosynth.conditioning import ConditionConfig, build_conditioner
+from videosynth.conditioning.base import Condition
 from videosynth.errors import ConfigError
 
 
@@ -76,20 +77,50 @@ class Conditioned(nn.Module):
         labels, captions = null_inputs(n, labels, captions)
         return self.conditioner.encode(labels, captions, audio=audio, force_null=force_null, tokens=tokens)
 
+    def net_inputs(self, c: Condition | None) -> dict:
+        """The keyword arguments through which the network takes the condition ``c``: ``cond``, and
+        ``context`` / ``context_mask`` / ``cond_frames`` where it takes those."""
+        kwargs = {"cond": None if c is None else c.pooled}
+        if c is not None and self.net.takes_context:
+            kwargs.update(context=c.tokens, context_mask=c.mask)
+        if self.net.takes_cond_frames:
+            kwargs["cond_frames"] = None if c is None else c.frames
+        return kwargs
+
     def forward(self, *inputs, labels: torch.Tensor | None = None, captions: list[str] | None = None,
-                audio: torch.Tensor | None = None, force_null: bool = False, **kwargs):
+                audio: torch.Tensor | None = None, force_null: bool = False, condition: Condition | None = None,
+                **kwargs):
+        """``condition``: a draw made before (:meth:`condition`, ``tokens`` as the network takes them), used
+        instead of a new one -- for a forward that must see the condition other forwards saw."""
         first = inputs[0]
         n = first if isinstance(first, int) else first.shape[0]
-        takes_context = self.net.takes_context
         # one condition draw for every input: pooled vector, tokens for cross-attention, per-frame features
-        c = self.condition(labels, captions, n, force_null, audio, tokens=takes_context)
-        if c is not None and takes_context:
-            kwargs = {**kwargs, "context": c.tokens, "context_mask": c.mask}
-        if self.net.takes_cond_frames:
-            kwargs = {**kwargs, "cond_frames": None if c is None else c.frames}
-        cond = None if c is None else c.pooled
-        outs = tuple(self.net(x, cond=cond, **kwargs) for x in inputs)
+        c = condition if condition is not None else self.condition(labels, captions, n, force_null, audio,
+                                                                   tokens=self.net.takes_context)
+        kwargs = {**kwargs, **self.net_inputs(c)}
+        outs = tuple(self.net(x, **kwargs) for x in inputs)
         return outs[0] if len(outs) == 1 else outs
+
+
+def cat_conditions(a: Condition, b: Condition) -> Condition:
+    """Two draws of a condition of ``B`` clips as one of ``2B`` (``a``'s rows first): token sequences of
+    different lengths are padded (masked), one per-frame feature standing for every frame is repeated."""
+    def cat_tokens(x, y, pad):
+        if x is None:
+            return None
+        length = max(x.shape[1], y.shape[1])
+        fill = [0, 0] * (x.dim() - 2)
+        x, y = (torch.nn.functional.pad(z, (*fill, 0, length - z.shape[1]), value=pad) for z in (x, y))
+        return torch.cat([x, y])
+
+    def cat_frames(x, y):
+        if x is None:
+            return None
+        frames = max(x.shape[1], y.shape[1])
+        return torch.cat([x.expand(-1, frames, -1), y.expand(-1, frames, -1)])  # (2B, T, D)
+
+    return Condition(torch.cat([a.pooled, b.pooled]), cat_tokens(a.tokens, b.tokens, 0.0),
+                     cat_tokens(a.mask, b.mask, False), cat_frames(a.frames, b.frames))
 
 
 def conditioner_of(condition: ConditionConfig | None) -> nn.Module | None:

@@ -18,6 +18,13 @@ the tokens of the latent frame they lie under (the frames of one latent frame co
 linear map, zero at the start), so the sound of frame ``k`` reaches the tokens of frame ``k``
 without attention having to learn the alignment first.
 
+Times may differ per latent frame (Diffusion Forcing, Chen et al. 2024): ``t`` is ``[B]`` (one
+flow time per clip) or ``[B, t]`` (one per latent frame), and the conditioning vector -- hence
+every adaLN shift, scale and gate -- is then one per frame of tokens, broadcast over that frame's
+tokens. With ``step_levels > 0`` the model is also told the size of the step it is asked to take
+(shortcut models, Frans et al. 2024): a learned embedding of the level ``k`` of step ``2**-k``,
+added to ``c``, zero at the start.
+
 This file holds, in reading order: :class:`DiTConfig` with :data:`PRESETS`, the time
 embedding, attention, the block, and :class:`DiT`. The model predicts the velocity
 ``[B, C, t, h, w]`` of the flow at time ``t`` (``float32 [B]`` in ``[0, 1]``); the path
@@ -62,6 +69,7 @@ class DiTConfig:
     cross_attention: bool = False  # attend to the condition's token sequence (needs a condition)
     frame_sound: bool = False  # add each latent frame's sound features to its tokens (needs condition.audio)
     clip_frames: int = checked(0, at_least(0))  # video frames under the latent grid (set from the data)
+    step_levels: int = checked(0, at_least(0))  # shortcut step sizes 1, 1/2, ... it is told (set from loss.objective)
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION:
@@ -108,9 +116,15 @@ def time_features(t: torch.Tensor, dim: int = TIME_FREQUENCIES) -> torch.Tensor:
     return torch.cat([angles.cos(), angles.sin()], dim=1)  # (B, dim)
 
 
+def per_token(m: torch.Tensor, n: int) -> torch.Tensor:
+    """A modulation per sample ``[B, W]`` or per frame of tokens ``[B, gt, W]`` -> broadcastable over the
+    ``n`` tokens ``[B, 1, W]`` / ``[B, N, W]`` (tokens in ``(t, h, w)`` order: each frame's tokens are adjacent)."""
+    return m[:, None] if m.dim() == 2 else m.repeat_interleave(n // m.shape[1], dim=1)
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: ``x [B, N, W]`` normalised elsewhere, shifted and scaled per sample ``[B, W]``."""
-    return x * (1 + scale[:, None]) + shift[:, None]
+    """adaLN: ``x [B, N, W]`` normalised elsewhere, shifted and scaled by :func:`per_token` modulations."""
+    return x * (1 + scale) + shift
 
 
 def self_attention(x: torch.Tensor, qkv: nn.Linear, proj: nn.Linear, heads: int) -> torch.Tensor:
@@ -166,26 +180,28 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int],
                 context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x [B, N, W]`` tokens in ``(t, h, w)`` order, ``c [B, W]``, ``grid`` the token grid ``(t, h, w)``."""
+        """``x [B, N, W]`` tokens in ``(t, h, w)`` order, ``c [B, W]`` or per frame of tokens ``[B, t, W]``,
+        ``grid`` the token grid ``(t, h, w)``."""
         b, n, w = x.shape
-        mod = self.ada(c).chunk(9 if self.factorised else 6, dim=1)  # each (B, W)
+        mod = [per_token(m, n) for m in self.ada(c).chunk(9 if self.factorised else 6, dim=-1)]  # (B, 1 | N, W)
         h = modulate(self.norm1(x), mod[0], mod[1])
         if self.factorised:
             gt, gh, gw = grid
             h = self_attention(h.reshape(b * gt, gh * gw, w), self.qkv, self.proj, self.heads)  # within frames
-            x = x + mod[2][:, None] * h.reshape(b, n, w)
+            x = x + mod[2] * h.reshape(b, n, w)
             h = modulate(self.norm_t(x), mod[6], mod[7]).view(b, gt, gh * gw, w).transpose(1, 2)  # (B, hw, t, W)
             h = self_attention(h.reshape(b * gh * gw, gt, w), self.qkv_t, self.proj_t, self.heads)  # across frames
-            x = x + mod[8][:, None] * h.view(b, gh * gw, gt, w).transpose(1, 2).reshape(b, n, w)
+            x = x + mod[8] * h.view(b, gh * gw, gt, w).transpose(1, 2).reshape(b, n, w)
         else:
-            x = x + mod[2][:, None] * self_attention(h, self.qkv, self.proj, self.heads)
+            x = x + mod[2] * self_attention(h, self.qkv, self.proj, self.heads)
         if self.cross is not None and context is not None:
             x = x + self.cross(x, context, context_mask)
-        return x + mod[5][:, None] * self.mlp(modulate(self.norm2(x), mod[3], mod[4]))
+        return x + mod[5] * self.mlp(modulate(self.norm2(x), mod[3], mod[4]))
 
 
 class DiT(ConditionedNet):
-    """Velocity ``v(x_t, t | c)``: latents ``[B, C, t, h, w]``, times ``[B]``, pooled condition ``[B, D]``."""
+    """Velocity ``v(x_t, t | c)``: latents ``[B, C, t, h, w]``, times ``[B]`` or ``[B, t]``, pooled condition
+    ``[B, D]``; with ``step_levels``, the level ``[B]`` of the step it takes."""
 
     def __init__(self, cfg: DiTConfig):
         super().__init__()
@@ -195,6 +211,7 @@ class DiT(ConditionedNet):
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_tokens, w) * 0.02)
         self.time_embed = nn.Sequential(nn.Linear(TIME_FREQUENCIES, w), nn.SiLU(), nn.Linear(w, w))
         self.cond_embed = nn.Linear(cfg.cond_dim, w) if cfg.cond_dim else None
+        self.step_embed = nn.Embedding(cfg.step_levels, w) if cfg.step_levels else None
         if cfg.cross_attention and not cfg.cond_dim:
             raise ConfigError("model.cross_attention needs a condition (condition.kind class or text)")
         self.takes_context = cfg.cross_attention  # Conditioned hands over the condition's tokens
@@ -216,12 +233,18 @@ class DiT(ConditionedNet):
         for module in zeroed:
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
+        if self.step_embed is not None:  # every step size starts as the instantaneous velocity
+            nn.init.zeros_(self.step_embed.weight)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                cond_frames: torch.Tensor | None = None) -> torch.Tensor:
+                cond_frames: torch.Tensor | None = None, step: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity ``[B, C, t, h, w]``; ``context [B, L, cond_dim]`` / ``context_mask [B, L]`` for cross-attention;
-        ``cond_frames [B, clip_frames, cond_dim]`` (or ``[B, 1, cond_dim]`` for every frame) with ``frame_sound``."""
+        ``cond_frames [B, clip_frames, cond_dim]`` (or ``[B, 1, cond_dim]`` for every frame) with ``frame_sound``.
+
+        ``t``: flow times ``[B]`` (or a scalar), or one per latent frame ``[B, t]``; the latent frames of one
+        token (``patch[0] > 1``) share the time of their first. ``step``: int64 ``[B]`` levels ``k`` of steps
+        ``2**-k`` (models with ``step_levels``; required there)."""
         cfg = self.cfg
         if x.dim() != 5 or tuple(x.shape[1:]) != (cfg.latent_channels, *cfg.latent_shape):
             raise ConfigError(f"DiT expects latents [B, {cfg.latent_channels}, {', '.join(map(str, cfg.latent_shape))}]"
@@ -233,14 +256,32 @@ class DiT(ConditionedNet):
             sound = frames_for(cond_frames, b, cfg.clip_frames, cfg.cond_dim).to(tokens.dtype)  # (B, T, D)
             offset = self.sound(sound.reshape(b, gt, -1))  # (B, t, W): one per latent frame of tokens
             tokens = (tokens.view(b, gt, -1, cfg.width) + offset[:, :, None]).view(b, -1, cfg.width)
-        c = self.time_embed(time_features(t.expand(b) if t.dim() == 0 else t))  # (B, W)
-        if self.cond_embed is not None and cond is not None:
-            c = c + self.cond_embed(cond)
+        c = self.conditioning(t, b, cond, step)  # (B, W) or (B, gt, W)
         for block in self.blocks:
             tokens = block(tokens, c, cfg.grid, context, context_mask)
-        shift, scale = self.ada_out(c).chunk(2, dim=1)
+        shift, scale = (per_token(m, cfg.num_tokens) for m in self.ada_out(c).chunk(2, dim=-1))
         patches = self.out(modulate(self.norm_out(tokens), shift, scale))  # (B, N, prod(patch) * C)
         return self.unpatchify(patches)
+
+    def conditioning(self, t: torch.Tensor, b: int, cond: torch.Tensor | None,
+                     step: torch.Tensor | None) -> torch.Tensor:
+        """The adaLN input ``c``: ``[B, W]`` for one time per clip, ``[B, gt, W]`` for one per latent frame."""
+        cfg = self.cfg
+        if t.dim() == 2:
+            if t.shape != (b, cfg.latent_shape[0]):
+                raise ConfigError(f"per-frame times must be [{b}, {cfg.latent_shape[0]}], got {list(t.shape)}")
+            frames = t[:, ::cfg.patch[0]]  # (B, gt): the first latent frame of each token frame
+            c = self.time_embed(time_features(frames.reshape(-1))).view(b, -1, cfg.width)  # (B, gt, W)
+        else:
+            c = self.time_embed(time_features(t.expand(b) if t.dim() == 0 else t))  # (B, W)
+        extra = self.cond_embed(cond) if self.cond_embed is not None and cond is not None else None  # (B, W)
+        if self.step_embed is not None:
+            if step is None:
+                raise ConfigError("this DiT was trained with shortcut steps (model.step_levels): give step levels")
+            extra = self.step_embed(step) if extra is None else extra + self.step_embed(step)
+        if extra is None:
+            return c
+        return c + (extra if c.dim() == 2 else extra[:, None])
 
     def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
         """``[B, N, pt*ph*pw*C]`` tokens back to the latent grid ``[B, C, t, h, w]``."""

@@ -7,13 +7,14 @@ import torch.nn.functional as F
 
 from videosynth.config import field_check
 from videosynth.errors import ConfigError
-from videosynth.models.conditioned import Conditioned, null_inputs
+from videosynth.models.conditioned import Conditioned, cat_conditions, null_inputs
 from videosynth.models.dit import DiTConfig, build_modules
 from videosynth.models.vqvae import VQVAE
 from videosynth.pipelines.base import Option
 from videosynth.pipelines.two_stage import CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, primed_frames
 from videosynth.sampling.ar import decode_latents
-from videosynth.sampling.flow import SOLVERS, FlowSampleConfig, guided, integrate, keep_known
+from videosynth.sampling.flow import (CONTEXT, SOLVERS, FlowSampleConfig, Velocity, guided, hold_context, integrate,
+                                     keep_known, path)
 from videosynth.sampling.rollout import windowed
 
 
@@ -25,25 +26,84 @@ def check_known(known: torch.Tensor, n: int, cfg: DiTConfig) -> None:
         raise ConfigError(f"observed latents must be [{n}, {c}, k, {h}, {w}], got {list(known.shape)}")
 
 
+def check_shortcut(cfg: DiTConfig, steps: int, solver: str, shift: float) -> int | None:
+    """The step level ``log2(steps)`` of a shortcut model (None for a model without step sizes).
+
+    Raises:
+        ConfigError: a step count that is not a power of two the model was trained on, another solver
+            than Euler, or a shifted grid (a shortcut's steps are its trained sizes, uniform).
+    """
+    if not cfg.step_levels:
+        return None
+    level = steps.bit_length() - 1
+    if steps != 1 << level or level >= cfg.step_levels:
+        sizes = ", ".join(str(1 << k) for k in range(cfg.step_levels))
+        raise ConfigError(f"a shortcut run samples in {sizes} steps; got --steps {steps}")
+    if solver != "euler":
+        raise ConfigError(f"a shortcut run takes its learned steps with --solver euler, got '{solver}'")
+    if shift != 1.0:
+        raise ConfigError(f"a shortcut run steps on a uniform grid: --shift must be 1, got {shift}")
+    return level
+
+
+def flow_velocity(net: Conditioned, labels: torch.Tensor, captions: list[str], guidance: float,
+                  audio: torch.Tensor | None = None, level: int | None = None) -> Velocity:
+    """``(x, t) -> v``: ``net``'s velocity under the condition of ``labels`` / ``captions`` / ``audio``
+    (encoded once), classifier-free guided with the conditional and null rows in one forward; ``t``
+    ``[B]`` or per latent frame ``[B, t]``; ``level``: a shortcut model's step level."""
+    inner = net.net
+    n = labels.shape[0]
+    tokens = inner.takes_context
+
+    def step_of(x: torch.Tensor) -> dict:
+        return {} if level is None else {"step": torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)}
+
+    c = net.condition(labels, captions, n, False, audio, tokens=tokens)
+    single = net.net_inputs(c)
+    paired = None
+    if guidance != 1.0 and c is not None:
+        pair = net.net_inputs(cat_conditions(c, net.condition(labels, captions, n, True, audio, tokens=tokens)))
+        paired = lambda x, t: inner(x, t, **pair, **step_of(x)).float()  # noqa: E731 - (2B, ...)
+    return guided(lambda x, t: inner(x, t, **single, **step_of(x)).float(), paired, guidance)
+
+
 @torch.no_grad()
 def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, captions: list[str], steps: int,
                   solver: str, guidance: float, known: torch.Tensor | None = None,
-                  audio: torch.Tensor | None = None) -> torch.Tensor:
+                  audio: torch.Tensor | None = None, shift: float = 1.0, context: str = "project",
+                  context_time: torch.Tensor | None = None) -> torch.Tensor:
     """One window of the model's latent length from noise ``x0 [n, c, t, h, w]``; ``known [n, c, k <= t, h, w]``
-    (first latent frames) are held on their path and returned exactly; ``audio [n, S]``: the window's sound."""
-    project = None
-    if known is not None:
-        k = known.shape[2]
+    (first latent frames) are returned exactly; ``audio [n, S]``: the window's sound.
+
+    ``context``: ``project`` holds ``known`` on its path (:func:`keep_known`); ``clean`` gives it to the
+    model at the times ``context_time [k]`` (default 1: clean), noised to them with ``x0``'s own noise,
+    and integrates the other frames (:func:`hold_context`).
+
+    Raises:
+        ConfigError: a shortcut model asked for steps it does not take; ``clean`` context of latent
+            frames that split a token (``model.patch[0] > 1``).
+    """
+    cfg: DiTConfig = net.net.cfg
+    velocity = flow_velocity(net, labels, captions, guidance, audio, check_shortcut(cfg, steps, solver, shift))
+    if known is None:
+        return integrate(velocity, x0, steps, solver, None, shift)
+    k = known.shape[2]
+    known = known.to(x0.device)
+    if context == "project":
         full = torch.zeros_like(x0)
-        full[:, :, :k] = known.to(x0.device)
+        full[:, :, :k] = known
         mask = torch.zeros_like(x0, dtype=torch.bool)
         mask[:, :, :k] = True
-        project = keep_known(x0, full, mask)
-
-    def model(x, t, null):
-        return net(x, labels=labels, captions=captions, audio=audio, force_null=null, t=t).float()
-
-    return integrate(guided(model, guidance), x0, steps, solver, project)
+        return integrate(velocity, x0, steps, solver, keep_known(x0, full, mask), shift)
+    if k % cfg.patch[0]:
+        raise ConfigError(f"clean context of {k} latent frames splits the model's tokens of {cfg.patch[0]} "
+                          "frames: choose context_frames (or the primed frames) as a multiple of it")
+    context_time = torch.ones(k, device=x0.device) if context_time is None else context_time.to(x0.device)
+    start = x0.clone()
+    start[:, :, :k] = path(x0[:, :, :k], known, context_time.expand(x0.shape[0], k))[0]  # (n, c, k, h, w)
+    out = integrate(hold_context(velocity, k, context_time), start, steps, solver, None, shift)
+    out[:, :, :k] = known
+    return out
 
 
 @torch.no_grad()
@@ -51,7 +111,8 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
                         captions: list[str] | None = None, steps: int = 16, solver: str = "heun",
                         guidance: float = 1.0, known: torch.Tensor | None = None, total_t: int | None = None,
                         context_t: int | None = None, audio: torch.Tensor | None = None,
-                        samples_per_latent: int = 0) -> torch.Tensor:
+                        samples_per_latent: int = 0, shift: float = 1.0, context: str = "project",
+                        context_noise: float = 0.0) -> torch.Tensor:
     """Normalised latents ``float32 [n, c, total_t, h, w]`` integrated from noise through ``net``'s (guided) velocity.
 
     ``total_t`` latent frames (default: the model's length ``t``). Past ``t``, by sliding windows:
@@ -59,12 +120,14 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
     (default ``t // 2``) as observed context and adds ``t - context_t`` new ones; positions restart
     at 0 in every window. Noise for every window is drawn on the CPU from ``generator``, in order.
 
-    ``known`` (normalised latents ``[n, c, k, h, w]``): observed first latent frames, held on their
-    path and returned exactly (:func:`~videosynth.sampling.flow.keep_known`); with ``k > t`` the clip
-    continues from their last ``context_t`` frames.
+    ``known`` (normalised latents ``[n, c, k, h, w]``): observed first latent frames, returned exactly;
+    with ``k > t`` the clip continues from their last ``context_t`` frames. ``context`` says how a
+    window keeps its context (:func:`sample_window`): ``project`` (on its path) or ``clean`` (given as
+    it is: observed frames at time 1, frames the rollout made itself at the noise level ``context_noise``).
 
     ``audio`` (``[n, S]``, ``samples_per_latent`` samples per latent frame): the clip's sound; each
-    window hears the part under its own frames (silence past the end).
+    window hears the part under its own frames (silence past the end). ``shift``: the time grid's
+    shift (:func:`~videosynth.sampling.flow.time_grid`).
 
     Raises:
         ConfigError: ``context_t`` outside ``[1, t)`` when windows are needed, bad ``known`` shape.
@@ -76,6 +139,8 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
     context_t = t // 2 if context_t is None else context_t
     if total_t < 1:
         raise ConfigError(f"total_t must be at least 1 latent frame, got {total_t}")
+    if context not in CONTEXT:
+        raise ConfigError(f"context must be one of {list(CONTEXT)}, got '{context}'")
     observed = 0
     if known is not None:
         check_known(known, n, cfg)
@@ -97,9 +162,14 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
             piece = audio[:, first * samples_per_latent:(first + t) * samples_per_latent].to(device)
             return F.pad(piece, (0, t * samples_per_latent - piece.shape[1]))
 
-        def window(length: int, context: torch.Tensor | None, first: int) -> torch.Tensor:
+        def window(length: int, context_frames: torch.Tensor | None, first: int) -> torch.Tensor:
             x0 = torch.randn(shape, generator=generator).to(device)  # always a whole window of t frames
-            return sample_window(net, x0, labels, captions, steps, solver, guidance, context, sound_at(first))
+            times = None
+            if context_frames is not None:  # observed frames are clean, the rollout's own at context_noise
+                made = torch.arange(first, first + context_frames.shape[2], device=device) >= observed
+                times = 1 - made.float() * context_noise  # (k,)
+            return sample_window(net, x0, labels, captions, steps, solver, guidance, context_frames,
+                                 sound_at(first), shift, context, times)
 
         return windowed(window, total_t, t, context_t, None if known is None else known.to(device), dim=2)
     finally:
@@ -111,7 +181,8 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
                 labels: torch.Tensor | None = None, captions: list[str] | None = None, steps: int = 16,
                 solver: str = "heun", guidance: float = 1.0, prime_video: torch.Tensor | None = None,
                 frames: int | None = None, context_frames: int | None = None, audio: torch.Tensor | None = None,
-                samples_per_frame: int = 0) -> torch.Tensor:
+                samples_per_frame: int = 0, shift: float = 1.0, context: str = "project",
+                context_noise: float = 0.0) -> torch.Tensor:
     """``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]`` (:func:`sample_flow_latents`, denormalised, decoded).
 
     ``frames``: clip length (a multiple of the tokenizer's time downsampling; default the model's);
@@ -119,7 +190,8 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
     ``prime_video`` ``float32 [n, C, T0, H, W]`` in ``[-1, 1]``: observed first frames (``T0`` a multiple
     of the time downsampling, at most ``frames``), encoded and kept as the first latent frames.
     ``audio`` ``float32 [n, S]`` (``samples_per_frame`` samples per frame): the sound a sound-driven
-    model follows, heard through its cross-attention.
+    model follows, heard through its cross-attention. ``shift``, ``context``, ``context_noise``: see
+    :func:`sample_flow_latents`.
 
     Raises:
         ConfigError: a frame count that is not a multiple of the time downsampling, a prime longer
@@ -138,7 +210,7 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
         device = next(tokenizer.parameters()).device
         known = tokenizer.quantizer.normalize(tokenizer.encode_latents(prime_video.to(device)))  # (n, c, k, h, w)
     latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known, total_t,
-                                  context_frames, audio, samples_per_frame * dt)
+                                  context_frames, audio, samples_per_frame * dt, shift, context, context_noise)
     return decode_latents(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
@@ -156,7 +228,14 @@ class FlowPipeline(LatentStagePipeline):
         Option("solver", str, "ODE solver", choices=SOLVERS),
         Option("guidance", float, "classifier-free guidance scale (1 = off; needs condition dropout in training)",
                field_check(FlowSampleConfig, "guidance")),
+        Option("shift", float, "shift the time grid towards the noise end (> 1: smaller steps there; 1 = uniform)",
+               field_check(FlowSampleConfig, "shift")),
         CONTEXT_OPTION,
+        Option("context", str, "how observed and earlier frames are kept: project (on their noise path) | clean "
+               "(given as they are; default for runs trained with loss.frame_times: independent)", choices=CONTEXT),
+        Option("context_noise", float, "with --context clean: the noise level (0..1) of a rollout's own frames "
+               "as context in later windows (stabilised rollout; 0 = clean)",
+               field_check(FlowSampleConfig, "context_noise")),
         *PRIME_OPTIONS,
     )
 
@@ -167,9 +246,14 @@ class FlowPipeline(LatentStagePipeline):
         s = self.sample_cfg
         if audio is not None and frames is None:
             frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)  # as long as the sound
+        context = options.get("context", s.context or "project")
+        if options.get("context_noise") and context != "clean":
+            raise ConfigError("--context-noise is the noise level of clean context: add --context clean")
         return sample_flow(self.net(ema), self.tokenizer.model, n, generator, labels, captions,
                            steps=options.get("steps", s.steps), solver=options.get("solver", s.solver),
                            guidance=options.get("guidance", s.guidance),
                            prime_video=primed_frames(options, n, self.read_prime), frames=frames,
                            context_frames=options.get("context_frames", s.context_frames), audio=audio,
-                           samples_per_frame=self.samples_for(1) if audio is not None else 0)
+                           samples_per_frame=self.samples_for(1) if audio is not None else 0,
+                           shift=options.get("shift", s.shift), context=context,
+                           context_noise=options.get("context_noise", s.context_noise))

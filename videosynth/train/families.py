@@ -63,7 +63,8 @@ class Family:
     pipeline, a one-line summary and its :class:`Capabilities`.
 
     ``tiny`` holds named tiny run configs (``train:`` left out) for the contract suite: ``plain``,
-    ``rich`` (most of the objective's options) and, for a family that takes sound, ``audio``.
+    ``rich`` (most of the objective's options), for a family that takes sound, ``audio``, and any
+    other variant an option needs (the suite runs each but ``plain`` through every contract test).
     ``tokenizer`` names the tiny variant of the ``vqvae`` family a second-stage family's tiny
     configs train on (the suite fills ``tokenizer_run``). The sampling options ``videosynth
     sample`` exposes are ``pipeline.options``; the batch entries its objective trains on,
@@ -151,6 +152,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                "audio": {"model": {"preset": "tiny", "cross_attention": True, "frame_sound": True},
                          "condition": {"kind": "none", "text_heads": 2, "dropout": 0.2, **TINY_SOUND},
                          "sample": {"steps": 2, "guidance": 2.0}},
+               # per-frame times with clean-context and full-sequence shares (Diffusion Forcing)
+               "forcing": {"model": {"preset": "tiny"}, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
+                           "loss": {"frame_times": "independent", "context_share": 0.5, "full_share": 0.25},
+                           "sample": {"steps": 2, "guidance": 2.0, "context_noise": 0.1}},
+               # shortcut steps: samples in 1, 2, 4, ... steps
+               "shortcut": {"model": {"preset": "tiny"}, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
+                            "loss": {"objective": "shortcut", "shortcut_steps": 8, "shortcut_share": 0.5},
+                            "sample": {"steps": 2, "solver": "euler", "guidance": 2.0}},
            }, tokenizer="continuous"),
 )}
 

@@ -9,12 +9,28 @@ the velocity ``x1 - x0`` at ``x_t = (1 - t) x0 + t x1`` (:mod:`videosynth.sampli
 an MSE. The condition is dropped with probability ``condition.dropout`` by the conditioner, so
 one model serves classifier-free guidance. An EMA of the weights samples.
 
-Logged: ``loss`` (velocity MSE per latent element).
+``loss.frame_times: independent`` (Diffusion Forcing, Chen et al. 2024) draws one time per latent
+frame (per frame of tokens) instead of one per clip, so one model denoises whole clips, continues
+clean context frames and rolls out in windows on context it was trained on. A share of the clips
+(``context_share``) has its first ``k`` frames clean (time 1, ``k`` uniform in ``1 .. t - 1``) and
+the rest at one time -- what sampling with clean context asks of the model -- and a share
+(``full_share``) has one time for every frame, as a clip sampled from noise; clean frames carry
+no loss (their velocity is not determined by them).
+
+``loss.objective: shortcut`` (Frans et al. 2024) also teaches steps of size ``d = 2**-k``: the DiT
+is told the step's level ``k``; most of the batch learns the instantaneous velocity (told the
+smallest step, ``1 / shortcut_steps``), and a share (``shortcut_share``) learns a step of ``2d``
+at a time on the grid of ``2d`` from the model's own two steps of ``d`` (no gradient through the
+target, the same draw of the condition), so a run samples in 1, 2, 4, ... steps.
+
+Logged: ``loss`` (velocity MSE per latent element; over noisy frames only with per-frame times),
+``loss_shortcut`` (the self-consistency rows' part, shortcut runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -23,15 +39,16 @@ import torch.nn.functional as F
 
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
+from videosynth.conditioning.base import Condition
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import fit_cond_dim
 from videosynth.models.dit import PRESETS, DiTConfig, build_modules
-from videosynth.pipelines.flow import sample_flow
+from videosynth.pipelines.flow import check_shortcut, sample_flow
 from videosynth.pipelines.two_stage import load_tokenizer_run
-from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times
+from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times, shortcut_target
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
@@ -51,17 +68,66 @@ class FlowOptimConfig:
     decay_steps: int = checked(0, at_least(0))  # cosine decay to 0 over the last steps of train.steps
 
 
+OBJECTIVES = ("flow", "shortcut")
+FRAME_TIMES = ("shared", "independent")
+
+
 @dataclass
 class FlowLossConfig:
-    """Section ``loss:``: how training times are drawn."""
+    """Section ``loss:``: how training times are drawn, and what the model learns at them."""
 
     time_sampling: str = "logit-normal"  # "logit-normal" | "uniform"
     logit_mean: float = checked(0.0, in_range(-10, 10))
     logit_std: float = checked(1.0, positive())
+    objective: str = "flow"  # "flow" (the velocity) | "shortcut" (also steps of 1/2, 1/4, ...: few-step sampling)
+    frame_times: str = "shared"  # "shared" (one time per clip) | "independent" (one per latent frame)
+    context_share: float = checked(0.0, in_range(0, 1))  # independent: clips with clean first frames
+    full_share: float = checked(0.0, in_range(0, 1))  # independent: clips with one time for every frame
+    shortcut_share: float = checked(0.25, in_range(0, 1, low_open=True, high_open=True))  # self-consistency rows
+    shortcut_steps: int = checked(128, at_least(2))  # the smallest step is 1 / this (a power of two)
 
     def __post_init__(self) -> None:
-        if self.time_sampling not in TIME_SAMPLING:
-            raise ConfigError(f"loss.time_sampling must be one of {list(TIME_SAMPLING)}, got '{self.time_sampling}'")
+        for key, value, allowed in (("time_sampling", self.time_sampling, TIME_SAMPLING),
+                                    ("objective", self.objective, OBJECTIVES),
+                                    ("frame_times", self.frame_times, FRAME_TIMES)):
+            if value not in allowed:
+                raise ConfigError(f"loss.{key} must be one of {list(allowed)}, got '{value}'")
+        if self.frame_times == "shared" and (self.context_share or self.full_share):
+            raise ConfigError("loss.context_share / loss.full_share share out clips of per-frame times: set "
+                              "loss.frame_times: independent, or leave them at 0")
+        if self.context_share + self.full_share > 1:
+            raise ConfigError(f"loss.context_share + loss.full_share = {self.context_share + self.full_share} "
+                              "is more than all clips: make them add up to at most 1")
+        if self.shortcut_steps & (self.shortcut_steps - 1):
+            raise ConfigError(f"loss.shortcut_steps must be a power of two (the steps halve), "
+                              f"got {self.shortcut_steps}")
+        if self.objective == "shortcut" and self.frame_times != "shared":
+            raise ConfigError("loss.objective: shortcut learns steps of one time per clip: set loss.frame_times: "
+                              "shared (per-frame times with shortcut steps are not supported)")
+
+    @property
+    def step_levels(self) -> int:
+        """Step sizes a shortcut model is told: ``1, 1/2, ..., 1/shortcut_steps`` (0 for plain flow)."""
+        return int(math.log2(self.shortcut_steps)) + 1 if self.objective == "shortcut" else 0
+
+
+def draw_frame_times(n: int, frames: int, cfg: FlowLossConfig, device=None) -> torch.Tensor:
+    """Training times ``[n, frames]``, one per frame of tokens (``loss.frame_times: independent``).
+
+    Each clip is, by one uniform draw, a clean-context clip (share ``context_share``: its first ``k``
+    frames at time 1, ``k`` uniform in ``1 .. frames - 1``, the rest at one time), a full-sequence
+    clip (share ``full_share``: one time for all), or else one of independent times per frame.
+    """
+    times = dict(device=device, mean=cfg.logit_mean, std=cfg.logit_std)
+    t = sample_times(n * frames, cfg.time_sampling, **times).view(n, frames)  # (n, frames)
+    shared = sample_times(n, cfg.time_sampling, **times)[:, None]  # (n, 1)
+    u = torch.rand(n, 1, device=device)
+    k = torch.randint(1, frames, (n, 1), device=device)
+    context = u < cfg.context_share  # (n, 1)
+    one_time = context | (u < cfg.context_share + cfg.full_share)
+    t = torch.where(one_time, shared, t)
+    clean = context & (torch.arange(frames, device=device)[None] < k)  # (n, frames)
+    return torch.where(clean, torch.ones_like(t), t)
 
 
 @dataclass
@@ -123,8 +189,23 @@ class FlowObjective(Objective):
             cache = dataset if isinstance(dataset, LatentDataset) else LatentDataset(cfg.latents)
             check_latent_cache(cache, tokenizer, cfg.tokenizer_run, tuple(latent))
         model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent),
-                                    clip_frames=cfg.data.frames if cfg.model.frame_sound else 0)
-        return with_tokenizer_identity(dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition)), tokenizer)
+                                    clip_frames=cfg.data.frames if cfg.model.frame_sound else 0,
+                                    step_levels=cfg.loss.step_levels)
+        independent = cfg.loss.frame_times == "independent"
+        if independent and model.grid[0] < 2:
+            raise ConfigError(f"loss.frame_times: independent needs at least 2 frames of tokens, the model has "
+                              f"{model.grid[0]} (latent frames {model.latent_shape[0]} / model.patch {model.patch[0]})")
+        s = cfg.sample
+        sample = dataclasses.replace(s, context=s.context or ("clean" if independent else "project"))
+        if sample.context_noise and sample.context != "clean":
+            raise ConfigError("sample.context_noise is the noise level of clean context: set sample.context: clean "
+                              "(the default with loss.frame_times: independent) or leave it at 0")
+        try:
+            check_shortcut(model, s.steps, s.solver, s.shift)
+        except ConfigError as e:
+            raise ConfigError(f"sample: {e} (set sample.steps / sample.solver / sample.shift)") from None
+        cfg = dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition), sample=sample)
+        return with_tokenizer_identity(cfg, tokenizer)
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
@@ -174,16 +255,64 @@ class FlowObjective(Objective):
         x1 = self.latents_of(batch)  # (B, c, t, h, w) data
         x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
         loss_cfg = self.cfg.loss
-        t = sample_times(x1.shape[0], loss_cfg.time_sampling, device=x1.device, mean=loss_cfg.logit_mean,
-                         std=loss_cfg.logit_std)
-        xt, target = path(x0, x1, t)
-        with self.ctx.autocast():
-            v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
-        loss = F.mse_loss(v.float(), target)
+        if loss_cfg.objective == "shortcut":
+            loss, logs = self.shortcut_loss(x0, x1, batch)
+        elif loss_cfg.frame_times == "independent":
+            loss, logs = self.frame_loss(x0, x1, batch)
+        else:
+            t = sample_times(x1.shape[0], loss_cfg.time_sampling, device=x1.device, mean=loss_cfg.logit_mean,
+                             std=loss_cfg.logit_std)
+            xt, target = path(x0, x1, t)
+            with self.ctx.autocast():
+                v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
+            loss = F.mse_loss(v.float(), target)
+            logs = {}
         self.ctx.backward_step(loss, self.opt, self.net, name="dit")
         self.ema.decay = ema_decay_at(self.cfg.train.ema_decay, step)
         self.ema.update(self.net)
-        return {"loss": loss.detach()}
+        return {"loss": loss.detach(), **logs}
+
+    def frame_loss(self, x0: torch.Tensor, x1: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Per-frame times (:func:`draw_frame_times`); the MSE over the frames that are not clean."""
+        model = self.cfg.model
+        t = draw_frame_times(x1.shape[0], model.grid[0], self.cfg.loss, x1.device)  # (B, gt)
+        t = t.repeat_interleave(model.patch[0], dim=1)  # (B, t): one per latent frame
+        xt, target = path(x0, x1, t)
+        with self.ctx.autocast():
+            v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
+        noisy = (t < 1).float()  # (B, t)
+        per_frame = (v.float() - target).pow(2).mean(dim=(1, 3, 4))  # (B, t)
+        return (per_frame * noisy).sum() / noisy.sum(), {}
+
+    def shortcut_loss(self, x0: torch.Tensor, x1: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Flow-matching rows told the smallest step, then the first ``shortcut_share`` of the batch
+        learning a step of ``2d`` from the model's own two steps of ``d`` (:func:`shortcut_target`)."""
+        loss_cfg = self.cfg.loss
+        b, device = x1.shape[0], x1.device
+        k = min(b, max(1, round(b * loss_cfg.shortcut_share)))  # self-consistency rows
+        finest = loss_cfg.step_levels - 1  # level of the smallest step: the instantaneous velocity
+        t = sample_times(b, loss_cfg.time_sampling, device=device, mean=loss_cfg.logit_mean, std=loss_cfg.logit_std)
+        level = torch.randint(0, finest, (k,), device=device)  # a step of 2d = 2**-level
+        sections = torch.pow(2.0, level.float())  # (k,)
+        start = torch.floor(torch.rand(k, device=device) * sections) / sections  # on the grid of 2d
+        t = torch.cat([start, t[k:]])
+        levels = torch.cat([level, torch.full((b - k,), finest, dtype=torch.long, device=device)])
+        xt, target = path(x0, x1, t)
+        net = unwrap(self.net)
+        # one draw of the condition (and its dropout) for the targets and the prediction
+        c = net.condition(batch["label"], list(batch["caption"]), b, audio=batch.get("audio"),
+                          tokens=net.net.takes_context)
+        with torch.no_grad(), self.ctx.autocast():
+            rows = None if c is None else Condition(*(None if f is None else f[:k] for f in c))
+
+            def half_step(x, tt):  # the model's step of d = 2d / 2, one level finer
+                return net(x, condition=rows, t=tt, step=level + 1).float()
+            consistent = shortcut_target(half_step, xt[:k], start, 0.5 / sections)
+        target = torch.cat([consistent, target[k:]])
+        with self.ctx.autocast():
+            v = self.net(xt, condition=c, t=t, step=levels)
+        error = (v.float() - target).pow(2)
+        return error.mean(), {"loss_shortcut": error[:k].detach().mean()}
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
@@ -193,4 +322,5 @@ class FlowObjective(Objective):
         audio = self.default_audio(n)
         spf = self.cfg.condition.samples_for(1) if audio is not None else 0
         return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
-                           steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf)
+                           steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf,
+                           shift=s.shift)
