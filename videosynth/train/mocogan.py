@@ -186,96 +186,97 @@ class MoCoGANObjective(GANObjectiveBase):
     # ---- one step ------------------------------------------------------------------------
 
     def train_step(self, batch: dict, step: int) -> dict:
-        ctx, lcfg = self.ctx, self.cfg.loss
-        real, labels, captions = batch["video"], batch["label"], batch["caption"]  # (B, C, T, H, W), (B,), [B]
-        b, k = real.shape[0], lcfg.image_frames
+        real, labels = batch["video"], batch["label"]  # (B, C, T, H, W), (B,)
+        b, k = real.shape[0], self.cfg.loss.image_frames
         std = self.noise_std(step)
         action = unwrap(self.G).net.sample_actions(b)  # (B,) uniform action codes, or None
         # the sound of the real clips drives the fakes; each frame is judged with the sound under it
-        sound = {"audio": batch["audio"]} if self.audio else {}  # (B, S)
+        cond = {"labels": labels, "captions": batch["caption"], **({"audio": batch["audio"]} if self.audio else {})}
 
-        # ---- fake clips -------------------------------------------------------------------
-        with ctx.autocast():
-            fake, _ = self.G(b, labels=labels, captions=captions, action=action, **sound)  # (B, C, T, H, W)
+        with self.ctx.autocast():
+            fake, _ = self.G(b, action=action, **cond)  # (B, C, T, H, W)
         fake = fake.float()
         picks = {}
         if self.audio:  # real and fake frames at the same moments, matched with their sound
             picks["frame_index"] = frame_picks(b, real.shape[2], k, device=real.device)  # (B, k)
-        real_frames = sample_frames(real, k, index=picks.get("frame_index"))  # (B*k, C, H, W)
-        fake_frames = sample_frames(fake, k, index=picks.get("frame_index"))  # same picks for the generator update
+        frames = (sample_frames(real, k, index=picks.get("frame_index")),
+                  sample_frames(fake, k, index=picks.get("frame_index")))  # (B*k, C, H, W) real, fake
+        frame_cond = {**cond, **picks, "frame_labels": labels.repeat_interleave(k)}  # clip-major, as sample_frames
 
-        # ---- image discriminator: single frames --------------------------------------------
-        real_frames_in = self._real_input(real_frames, std)
-        frame_labels = labels.repeat_interleave(k)  # (B*k,): sample_frames lays frames out clip-major
-        with ctx.autocast():
-            (di_real, class_real), (di_fake, _) = self.D_I(
-                real_frames_in, self.d_input(fake_frames.detach(), std), labels=labels, captions=captions, **sound,
-                **picks)  # (B*k,), (B*k, K) | None each
-        loss_di = lcfg.image_weight * (self.gan.d_loss(di_real, di_fake) + self._r1(di_real, real_frames_in))
-        aux_real = aux_fake = None
-        if lcfg.aux_class_weight > 0:
-            aux_real = class_loss(class_real, frame_labels)
-            loss_di = loss_di + lcfg.aux_class_weight * aux_real
-        gn_di = ctx.backward_step(loss_di, self.opt_di, self.D_I, name="image_discriminator")
-
-        # ---- video discriminator: whole clips (+ action category) ---------------------------
-        real_in = self._real_input(real, std)
-        with ctx.autocast():
-            (dv_real, cat_real), (dv_fake, cat_fake) = self.D_V(
-                real_in, self.d_input(fake.detach(), std), labels=labels, captions=captions, **sound
-            )  # (B,), (B, A) | None
-        loss_dv = lcfg.video_weight * (self.gan.d_loss(dv_real, dv_fake) + self._r1(dv_real, real_in))
-        loss_cat_d = None
-        if self.use_category:
-            source = (cat_real, labels) if lcfg.category_source == "real" else (cat_fake, action)
-            loss_cat_d = self._category_loss(*source)
-            loss_dv = loss_dv + lcfg.category_weight * loss_cat_d
-        elif cat_real is not None:  # head present but switched off: keep it in the graph for DDP
-            loss_dv = loss_dv + 0.0 * (cat_real.float().sum() + cat_fake.float().sum())
-        gn_dv = ctx.backward_step(loss_dv, self.opt_dv, self.D_V, name="video_discriminator")
-
-        # ---- generator: through both frozen bare discriminators -----------------------------
-        with self.frozen_discriminators():
-            with ctx.autocast():
-                gi, class_fake = unwrap(self.D_I)(self.d_input(fake_frames, std), labels=labels,
-                                                  captions=captions, **sound, **picks)  # (B*k,), (B*k, K) | None
-                gv, cat_g = unwrap(self.D_V)(self.d_input(fake, std), labels=labels, captions=captions,
-                                             **sound)  # (B,), (B, A)
-            loss_g_image = self.gan.g_loss(gi)
-            loss_g_video = self.gan.g_loss(gv)
-            loss_g = lcfg.image_weight * loss_g_image + lcfg.video_weight * loss_g_video
-            if lcfg.aux_class_weight > 0:
-                aux_fake = class_loss(class_fake, frame_labels)
-                loss_g = loss_g + lcfg.aux_class_weight * aux_fake
-            loss_cat_g = None
-            if self.use_category:
-                loss_cat_g = self._category_loss(cat_g, action)
-                loss_g = loss_g + lcfg.category_weight * loss_cat_g
-            gn_g = ctx.backward_step(loss_g, self.opt_g, self.G, name="generator")
+        logs = self._image_d_step(*frames, frame_cond, std)
+        logs.update(self._video_d_step(real, fake, cond, action, std))
+        logs.update(self._generator_step(frames[1], fake, frame_cond, cond, action, std))
         self.ema_g.update(self.G)
-
-        # ---- logs (on the device; the loop syncs them at log_every) --------------------------
-        logs = {
-            "loss_g": loss_g.detach(),
-            "loss_g_image": loss_g_image.detach(),
-            "loss_g_video": loss_g_video.detach(),
-            "loss_d_image": loss_di.detach(),
-            "loss_d_video": loss_dv.detach(),
-            "d_image_real": di_real.detach().float().mean(),
-            "d_image_fake": di_fake.detach().float().mean(),
-            "d_video_real": dv_real.detach().float().mean(),
-            "d_video_fake": dv_fake.detach().float().mean(),
-        }
-        if aux_real is not None:
-            logs["aux_class_real"], logs["aux_class_fake"] = aux_real.detach(), aux_fake.detach()
-        if loss_cat_d is not None:
-            logs["loss_category_d"] = loss_cat_d.detach()
-            logs["loss_category_g"] = loss_cat_g.detach()
-        for name, norm in (("grad_norm_g", gn_g), ("grad_norm_d_image", gn_di), ("grad_norm_d_video", gn_dv)):
-            if norm is not None:
-                logs[name] = norm
-        if lcfg.instance_noise > 0:
+        if self.cfg.loss.instance_noise > 0:
             logs["instance_noise"] = std
+        return logs
+
+    def _image_d_step(self, real_frames, fake_frames, frame_cond: dict, std: float) -> dict:
+        """One update of D_I on single frames (+ the AC-GAN class loss on real frames)."""
+        lcfg, cond = self.cfg.loss, dict(frame_cond)
+        frame_labels = cond.pop("frame_labels")
+        real_in = self._real_input(real_frames, std)
+        with self.ctx.autocast():
+            (d_real, class_real), (d_fake, _) = self.D_I(real_in, self.d_input(fake_frames.detach(), std),
+                                                        **cond)  # (B*k,), (B*k, K) | None each
+        loss = lcfg.image_weight * (self.gan.d_loss(d_real, d_fake) + self._r1(d_real, real_in))
+        logs = {"d_image_real": d_real.detach().float().mean(), "d_image_fake": d_fake.detach().float().mean()}
+        if lcfg.aux_class_weight > 0:
+            aux = class_loss(class_real, frame_labels)
+            loss = loss + lcfg.aux_class_weight * aux
+            logs["aux_class_real"] = aux.detach()
+        logs["loss_d_image"] = loss.detach()
+        return self._with_norm(logs, "grad_norm_d_image",
+                               self.ctx.backward_step(loss, self.opt_di, self.D_I, name="image_discriminator"))
+
+    def _video_d_step(self, real, fake, cond: dict, action, std: float) -> dict:
+        """One update of D_V on whole clips (+ the action category loss)."""
+        lcfg = self.cfg.loss
+        real_in = self._real_input(real, std)
+        with self.ctx.autocast():
+            (d_real, cat_real), (d_fake, cat_fake) = self.D_V(real_in, self.d_input(fake.detach(), std),
+                                                              **cond)  # (B,), (B, A) | None
+        loss = lcfg.video_weight * (self.gan.d_loss(d_real, d_fake) + self._r1(d_real, real_in))
+        logs = {"d_video_real": d_real.detach().float().mean(), "d_video_fake": d_fake.detach().float().mean()}
+        if self.use_category:
+            source = (cat_real, cond["labels"]) if lcfg.category_source == "real" else (cat_fake, action)
+            loss_cat = self._category_loss(*source)
+            loss = loss + lcfg.category_weight * loss_cat
+            logs["loss_category_d"] = loss_cat.detach()
+        elif cat_real is not None:  # head present but switched off: keep it in the graph for DDP
+            loss = loss + 0.0 * (cat_real.float().sum() + cat_fake.float().sum())
+        logs["loss_d_video"] = loss.detach()
+        return self._with_norm(logs, "grad_norm_d_video",
+                               self.ctx.backward_step(loss, self.opt_dv, self.D_V, name="video_discriminator"))
+
+    def _generator_step(self, fake_frames, fake, frame_cond: dict, cond: dict, action, std: float) -> dict:
+        """One update of G through both frozen bare discriminators."""
+        lcfg, frame_cond = self.cfg.loss, dict(frame_cond)
+        frame_labels = frame_cond.pop("frame_labels")
+        with self.frozen_discriminators():
+            with self.ctx.autocast():
+                gi, class_fake = unwrap(self.D_I)(self.d_input(fake_frames, std), **frame_cond)  # (B*k,), (B*k, K)
+                gv, cat_g = unwrap(self.D_V)(self.d_input(fake, std), **cond)  # (B,), (B, A) | None
+            loss_image, loss_video = self.gan.g_loss(gi), self.gan.g_loss(gv)
+            loss = lcfg.image_weight * loss_image + lcfg.video_weight * loss_video
+            logs = {"loss_g_image": loss_image.detach(), "loss_g_video": loss_video.detach()}
+            if lcfg.aux_class_weight > 0:
+                aux = class_loss(class_fake, frame_labels)
+                loss = loss + lcfg.aux_class_weight * aux
+                logs["aux_class_fake"] = aux.detach()
+            if self.use_category:
+                loss_cat = self._category_loss(cat_g, action)
+                loss = loss + lcfg.category_weight * loss_cat
+                logs["loss_category_g"] = loss_cat.detach()
+            logs["loss_g"] = loss.detach()
+            return self._with_norm(logs, "grad_norm_g",
+                                   self.ctx.backward_step(loss, self.opt_g, self.G, name="generator"))
+
+    @staticmethod
+    def _with_norm(logs: dict, name: str, norm) -> dict:
+        """``logs`` with the gradient norm the loop reported (None when it does not measure it)."""
+        if norm is not None:
+            logs[name] = norm
         return logs
 
     @torch.no_grad()
