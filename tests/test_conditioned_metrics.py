@@ -8,7 +8,9 @@ judged by a geometric stand-in for the class probe, so no probe has to be traine
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +184,60 @@ def test_class_acc_shuffled_label_control(follows, monkeypatch):
         assert result["accuracy"] > 0.95 and result["shuffled_accuracy"] < 0.05
     else:  # a run that ignores its label scores about the same on both
         assert abs(result["accuracy"] - result["shuffled_accuracy"]) < 0.2
+
+
+# ---- the commands, end to end ------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs-v0"
+
+
+def test_eval_predict_and_track_class_kept_on_a_prior(tmp_path):
+    from test_cli import videosynth
+
+    out = tmp_path / "predict.json"
+    res = videosynth("eval", "predict", FIXTURES / "transformer", "--num", 4, "--probe-steps", 2, "--json", out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["prime_frames"] == 2 and set(result["scores"]) == {"real", "run", "last frame copied",
+                                                                     "constant velocity", "chance"}
+    assert all(len(side["error_per_frame"]) == 2 for side in result["scores"].values())
+    assert result["scores"]["real"]["error@4"] < 0.1 and "constant velocity" in res.stdout
+    out = tmp_path / "track.json"
+    res = videosynth("eval", "track", "bouncing-shapes", FIXTURES / "transformer", "--frames", 12, "--num", 4,
+                     "--class-kept", "--json", out)  # 3x the training length, by sliding windows
+    assert res.returncode == 0, res.stderr[-3000:]
+    track = json.loads(out.read_text())
+    assert "class_kept" in track["comparison"] and 0 <= track["fake"]["class_kept_shuffled"] <= 1
+    assert "class kept over the last 4-frame window" in res.stdout
+
+
+def test_eval_text_end_to_end_with_a_compositional_split(tmp_path):
+    from test_cli import videosynth
+
+    run = tmp_path / "text"
+    res = videosynth("train", "--config", "configs/transformer/shapes-32x32x8.yaml", "--run-dir", run,
+                     "--set", f"tokenizer_run={FIXTURES / 'vqvae'}", "--set", "model.preset=tiny",
+                     "--set", "data.size=16", "--set", "data.frames=4", "--set", "data.colour=",
+                     "--set", "data.object_size=0", "--set", "data.num_samples=16",
+                     "--set", "data.holdout_combinations=12", "--set", "condition.kind=text",
+                     "--set", "condition.dim=8", "--set", "train.steps=2", "--set", "train.batch_size=4",
+                     "--set", "train.sample_every=0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "text.json"
+    res = videosynth("eval", "text", run, "--num", 4, "--probe-steps", 2, "--json", out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["scores"]) == {"all", "held_out"} and len(result["held_out"]) == 12
+    for table in result["scores"].values():
+        assert set(table) == {"real", "real shuffled", "matched", "shuffled"}
+        assert all(side["num_clips"] == 4 for side in table.values())
+    assert "held-out combinations (12 never in training)" in res.stdout
+
+
+def test_eval_text_and_predict_refuse_runs_that_cannot_take_them():
+    from test_cli import one_line_error, videosynth
+
+    assert "does not continue observed frames" in one_line_error(
+        videosynth("eval", "predict", FIXTURES / "videogan", "--num", 4))
+    assert "needs a run trained with condition.kind: text" in one_line_error(
+        videosynth("eval", "text", FIXTURES / "transformer", "--num", 4))
