@@ -46,6 +46,7 @@ import copy
 import hashlib
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ LEGEND = {
     "long": ("valid share at 10x the training length", "real clips of that length", True),
 }
 LENGTHS = (1, 3, 10)  # long cells: multiples of the training length scored
+FIGURE_HEADROOM = 1.15  # room above the tallest bar
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,18 +199,31 @@ def digest(obj) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+def trained(cfg: dict, run: Path, seconds: float, seed: int, args, log: Path) -> dict:
+    """Train ``cfg`` into ``run`` unless an earlier sitting finished it: ``{"wall_s", "steps"}``.
+
+    A finished training leaves ``<run>.trained.json`` beside the run, so a sitting stopped while
+    scoring keeps its training; a run folder without it was cut short and is trained again.
+    """
+    done = run.parent / f"{run.name}.trained.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if run.exists():
+        print(f"{run}: training was cut short in an earlier sitting; training it again", file=sys.stderr)
+        shutil.rmtree(run)
+    record = {"wall_s": train(cfg, run, seconds, seed, log, args.steps), "steps": last_step(run)}
+    done.write_text(json.dumps(record))
+    return record
+
+
 def shared_tokenizer(tok_cfg: dict, seed: int, args, state: dict, log: Path) -> str:
     """The run directory of the tokenizer of ``tok_cfg`` (kind and data) for ``seed``: trained the first
-    time it is asked for (``state["tokenizers"]`` records it), then shared by every cell that needs it."""
+    time a cell asks for it (``state["tokenizers"]`` records it), then shared by every cell that needs it."""
     key = f"{digest(tok_cfg)}-seed{seed}"
-    known = state["tokenizers"].get(key)
-    if known and Path(known["run"], "latest").exists():
-        return known["run"]
     run = Path(args.out_dir) / "tokenizers" / key
-    wall = train(tok_cfg, run, args.tokenizer_budget, seed, log, args.steps)
-    state["tokenizers"][key] = {"run": str(run), "wall_s": wall, "steps": last_step(run), "seed": seed,
-                                "data": tok_cfg["data"], "bottleneck": tok_cfg.get("model", {}).get("bottleneck",
-                                                                                                    "vq")}
+    record = trained(tok_cfg, run, args.tokenizer_budget, seed, args, log)
+    state["tokenizers"][key] = {"run": str(run), **record, "seed": seed, "data": tok_cfg["data"],
+                                "bottleneck": tok_cfg.get("model", {}).get("bottleneck", "vq")}
     return str(run)
 
 
@@ -263,8 +278,8 @@ def run_cell(cell: str, seed: int, scale: Scale, configs: dict, args, state: dic
     if tok_cfg is not None:
         cfg["tokenizer_run"] = result["tokenizer_run"] = shared_tokenizer(tok_cfg, seed, args, state, log)
     run = out / f"seed{seed}" / cell.replace(":", "-")
-    result["train_wall_s"] = train(cfg, run, args.budget, seed, log, args.steps)
-    result["steps"] = last_step(run)
+    record = trained(cfg, run, args.budget, seed, args, log)
+    result["train_wall_s"], result["steps"] = record["wall_s"], record["steps"]
     start = time.perf_counter()
     where = out / f"seed{seed}" / f"{cell.replace(':', '-')}-eval"
     where.mkdir(parents=True, exist_ok=True)
@@ -321,14 +336,17 @@ def matrix_figure(data: dict):
                                             f"per cell, seeds {', '.join(map(str, data.get('seeds', [])))}")
     colours = palette(len(fams))
     for ax, cond in zip(axes, CONDITIONS):
+        top = 0.0
         for i, (name, colour) in enumerate(zip(fams, colours)):
             rows = [r for r in data["results"] if r["cell"] == f"{name}:{cond}"]
             if not rows:
                 continue
             s = cell_summary(rows)
+            top = max(top, s["control"], *(r["score"] for r in rows))
             ax.bar(i - 0.2, s["score"], width=0.4, color=colour, alpha=0.7)
             ax.bar(i + 0.2, s["control"], width=0.4, color="white", edgecolor=colour, hatch="//")
             ax.scatter([i - 0.2] * len(rows), [r["score"] for r in rows], color="black", s=10, zorder=3)
+        ax.set_ylim(0, top * FIGURE_HEADROOM if top > 0 else 1)
         ax.set_xticks(range(len(fams)), fams, fontsize="small")
         ax.set_title(f"{TITLES[cond]}: {LEGEND[cond][0]}", fontsize="small")
         ax.grid(True, axis="y", alpha=0.3)

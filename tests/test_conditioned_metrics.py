@@ -211,7 +211,9 @@ def test_eval_predict_and_track_class_kept_on_a_prior(tmp_path):
     assert "class kept over the last 4-frame window" in res.stdout
 
 
+@pytest.mark.slow
 def test_eval_text_end_to_end_with_a_compositional_split(tmp_path):
+    import videosynth as vs
     from test_cli import videosynth
 
     run = tmp_path / "text"
@@ -232,6 +234,12 @@ def test_eval_text_end_to_end_with_a_compositional_split(tmp_path):
         assert set(table) == {"real", "real shuffled", "matched", "shuffled"}
         assert all(side["num_clips"] == 4 for side in table.values())
     assert "held-out combinations (12 never in training)" in res.stdout
+    pipe = vs.load(run, device="cpu")
+    caption = "a red circle moves left"
+    assert torch.equal(pipe(2, seed=3, text=[caption] * 2), pipe(2, seed=3, text=caption))  # one caption per clip
+    assert not torch.equal(pipe(2, seed=3, text=[caption, "a blue square moves up"]), pipe(2, seed=3, text=caption))
+    with pytest.raises(ConfigError, match="3 captions for 2 clips"):
+        pipe(2, text=[caption] * 3)
 
 
 def test_eval_text_and_predict_refuse_runs_that_cannot_take_them():
