@@ -136,6 +136,7 @@ FAMILY_CHANGES = {
     ("flow", "sound"): {"model": {"cross_attention": True, "frame_sound": True}},
 }
 CLASS_ONLY_LOSS = ("aux_class_weight",)  # loss keys that need class labels
+GUIDANCE_KEYS = ("guidance", "guidance_scale")  # sample keys of classifier-free guidance
 
 
 def declared(family) -> dict[str, str | None]:
@@ -184,6 +185,8 @@ def cell_config(family: str, cond: str, scale: Scale, configs: dict) -> tuple[di
         cfg["condition"].update(audio=True, **scale.sound_condition)
     if kind != "class" and "loss" in cfg:
         cfg["loss"] = {k: v for k, v in cfg["loss"].items() if k not in CLASS_ONLY_LOSS}
+    if kind == "none" and cond != "sound" and "sample" in cfg:  # nothing to guide an unconditional run by
+        cfg["sample"] = {k: v for k, v in cfg["sample"].items() if k not in GUIDANCE_KEYS}
     cfg = _merge(cfg, FAMILY_CHANGES.get((family, cond), {}))
     if tokenizer is not None:
         tokenizer = {**copy.deepcopy(tokenizer), "data": {k: v for k, v in cfg["data"].items() if k != "audio"}}

@@ -41,6 +41,8 @@ def test_cells_follow_the_registry_and_share_one_tokenizer_per_data_config():
         assert cfg["family"] == family and cfg["data"]["frames"] == 8 and cfg["data"]["size"] == 32
         assert cfg["condition"]["kind"] == {"class": "class", "text": "text"}.get(cond, "none")
         assert cfg["condition"].get("audio", False) == (cond == "sound") == bool(cfg["data"].get("audio"))
+        if cfg["condition"]["kind"] == "none" and cond != "sound":
+            assert not {"guidance", "guidance_scale"} & set(cfg.get("sample", {}))  # nothing to guide by
         if cond == "text":
             assert cfg["data"]["colour"] == "" and cfg["data"]["holdout_combinations"] > 0
         assert (tok is None) == (FAMILIES[family].tokenizer is None)

@@ -563,8 +563,11 @@ def run_track(args: argparse.Namespace) -> int:
           f"{int(fake['num_clips'])} fake clips of {args.frames} frames at {args.size}px")
     print(format_comparison(table))
     if args.class_kept:
-        print(f"class kept over the last {args.class_window}-frame window, control (another clip's last window): "
-              f"real {real['class_kept_shuffled']:.4f}, fake {fake['class_kept_shuffled']:.4f}")
+        table["class_kept"] = {"real": real["class_kept"], "fake": fake["class_kept"],
+                               "gap": fake["class_kept"] - real["class_kept"]}
+        print(f"class kept over the last {args.class_window}-frame window: real {real['class_kept']:.4f}, fake "
+              f"{fake['class_kept']:.4f}; control (another clip's last window): real "
+              f"{real['class_kept_shuffled']:.4f}, fake {fake['class_kept_shuffled']:.4f}")
     if args.json:
         out = {"metric": "track", "real": real, "fake": fake, "comparison": table,
                "tracking_config": dataclasses.asdict(cfg),

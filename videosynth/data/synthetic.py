@@ -333,7 +333,8 @@ class BouncingObjects(ClipDataset):
     def _rng(self, index: int, redraw: int = 0) -> np.random.Generator:
         if not 0 <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        entropy = [self.seed, SPLIT_CODES[self.split], index] + ([redraw] if redraw else [])  # draw 0: as ever
+        # redraw 0 is the item a dataset without a holdout gives, so a holdout changes only the items it redraws
+        entropy = [self.seed, SPLIT_CODES[self.split], index] + ([redraw] if redraw else [])
         return np.random.default_rng(np.random.SeedSequence(entropy))
 
     def colour_names(self) -> list[str]:

@@ -276,7 +276,7 @@ def clip_physics(clip: torch.Tensor | np.ndarray, cfg: TrackingConfig | None = N
 # Direction of improvement of each aggregated statistic (+1: higher is better).
 STAT_DIRECTIONS = {
     "count_persistence": +1, "background": -1, "size_rel_std": -1, "colour_drift": -1, "accel_residual": -1,
-    "bounce_correct": +1, "valid_share": +1, "tracked_share": +1, "class_kept": +1,
+    "bounce_correct": +1, "valid_share": +1, "tracked_share": +1,
 }
 
 
@@ -319,10 +319,8 @@ def physics_stats(videos: Iterable[torch.Tensor] | torch.Tensor, cfg: TrackingCo
 
 
 def compare_physics(real: dict[str, float], fake: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Side-by-side real / fake statistics and the gap ``fake − real`` for each key of :data:`STAT_DIRECTIONS`
-    both hold."""
-    return {k: {"real": real[k], "fake": fake[k], "gap": fake[k] - real[k]} for k in STAT_DIRECTIONS
-            if k in real and k in fake}
+    """Side-by-side real / fake statistics and the gap ``fake − real`` for each key of :data:`STAT_DIRECTIONS`."""
+    return {k: {"real": real[k], "fake": fake[k], "gap": fake[k] - real[k]} for k in STAT_DIRECTIONS}
 
 
 def format_comparison(table: dict[str, dict[str, float]]) -> str:
