@@ -38,61 +38,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cli_runs import config_of, last_step, median, train, videosynth  # noqa: E402 — beside this script
+
 FAMILIES = ("gan", "mocogan", "ar", "maskgit", "flow")
-LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR Transformer", "maskgit": "VQ-VAE + masked (MaskGIT)",
+LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR Transformer",
+          "maskgit": "VQ-VAE + masked (MaskGIT)",
           "flow": "KL-AE + DiT flow matching"}
-MANY_STEPS = 10**6  # train.steps: the time limit ends every run
 SPEED_CLIPS = 64
-
-
-def videosynth(*args: str, log: Path | None = None) -> float:
-    """Run the CLI (this interpreter), output to ``log``; returns wall seconds. Raises on failure."""
-    cmd = [sys.executable, "-m", "videosynth", *args]
-    start = time.perf_counter()
-    with open(log, "a") if log else open("/dev/null", "w") as out:
-        out.write(f"$ videosynth {' '.join(args)}\n")
-        out.flush()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    if proc.returncode:
-        raise SystemExit(f"`videosynth {' '.join(args)}` failed (exit {proc.returncode}); see {log}")
-    return time.perf_counter() - start
-
-
-def config_of(path: str, **changes) -> dict:
-    cfg = yaml.safe_load((ROOT / path).read_text())
-    for key, value in changes.items():
-        section, _, name = key.partition(".")
-        if name:
-            cfg.setdefault(section, {})[name] = value
-        else:
-            cfg[section] = value
-    return cfg
-
-
-def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path) -> float:
-    """``videosynth train`` of ``cfg`` for ``seconds`` of loop time; returns the process's wall seconds."""
-    cfg = dict(cfg)
-    cfg["train"] = {**cfg.get("train", {}), "steps": MANY_STEPS, "time_limit": max(1.0, seconds), "seed": seed,
-                    "sample_every": 0, "ckpt_every": MANY_STEPS, "eval_every": 0}
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = run_dir.parent / f"{run_dir.name}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return videosynth("train", "--config", str(path), "--run-dir", str(run_dir), "--no-progress", log=log)
-
-
-def last_step(run_dir: Path) -> int:
-    rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
-    return max(int(r["step"]) for r in rows)
 
 
 def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path) -> dict:
@@ -173,10 +133,6 @@ def evaluate(result: dict, out: Path, probe: Path, flow_steps: list[int], maskgi
                                  "sec_per_clip": sec}
         scores["maskgit_sweep"] = sweep
     return scores
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def summarise(results: list[dict], families: list[str], flow_steps: list[int],

@@ -1,4 +1,4 @@
-"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,train-probe}``: metrics with pinned protocols.
+"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,sync,class-acc,text,predict,train-probe}``: metrics with pinned protocols.
 
 Each side (REAL, FAKE) is one of
 
@@ -14,6 +14,9 @@ Examples::
     videosynth eval fvd bouncing-shapes runs/my-run --num 2048 --save-stats ref.npz
     videosynth eval fvd ref.npz runs/my-run --seeds 0 1 2 --json fvd.json
     videosynth eval track bouncing-shapes runs/my-run
+    videosynth eval track bouncing-shapes runs/my-run --frames 80 --class-kept
+    videosynth eval text runs/my-text-run
+    videosynth eval predict runs/my-run --prime-frames 4
     videosynth eval train-probe bouncing-shapes --out ~/.cache/videosynth/weights/probe-bouncing-shapes.safetensors
 """
 
@@ -203,6 +206,10 @@ def register(sub) -> None:
     t.add_argument("fake")
     _common(t, num=DEFAULT_TRACK_NUM)
     t.add_argument("--real-split", default="val")
+    t.add_argument("--class-kept", action="store_true",
+                   help="also the share of clips whose last window (the run's training length) shows the class of "
+                        "their first, by the class probe, with its control (another clip's last window)")
+    _probe_args(t)
     t.set_defaults(func=json_folder_made(run_track))
 
     sy = metrics.add_parser("sync", help="does the motion follow the sound? real vs matched vs shuffled sound",
@@ -222,6 +229,8 @@ def register(sub) -> None:
     sy.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="sampling option for the run, e.g. --option guidance=3 (repeatable; as videosynth sample's)")
     sy.set_defaults(func=json_folder_made(run_sync))
+
+    _register_conditioned(metrics)
 
     tp = metrics.add_parser("train-probe", help="train the FPD probe network on a built-in dataset")
     tp.add_argument("dataset", choices=BUILTIN)
@@ -252,6 +261,123 @@ def register(sub) -> None:
                     help="a sampling option of the run's family, e.g. --option steps=8 --option solver=euler "
                          "(the names of `videosynth sample`'s family flags; repeatable)")
     ca.set_defaults(func=json_folder_made(run_class_acc))
+
+
+def _probe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probe", help="class probe .safetensors (default: one kept in $XDG_CACHE_HOME/videosynth/probes, "
+                                   "trained on the run's data the first time)")
+    p.add_argument("--probe-steps", type=int, default=600, help="training steps of a new probe (default 600)")
+
+
+def _run_args(p: argparse.ArgumentParser, num: int) -> None:
+    """The arguments of an eval that samples one run against its data's val clips."""
+    p.add_argument("--num", type=int, default=num, help=f"val clips scored (default {num})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="sampling option for the run, e.g. --option guidance=3 (repeatable; as videosynth sample's)")
+    _probe_args(p)
+
+
+DEFAULT_TEXT_NUM = 128
+
+
+def _register_conditioned(metrics) -> None:
+    """``eval text`` and ``eval predict``: a run's conditions scored against their controls."""
+    tx = metrics.add_parser("text", help="does each clip show the shape, colour and direction of its caption? "
+                                         "against a shuffled-caption control",
+                            description="Text conditioning of a run trained on one-object bouncing-shapes with "
+                                        "condition.kind: text: one clip per val caption, scored on shape (class "
+                                        "probe), colour and initial direction (tracker) and all three, beside real "
+                                        "clips, and clips made for another clip's caption (the control). With "
+                                        "data.holdout_combinations the held-out combinations are scored apart.")
+    tx.add_argument("run", help="a run trained with condition.kind: text")
+    _run_args(tx, DEFAULT_TEXT_NUM)
+    tx.set_defaults(func=json_folder_made(run_text))
+    pr = metrics.add_parser("predict", help="continue k real frames of val clips: position error against the true "
+                                            "future, beside copy-last-frame and constant-velocity controls",
+                            description="Video prediction by a run that continues observed frames (a prime-capable "
+                                        "family) on its one-object built-in data: tracked position error per "
+                                        "future frame (px), class kept, valid share.")
+    pr.add_argument("run", help="a run of a family that continues frames (transformer, maskgit, flow)")
+    pr.add_argument("--prime-frames", type=int, help="observed frames k (default: half the training clip)")
+    _run_args(pr, DEFAULT_TEXT_NUM)
+    pr.set_defaults(func=json_folder_made(run_predict))
+
+
+def _write_result(result: dict, args: argparse.Namespace, run: str) -> None:
+    if args.json:
+        from videosynth.metrics.protocol import jsonable
+
+        out = {**result, "protocol": {**result["protocol"], "run": str(run)}}
+        Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+
+
+def run_text(args: argparse.Namespace) -> int:
+    """``eval text``: :func:`videosynth.metrics.text.text_protocol`, printed (and written as JSON)."""
+    import videosynth
+    from videosynth.device import select_device
+    from videosynth.metrics.text import ATTRIBUTES, SIDES, check_text_run, text_protocol
+    from videosynth.pipelines.base import check_common
+    from videosynth.progress import progress_bar
+
+    check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
+    device = str(select_device(args.device))
+    pipe = videosynth.load(args.run, device=device)
+    check_text_run(pipe, args.num)
+    sets = 2 if pipe.data.holdout_combinations else 1
+    with progress_bar(2 * sets * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
+        result = text_protocol(pipe, args.num, args.seed, args.batch_size, parse_options(args.option), args.probe,
+                               args.probe_steps, device, on_progress=bar.update)
+    keys = (*ATTRIBUTES, "all_three")
+    print(f"text conditioning of {args.run} (step {pipe.step}): attribute accuracy of {args.num} val captions")
+    for name, table in result["scores"].items():
+        title = "every combination" if name == "all" else \
+            f"held-out combinations ({len(result['held_out'])} never in training)"
+        print(f"  {title}:\n  {'':16s}" + "".join(f"{k:>11s}" for k in keys))
+        for side in SIDES:
+            print(f"  {side:16s}" + "".join(f"{table[side][k]:11.3f}" for k in keys))
+    print("real shuffled = real clips against the caption before theirs (chance); shuffled = clips made for the "
+          "caption before, scored against their own (a run that ignores its text scores the same as matched)")
+    _write_result(result, args, args.run)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``eval predict``: :func:`videosynth.metrics.prediction.predict_protocol`, printed (and written as JSON)."""
+    import videosynth
+    from videosynth.device import select_device
+    from videosynth.metrics.prediction import HORIZON, SIDES, predict_protocol
+    from videosynth.pipelines.base import check_common
+    from videosynth.progress import progress_bar
+    from videosynth.train.families import get_family
+
+    check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
+    device = str(select_device(args.device))
+    pipe = videosynth.load(args.run, device=device)
+    if not get_family(pipe.family).can.prime:
+        raise ConfigError(f"{args.run} is a {pipe.family} run, which does not continue observed frames; eval "
+                          "predict needs a family that does (transformer, maskgit, flow)")
+    with progress_bar(args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
+        result = predict_protocol(pipe, args.num, args.seed, args.prime_frames, args.batch_size,
+                                  parse_options(args.option), args.probe, args.probe_steps, device,
+                                  on_progress=bar.update)
+    k, frames = result["prime_frames"], result["frames"]
+    print(f"video prediction by {args.run} (step {pipe.step}): {k} of {frames} frames observed, {args.num} val clips")
+    head = f"error@{HORIZON}"
+    print(f"  {'':18s}{head:>10s}{'class kept':>12s}{'valid':>8s}   error per future frame (px)")
+    for side in SIDES:
+        row = result["scores"][side]
+        per = " ".join(f"{e:.2f}" for e in row["error_per_frame"])
+        print(f"  {side:18s}{row[head]:10.2f}{row['class_kept']:12.3f}{row['valid_share']:8.3f}   {per}")
+    print("error: tracked centre to the true one (an untracked frame counts as a blind guess); class kept: the "
+          "probe on the future frames; chance = another clip's future")
+    _write_result(result, args, args.run)
+    return 0
 
 
 def _load(metric: str, args: argparse.Namespace):
@@ -377,6 +503,32 @@ def run_recon(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_tap(args: argparse.Namespace):
+    """``tap(batches, sink)``: the batches unchanged, the probe's classes of each one's first and last window
+    (the run's training length) appended to ``sink`` on the way."""
+    from videosynth.data import DataConfig, build_dataset
+    from videosynth.device import select_device
+    from videosynth.metrics.class_accuracy import class_probe, window_classes
+
+    data = args.run_data or DataConfig(name=args.real, frames=args.frames, size=args.size,
+                                       num_objects=args.num_objects)
+    data = dataclasses.replace(data, holdout_combinations=0)
+    if data.frames > args.frames:
+        raise ConfigError(f"--class-kept: the window ({data.frames} frames, the run's training length) is longer "
+                          f"than --frames {args.frames}")
+    args.class_window = data.frames
+    device = str(select_device(args.device))
+    names = build_dataset(dataclasses.replace(data, num_samples=1), "val").class_names
+    probe, _ = class_probe(data, names, device, args.probe, args.probe_steps)
+
+    def tap(batches, sink: list):
+        for batch in batches:
+            sink.append(window_classes(probe, batch, data.frames, device))
+            yield batch
+
+    return tap
+
+
 def run_track(args: argparse.Namespace) -> int:
     from videosynth.metrics.tracking import TrackingConfig, compare_physics, format_comparison, physics_stats
 
@@ -392,12 +544,30 @@ def run_track(args: argparse.Namespace) -> int:
         raise ConfigError(f"eval track: the run {args.fake} was trained on '{args.run_data.name}', not on built-in "
                           "data, so its clips have no ground truth to be tracked against; use eval fvd or fid")
     cfg = TrackingConfig()
-    real = physics_stats(source_batches(args.real, args, args.seed, args.real_split), cfg, limit=args.num)
-    fake = physics_stats(source_batches(args.fake, args, args.seed, "val"), cfg, limit=args.num)
+    real_batches = source_batches(args.real, args, args.seed, args.real_split)
+    fake_batches = source_batches(args.fake, args, args.seed, "val")
+    windows = {"real": [], "fake": []}  # per side: the probe's (first, last) window classes of each batch
+    if args.class_kept:
+        tap = _class_tap(args)
+        real_batches, fake_batches = tap(real_batches, windows["real"]), tap(fake_batches, windows["fake"])
+    real = physics_stats(real_batches, cfg, limit=args.num)
+    fake = physics_stats(fake_batches, cfg, limit=args.num)
+    if args.class_kept:
+        from videosynth.metrics.class_accuracy import class_kept
+
+        for side, stats in (("real", real), ("fake", fake)):
+            first, last = (torch.cat([w[i] for w in windows[side]])[: args.num] for i in (0, 1))
+            stats.update(class_kept(first, last))
     table = compare_physics(real, fake)
     print(f"weight-free physics metrics (built-in data), {int(real['num_clips'])} real / "
           f"{int(fake['num_clips'])} fake clips of {args.frames} frames at {args.size}px")
     print(format_comparison(table))
+    if args.class_kept:
+        table["class_kept"] = {"real": real["class_kept"], "fake": fake["class_kept"],
+                               "gap": fake["class_kept"] - real["class_kept"]}
+        print(f"class kept over the last {args.class_window}-frame window: real {real['class_kept']:.4f}, fake "
+              f"{fake['class_kept']:.4f}; control (another clip's last window): real "
+              f"{real['class_kept_shuffled']:.4f}, fake {fake['class_kept_shuffled']:.4f}")
     if args.json:
         out = {"metric": "track", "real": real, "fake": fake, "comparison": table,
                "tracking_config": dataclasses.asdict(cfg),
@@ -499,6 +669,8 @@ def run_class_acc(args: argparse.Namespace) -> int:
     for name, acc in result["per_class"].items():
         print(f"  {name:>12}: {acc:.3f}")
     print(f"  {'mean':>12}: {result['accuracy']:.3f}  ({args.num} samples per class)")
+    print(f"  shuffled-label control: {result['shuffled_accuracy']:.3f} (samples of class k+1 scored as class k; "
+          f"real clips against another clip's label: {result['real_shuffled_accuracy']:.3f})")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")

@@ -52,18 +52,26 @@ class DataConfig:
     audio: int = checked(0, in_range(0, 192000))  # Hz: each item carries its clip's soundtrack at this rate; 0 = none
     fps: float = checked(0.0, in_range(0, 240))  # frame rate the sound lines up with; 0 = 8 for the built-in
     # datasets, the videos' most common rate for folders
+    # built-in datasets: (class, colour, initial direction) combinations the train split never shows (a
+    # compositional split, drawn by `seed`; val keeps them all); 0 = none held out
+    holdout_combinations: int = checked(0, at_least(0))
 
 
 def _moving_digits(cfg: DataConfig, split: str) -> Dataset:
     if cfg.colour:
         raise ConfigError("data.colour applies to bouncing-shapes only (moving-digits are white); remove it")
-    return MovingDigits(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
-                        audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS)
+    ds = MovingDigits(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
+                      audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS, holdout_combinations=cfg.holdout_combinations)
+    ds.held_out  # drawn now, so a holdout too large is refused before training starts
+    return ds
 
 
 def _bouncing_shapes(cfg: DataConfig, split: str) -> Dataset:
-    return BouncingShapes(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
-                          colour=cfg.colour, audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS)
+    ds = BouncingShapes(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
+                        colour=cfg.colour, audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS,
+                        holdout_combinations=cfg.holdout_combinations)
+    ds.held_out  # drawn now, so a holdout too large is refused before training starts
+    return ds
 
 
 def _root(cfg: DataConfig, what: str) -> str:
@@ -137,6 +145,9 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
         if getattr(cfg, key) is not None and cfg.name not in names:
             raise ConfigError(f"data.{key} applies to data.name {' or '.join(names)} only "
                               f"(data.name is '{cfg.name}'); remove it")
+    if cfg.holdout_combinations and cfg.name not in BUILTIN:
+        raise ConfigError(f"data.holdout_combinations applies to the built-in datasets ({', '.join(BUILTIN)}) only "
+                          f"(data.name is '{cfg.name}'); remove it")
     if split not in BUILD_SPLITS:
         raise ConfigError(f"split must be one of {', '.join(BUILD_SPLITS)}, got '{split}'")
     return DATASETS[cfg.name](cfg, split)

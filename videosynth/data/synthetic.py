@@ -29,7 +29,7 @@ Frame ``t`` covers ``[t / fps, (t + 1) / fps)`` seconds of the soundtrack.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import torch
@@ -74,6 +74,9 @@ COLOURS = {**PALETTE, "white": WHITE}
 DIRECTIONS = ("right", "up and to the right", "up", "up and to the left",
               "left", "down and to the left", "down", "down and to the right")
 SPLIT_CODES = {"train": 0, "all": 0, "val": 1, "test": 2}  # distinct seed streams per split
+HOLDOUT_SPLITS = ("train", "all")  # the splits a compositional holdout removes combinations from
+HOLDOUT_STREAM = 7919  # seed stream of the held-out choice, apart from every split's
+MAX_REDRAWS = 10000  # draws of one training item before its held-out combinations are given up on
 # ---- the soundtrack
 LOW_PITCH = 220.0  # Hz of an object at the bottom wall (A3)
 PITCH_OCTAVES = 2.0  # octaves up to the top wall (A5, 880 Hz)
@@ -221,10 +224,58 @@ def click(rate: int, pitch: float = CLICK_PITCH) -> np.ndarray:
             ).astype(np.float32)
 
 
+def direction_index(vx: float, vy: float) -> int:
+    """Index in :data:`DIRECTIONS` of a screen-space velocity (y grows downwards): its 45 degree sector."""
+    angle = math.atan2(-vy, vx)  # counter-clockwise from +x, screen up positive
+    return round(angle / (math.pi / 4)) % len(DIRECTIONS)
+
+
 def direction_words(vx: float, vy: float) -> str:
     """Compass phrase for a screen-space velocity (y grows downwards): ``"up and to the left"``."""
-    angle = math.atan2(-vy, vx)  # counter-clockwise from +x, screen up positive
-    return DIRECTIONS[round(angle / (math.pi / 4)) % len(DIRECTIONS)]
+    return DIRECTIONS[direction_index(vx, vy)]
+
+
+def colour_name(colour) -> str:
+    """The name in :data:`COLOURS` of an exact object colour (uint8 ``[3]``)."""
+    return next(n for n, rgb in COLOURS.items() if tuple(int(c) for c in colour) == rgb)
+
+
+def sub_combinations(combo: tuple, varying: list[int]) -> list[tuple]:
+    """The parts of a combination with one of its ``varying`` attributes left out, each tagged by which."""
+    return [(j, *(v for i, v in enumerate(combo) if i != j)) for j in varying]
+
+
+def held_out_combinations(combos: list[tuple[int, str, int]], count: int, seed: int) -> frozenset:
+    """``count`` of ``combos`` (class, colour name, direction index), drawn by ``seed``, held out of training.
+
+    A combination is held out only while each of its parts with one attribute left out (class and
+    colour, class and direction, colour and direction; attributes with one value do not count) stays
+    in another, kept combination: every word and every pair of words is still seen in training, only
+    the whole is new (a compositional split).
+
+    Raises:
+        ConfigError: more combinations asked for than can be held out that way.
+    """
+    varying = [j for j in range(len(combos[0])) if len({c[j] for c in combos}) > 1]
+    kept: dict[tuple, int] = {}
+    for combo in combos:
+        for part in sub_combinations(combo, varying):
+            kept[part] = kept.get(part, 0) + 1
+    order = np.random.default_rng(np.random.SeedSequence([seed, HOLDOUT_STREAM])).permutation(len(combos))
+    out = []
+    for i in order:
+        if len(out) == count:
+            break
+        parts = sub_combinations(combos[i], varying)
+        if all(kept[p] > 1 for p in parts):
+            for p in parts:
+                kept[p] -= 1
+            out.append(combos[i])
+    if len(out) < count:
+        raise ConfigError(f"data.holdout_combinations={count}: at most {len(out)} of the {len(combos)} (class, colour, "
+                          "direction) combinations can be held out with every part of them still trained on; "
+                          "lower it")
+    return frozenset(out)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -243,9 +294,12 @@ class BouncingObjects(ClipDataset):
         split: ``"train"``, ``"val"``, ``"test"`` (``"all"`` = ``"train"``).
         audio_rate: sample rate (Hz) of the soundtrack in each item; 0 = no ``"audio"``.
         fps: frames per second of the clips (the soundtrack's timing).
+        holdout_combinations: how many (class, colour, initial direction) combinations the
+            training split never shows (:func:`held_out_combinations`, drawn by ``seed``): a
+            training item that would show one is drawn again; val and test keep every combination.
 
     Raises:
-        ConfigError: invalid sizes, counts or split.
+        ConfigError: invalid sizes, counts, split or holdout.
     """
 
     class_names: list[str] = []
@@ -255,7 +309,7 @@ class BouncingObjects(ClipDataset):
 
     def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
                  object_size: int = 0, seed: int = 0, split: str = "train", audio_rate: int = 0,
-                 fps: float = 8.0) -> None:
+                 fps: float = 8.0, holdout_combinations: int = 0) -> None:
         if split not in SPLIT_CODES:
             raise ConfigError(f"data split must be one of {sorted(SPLIT_CODES)}, got {split!r}")
         object_size = object_size or max(3, round(size * self.default_object_fraction))
@@ -269,14 +323,41 @@ class BouncingObjects(ClipDataset):
         if audio_rate < 0 or fps <= 0:
             raise ConfigError(f"data.audio={audio_rate} must be >= 0 and data.fps={fps} > 0")
         self.audio_rate, self.fps = audio_rate, fps
+        if holdout_combinations < 0:
+            raise ConfigError(f"data.holdout_combinations={holdout_combinations} must be >= 0")
+        self.holdout_combinations = holdout_combinations
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, redraw: int = 0) -> np.random.Generator:
         if not 0 <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        return np.random.default_rng(np.random.SeedSequence([self.seed, SPLIT_CODES[self.split], index]))
+        # redraw 0 is the item a dataset without a holdout gives, so a holdout changes only the items it redraws
+        entropy = [self.seed, SPLIT_CODES[self.split], index] + ([redraw] if redraw else [])
+        return np.random.default_rng(np.random.SeedSequence(entropy))
+
+    def colour_names(self) -> list[str]:
+        """The names of the colours an object can have."""
+        return ["white"]
+
+    def combinations(self) -> list[tuple[int, str, int]]:
+        """Every (class, colour name, direction index) an object can show, in a fixed order."""
+        return [(c, col, d) for c in range(len(self.class_names)) for col in self.colour_names()
+                for d in range(len(DIRECTIONS))]
+
+    @cached_property
+    def held_out(self) -> frozenset:
+        """The (class, colour name, direction index) combinations the training split never shows (every split
+        knows them: val and test clips of them are the held-out ones)."""
+        if not self.holdout_combinations:
+            return frozenset()
+        return held_out_combinations(self.combinations(), self.holdout_combinations, self.seed)
+
+    @staticmethod
+    def combination_of(f: dict[str, np.ndarray], k: int = 0) -> tuple[int, str, int]:
+        """The (class, colour name, initial direction index) of object ``k`` of factors ``f``."""
+        return int(f["classes"][k]), colour_name(f["colours"][k]), direction_index(*f["velocities"][0, k])
 
     def _draw_classes(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Classes ``[K]`` and colours ``[K, 3]`` uint8 of the objects."""
@@ -303,7 +384,18 @@ class BouncingObjects(ClipDataset):
         ``pitch`` float32 ``[T, K]`` (Hz of each object's tone at frame t) and ``loudness``
         float32 ``[T, K]`` (its gain in [LEFT_LOUDNESS, 1]).
         """
-        rng = self._rng(index)
+        f = self._draw(self._rng(index))
+        if self.split in HOLDOUT_SPLITS and self.held_out:
+            redraw = 0
+            while any(self.combination_of(f, k) in self.held_out for k in range(self.num_objects)):
+                redraw += 1
+                if redraw > MAX_REDRAWS:
+                    raise ConfigError(f"data.holdout_combinations={self.holdout_combinations}: item {index} drew "
+                                      f"held-out combinations {MAX_REDRAWS} times; hold fewer out")
+                f = self._draw(self._rng(index, redraw))
+        return f
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         classes, colours = self._draw_classes(rng)
         k = self.num_objects
         half = self.object_size / 2
@@ -319,6 +411,20 @@ class BouncingObjects(ClipDataset):
                 "bounces": bounce_frames(velocities),
                 "pitch": pitch_of(positions[..., 1], half, self.size - half).astype(np.float32),
                 "loudness": loudness_of(positions[..., 0], half, self.size - half).astype(np.float32)}
+
+    def centroids(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        """Where a tracker sees the objects of factors ``f``: float32 ``[T, K, 2]`` (x, y) in pixel-index
+        coordinates (pixel ``(i, j)`` at ``(j, i)``), the coverage-weighted centre of each drawn glyph.
+
+        That is ``positions`` moved by the glyph's own centroid offset (a triangle's centroid sits
+        below the centre of its box) and by half a pixel (positions are continuous coordinates).
+        """
+        offsets = []
+        for cls in f["classes"]:
+            alpha = glyph_alpha(self._glyph(int(cls)), self.object_size)  # (P, P), centred at (P / 2, P / 2)
+            c = np.arange(alpha.shape[0]) + 0.5 - alpha.shape[0] / 2  # pixel centres relative to the patch centre
+            offsets.append([(alpha.sum(0) * c).sum() / alpha.sum(), (alpha.sum(1) * c).sum() / alpha.sum()])
+        return (f["positions"] + np.array(offsets, np.float32)[None] - 0.5).astype(np.float32)  # (T, K, 2)
 
     def soundtrack(self, index: int) -> np.ndarray:
         """The sound of item ``index``: float32 ``[round(T / fps * audio_rate)]`` mono in [-1, 1]."""
@@ -441,8 +547,9 @@ class BouncingShapes(BouncingObjects):
 
     def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
                  object_size: int = 0, seed: int = 0, split: str = "train", colour: str = "",
-                 audio_rate: int = 0, fps: float = 8.0) -> None:
-        super().__init__(num_samples, frames, size, num_objects, object_size, seed, split, audio_rate, fps)
+                 audio_rate: int = 0, fps: float = 8.0, holdout_combinations: int = 0) -> None:
+        super().__init__(num_samples, frames, size, num_objects, object_size, seed, split, audio_rate, fps,
+                         holdout_combinations)
         if colour and colour not in COLOURS:
             raise ConfigError(f"data.colour={colour!r} is not a known colour ({choice_hint(colour, COLOURS)}); "
                               "'' gives each object a palette colour")
@@ -468,8 +575,10 @@ class BouncingShapes(BouncingObjects):
         return SHAPE_HARMONICS[SHAPES[cls]]
 
     def _describe(self, cls: int, colour) -> str:
-        name = next(n for n, rgb in COLOURS.items() if tuple(int(c) for c in colour) == rgb)
-        return f"a {name} {SHAPES[cls]}"
+        return f"a {colour_name(colour)} {SHAPES[cls]}"
+
+    def colour_names(self) -> list[str]:
+        return [self.colour] if self.colour else list(PALETTE)
 
     def _templates(self) -> list[str]:
         colours = [self.colour] if self.colour else list(PALETTE)

@@ -41,6 +41,8 @@ def class_probe(data, names: list[str], device: str, path: str | Path | None = N
     from videosynth.usercache import cache_home, write_cache_file
 
     data_meta = dataclasses.asdict(data)
+    if not data_meta.get("holdout_combinations"):
+        data_meta.pop("holdout_combinations", None)  # the key of every probe cached before the option existed
     key = hashlib.sha256(json.dumps({"data": data_meta, "classes": names}, sort_keys=True).encode()).hexdigest()
     explicit = path is not None
     path = Path(path) if explicit else cache_home() / "probes" / f"class-acc-{key[:24]}.safetensors"
@@ -67,10 +69,28 @@ def class_probe(data, names: list[str], device: str, path: str | Path | None = N
 
 
 @torch.inference_mode()
+def probe_predictions(probe, videos: torch.Tensor, device: str) -> torch.Tensor:
+    """The probe's class of each of ``videos`` (float ``[N, C, T, H, W]`` in ``[-1, 1]``): int64 ``[N]``."""
+    return torch.cat([probe(v.to(device))[1].argmax(1).cpu() for v in videos.split(PROBE_BATCH)])
+
+
 def probe_accuracy(probe, videos: torch.Tensor, labels: torch.Tensor, device: str) -> float:
     """Share of ``videos`` (float ``[N, C, T, H, W]`` in ``[-1, 1]``) the probe gives ``labels`` (int64 ``[N]``)."""
-    pred = torch.cat([probe(v.to(device))[1].argmax(1).cpu() for v in videos.split(PROBE_BATCH)])
-    return float((pred == labels).float().mean())
+    return float((probe_predictions(probe, videos, device) == labels).float().mean())
+
+
+def window_classes(probe, videos: torch.Tensor, window: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe's class of the first and of the last ``window`` frames of each of ``videos``
+    (float ``[N, C, T, H, W]`` in ``[-1, 1]``, ``T >= window``): two int64 ``[N]``."""
+    return (probe_predictions(probe, videos[:, :, :window], device),
+            probe_predictions(probe, videos[:, :, -window:], device))
+
+
+def class_kept(first: torch.Tensor, last: torch.Tensor) -> dict[str, float]:
+    """From :func:`window_classes`: ``class_kept``, the share of clips whose last window shows the class of
+    their first, and its control ``class_kept_shuffled``, the last window of the clip before (chance)."""
+    return {"class_kept": float((first == last).float().mean()),
+            "class_kept_shuffled": float((first == last.roll(1)).float().mean())}
 
 
 def class_accuracy(run, num: int, seed: int, device: str, options: dict, probe_path: str | Path | None = None,
@@ -80,7 +100,10 @@ def class_accuracy(run, num: int, seed: int, device: str, options: dict, probe_p
 
     Sample ``k`` of class ``k`` uses seed ``seed + k``; ``options`` are the family's sampling options.
     Returns a dict with ``accuracy`` (mean over classes), ``per_class``, ``real_accuracy``, ``chance``,
-    the probe's path and the protocol.
+    the probe's path and the protocol, and the shuffled-label control: ``shuffled_accuracy``, the
+    samples made for class ``k + 1`` (mod K) scored against class ``k`` (a run that ignores its label
+    scores as high there as on ``accuracy``; one that follows it near 0), and
+    ``real_shuffled_accuracy``, each real clip scored against the label of the clip before it (chance).
 
     Raises:
         ConfigError: a run that is not class-conditional, or ``num`` below 1.
@@ -98,13 +121,18 @@ def class_accuracy(run, num: int, seed: int, device: str, options: dict, probe_p
     items = [val[i] for i in range(min(REAL_CLIPS, len(val)))]  # each item renders or decodes a clip: once
     real = torch.stack([item["video"] for item in items])  # (N, C, T, H, W)
     real_labels = torch.tensor([int(item["label"]) for item in items])
+    real_pred = probe_predictions(probe, real, device)
     result = {"run": str(run.run_dir), "step": run.step, "probe": str(path), "clips_per_class": num,
-              "real_accuracy": probe_accuracy(probe, real, real_labels, device), "chance": 1 / len(names),
-              "per_class": {}, "options": options}
+              "real_accuracy": float((real_pred == real_labels).float().mean()),
+              "real_shuffled_accuracy": float((real_pred == real_labels.roll(1)).float().mean()),
+              "chance": 1 / len(names), "per_class": {}, "options": options}
+    predicted = []  # per class k: the probe's classes of the samples made for k
     for k, name in enumerate(names):
-        clips = run(num, seed=seed + k, label=k, ema=ema, **options)
-        result["per_class"][name] = probe_accuracy(probe, clips, torch.full((num,), k), device)
+        predicted.append(probe_predictions(probe, run(num, seed=seed + k, label=k, ema=ema, **options), device))
+        result["per_class"][name] = float((predicted[k] == k).float().mean())
         if on_progress is not None:
             on_progress(num)
     result["accuracy"] = sum(result["per_class"].values()) / len(names)
+    result["shuffled_accuracy"] = sum(float((predicted[(k + 1) % len(names)] == k).float().mean())
+                                      for k in range(len(names))) / len(names)
     return result

@@ -238,10 +238,13 @@ class Pipeline:
                               f"frames={frames} at {self.audio_rate} Hz")
         return audio.expand(num, -1).clamp(-1, 1)
 
-    def check_text(self, text: str | None) -> None:
+    def check_text(self, text: str | list[str] | None, num: int | None = None) -> None:
+        """One-line ConfigError for a text the run cannot take, or a list of captions that is not one per clip."""
         if text is not None and self.condition_kind not in TEXT_KINDS:
             raise ConfigError(f"a text was given but {self.run_dir} was trained with condition "
                               f"'{self.condition_kind}' (train with condition.kind: text)")
+        if isinstance(text, (list, tuple)) and num is not None and len(text) != num:
+            raise ConfigError(f"text holds {len(text)} captions for {num} clips: give one caption, or one per clip")
 
     # ---- options -------------------------------------------------------------------------
 
@@ -275,13 +278,15 @@ class Pipeline:
 
     # ---- generation ----------------------------------------------------------------------
 
-    def __call__(self, num: int = 1, seed: int = 0, label: int | str | None = None, text: str | None = None,
+    def __call__(self, num: int = 1, seed: int = 0, label: int | str | None = None,
+                 text: str | list[str] | None = None,
                  frames: int | None = None, ema: bool = True, batch_size: int = 16, audio=None,
                  **options) -> torch.Tensor:
         """``num`` clips ``float32 [num, C, T, H, W]`` in ``[-1, 1]`` on the CPU, deterministic by ``seed``.
 
         Without ``label`` a class-conditional run cycles through its classes (clip i gets class
-        i mod K), so a grid shows every class; ``text`` conditions every clip on one caption;
+        i mod K), so a grid shows every class; ``text`` conditions every clip on one caption (or clip i
+        on caption i of a list of ``num``);
         ``audio`` (a file, or a tensor: see :meth:`sound`) drives a sound-conditioned run.
 
         Raises:
@@ -289,7 +294,8 @@ class Pipeline:
         """
         return torch.cat(list(self.stream(num, seed, label, text, frames, ema, batch_size, audio, **options)))
 
-    def stream(self, num: int = 1, seed: int = 0, label: int | str | None = None, text: str | None = None,
+    def stream(self, num: int = 1, seed: int = 0, label: int | str | None = None,
+               text: str | list[str] | None = None,
                frames: int | None = None, ema: bool = True, batch_size: int = 16, audio=None,
                **options) -> Iterator[torch.Tensor]:
         """The clips of :meth:`__call__`, in batches ``float32 [<= batch_size, C, T, H, W]`` as they are made.
@@ -301,7 +307,7 @@ class Pipeline:
         if label is not None and text is not None:
             raise ConfigError("give a label or a text, not both")
         label_id = self.parse_label(label)
-        self.check_text(text)
+        self.check_text(text, num)
         options = self.check_options(options)
         sound = self.sound(audio, num, frames)  # (num, S) or None
         if any(k in options for k in self.joint_options):
@@ -319,6 +325,8 @@ class Pipeline:
                 if self.condition_kind == "class":
                     ids = [label_id if label_id is not None else (start + i) % max(n_classes, 1) for i in range(n)]
                     labels = torch.tensor(ids, dtype=torch.long)
+                elif isinstance(text, (list, tuple)):
+                    captions = list(text[start:start + n])
                 elif text is not None:
                     captions = [text] * n
                 if sound is not None:

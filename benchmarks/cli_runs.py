@@ -1,0 +1,64 @@
+"""Helpers the benchmarks share: run the real CLI, train a config for a wall-clock budget, read a run's steps.
+
+Imported by the scripts beside it (``families.py``, ``matrix.py``), which put this folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MANY_STEPS = 10**6  # train.steps: the time limit ends every run
+
+
+def videosynth(*args: str, log: Path | None = None) -> float:
+    """Run the CLI (this interpreter), output to ``log``; returns wall seconds. Raises on failure."""
+    cmd = [sys.executable, "-m", "videosynth", *args]
+    start = time.perf_counter()
+    with open(log, "a") if log else open("/dev/null", "w") as out:
+        out.write(f"$ videosynth {' '.join(args)}\n")
+        out.flush()
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    if proc.returncode:
+        raise SystemExit(f"`videosynth {' '.join(args)}` failed (exit {proc.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def config_of(path: str, **changes) -> dict:
+    """The YAML config at ``path`` (from the repository root) with ``section.key=value`` changes."""
+    cfg = yaml.safe_load((ROOT / path).read_text())
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            cfg.setdefault(section, {})[name] = value
+        else:
+            cfg[section] = value
+    return cfg
+
+
+def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path, steps: int = MANY_STEPS) -> float:
+    """``videosynth train`` of ``cfg`` for ``seconds`` of loop time (or ``steps``, whichever ends first);
+    returns the process's wall seconds."""
+    cfg = dict(cfg)
+    cfg["train"] = {**cfg.get("train", {}), "steps": steps, "time_limit": max(1.0, seconds), "seed": seed,
+                    "sample_every": 0, "ckpt_every": MANY_STEPS, "eval_every": 0}
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return videosynth("train", "--config", str(path), "--run-dir", str(run_dir), "--no-progress", log=log)
+
+
+def last_step(run_dir: Path) -> int:
+    rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+    return max(int(r["step"]) for r in rows)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
