@@ -29,12 +29,14 @@ from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import fit_cond_dim
 from videosynth.models.dit import PRESETS, DiTConfig, build_modules
+from videosynth.models.lora import FinetuneConfig, merged_copy
 from videosynth.pipelines.flow import sample_flow
 from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
+from videosynth.train.finetune import adapt, record_base
 from videosynth.train.latent_stage import with_tokenizer_identity
 from videosynth.train.objective import Objective, adam, conditioned_modules, ema_decay_at, set_lr
 
@@ -79,6 +81,7 @@ class FlowRunConfig(RunConfig):
     loss: FlowLossConfig = field(default_factory=FlowLossConfig)
     optim: FlowOptimConfig = field(default_factory=FlowOptimConfig)
     sample: FlowSampleConfig = field(default_factory=FlowSampleConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     presets: ClassVar[dict] = {"model": PRESETS}
@@ -124,7 +127,8 @@ class FlowObjective(Objective):
             check_latent_cache(cache, tokenizer, cfg.tokenizer_run, tuple(latent))
         model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent),
                                     clip_frames=cfg.data.frames if cfg.model.frame_sound else 0)
-        return with_tokenizer_identity(dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition)), tokenizer)
+        cfg = dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition))
+        return record_base(with_tokenizer_identity(cfg, tokenizer))
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
@@ -145,6 +149,9 @@ class FlowObjective(Objective):
         if self.audio and cfg.latents:
             raise ConfigError("condition.audio: a latent cache holds no sound; train on clips (remove latents:)")
         net = build_modules(cfg.model, cfg.condition)["dit"]
+        if cfg.finetune.adapted:
+            self.adapted = True
+            self.adapter_line = adapt(net, "dit", cfg, ctx.run_dir, list(ctx.dataset.class_names))
         self.net = ctx.wrap(net, find_unused_parameters=net.conditioner is not None)
         o = cfg.optim
         self.opt = adam(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2), o.weight_decay, decoupled=True)
@@ -192,5 +199,6 @@ class FlowObjective(Objective):
         s = self.cfg.sample
         audio = self.default_audio(n)
         spf = self.cfg.condition.samples_for(1) if audio is not None else 0
-        return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
+        net = merged_copy(self.ema.module) if self.adapted else self.ema.module
+        return sample_flow(net, self.tokenizer.model, n, generator, labels, captions,
                            steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf)
