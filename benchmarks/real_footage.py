@@ -59,9 +59,11 @@ def train_tokenizer(corpus: Path, out: Path, seconds: float, frames: int, size: 
     import yaml
 
     cfg = config_of("configs/vqvae/shapes-32x32x8.yaml")
-    cfg["data"] = {"name": "folder", "root": str(corpus), "frames": frames, "size": size}
+    # the corpus holds its undecodable files on purpose: the tokenizer trains on the rest
+    cfg["data"] = {"name": "folder", "root": str(corpus), "frames": frames, "size": size, "max_broken_fraction": 0.5}
+    # a handful of files, one random clip each per item: batches of 4
     cfg["train"] = {**cfg["train"], "steps": MANY_STEPS, "time_limit": float(seconds), "sample_every": 0,
-                    "ckpt_every": MANY_STEPS}
+                    "ckpt_every": MANY_STEPS, "batch_size": 4}
     path = out / "tokenizer.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run = out / "tokenizer"
