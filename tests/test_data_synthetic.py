@@ -110,3 +110,19 @@ def test_shapes_in_one_fixed_colour():
         BouncingShapes(colour="whte")
     with pytest.raises(ConfigError, match="bouncing-shapes only"):
         build_dataset(DataConfig(name="moving-digits", colour="red"), "train")
+
+
+def test_data_classes_draws_some_classes_and_keeps_the_labels():
+    from videosynth.data import DataConfig, build_dataset
+
+    ds = BouncingShapes(num_samples=12, frames=2, size=32, classes=("triangle",))
+    assert ds.class_names == ["circle", "square", "triangle"]
+    assert {int(ds[i]["label"]) for i in range(12)} == {2}
+    two = BouncingShapes(num_samples=40, frames=2, size=32, classes=("circle", "square"))
+    assert {int(two[i]["label"]) for i in range(40)} == {0, 1}
+    assert [int(BouncingShapes(num_samples=6, frames=2, size=32)[i]["label"]) for i in range(6)] == \
+        [int(BouncingShapes(num_samples=6, frames=2, size=32, classes=())[i]["label"]) for i in range(6)]
+    with pytest.raises(ConfigError, match="'hexagon' is not a class"):
+        BouncingShapes(classes=("hexagon",))
+    with pytest.raises(ConfigError, match="data.classes applies to the built-in datasets"):
+        build_dataset(DataConfig(name="folder", root="/nowhere", classes=["a"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import frame_numbers, numbered_frames
+from media import damage, frame_numbers, numbered_frames, packets
 
 from videosynth import io
 from videosynth.errors import DataError
@@ -47,13 +47,6 @@ def write_avi_ac3(path: Path) -> Path:
     return path
 
 
-def packets(path: Path, kind: str) -> list[tuple[int, int, float]]:
-    """``(byte offset, size, start seconds)`` of every non-empty packet of the first ``kind`` stream."""
-    with av.open(str(path)) as container:
-        stream = getattr(container.streams, kind)[0]
-        return [(p.pos, p.size, float(p.pts * p.time_base)) for p in container.demux(stream) if p.size]
-
-
 def decoded_start(path: Path, i: int) -> float:
     """Seconds at which the ``i``-th decoded audio frame starts (the decoder's delay puts it after packet ``i``'s pts)."""
     with av.open(str(path)) as container:
@@ -61,17 +54,6 @@ def decoded_start(path: Path, i: int) -> float:
             if k == i:
                 return float(frame.time)
     raise AssertionError(f"{path} has fewer than {i + 1} audio frames")
-
-
-def damage(src: Path, dst: Path, hit: list[tuple[int, int, float]], part: tuple[float, float]) -> Path:
-    """A copy of ``src`` with the share ``part = (from, to)`` of each packet in ``hit`` overwritten by garbage."""
-    data = bytearray(src.read_bytes())
-    rng = np.random.default_rng(0)
-    for pos, size, _ in hit:
-        a, b = pos + int(part[0] * size), pos + int(part[1] * size)
-        data[a:b] = rng.integers(0, 256, b - a, dtype=np.uint8).tobytes()
-    dst.write_bytes(bytes(data))
-    return dst
 
 
 # An AC-3 frame's later bytes are not checksummed by default (garbage there decodes to noise):

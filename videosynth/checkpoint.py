@@ -35,6 +35,9 @@ log = logging.getLogger("videosynth.checkpoint")
 CHECKPOINT_PREFIX = "step-"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
+# A LoRA fine-tune's checkpoints hold its adapter alone (raw and EMA), apart from the base run's weights
+ADAPTER_FILE = "adapter.safetensors"
+ADAPTER_EMA_FILE = "adapter-ema.safetensors"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 CONFIG_FILE = "config.yaml"
@@ -168,11 +171,14 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, family: str, config: dict, weights: dict[str, torch.Tensor],
-                    ema: dict[str, torch.Tensor] | None, state: dict, keep_last: int) -> Path:
+                    ema: dict[str, torch.Tensor] | None, state: dict | None, keep_last: int,
+                    files: tuple[str, str] = (MODEL_FILE, EMA_FILE)) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically (temp folder + fsync + rename), update ``latest``.
 
-    ``weights`` / ``ema``: flat ``"<module>.<key>"`` tensors; ``state``: optimisers, step, RNG (plain
-    tensors and containers only, so it loads with ``weights_only=True``); ``config``: the run config dict.
+    ``weights`` / ``ema``: flat ``"<module>.<key>"`` tensors, written to the two names of ``files``
+    (a LoRA fine-tune's adapter: :data:`ADAPTER_FILE`, :data:`ADAPTER_EMA_FILE`); ``state``:
+    optimisers, step, RNG (plain tensors and containers only, so it loads with ``weights_only=True``;
+    None: a checkpoint that samples but cannot resume); ``config``: the run config dict.
 
     Raises:
         CheckpointError: the disk is full or not writable (the previous checkpoint is left intact).
@@ -187,20 +193,22 @@ def save_checkpoint(run_dir: str | Path, step: int, family: str, config: dict, w
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        files = {}
-        save_file(weights, str(tmp / MODEL_FILE))
-        files[MODEL_FILE] = None
+        model_file, ema_file = files
+        written = {}
+        save_file(weights, str(tmp / model_file))
+        written[model_file] = None
         if ema:
-            save_file(ema, str(tmp / EMA_FILE))
-            files[EMA_FILE] = None
-        torch.save(state, tmp / STATE_FILE)
-        files[STATE_FILE] = None
-        for name in files:
+            save_file(ema, str(tmp / ema_file))
+            written[ema_file] = None
+        if state is not None:
+            torch.save(state, tmp / STATE_FILE)
+            written[STATE_FILE] = None
+        for name in written:
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
-            files[name] = sha256(tmp / name)
+            written[name] = sha256(tmp / name)
         meta = {"step": step, "family": family, "version": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "files": files, "config": config}
+                "files": written, "config": config}
         fsync_write(tmp / META_FILE, json.dumps(meta, indent=2).encode())
         if final.exists():
             shutil.rmtree(final)

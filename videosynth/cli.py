@@ -22,7 +22,7 @@ COMMANDS = {
     "sample": "write sample videos from a trained run",
     "data": "scan a folder of videos, preview datasets",
     "eval": "FVD / IS / FID / KVD / reconstruction / weight-free metrics",
-    "weights": "list the detector weights found on this machine",
+    "weights": "list the detector weights found on this machine; merge a LoRA adapter into its base run",
     "encode": "encode a dataset once: tokens (vq, fsq) or float latents (continuous); alias tokenize",
     "reconstruct": "VQ-VAE reconstructions side by side, with PSNR/SSIM",
     "serve": "a web page to sample trained runs (needs the 'web' extra)",

@@ -109,8 +109,9 @@ def scan_report(root: str | Path, frames: int = DEFAULT_FRAMES, stride: int = 1,
         "height": _summary([e.height for e in result.entries]),
         "codecs": dict(Counter(e.codec for e in result.entries).most_common()),
         "broken": [{"path": p, "reason": r} for p, r in result.broken],
-        "damaged": [{"path": e.path, "skipped_packets": e.skipped_packets}
-                    for e in result.entries if e.skipped_packets],
+        "damaged": [{"path": e.path, "skipped_packets": e.skipped_packets,
+                     **({"header_frames": e.header_frames, "frames": e.num_frames} if e.header_frames else {})}
+                    for e in result.entries if e.skipped_packets or e.header_frames],
         "rows": rows,
     }
 
@@ -124,6 +125,14 @@ def _print_files(title: str, lines: list[str]) -> None:
         print(f"  {line}")
     if len(lines) > MAX_PRINTED_BROKEN:
         print(f"  ... and {len(lines) - MAX_PRINTED_BROKEN} more (see --json)")
+
+
+def _damage_line(damaged: dict) -> str:
+    """One line of the scan's list of usable damaged files: what was skipped, what the header overstated."""
+    parts = [f"{damaged['skipped_packets']} packet(s) skipped"] if damaged["skipped_packets"] else []
+    if damaged.get("header_frames"):
+        parts.append(f"the header claims {damaged['header_frames']} frames, {damaged['frames']} decode")
+    return f"{damaged['path']}: {'; '.join(parts)}"
 
 
 def _fmt(summary: dict | None, unit: str = "") -> str:
@@ -155,8 +164,9 @@ def run_scan(args: argparse.Namespace) -> int:
     print(f"width:   {_fmt(report['width'], ' px')}")
     print(f"height:  {_fmt(report['height'], ' px')}")
     print("codecs:  " + (", ".join(f"{c} ({n})" for c, n in report["codecs"].items()) or "-"))
-    _print_files("usable, with undecodable packets skipped (gaps filled: silence, or the previous frame held):",
-                 [f"{d['path']}: {d['skipped_packets']} packet(s) skipped" for d in report["damaged"]])
+    _print_files("usable, damaged (undecodable packets skipped, the gaps filled: silence, or the previous frame "
+                 "held; a header claiming more frames than decode: cut to those that do):",
+                 [_damage_line(d) for d in report["damaged"]])
     _print_files("broken:", [f"{b['path']}: {b['reason']}" for b in report["broken"]])
     if args.manifest_out:
         print(f"wrote {args.manifest_out} ({len(report['rows'])} rows)")

@@ -45,6 +45,8 @@ class DataConfig:
     num_samples: int = checked(10000, at_least(1))
     object_size: int = checked(0, at_least(0))  # pixels; 0 = the built-in dataset's default for `size`
     colour: str = ""  # bouncing-shapes: "" = a random palette colour per object, or one name ("white", "red", ...)
+    classes: list[str] = checked(factory=list)  # built-in data: the classes objects are drawn from ([] = all);
+    # the labels and class list stay the dataset's, so a run on some classes can be fine-tuned onto the others
     seed: int = checked(0, in_range(0, 2**31 - 1))
     val_fraction: float = checked(0.1, in_range(0, 1, high_open=True))
     max_broken_fraction: float = checked(0.2, in_range(0, 1))
@@ -61,7 +63,8 @@ def _moving_digits(cfg: DataConfig, split: str) -> Dataset:
     if cfg.colour:
         raise ConfigError("data.colour applies to bouncing-shapes only (moving-digits are white); remove it")
     ds = MovingDigits(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
-                      audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS, holdout_combinations=cfg.holdout_combinations)
+                      audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS, holdout_combinations=cfg.holdout_combinations,
+                      classes=tuple(cfg.classes))
     ds.held_out  # drawn now, so a holdout too large is refused before training starts
     return ds
 
@@ -69,7 +72,7 @@ def _moving_digits(cfg: DataConfig, split: str) -> Dataset:
 def _bouncing_shapes(cfg: DataConfig, split: str) -> Dataset:
     ds = BouncingShapes(cfg.num_samples, cfg.frames, cfg.size, cfg.num_objects, cfg.object_size, cfg.seed, split,
                         colour=cfg.colour, audio_rate=cfg.audio, fps=cfg.fps or BUILTIN_FPS,
-                        holdout_combinations=cfg.holdout_combinations)
+                        holdout_combinations=cfg.holdout_combinations, classes=tuple(cfg.classes))
     ds.held_out  # drawn now, so a holdout too large is refused before training starts
     return ds
 
@@ -148,6 +151,9 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
     if cfg.holdout_combinations and cfg.name not in BUILTIN:
         raise ConfigError(f"data.holdout_combinations applies to the built-in datasets ({', '.join(BUILTIN)}) only "
                           f"(data.name is '{cfg.name}'); remove it")
+    if cfg.classes and cfg.name not in BUILTIN:
+        raise ConfigError(f"data.classes applies to the built-in datasets ({', '.join(BUILTIN)}); for "
+                          f"'{cfg.name}' choose the class folders to train on instead; remove it")
     if split not in BUILD_SPLITS:
         raise ConfigError(f"split must be one of {', '.join(BUILD_SPLITS)}, got '{split}'")
     return DATASETS[cfg.name](cfg, split)

@@ -33,7 +33,7 @@ from videosynth.usercache import cache_home, write_cache_file
 
 log = logging.getLogger("videosynth.data")
 
-CACHE_VERSION = 3  # bump when the cached entry format or meaning changes
+CACHE_VERSION = 4  # bump when the cached entry format or meaning changes
 MAX_LOGGED_BROKEN = 20  # broken files listed one per warning; the rest are counted
 VFR_SLACK = 0.02  # share of the header's frame count allowed to be missing at the end (timestamp rounding)
 
@@ -48,6 +48,10 @@ class VideoEntry:
     ``skipped_packets``: undecodable packets the scan's reads met and skipped (the gap filled, see
     :mod:`videosynth.io.packet_errors`); the scan decodes the first and last frame only, so a file
     damaged elsewhere shows 0 here and is reported by the read that meets the damage.
+
+    ``header_frames``: the frame count the header claims where fewer frames decode (a truncated
+    download, a muxer that wrote a wrong count); ``num_frames`` is then the frames that decode, and
+    clips are cut from those. 0 when the header is right.
     """
 
     path: str
@@ -57,6 +61,7 @@ class VideoEntry:
     height: int
     codec: str
     skipped_packets: int = 0
+    header_frames: int = 0
 
 
 @dataclass
@@ -159,11 +164,12 @@ def _cache_key(root: Path, rel_paths: list[str], signatures: list, params: dict)
 
 
 def _last_readable(reader: io.VideoReader, path: Path, num_frames: int) -> int:
-    """Frame count confirmed by decoding the last frame.
+    """Frame count confirmed by decoding the last frame (the first is known to decode).
 
     Variable-frame-rate files map timestamps to frame slots with small rounding
     drift, so a last frame that is missing by a few slots (``VFR_SLACK`` of the
-    count) shortens the video instead of rejecting it; more than that is truncation.
+    count) shortens the video; past that the header overstates the file (truncated,
+    or a wrong count), and the frames that do decode are found by bisection.
     """
     try:
         reader.read_clip(path, num_frames - 1, 1)
@@ -174,10 +180,23 @@ def _last_readable(reader: io.VideoReader, path: Path, num_frames: int) -> int:
             raise
         try:
             reader.read_clip(path, shorter - 1, 1)
+            return shorter
         except DataError:
-            raise DataError(f"{path}: truncated (the header says {num_frames} frames, "
-                            f"frame {shorter - 1} does not decode)") from None
-        return shorter
+            return _decodable_frames(reader, path, shorter - 1)
+
+
+def _decodable_frames(reader: io.VideoReader, path: Path, missing: int) -> int:
+    """Frames that decode from the start, given that frame 0 decodes and frame ``missing`` does not
+    (each probe seeks to a keyframe and decodes one frame)."""
+    good, bad = 0, missing
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        try:
+            reader.read_clip(path, mid, 1)
+            good = mid
+        except DataError:
+            bad = mid
+    return good + 1
 
 
 def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry | str:
@@ -204,7 +223,9 @@ def check_video(path: Path, min_frames: int, verify: bool = True) -> VideoEntry 
     finally:
         reader.close()
     skipped = io.skipped_packets(path) - skipped_before
-    return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec, skipped)
+    overstated = num_frames < info.num_frames - max(1, round(info.num_frames * VFR_SLACK))
+    return VideoEntry("", num_frames, info.fps, info.width, info.height, info.codec, skipped,
+                      info.num_frames if overstated else 0)
 
 
 # Seconds one video's probe may take before the scan reports it broken and goes on.

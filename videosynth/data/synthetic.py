@@ -297,9 +297,11 @@ class BouncingObjects(ClipDataset):
         holdout_combinations: how many (class, colour, initial direction) combinations the
             training split never shows (:func:`held_out_combinations`, drawn by ``seed``): a
             training item that would show one is drawn again; val and test keep every combination.
+        classes: names of the classes objects are drawn from (``()``: all); ``class_names`` and the
+            labels stay the dataset's, so a run on some classes can be fine-tuned onto the others.
 
     Raises:
-        ConfigError: invalid sizes, counts, split or holdout.
+        ConfigError: invalid sizes, counts, split, holdout or class names.
     """
 
     class_names: list[str] = []
@@ -309,7 +311,7 @@ class BouncingObjects(ClipDataset):
 
     def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
                  object_size: int = 0, seed: int = 0, split: str = "train", audio_rate: int = 0,
-                 fps: float = 8.0, holdout_combinations: int = 0) -> None:
+                 fps: float = 8.0, holdout_combinations: int = 0, classes: tuple[str, ...] = ()) -> None:
         if split not in SPLIT_CODES:
             raise ConfigError(f"data split must be one of {sorted(SPLIT_CODES)}, got {split!r}")
         object_size = object_size or max(3, round(size * self.default_object_fraction))
@@ -326,6 +328,12 @@ class BouncingObjects(ClipDataset):
         if holdout_combinations < 0:
             raise ConfigError(f"data.holdout_combinations={holdout_combinations} must be >= 0")
         self.holdout_combinations = holdout_combinations
+        unknown = [c for c in classes if c not in self.class_names]
+        if unknown:
+            raise ConfigError(f"data.classes: '{unknown[0]}' is not a class of {type(self).__name__} "
+                              f"({choice_hint(unknown[0], self.class_names)})")
+        self.classes = tuple(classes)
+        self._drawn = np.array([self.class_names.index(c) for c in classes], np.int64)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -362,6 +370,12 @@ class BouncingObjects(ClipDataset):
     def _draw_classes(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Classes ``[K]`` and colours ``[K, 3]`` uint8 of the objects."""
         raise NotImplementedError
+
+    def _class_ids(self, rng: np.random.Generator) -> np.ndarray:
+        """Class indices ``int64 [K]`` of the objects, uniform over ``classes`` (all by default)."""
+        if not len(self._drawn):
+            return rng.integers(0, len(self.class_names), size=self.num_objects)
+        return self._drawn[rng.integers(0, len(self._drawn), size=self.num_objects)]
 
     def _glyph(self, cls: int) -> str:
         raise NotImplementedError
@@ -507,7 +521,7 @@ class BouncingObjects(ClipDataset):
         return (f"{type(self).__name__}(num_samples={self.num_samples}, frames={self.frames}, size={self.size}, "
                 f"num_objects={self.num_objects}, object_size={self.object_size}, seed={self.seed}, "
                 f"split={self.split!r}" + (f", audio_rate={self.audio_rate}, fps={self.fps:g}" if self.audio_rate else "")
-                + ")")
+                + (f", classes={list(self.classes)}" if self.classes else "") + ")")
 
 
 class MovingDigits(BouncingObjects):
@@ -518,7 +532,7 @@ class MovingDigits(BouncingObjects):
     composite = "max"
 
     def _draw_classes(self, rng):
-        classes = rng.integers(0, 10, size=self.num_objects)
+        classes = self._class_ids(rng)
         return classes, np.tile(np.array(WHITE, np.uint8), (self.num_objects, 1))
 
     def _glyph(self, cls: int) -> str:
@@ -547,9 +561,10 @@ class BouncingShapes(BouncingObjects):
 
     def __init__(self, num_samples: int = 10000, frames: int = 16, size: int = 64, num_objects: int = 1,
                  object_size: int = 0, seed: int = 0, split: str = "train", colour: str = "",
-                 audio_rate: int = 0, fps: float = 8.0, holdout_combinations: int = 0) -> None:
+                 audio_rate: int = 0, fps: float = 8.0, holdout_combinations: int = 0,
+                 classes: tuple[str, ...] = ()) -> None:
         super().__init__(num_samples, frames, size, num_objects, object_size, seed, split, audio_rate, fps,
-                         holdout_combinations)
+                         holdout_combinations, classes)
         if colour and colour not in COLOURS:
             raise ConfigError(f"data.colour={colour!r} is not a known colour ({choice_hint(colour, COLOURS)}); "
                               "'' gives each object a palette colour")
@@ -559,7 +574,7 @@ class BouncingShapes(BouncingObjects):
         return super().__repr__()[:-1] + f", colour={self.colour!r})"
 
     def _draw_classes(self, rng):
-        classes = rng.integers(0, len(SHAPES), size=self.num_objects)
+        classes = self._class_ids(rng)
         if self.colour:
             return classes, np.tile(np.array(COLOURS[self.colour], np.uint8), (self.num_objects, 1))
         names = list(PALETTE)

@@ -116,8 +116,10 @@ def class_accuracy(run, num: int, seed: int, device: str, options: dict, probe_p
         raise ConfigError(f"{run.run_dir} is not class-conditional (condition.kind={run.condition_kind}); "
                           "class-acc needs a run trained with condition.kind: class")
     names = run.class_names
-    probe, path = class_probe(run.data, names, device, probe_path, probe_steps)
-    val = build_dataset(run.data, "val")
+    # every class is judged, also those a run on some of the built-in classes (data.classes) never saw
+    data = dataclasses.replace(run.data, classes=[])
+    probe, path = class_probe(data, names, device, probe_path, probe_steps)
+    val = build_dataset(data, "val")
     items = [val[i] for i in range(min(REAL_CLIPS, len(val)))]  # each item renders or decodes a clip: once
     real = torch.stack([item["video"] for item in items])  # (N, C, T, H, W)
     real_labels = torch.tensor([int(item["label"]) for item in items])

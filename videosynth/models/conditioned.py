@@ -40,10 +40,13 @@ class ConditionedNet(nn.Module):
 
     takes_context: the condition's token sequence, ``context [B, L, D]`` and ``context_mask [B, L]``
     (cross-attention). takes_cond_frames: the sound's per-frame features, ``cond_frames [B, T, D]``.
+    lora_targets: the layers :func:`videosynth.models.lora.add_adapters` adapts when none are named.
     """
 
     takes_context: bool = False
     takes_cond_frames: bool = False
+    # suffixes of the names of the linear layers a LoRA fine-tune adapts by default (models/lora.py)
+    lora_targets: tuple[str, ...] = ()
 
 
 class Conditioned(nn.Module):

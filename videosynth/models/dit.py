@@ -203,6 +203,9 @@ class DiT(ConditionedNet):
     """Velocity ``v(x_t, t | c)``: latents ``[B, C, t, h, w]``, times ``[B]`` or ``[B, t]``, pooled condition
     ``[B, D]``; with ``step_levels``, the level ``[B]`` of the step it takes."""
 
+    # every block's self-attention (and temporal attention), cross-attention and MLP
+    lora_targets = ("qkv", "proj", "qkv_t", "proj_t", "cross.q", "cross.kv", "mlp.0", "mlp.2")
+
     def __init__(self, cfg: DiTConfig):
         super().__init__()
         self.cfg = cfg

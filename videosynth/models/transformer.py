@@ -242,6 +242,8 @@ class TokenTransformer(ConditionedNet):
     factorised positions, condition and sound projections, ``cfg.n_layer`` blocks of ``block``, the
     final norm and the head; GPT-2 initialisation. ``cfg``: a :class:`PriorConfig` or its twin."""
 
+    lora_targets = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # attention and MLP of every block
+
     def __init__(self, cfg, block: type[nn.Module]):
         super().__init__()
         self.cfg = cfg

@@ -22,7 +22,16 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
-from videosynth.checkpoint import EMA_FILE, MODEL_FILE, find_checkpoint, load_weights, load_module_state, run_class_names
+from videosynth.checkpoint import (
+    ADAPTER_EMA_FILE,
+    ADAPTER_FILE,
+    EMA_FILE,
+    MODEL_FILE,
+    find_checkpoint,
+    load_module_state,
+    load_weights,
+    run_class_names,
+)
 from videosynth.conditioning import TEXT_KINDS, ConditionConfig
 from videosynth.config import at_least, choice_hint, from_dict, in_range
 from videosynth.data import DataConfig
@@ -83,6 +92,20 @@ def section(config: dict, key: str, cls: type, where: str):
         raise CheckpointError(f"{where}/config.yaml: {exc}") from None
 
 
+def resolve_run_path(name: str, run_dir: Path | None) -> Path:
+    """A run named in another run's config, by one rule for every command: inside that run's own
+    folder first (the demo keeps its tokenizer in ``RUN/tokenizer``), then next to it (runs moved
+    together), by the same relative path or its last folder name; then as given (absolute, or
+    relative to the working directory). ``run_dir`` None (a run being started): as given only."""
+    path = Path(name).expanduser()
+    if run_dir is not None:
+        for base in (run_dir, run_dir.parent):
+            for candidate in ((base / path.name,) if path.is_absolute() else (base / path, base / path.name)):
+                if (candidate / "config.yaml").is_file():
+                    return candidate
+    return path
+
+
 def check_finite_clips(clips: torch.Tensor, what: str) -> torch.Tensor:
     """``clips`` (float ``[B, C, T, H, W]``) unchanged when every value is finite.
 
@@ -109,7 +132,7 @@ class Pipeline:
     # options that lay clips out in one joint draw (a grid): such a call is never split in batches
     joint_options: ClassVar[tuple[str, ...]] = ()
     # the files of a checkpoint inference reads (their hashes are checked; state.pt is not needed)
-    weight_files: ClassVar[tuple[str, ...]] = (MODEL_FILE, EMA_FILE)
+    weight_files: ClassVar[tuple[str, ...]] = (MODEL_FILE, EMA_FILE, ADAPTER_FILE, ADAPTER_EMA_FILE)
 
     def __init__(self, run_dir: str | Path, config: dict, checkpoint: str | int | None = None,
                  device: str | torch.device = "auto"):

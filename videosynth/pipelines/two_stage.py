@@ -17,14 +17,16 @@ from typing import ClassVar
 
 import torch
 
-from videosynth.checkpoint import MODEL_FILE
+from videosynth.checkpoint import MODEL_FILE, load_weights
 from videosynth.config import at_least, field_check
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import Conditioned
+from videosynth.models.lora import FinetuneConfig
 from videosynth.models.transformer import PriorConfig
 from videosynth.models.transformer import build_modules as build_prior_modules
 from videosynth.models.vqvae import VQVAE, VQVAEConfig
-from videosynth.pipelines.base import Option, Pipeline, section
+from videosynth.pipelines.base import Option, Pipeline, resolve_run_path, section
+from videosynth.pipelines.finetune import adapted_network, adapter_file
 from videosynth.sampling import ar
 from videosynth.sampling.ar import ARSampleConfig, decode_tokens
 from videosynth.sampling.rollout import check_prime_video, encode_condition, latent_frames, windowed
@@ -84,20 +86,6 @@ class TokenizerPipeline(Pipeline):
             f"{self.run_dir} is a vqvae run, a tokenizer that cannot generate clips: train {second}, "
             "tokenizer_run: <this run>) and sample from that run; use `videosynth reconstruct` to view reconstructions"
         )
-
-
-def resolve_run_path(name: str, run_dir: Path | None) -> Path:
-    """A run named in another run's config, by one rule for every command: inside that run's own
-    folder first (the demo keeps its tokenizer in ``RUN/tokenizer``), then next to it (runs moved
-    together), by the same relative path or its last folder name; then as given (absolute, or
-    relative to the working directory). ``run_dir`` None (a run being started): as given only."""
-    path = Path(name).expanduser()
-    if run_dir is not None:
-        for base in (run_dir, run_dir.parent):
-            for candidate in ((base / path.name,) if path.is_absolute() else (base / path, base / path.name)):
-                if (candidate / "config.yaml").is_file():
-                    return candidate
-    return path
 
 
 def load_tokenizer_run(name: str, checkpoint: str | None, sha256: str | None, continuous: bool,
@@ -263,13 +251,24 @@ class LatentStagePipeline(Pipeline):
         self.tokenizer = load_tokenizer_run(self.config.get("tokenizer_run") or "",
                                             self.config.get("tokenizer_checkpoint"), self.config.get("tokenizer_sha256"),
                                             self.continuous_latents, self.device, self.run_dir)
+        self.finetune = section(self.config, "finetune", FinetuneConfig, str(self.run_dir))
         self._nets: dict[bool, Conditioned] = {}
 
     def net(self, ema: bool = True) -> Conditioned:
-        """The conditioned network with the EMA (default) or raw weights, loaded once each."""
+        """The conditioned network with the EMA (default) or raw weights, loaded once each; a LoRA
+        fine-tune's is its base run's network with the adapter merged in (:mod:`.finetune`)."""
         if ema not in self._nets:
-            self._nets[ema] = self.load_conditioned(
-                self.net_name, lambda: type(self).build_modules(self.model_cfg, self.condition)[self.net_name], ema)
+            def factory():
+                return type(self).build_modules(self.model_cfg, self.condition)[self.net_name]
+
+            if self.finetune.adapted:
+                file = adapter_file(self.meta, ema)
+                adapter = load_weights(self.checkpoint, file).get(self.net_name, {})
+                net = self.build(lambda: adapted_network(factory, self.finetune, self.net_name, self.run_dir, adapter,
+                                                         str(self.checkpoint / file)))
+                self._nets[ema] = net.to(self.device).eval().requires_grad_(False)
+            else:
+                self._nets[ema] = self.load_conditioned(self.net_name, factory, ema)
         return self._nets[ema]
 
     def check_options(self, options: dict) -> dict:

@@ -2,7 +2,8 @@
 
 The folder format itself (atomic writes, hashes, ``latest``) is :mod:`videosynth.checkpoint`;
 this module decides what goes in: every module of ``objective.modules()`` and
-``objective.ema_modules()``, the optimisers, the RNG state, the step and the objective's extra state.
+``objective.ema_modules()`` (of a LoRA fine-tune, the adapter alone), the optimisers, the RNG state,
+the step and the objective's extra state.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from videosynth.checkpoint import (
+    ADAPTER_EMA_FILE,
+    ADAPTER_FILE,
     EMA_FILE,
     MODEL_FILE,
     STATE_FILE,
@@ -27,13 +31,36 @@ from videosynth.checkpoint import (
 )
 from videosynth.config import to_dict
 from videosynth.errors import CheckpointError
+from videosynth.models.lora import adapter_state, load_adapter
 from videosynth.train.config import RunConfig
 from videosynth.train.objective import Objective
 from videosynth.train.rng import rng_state, set_rng_state
 
 
+def weight_files(objective: Objective) -> tuple[str, str]:
+    """The checkpoint files of the objective's modules and EMA copies: a LoRA fine-tune saves its adapter alone."""
+    return (ADAPTER_FILE, ADAPTER_EMA_FILE) if objective.adapted else (MODEL_FILE, EMA_FILE)
+
+
+def _tensors(objective: Objective, modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    if not objective.adapted:
+        return module_tensors(modules)
+    return {f"{name}.{key}": value.detach().to("cpu").contiguous().clone()
+            for name, module in modules.items() for key, value in adapter_state(unwrap(module)).items()}
+
+
+def _load(path: Path, file: str, objective: Objective, modules: dict[str, nn.Module]) -> None:
+    if not objective.adapted:
+        load_modules(path, modules, file)
+        return
+    weights = load_weights(path, file)
+    for name, module in modules.items():
+        load_adapter(unwrap(module), weights.get(name, {}), f"{path / file} [{name}]")
+
+
 def save(run_dir: Path, step: int, objective: Objective, config: RunConfig, keep_last: int) -> Path:
-    """Write the objective's weights, EMA, optimisers and RNG as ``checkpoints/step-NNNNNN``."""
+    """Write the objective's weights (a LoRA fine-tune: its adapter), EMA, optimisers and RNG as
+    ``checkpoints/step-NNNNNN``."""
     ema = objective.ema_modules()
     state = {
         "step": step,
@@ -42,16 +69,20 @@ def save(run_dir: Path, step: int, objective: Objective, config: RunConfig, keep
         "extra": objective.extra_state(),
     }
     meta_config, _ = split_vocab(to_dict(config))  # the vocabulary lives in vocab.json, once
-    return save_checkpoint(run_dir, step, config.family, meta_config, module_tensors(objective.modules()),
-                           module_tensors(ema) if ema else None, state, keep_last)
+    return save_checkpoint(run_dir, step, config.family, meta_config, _tensors(objective, objective.modules()),
+                           _tensors(objective, ema) if ema else None, state, keep_last, weight_files(objective))
 
 
 def load(path: Path, objective: Objective) -> int:
     """Restore modules, EMA, optimisers, RNG and extra state from a checkpoint folder; returns the step."""
-    load_modules(path, objective.modules(), MODEL_FILE)
+    model_file, ema_file = weight_files(objective)
+    _load(path, model_file, objective, objective.modules())
     ema = objective.ema_modules()
     if ema:
-        load_modules(path, ema, EMA_FILE)
+        _load(path, ema_file, objective, ema)
+    if not (path / STATE_FILE).is_file():
+        raise CheckpointError(f"{path} has no {STATE_FILE} (an exported or merged run samples but does not resume): "
+                              "start a new run from it with --init")
     try:
         state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
@@ -101,12 +132,15 @@ def init_from(run: Path, objective: Objective, class_names: list[str]) -> str:
             the new run's (named, in one line: a different architecture).
     """
     path, meta = find_checkpoint(run, files=(MODEL_FILE,))
+    if ADAPTER_FILE in meta.get("files", {}):
+        raise CheckpointError(f"--init {run} is a LoRA fine-tune (its checkpoints hold an adapter alone): merge it "
+                              f"first (videosynth weights merge-lora {run} --out DIR) and start from the merged run")
     family = objective.cfg.family
     if meta.get("family") not in (None, family):
         raise CheckpointError(f"--init {run} is a {meta.get('family')} run; a {family} run can only start from "
                               "a run of this family")
     old_names = read_class_names(run)
-    rows = _class_rows(old_names, class_names)
+    rows = class_rows(old_names, class_names)
     files = meta.get("files", {})
     for file, modules in ((MODEL_FILE, objective.modules()), (EMA_FILE, objective.ema_modules())):
         weights = load_weights(path, file if file in files else MODEL_FILE)
@@ -114,7 +148,7 @@ def init_from(run: Path, objective: Objective, class_names: list[str]) -> str:
             if name not in weights:
                 raise CheckpointError(f"--init {run}: its checkpoint has no '{name}' (this run needs: "
                                       f"{', '.join(modules)}): start from a run of this family")
-            state = _remap_classes(weights[name], unwrap(module).state_dict(), rows, len(old_names))
+            state = remap_classes(weights[name], unwrap(module).state_dict(), rows, len(old_names))
             load_module_state(module, state, f"--init {path / file} [{name}]")
     kept = [n for n in class_names if n in old_names]
     new = [n for n in class_names if n not in old_names]
@@ -124,12 +158,12 @@ def init_from(run: Path, objective: Objective, class_names: list[str]) -> str:
     return line
 
 
-def _class_rows(old: list[str], new: list[str]) -> list[int | None]:
+def class_rows(old: list[str], new: list[str]) -> list[int | None]:
     """For each new class, the index of the same name among the old ones (None: a new class)."""
     return [old.index(name) if name in old else None for name in new]
 
 
-def _remap_classes(saved: dict[str, torch.Tensor], own: dict[str, torch.Tensor], rows: list[int | None],
+def remap_classes(saved: dict[str, torch.Tensor], own: dict[str, torch.Tensor], rows: list[int | None],
                    old_count: int) -> dict[str, torch.Tensor]:
     """``saved`` with every class table rebuilt for the new classes (see :func:`init_from`); other
     tensors as saved (a mismatch among them is reported by the loader)."""

@@ -43,13 +43,14 @@ class Capabilities:
 
     generative: it makes clips (a tokenizer only encodes and decodes); sound: it takes
     ``condition.audio``; prime: it continues observed frames; long: it makes clips longer than
-    its training clips.
+    its training clips; lora: it fine-tunes with LoRA adapters (a ``finetune:`` section).
     """
 
     generative: bool = True
     sound: bool = False
     prime: bool = False
     long: bool = False
+    lora: bool = False
 
 
 # The clip of every tiny config: 4 frames of 16 x 16 px, white shapes.
@@ -119,7 +120,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            }),
     Family("transformer", PriorRunConfig, PriorObjective, TwoStagePipeline,
            "autoregressive Transformer prior over tokenizer tokens, stage two (VideoGPT)",
-           Capabilities(sound=True, prime=True, long=True),
+           Capabilities(sound=True, prime=True, long=True, lora=True),
            tiny={
                "plain": {"model": {"preset": "tiny"}},
                "rich": {"model": {"preset": "tiny"}, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
@@ -130,7 +131,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            }, tokenizer="plain"),
     Family("maskgit", MaskedRunConfig, MaskedObjective, MaskedPipeline,
            "masked-token prior over tokenizer tokens with parallel decoding (MaskGIT, MAGVIT)",
-           Capabilities(sound=True, prime=True, long=True),
+           Capabilities(sound=True, prime=True, long=True, lora=True),
            tiny={
                "plain": {"model": {"preset": "tiny"}, "sample": {"steps": 3}},
                "rich": {"model": {"preset": "tiny"}, "condition": {"kind": "text", "dim": 8, "dropout": 0.3},
@@ -141,7 +142,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            }, tokenizer="plain"),
     Family("flow", FlowRunConfig, FlowObjective, FlowPipeline,
            "diffusion transformer trained with rectified flow on a continuous tokenizer's latents (DiT, Latte)",
-           Capabilities(sound=True, prime=True, long=True),
+           Capabilities(sound=True, prime=True, long=True, lora=True),
            tiny={
                "plain": {"model": {"preset": "tiny"}, "sample": {"steps": 2, "solver": "euler"}},
                "rich": {"model": {"preset": "tiny", "attention": "factorised", "cross_attention": True},

@@ -46,12 +46,14 @@ from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import fit_cond_dim
 from videosynth.models.dit import PRESETS, DiTConfig, build_modules
+from videosynth.models.lora import FinetuneConfig, merged_copy
 from videosynth.pipelines.flow import check_shortcut, sample_flow
 from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times, shortcut_target
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
+from videosynth.train.finetune import adapt, record_base
 from videosynth.train.latent_stage import with_tokenizer_identity
 from videosynth.train.objective import Objective, adam, conditioned_modules, ema_decay_at, set_lr
 
@@ -145,6 +147,7 @@ class FlowRunConfig(RunConfig):
     loss: FlowLossConfig = field(default_factory=FlowLossConfig)
     optim: FlowOptimConfig = field(default_factory=FlowOptimConfig)
     sample: FlowSampleConfig = field(default_factory=FlowSampleConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     presets: ClassVar[dict] = {"model": PRESETS}
@@ -205,7 +208,7 @@ class FlowObjective(Objective):
         except ConfigError as e:
             raise ConfigError(f"sample: {e} (set sample.steps / sample.solver / sample.shift)") from None
         cfg = dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition), sample=sample)
-        return with_tokenizer_identity(cfg, tokenizer)
+        return record_base(with_tokenizer_identity(cfg, tokenizer))
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
@@ -226,6 +229,9 @@ class FlowObjective(Objective):
         if self.audio and cfg.latents:
             raise ConfigError("condition.audio: a latent cache holds no sound; train on clips (remove latents:)")
         net = build_modules(cfg.model, cfg.condition)["dit"]
+        if cfg.finetune.adapted:
+            self.adapted = True
+            self.adapter_line = adapt(net, "dit", cfg, ctx.run_dir, list(ctx.dataset.class_names))
         self.net = ctx.wrap(net, find_unused_parameters=net.conditioner is not None)
         o = cfg.optim
         self.opt = adam(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2), o.weight_decay, decoupled=True)
@@ -321,6 +327,7 @@ class FlowObjective(Objective):
         s = self.cfg.sample
         audio = self.default_audio(n)
         spf = self.cfg.condition.samples_for(1) if audio is not None else 0
-        return sample_flow(self.ema.module, self.tokenizer.model, n, generator, labels, captions,
+        net = merged_copy(self.ema.module) if self.adapted else self.ema.module
+        return sample_flow(net, self.tokenizer.model, n, generator, labels, captions,
                            steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf,
                            shift=s.shift)

@@ -25,11 +25,13 @@ from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.data.tokens import TokenDataset
 from videosynth.errors import ConfigError
+from videosynth.models.lora import FinetuneConfig, merged_copy
 from videosynth.pipelines import TokenizerPipeline
 from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
+from videosynth.train.finetune import adapt, record_base
 from videosynth.train.objective import Objective, adam, conditioned_modules, ema_decay_at, set_lr
 
 LN2 = 0.6931471805599453  # nats per bit
@@ -59,6 +61,7 @@ class TokenRunConfig(RunConfig):
     data: DataConfig = field(default_factory=lambda: DataConfig(frames=16, size=32))
     condition: ConditionConfig = field(default_factory=ConditionConfig)
     optim: PriorOptimConfig = field(default_factory=PriorOptimConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -120,7 +123,7 @@ class TokenPriorObjective(Objective):
                                     latent_shape=tuple(latent), cond_dim=cfg.condition.dim if conditional else 0,
                                     audio_dim=cfg.condition.dim if sounding else 0,
                                     frames_per_latent=tokenizer.model_cfg.downsample[0])
-        return with_tokenizer_identity(dataclasses.replace(cfg, model=model), tokenizer)
+        return record_base(with_tokenizer_identity(dataclasses.replace(cfg, model=model), tokenizer))
 
     def __init__(self, cfg: TokenRunConfig, ctx: Context):
         super().__init__(cfg, ctx)
@@ -130,6 +133,9 @@ class TokenPriorObjective(Objective):
         if cfg.condition is not None and cfg.condition.audio and cfg.tokens:
             raise ConfigError("condition.audio: a token cache holds no sound; train on clips (remove tokens:)")
         net = type(self).build_modules(cfg.model, cfg.condition)[self.net_name]
+        if cfg.finetune.adapted:
+            self.adapted = True
+            self.adapter_line = adapt(net, self.net_name, cfg, ctx.run_dir, list(ctx.dataset.class_names))
         self.net = ctx.wrap(net, find_unused_parameters=net.conditioner is not None)
         self.opt = adam(self._param_groups(), cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2), decoupled=True)
         self.ema = EMA(self.net, cfg.train.ema_decay)
@@ -158,6 +164,11 @@ class TokenPriorObjective(Objective):
 
     def set_train(self, mode: bool) -> None:
         self.net.train(mode)
+
+    def sampling_net(self) -> nn.Module:
+        """The EMA network that samples the periodic grids (a LoRA fine-tune's with its adapter merged:
+        the AR prior's cached decoder reads weight tensors directly)."""
+        return merged_copy(self.ema.module) if self.adapted else self.ema.module
 
     def tokens_of(self, batch: dict) -> torch.Tensor:
         """The batch's token grids ``int64 [B, t, h, w]``: cached, or encoded with the frozen tokenizer."""

@@ -99,10 +99,11 @@ def train(
     seed_everything(cfg.seed + ctx.rank)  # per-rank seeds; DDP broadcasts rank 0's initial weights
     objective = objective_cls(config, ctx)  # before anything is written: a bad config leaves no run behind
     with RunLock(run_dir, enabled=ctx.is_main):
-        if init is not None:
+        line = objective.adapter_line  # a LoRA fine-tune loaded its base when it was built
+        if init is not None and not objective.adapted:
             line = checkpointing.init_from(Path(init), objective, list(dataset.class_names))
-            if ctx.is_main:
-                print(line, file=sys.stderr)
+        if line and ctx.is_main:
+            print(line, file=sys.stderr)
         return _train_locked(config, objective, ctx, run_dir, dataset, resume, progress, eval_fn)
 
 

@@ -89,5 +89,5 @@ class MaskedObjective(TokenPriorObjective):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Periodic grid: EMA prior, labels cycling through the classes, decoded clips."""
         labels, captions = self.default_conditions(n)
-        return token_clips(masked.generate, self.ema.module, self.tokenizer, n, generator, self.cfg.sample,
+        return token_clips(masked.generate, self.sampling_net(), self.tokenizer, n, generator, self.cfg.sample,
                            labels=labels, captions=captions, audio=self.default_audio(n))

@@ -49,6 +49,9 @@ class Objective:
     batch_keys: ClassVar[tuple[str, ...]] = ("video", "label")
     # whether the family's networks take a sound condition (condition.audio)
     takes_audio: ClassVar[bool] = False
+    # a LoRA fine-tune (train/finetune.py): its checkpoints hold the adapter alone; adapter_line says what trains
+    adapted: bool = False
+    adapter_line: str = ""
 
     def __init__(self, cfg: RunConfig, ctx: Context):
         self.cfg = cfg

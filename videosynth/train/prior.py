@@ -63,5 +63,5 @@ class PriorObjective(TokenPriorObjective):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """Periodic grid: EMA prior, labels cycling through the classes, decoded clips."""
         labels, captions = self.default_conditions(n)
-        return token_clips(ar.sample, self.ema.module, self.tokenizer, n, generator, self.cfg.sample, labels=labels,
+        return token_clips(ar.sample, self.sampling_net(), self.tokenizer, n, generator, self.cfg.sample, labels=labels,
                            captions=captions, audio=self.default_audio(n))

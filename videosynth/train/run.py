@@ -14,12 +14,13 @@ from videosynth.config import apply_overrides, load_yaml
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.train.config import RunConfig, build_run_config
 from videosynth.train.families import get_family
+from videosynth.train.finetune import with_base_run
 from videosynth.train.loop import sample_grid, train
 
 
 # What a resume may change: the loop, the optimiser, the losses, sampling defaults, and where
 # and how the data is read; never what fixes the checkpoint's shapes (model, condition, data content).
-RESUME_FIXED = ("family", "model", "condition", "data")
+RESUME_FIXED = ("family", "model", "condition", "data", "finetune")
 RESUME_DATA_OK = ("root", "manifest", "split_dir", "annotations", "num_workers", "max_broken_fraction")
 
 
@@ -91,12 +92,15 @@ def run_training(
 
     The config is resolved and checked and the dataset built before anything is written;
     the loop then takes the run's lock (see :func:`videosynth.train.loop.train`). ``init``: a run
-    whose weights a new run starts from (fine-tuning; see :func:`videosynth.train.checkpointing.init_from`).
+    whose weights a new run starts from (fine-tuning; see :func:`videosynth.train.checkpointing.init_from`),
+    or the base run a LoRA fine-tune adapts (``finetune.lora_rank > 0``; see :mod:`videosynth.train.finetune`).
 
     Raises:
         Interrupted: SIGINT / SIGTERM stopped the run after saving a checkpoint.
     """
     cfg = resolve_config(config, overrides, resume)
+    if init is not None and get_family(cfg.family).can.lora:
+        cfg = with_base_run(cfg, init)
     if run_dir is not None and resume is None and Path(run_dir).exists() and not Path(run_dir).is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; choose another --run-dir")
     objective_cls = get_family(cfg.family).objective
