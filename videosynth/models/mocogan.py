@@ -359,6 +359,11 @@ PRESETS = {
         size=32, frames=16, content_dim=32, motion_dim=8, motion_noise_dim=8,
         g_width=16, d_image_width=16, d_video_width=16,
     ),
+    # the demo's 8-frame clips (the family table): a 32-wide generator, 16-wide discriminators
+    "demo-32x32x8": MoCoGANConfig(
+        size=32, frames=8, content_dim=32, motion_dim=8, motion_noise_dim=8,
+        g_width=32, d_image_width=16, d_video_width=16,
+    ),
     # unit tests: milliseconds per forward
     "tiny": MoCoGANConfig(
         size=16, frames=4, content_dim=8, motion_dim=4, motion_noise_dim=4,
