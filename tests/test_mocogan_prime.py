@@ -52,6 +52,16 @@ def test_a_primed_clip_starts_from_the_given_frame_and_its_motion_follows_the_se
     assert longer.shape[2] == 7 and torch.allclose(longer[:, :, 0], primed[:, :, 0], atol=1e-5)
 
 
+def test_several_observed_frames_are_all_fitted_and_the_motion_continues_from_them(run):
+    pipe = videosynth.load(run, device="cpu")
+    given = pipe(3, seed=321)[:, :, :2]  # (3, C, 2, H, W): two frames G can make
+    primed = pipe(3, seed=0, prime_video=given)
+    drawn = pipe(3, seed=0)
+    for t in (0, 1):
+        assert (_mse(primed[:, :, t], given[:, :, t]) < 0.2 * _mse(drawn[:, :, t], given[:, :, t])).all()
+    assert primed.shape == (3, 3, 4, 16, 16)
+
+
 def _frame_file(tmp_path: Path, frame: torch.Tensor) -> tuple[Path, Path]:
     """``frame`` (``[C, H, W]`` in [-1, 1]) as a PNG and as the first frame of a 3-frame mp4."""
     pixels = to_uint8(frame[:, None])[0]  # (H, W, 3)
@@ -72,6 +82,9 @@ def test_prime_files_an_image_or_a_video_s_first_frame(run, tmp_path):
     from_video = pipe(2, seed=0, prime=str(video))
     assert _mse(from_video[:, :, 0], given[None].expand(2, -1, -1, -1)).max() < 0.05
     assert not torch.equal(from_video, pipe(2, seed=0))
+    two = pipe(2, seed=0, prime=str(video), prime_frames=2)  # the video's first two frames observed
+    assert torch.equal(two, pipe(2, seed=0, prime_video=pipe.read_prime(str(video), 2)))
+    assert not torch.equal(two, from_video)
 
 
 def test_prime_through_sample_and_the_web_page(run, tmp_path, capsys):
@@ -115,9 +128,10 @@ def test_bad_prime_files_get_the_same_one_line_errors_as_the_other_families(name
 @pytest.mark.parametrize("options, words", [
     ({"invert_steps": 5}, "--invert-steps needs --prime"),
     ({"prime_video": torch.zeros(1, 3, 1, 16, 16), "grid": "content-motion"}, "not both"),
-    ({"prime_video": torch.zeros(1, 3, 1, 8, 8)}, "prime_video must be [2, 3, T0, 16, 16]"),
+    ({"prime_video": torch.zeros(1, 3, 1, 8, 8)}, "prime_video must be [2, 3, k, 16, 16]"),
+    ({"prime_video": torch.zeros(1, 3, 5, 16, 16)}, "prime_video has 5 frames, more than the 4 requested"),
     ({"prime_video": torch.zeros(1, 3, 1, 16, 16), "prime": "x.png"}, "not both"),
-    ({"prime_frames": 2}, "--prime-frames does not apply to mocogan runs"),
+    ({"prime_frames": 2}, "--prime-frames needs --prime"),
     ({"prime_video": torch.zeros(1, 3, 1, 16, 16), "invert_steps": -1}, "--invert-steps -1"),
 ])
 def test_bad_prime_options_are_refused_in_one_line(run, options, words):

@@ -317,7 +317,7 @@ def _register_conditioned(metrics) -> None:
                             description="Video prediction by a run that continues observed frames (a prime-capable "
                                         "family) on its one-object built-in data: tracked position error per "
                                         "future frame (px), class kept, valid share.")
-    pr.add_argument("run", help="a run of a family that continues frames (transformer, maskgit, flow)")
+    pr.add_argument("run", help="a run of a family that continues frames (mocogan, transformer, maskgit, flow)")
     pr.add_argument("--prime-frames", type=int, help="observed frames k (default: half the training clip)")
     _run_args(pr, DEFAULT_TEXT_NUM)
     pr.set_defaults(func=json_folder_made(run_predict))
@@ -376,7 +376,7 @@ def run_predict(args: argparse.Namespace) -> int:
     pipe = videosynth.load(args.run, device=device)
     if not get_family(pipe.family).can.prime:
         raise ConfigError(f"{args.run} is a {pipe.family} run, which does not continue observed frames; eval "
-                          "predict needs a family that does (transformer, maskgit, flow)")
+                          "predict needs a family that does (mocogan, transformer, maskgit, flow)")
     with progress_bar(args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
         result = predict_protocol(pipe, args.num, args.seed, args.prime_frames, args.batch_size,
                                   parse_options(args.option), args.probe, args.probe_steps, device,

@@ -83,13 +83,10 @@ class VideoGANPipeline(GANPipeline):
         return sample_videogan(self.generator(ema), n, self.model_cfg.z_dim, generator, labels, captions, audio)
 
 
-# what --prime brings to a MoCoGAN: one frame, whatever file it is read from
-PRIME_INPUTS = ("prime", "prime_video", "prime_max_pixels")
-
-
 class MoCoGANPipeline(GANPipeline):
     """MoCoGAN: content + motion codes; any clip length; grids that separate content from motion;
-    image-to-video: the content code of a given first frame found by inversion, the motion drawn."""
+    image-to-video (and video prediction): the codes of given first frames found by inversion, the
+    motion after them drawn."""
 
     family = "mocogan"
     model_config_cls = MoCoGANConfig
@@ -97,8 +94,8 @@ class MoCoGANPipeline(GANPipeline):
         Option("grid", str, "rows share content, columns share motion", choices=GRIDS),
         Option("interpolate", int, "clips per row interpolating between two content codes", at_least(1)),
         Option("action", int, "the categorical action code of every clip", at_least(0)),
-        *(o for o in PRIME_OPTIONS if o.name in PRIME_INPUTS),
-        Option("invert_steps", int, f"Adam steps fitting the codes to the first frame of --prime (default "
+        *PRIME_OPTIONS,
+        Option("invert_steps", int, f"Adam steps fitting the codes to the observed frames of --prime (default "
                f"{INVERT_STEPS})", at_least(0)),
     )
     joint_options = ("grid", "interpolate", "prime_video")
@@ -122,33 +119,36 @@ class MoCoGANPipeline(GANPipeline):
         if primed and ("grid" in options or "interpolate" in options):
             raise ConfigError("--prime fixes every clip's content: give --prime or --grid / --interpolate, not both")
         if "invert_steps" in options and not primed:
-            raise ConfigError("--invert-steps needs --prime IMAGE")
+            raise ConfigError("--invert-steps needs --prime IMAGE|VIDEO")
+        self.check_guidance_and_prime(options)
         return options
 
     def read_prime(self, path: str, prime_frames: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
-        """The first frame of an image or video file as ``float32 [C, 1, H, W]`` in ``[-1, 1]`` at the run's
-        size (see :func:`~videosynth.pipelines.two_stage.read_prime_video`); ``prime_frames`` is not used."""
-        return read_prime_video(path, 1, 1, self.data, max_pixels)
+        """The first ``prime_frames`` frames (default 1: image-to-video) of an image or video file as
+        ``float32 [C, k, H, W]`` in ``[-1, 1]`` at the run's size (see
+        :func:`~videosynth.pipelines.two_stage.read_prime_video`)."""
+        return read_prime_video(path, prime_frames or 1, 1, self.data, max_pixels)
 
-    def prime_frame(self, options: dict, n: int) -> torch.Tensor | None:
-        """The frame every clip starts from, ``float32 [n, C, H, W]`` in ``[-1, 1]``: the first frame of
-        ``prime`` (a file) or of ``prime_video`` (``[C, T0, H, W]`` or ``[n | 1, C, T0, H, W]``); None without.
+    def observed(self, options: dict, n: int) -> torch.Tensor | None:
+        """The frames every clip starts from, ``float32 [n, C, k, H, W]`` in ``[-1, 1]``: from ``prime`` (a file)
+        or ``prime_video`` (``[C, k, H, W]`` or ``[n | 1, C, k, H, W]``); None without either.
 
         Raises:
             ConfigError: a ``prime_video`` of another shape than this run's clips.
-            DataError: an unreadable or missing file.
+            DataError: an unreadable or missing file, or one with fewer frames than ``prime_frames``.
         """
-        video = primed_frames(options, n, self.read_prime)  # (n, C, T0, H, W) or None
+        video = primed_frames(options, n, self.read_prime)  # (n, C, k, H, W) or None
         if video is None:
             return None
         c, size = self.model_cfg.channels, self.model_cfg.size
-        if video.dim() != 5 or video.shape[0] != n or tuple(video.shape[1:2]) + tuple(video.shape[3:]) != (c, size, size):
-            raise ConfigError(f"prime_video must be [{n}, {c}, T0, {size}, {size}] (this run's clips), "
-                              f"got {list(video.shape)}")
-        return video[:, :, 0].float().to(self.device)  # (n, C, H, W)
+        if video.dim() != 5 or video.shape[0] != n or video.shape[2] < 1 or \
+                (video.shape[1], *video.shape[3:]) != (c, size, size):
+            raise ConfigError(f"prime_video must be [{n}, {c}, k, {size}, {size}] (k >= 1 frames of this run's "
+                              f"clips), got {list(video.shape)}")
+        return video.float().to(self.device)
 
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
-        frame = self.prime_frame(options, n)
-        options = {k: v for k, v in options.items() if k not in PRIME_INPUTS}
+        observed = self.observed(options, n)
+        options = {k: v for k, v in options.items() if k not in {o.name for o in PRIME_OPTIONS}}
         return sample_mocogan(self.generator(ema), n, generator, labels, captions, frames, audio=audio,
-                              prime_frame=frame, **options)
+                              prime_video=observed, **options)
