@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from videosynth.cli import main as cli_main
 from videosynth.data.synthetic import BouncingShapes
 from videosynth.data.transforms import to_float
 from videosynth.errors import VideoSynthError
 from videosynth.metrics.disentangle import (ClipMeasures, agreement, disentanglement, format_table, grid_groups,
                                             measure_clips)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs-v0"
+from test_hostile_files import FIXTURES, one_line_error, run_cli
+
 K = 6  # content codes x motion codes of the ground-truth grid
 MOTION_BASE = 100  # items whose paths the grid borrows (apart from the items whose objects it shows)
 
@@ -101,15 +99,6 @@ def test_agreement_counts_pairs_within_groups_only():
     assert groups["motion-fixed"].tolist() == [[0, 3], [1, 4], [2, 5]]
 
 
-def _cli(args, capsys) -> tuple[int, str, str]:
-    try:
-        code = cli_main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_eval_disentangle_prints_the_table_and_writes_json(tmp_path, capsys):
     from videosynth.metrics.probe_net import PRESETS, ProbeNet, save_probe
 
@@ -120,14 +109,14 @@ def test_eval_disentangle_prints_the_table_and_writes_json(tmp_path, capsys):
     save_probe(ProbeNet(cfg), probe)
     out = tmp_path / "d" / "dis.json"
     args = ["eval", "disentangle", FIXTURES / "mocogan", "--rows", "3", "--probe", probe, "--device", "cpu"]
-    code, printed, err = _cli([*args, "--json", out], capsys)
+    code, printed, err = run_cli([*args, "--json", out], capsys)
     assert code == 0, err
     assert "content-fixed" in printed and "shuffled" in printed
     result = json.loads(out.read_text())
     assert set(result["agreement"]) == {"content-fixed", "motion-fixed", "shuffled"}
     assert result["agreement"]["content-fixed"]["pairs"] == 9 and result["protocol"]["rows"] == 3
     assert all(0.0 <= v <= 1.0 for g in result["agreement"].values() for k, v in g.items() if k != "pairs")
-    assert _cli([*args, "--json", tmp_path / "again.json"], capsys)[0] == 0
+    assert run_cli([*args, "--json", tmp_path / "again.json"], capsys)[0] == 0
     assert json.loads((tmp_path / "again.json").read_text())["agreement"] == result["agreement"]
 
 
@@ -136,6 +125,5 @@ def test_eval_disentangle_prints_the_table_and_writes_json(tmp_path, capsys):
     ("mocogan", ["--rows", "1"], "--rows 1"),
 ])
 def test_eval_disentangle_refuses_in_one_line(run, extra, words, capsys):
-    code, _, err = _cli(["eval", "disentangle", FIXTURES / run, *extra, "--device", "cpu"], capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
+    assert words in one_line_error(*run_cli(["eval", "disentangle", FIXTURES / run, *extra, "--device", "cpu"],
+                                            capsys)[::2])

@@ -18,7 +18,7 @@ from videosynth.io import to_uint8, write_video
 from videosynth.train.families import tiny_config
 from videosynth.train.run import run_training
 
-FIXTURES = Path(__file__).parent / "fixtures" / "runs-v0"
+from test_hostile_files import FIXTURES, one_line_error, run_cli
 TRAIN = {"steps": 2, "batch_size": 4, "log_every": 1, "ckpt_every": 100, "sample_every": 0, "device": "cpu",
          "ema_decay": 0.9}
 
@@ -103,24 +103,14 @@ def test_prime_through_sample_and_the_web_page(run, tmp_path, capsys):
     assert len(result.clips) == 2 and probe(result.grid).num_frames == 4
 
 
-def _error_line(args, capsys) -> str:
-    try:
-        code = cli_main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("WARNING")]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
 @pytest.mark.parametrize("name", ["missing.png", "not-an-image.png"])
 def test_bad_prime_files_get_the_same_one_line_errors_as_the_other_families(name, tmp_path, capsys):
     (tmp_path / "not-an-image.png").write_text("hello")
     lines = {}
     for family in ("mocogan", "transformer"):
-        lines[family] = _error_line(["sample", FIXTURES / family, "--num", "1", "--prime", tmp_path / name,
-                                     "--out", tmp_path / f"{family}.mp4", "--device", "cpu"], capsys)
+        code, _, err = run_cli(["sample", FIXTURES / family, "--num", "1", "--prime", tmp_path / name,
+                                "--out", tmp_path / f"{family}.mp4", "--device", "cpu"], capsys)
+        lines[family] = one_line_error(code, err)
         assert not (tmp_path / f"{family}.mp4").exists()
     assert lines["mocogan"] == lines["transformer"] and name in lines["mocogan"]
 
