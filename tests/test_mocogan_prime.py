@@ -129,3 +129,13 @@ def test_bad_prime_options_are_refused_in_one_line(run, options, words):
     with pytest.raises(ConfigError) as info:
         pipe(2, **options)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sampling_refuses_observed_frames_with_a_grid_or_too_many_of_them(run):
+    from videosynth.sampling.gan import sample_mocogan
+
+    gen = videosynth.load(run, device="cpu").generator()
+    with pytest.raises(ConfigError, match="not both"):
+        sample_mocogan(gen, 4, torch.Generator(), grid="content-motion", prime_video=torch.zeros(4, 3, 1, 16, 16))
+    with pytest.raises(ConfigError, match="3 frames, more than the 2 requested"):
+        sample_mocogan(gen, 1, torch.Generator(), frames=2, prime_video=torch.zeros(1, 3, 3, 16, 16))

@@ -343,6 +343,9 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
             raise ConfigError(f"the sound lasts {sound.shape[1]} frames but frames={frames} were asked for")
         if isinstance(action, int):
             action = torch.full((n,), action, dtype=torch.long)
+        if prime_video is not None and (grid is not None or interpolate):
+            raise ConfigError("observed frames fix every clip's content: give --prime or --grid / --interpolate, "
+                              "not both")
         if grid is not None or interpolate:
             if interpolate:
                 cols = int(interpolate)
@@ -354,9 +357,6 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
             layout = content_interpolation if interpolate else content_motion_grid
             return layout(net, rows, cols, frames, _pad_rows(cond, rows * cols), noise,
                           _pad_rows(action, rows * cols))[:n]
-        if prime_video is not None and (grid is not None or interpolate):
-            raise ConfigError("observed frames fix every clip's content: give --prime or --grid / --interpolate, "
-                              "not both")
         if action is None:
             action = net.sample_actions(n, noise)
         if action is not None:
