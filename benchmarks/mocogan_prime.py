@@ -1,8 +1,8 @@
 """MoCoGAN image-to-video quality: does a primed clip start from the given frame, with the same object?
 
 The first frames of ``--num`` held-out clips (the run's own data, validation split) are given to the
-run as ``prime_video`` (one frame each); the run inverts each to a content code and first motion step
-and generates the rest. Reported, against the same numbers for unprimed samples of the same seed:
+run as ``prime_video`` (one frame each; a class-conditional run also gets each clip's label); the run
+inverts each to a content code and first motion step and generates the rest. Reported, against the same numbers for unprimed samples of the same seed:
 
 - first-frame PSNR (dB, :func:`videosynth.metrics.recon.psnr`, clips in [-1, 1]) of each generated
   first frame against its given frame: mean, median, lowest, and the share at or above ``--target``;
@@ -36,6 +36,19 @@ def summary(values: torch.Tensor, target: float) -> dict:
             "at_target": float((values >= target).float().mean())}
 
 
+def clips(pipe, real: torch.Tensor, labels: torch.Tensor, seed: int, **options) -> torch.Tensor:
+    """``pipe``'s clips for the real clips ``real [n, C, T, H, W]``: a class-conditional run makes each with
+    its real clip's label (``labels`` int64 ``[n]``), class by class, so the condition agrees with the frame."""
+    if pipe.condition_kind != "class":
+        return pipe(len(real), seed=seed, **options)
+    out = torch.empty_like(real)
+    for k in labels.unique().tolist():
+        rows = (labels == k).nonzero()[:, 0]  # (n_k,)
+        per_class = {key: (v[rows] if key == "prime_video" else v) for key, v in options.items()}
+        out[rows] = pipe(len(rows), seed=seed + k, label=k, **per_class)
+    return out
+
+
 def main() -> None:
     import videosynth
     from videosynth.data import build_dataset
@@ -58,12 +71,12 @@ def main() -> None:
     real = torch.stack([item["video"] for item in items])  # (n, C, T, H, W)
     labels = torch.tensor([int(item["label"]) for item in items])  # (n,)
     probe, probe_path = class_probe(pipe.data, val.class_names, args.device, args.probe)
-    drawn = pipe(args.num, seed=args.seed)
+    drawn = clips(pipe, real, labels, args.seed)
     rows = {"unprimed": {"psnr": summary(first_frame_psnr(drawn, real), args.target),
                          "class_kept": probe_accuracy(probe, drawn, labels, args.device)}}
     for steps in args.invert_steps or [None]:
         start = time.perf_counter()
-        made = pipe(args.num, seed=args.seed, prime_video=real[:, :, :1], invert_steps=steps)
+        made = clips(pipe, real, labels, args.seed, prime_video=real[:, :, :1], invert_steps=steps)
         seconds = time.perf_counter() - start
         rows[f"primed, {steps if steps is not None else 'default'} steps"] = {
             "psnr": summary(first_frame_psnr(made, real), args.target),

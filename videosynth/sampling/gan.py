@@ -218,7 +218,7 @@ def content_interpolation(generator, rows: int, steps: int, frames: int | None =
 # Inversion of observed frames: a fixed number of Adam steps on the codes, from the best of a few
 # random draws, so the result depends on the seed alone and costs the same every time.
 INVERT_STEPS = 200
-INVERT_LR = 0.05
+INVERT_LR = 0.1
 INVERT_CANDIDATES = 16  # random codes tried per clip; the one whose frames are closest starts the descent
 INVERT_PRIOR = 1e-3  # weight of the N(0, I) prior on the codes: keeps them where G was trained, so motion follows
 
