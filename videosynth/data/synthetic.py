@@ -77,6 +77,7 @@ SPLIT_CODES = {"train": 0, "all": 0, "val": 1, "test": 2}  # distinct seed strea
 HOLDOUT_SPLITS = ("train", "all")  # the splits a compositional holdout removes combinations from
 HOLDOUT_STREAM = 7919  # seed stream of the held-out choice, apart from every split's
 MAX_REDRAWS = 10000  # draws of one training item before its held-out combinations are given up on
+CONTENT_FACTORS = ("classes", "colours", "sizes")  # what an object is, as opposed to how it moves
 # ---- the soundtrack
 LOW_PITCH = 220.0  # Hz of an object at the bottom wall (A3)
 PITCH_OCTAVES = 2.0  # octaves up to the top wall (A5, 880 Hz)
@@ -476,6 +477,16 @@ class BouncingObjects(ClipDataset):
     def render(self, index: int) -> np.ndarray:
         """Frames of item ``index``: uint8 ``[T, size, size, 3]``, black background."""
         return self._render(self.factors(index))
+
+    def render_mixed(self, content: int, motion: int) -> np.ndarray:
+        """Frames of the objects of item ``content`` (classes, colours, sizes) moving along the paths of
+        item ``motion`` (positions, velocities): uint8 ``[T, size, size, 3]``, black background.
+
+        Holding one index and varying the other sweeps one factor with the other fixed, the ground truth
+        a content/motion disentanglement metric is checked against; ``render_mixed(i, i) == render(i)``.
+        """
+        objects = {k: v for k, v in self.factors(content).items() if k in CONTENT_FACTORS}
+        return self._render({**self.factors(motion), **objects})
 
     def _render(self, f: dict[str, np.ndarray]) -> np.ndarray:
         canvas = np.zeros((self.frames, self.size, self.size, 3), np.float32)  # (T, H, W, 3), 0..255

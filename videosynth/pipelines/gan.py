@@ -2,10 +2,13 @@
 
 ``G(z | c)`` in the open: a VideoGAN draws ``z`` and renders a clip of its fixed length; a
 MoCoGAN draws a content code and a motion sequence and can roll the motion out past its
-training length, or lay clips out as a content x motion grid or a content interpolation.
+training length, lay clips out as a content x motion grid or a content interpolation, or start
+every clip from a given frame (image-to-video: the frame's content code found by inversion).
 """
 
 from __future__ import annotations
+
+import torch
 
 from videosynth.config import at_least
 from videosynth.checkpoint import EMA_FILE, MODEL_FILE
@@ -16,7 +19,9 @@ from videosynth.models.mocogan import build_generator as build_mocogan_generator
 from videosynth.models.videogan import VideoGANConfig
 from videosynth.models.videogan import build_generator as build_videogan_generator
 from videosynth.pipelines.base import Option, Pipeline, section
-from videosynth.sampling.gan import GRIDS, sample_mocogan, sample_videogan, standing_labels, standing_statistics
+from videosynth.pipelines.two_stage import PRIME_OPTIONS, primed_frames, read_prime_video
+from videosynth.sampling.gan import (GRIDS, INVERT_STEPS, sample_mocogan, sample_videogan, standing_labels,
+                                     standing_statistics)
 
 
 class GANPipeline(Pipeline):
@@ -38,10 +43,13 @@ class GANPipeline(Pipeline):
     def generator(self, ema: bool = True) -> Conditioned:
         """The generator with the checkpoint's EMA (``ema=True``) or raw weights, built once each."""
         if ema not in self._generators:
-            net = self.build(self.make_generator)
-            has_ema = EMA_FILE in self.meta.get("files", {})
-            self.load_weights({"generator": net}, EMA_FILE if ema and has_ema else MODEL_FILE)
-            self._generators[ema] = self.prepare(net, ema)
+            # built outside inference mode even when first asked for inside it: inverting a prime frame
+            # differentiates through these weights later
+            with torch.inference_mode(False):
+                net = self.build(self.make_generator)
+                has_ema = EMA_FILE in self.meta.get("files", {})
+                self.load_weights({"generator": net}, EMA_FILE if ema and has_ema else MODEL_FILE)
+                self._generators[ema] = self.prepare(net, ema)
         return self._generators[ema]
 
     def prepare(self, net: Conditioned, ema: bool) -> Conditioned:
@@ -76,7 +84,9 @@ class VideoGANPipeline(GANPipeline):
 
 
 class MoCoGANPipeline(GANPipeline):
-    """MoCoGAN: content + motion codes; any clip length; grids that separate content from motion."""
+    """MoCoGAN: content + motion codes; any clip length; grids that separate content from motion;
+    image-to-video (and video prediction): the codes of given first frames found by inversion, the
+    motion after them drawn."""
 
     family = "mocogan"
     model_config_cls = MoCoGANConfig
@@ -84,8 +94,11 @@ class MoCoGANPipeline(GANPipeline):
         Option("grid", str, "rows share content, columns share motion", choices=GRIDS),
         Option("interpolate", int, "clips per row interpolating between two content codes", at_least(1)),
         Option("action", int, "the categorical action code of every clip", at_least(0)),
+        *PRIME_OPTIONS,
+        Option("invert_steps", int, f"Adam steps fitting the codes to the observed frames of --prime (default "
+               f"{INVERT_STEPS})", at_least(0)),
     )
-    joint_options = ("grid", "interpolate")
+    joint_options = ("grid", "interpolate", "prime_video")
 
     def make_generator(self) -> Conditioned:
         return build_mocogan_generator(self.model_cfg, self.condition)
@@ -102,7 +115,40 @@ class MoCoGANPipeline(GANPipeline):
                               f"{actions} action codes{' (none)' if not actions else ''}")
         if "grid" in options and "interpolate" in options:
             raise ConfigError("give --grid or --interpolate, not both")
+        primed = "prime" in options or "prime_video" in options
+        if primed and ("grid" in options or "interpolate" in options):
+            raise ConfigError("--prime fixes every clip's content: give --prime or --grid / --interpolate, not both")
+        if "invert_steps" in options and not primed:
+            raise ConfigError("--invert-steps needs --prime IMAGE|VIDEO")
+        self.check_guidance_and_prime(options)
         return options
 
+    def read_prime(self, path: str, prime_frames: int | None = None, max_pixels: int | None = None) -> torch.Tensor:
+        """The first ``prime_frames`` frames (default 1: image-to-video) of an image or video file as
+        ``float32 [C, k, H, W]`` in ``[-1, 1]`` at the run's size (see
+        :func:`~videosynth.pipelines.two_stage.read_prime_video`)."""
+        return read_prime_video(path, prime_frames or 1, 1, self.data, max_pixels)
+
+    def observed(self, options: dict, n: int) -> torch.Tensor | None:
+        """The frames every clip starts from, ``float32 [n, C, k, H, W]`` in ``[-1, 1]``: from ``prime`` (a file)
+        or ``prime_video`` (``[C, k, H, W]`` or ``[n | 1, C, k, H, W]``); None without either.
+
+        Raises:
+            ConfigError: a ``prime_video`` of another shape than this run's clips.
+            DataError: an unreadable or missing file, or one with fewer frames than ``prime_frames``.
+        """
+        video = primed_frames(options, n, self.read_prime)  # (n, C, k, H, W) or None
+        if video is None:
+            return None
+        c, size = self.model_cfg.channels, self.model_cfg.size
+        if video.dim() != 5 or video.shape[0] != n or video.shape[2] < 1 or \
+                (video.shape[1], *video.shape[3:]) != (c, size, size):
+            raise ConfigError(f"prime_video must be [{n}, {c}, k, {size}, {size}] (k >= 1 frames of this run's "
+                              f"clips), got {list(video.shape)}")
+        return video.float().to(self.device)
+
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
-        return sample_mocogan(self.generator(ema), n, generator, labels, captions, frames, audio=audio, **options)
+        observed = self.observed(options, n)
+        options = {k: v for k, v in options.items() if k not in {o.name for o in PRIME_OPTIONS}}
+        return sample_mocogan(self.generator(ema), n, generator, labels, captions, frames, audio=audio,
+                              prime_video=observed, **options)

@@ -220,8 +220,10 @@ CONTEXT_OPTION = Option("context_frames", int, "latent frames of context per win
 
 # The options of every generator that can continue observed frames (video prediction).
 PRIME_OPTIONS = (
-    Option("prime", str, "a video whose first frames are continued (video prediction)"),
-    Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip)", at_least(1)),
+    Option("prime", str, "a video whose first frames are continued (video prediction; mocogan: an image too, "
+           "animated)"),
+    Option("prime_frames", int, "how many frames of --prime to observe (default: half the clip; mocogan: 1)",
+           at_least(1)),
     Option("prime_max_pixels", int, f"largest --prime frame read, width x height (default {PRIME_MAX_PIXELS})",
            at_least(1)),
     Option("prime_video", torch.Tensor, "observed frames float32 [num | 1, C, T0, H, W] in [-1, 1]", cli=False),

@@ -213,6 +213,96 @@ def content_interpolation(generator, rows: int, steps: int, frames: int | None =
     return video  # (rows*steps, C, T, H, W)
 
 
+# ----------------------------------------------------------------------------- image-to-video
+
+# Inversion of observed frames: a fixed number of Adam steps on the codes, from the best of a few
+# random draws, so the result depends on the seed alone and costs the same every time.
+INVERT_STEPS = 200
+INVERT_LR = 0.1
+INVERT_CANDIDATES = 16  # random codes tried per clip; the one whose frames are closest starts the descent
+INVERT_PRIOR = 1e-3  # weight of the N(0, I) prior on the codes: keeps them where G was trained, so motion follows
+
+
+def _opening(net, z_content: torch.Tensor, eps: torch.Tensor, cond: torch.Tensor | None,
+             action: torch.Tensor | None, cond_frames: torch.Tensor | None) -> torch.Tensor:
+    """The first ``k`` frames of ``G``: ``z_C [n, Dc]``, ``eps(1..k) [n, k, E]`` -> ``float32 [n, C, k, H, W]``."""
+    sound = None if cond_frames is None else cond_frames[:, :eps.shape[1]]  # (n, k | 1, A): the sound under them
+    z_motion = net.motion_codes(eps, cond, action, sound)  # (n, k, Dm)
+    return net.render(z_content, z_motion, cond, action, sound)  # (n, C, k, H, W)
+
+
+def _repeat(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    return None if x is None else x.repeat_interleave(k, dim=0)
+
+
+def invert_frames(net, observed: torch.Tensor, noise: torch.Generator | None, steps: int = INVERT_STEPS,
+                  cond: torch.Tensor | None = None, action: torch.Tensor | None = None,
+                  cond_frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The codes whose first ``k`` frames ``G`` renders closest to ``observed``: ``(z_C [n, Dc], eps(1..k) [n, k, E])``.
+
+    GAN inversion by optimisation (as in Zhu et al. 2016, "Generative Visual Manipulation on the
+    Natural Image Manifold"): ``INVERT_CANDIDATES`` random codes per clip are drawn from ``noise``,
+    the one whose frames are closest starts ``steps`` Adam steps on the pixel MSE plus a small
+    Gaussian prior. The content code and the motion noise of the observed steps are all free: where
+    the object stands in frame 1 is the motion cell's first output. ``net`` is a bare, eval-mode
+    :class:`~videosynth.models.mocogan.MoCoGANGenerator` whose weights are not inference tensors.
+
+    Args:
+        observed: ``float32 [n, C, k, H, W]`` in ``[-1, 1]``, the frames each clip should start with.
+        cond, action, cond_frames: the clips' condition ``[n, D]``, action codes ``int64 [n]`` and
+            per-frame sound features ``[n, T, A]``, as the generator takes them.
+    """
+    n, k, tries = observed.shape[0], observed.shape[2], INVERT_CANDIDATES
+    with torch.inference_mode(False), torch.enable_grad():
+        # clones made outside inference mode: autograd may save them
+        target = observed.detach().clone().float().to(net.device)  # (n, C, k, H, W)
+        cond, action, cond_frames = (None if x is None else x.clone() for x in (cond, action, cond_frames))
+        z = net.sample_content(n * tries, noise)  # (n*tries, Dc)
+        eps = net.sample_motion_noise(n * tries, k, noise)  # (n*tries, k, E)
+        with torch.no_grad():
+            drawn = _opening(net, z, eps, _repeat(cond, tries), _repeat(action, tries), _repeat(cond_frames, tries))
+            err = (drawn - _repeat(target, tries)).pow(2).flatten(1).mean(1).reshape(n, tries)  # (n, tries)
+            best = err.argmin(1) + torch.arange(n, device=err.device) * tries  # (n,) rows of the closest draws
+        z, eps = z[best].clone().requires_grad_(True), eps[best].clone().requires_grad_(True)  # (n, Dc), (n, k, E)
+        opt = torch.optim.Adam([z, eps], lr=INVERT_LR)
+        for _ in range(steps):
+            made = _opening(net, z, eps, cond, action, cond_frames)  # (n, C, k, H, W)
+            per_clip = (made - target).pow(2).flatten(1).mean(1)  # (n,)
+            prior = INVERT_PRIOR * (z.pow(2).mean(1) + eps.pow(2).flatten(1).mean(1))  # (n,)
+            opt.zero_grad(set_to_none=True)
+            (per_clip + prior).sum().backward()  # a sum: each clip's codes get their own gradient
+            opt.step()
+    return z.detach(), eps.detach()
+
+
+def continue_frames(net, observed: torch.Tensor, noise: torch.Generator | None, frames: int | None = None,
+                    steps: int = INVERT_STEPS, cond: torch.Tensor | None = None, action: torch.Tensor | None = None,
+                    cond_frames: torch.Tensor | None = None) -> torch.Tensor:
+    """Clips that start from ``observed`` (``float32 [n, C, k, H, W]`` in ``[-1, 1]``; ``k = 1``: image-to-video):
+    the content code and the first ``k`` motion steps inverted (:func:`invert_frames`), the motion after
+    them drawn from ``noise``.
+
+    Returns ``float32 [n, C, T, H, W]`` in ``[-1, 1]``, ``T`` = ``frames`` (default: the sound's length
+    for a sound-driven model, else the training length); frames ``1..k`` are G's renderings of the
+    observed ones, not copies.
+
+    Raises:
+        ConfigError: more observed frames than the clip holds.
+    """
+    n, k = observed.shape[0], observed.shape[2]
+    if frames is None:
+        frames = cond_frames.shape[1] if cond_frames is not None and cond_frames.shape[1] > 1 else net.cfg.frames
+    if k > frames:
+        raise ConfigError(f"prime_video has {k} frames, more than the {frames} requested")
+    z_content, opening = invert_frames(net, observed, noise, steps, cond, action, cond_frames)
+    later = net.sample_motion_noise(n, frames - k, noise)  # (n, T-k, E)
+    z_noise = torch.cat([opening, later], dim=1)  # (n, T, E)
+    with torch.no_grad():
+        video, _ = net(n, frames, cond=cond, z_content=z_content, z_motion_noise=z_noise, action=action,
+                       cond_frames=cond_frames)
+    return video  # (n, C, T, H, W)
+
+
 GRIDS = ("content-motion",)
 
 
@@ -220,7 +310,8 @@ GRIDS = ("content-motion",)
 def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, labels: torch.Tensor | None = None,
                    captions: list[str] | None = None, frames: int | None = None, grid: str | None = None,
                    interpolate: int | None = None, action: int | torch.Tensor | None = None,
-                   audio: torch.Tensor | None = None) -> torch.Tensor:
+                   audio: torch.Tensor | None = None, prime_video: torch.Tensor | None = None,
+                   invert_steps: int = INVERT_STEPS) -> torch.Tensor:
     """``n`` MoCoGAN clips; ``frames`` may exceed the training length (the motion cell rolls on).
 
     ``audio`` (float32 ``[n, S]``) drives a sound-conditioned generator: the clips last as many
@@ -230,10 +321,13 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
     :func:`content_motion_grid` with ``cols = ceil(sqrt(n))``, so it lines up with a square grid
     writer; ``interpolate=STEPS`` gives :func:`content_interpolation` with ``STEPS`` clips per
     row. ``action``: int or int64 ``[n]`` for models with an action code (default: uniform, or
-    per grid column).
+    per grid column). ``prime_video`` (``float32 [n, C, k, H, W]`` in ``[-1, 1]``) gives the frames
+    every clip starts from (:func:`continue_frames`, ``invert_steps`` Adam steps of inversion; ``k = 1``
+    animates one frame).
 
     Raises:
-        ConfigError: an unknown grid name, or labels / captions that do not match ``n``.
+        ConfigError: an unknown grid name, a grid with observed frames, more observed frames than
+            the clip holds, or labels / captions that do not match ``n``.
     """
     was_training = generator.training
     generator.eval()
@@ -249,6 +343,9 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
             raise ConfigError(f"the sound lasts {sound.shape[1]} frames but frames={frames} were asked for")
         if isinstance(action, int):
             action = torch.full((n,), action, dtype=torch.long)
+        if prime_video is not None and (grid is not None or interpolate):
+            raise ConfigError("observed frames fix every clip's content: give --prime or --grid / --interpolate, "
+                              "not both")
         if grid is not None or interpolate:
             if interpolate:
                 cols = int(interpolate)
@@ -264,6 +361,8 @@ def sample_mocogan(generator: Conditioned, n: int, noise: torch.Generator, label
             action = net.sample_actions(n, noise)
         if action is not None:
             action = action.to(net.device)
+        if prime_video is not None:
+            return continue_frames(net, prime_video, noise, frames, invert_steps, cond, action, sound)
         video, _ = net(n, frames, cond=cond, generator=noise, action=action, cond_frames=sound)
         return video
     finally:

@@ -42,8 +42,8 @@ class Capabilities:
     """What a family's runs can do beyond unconditional clips of the training length.
 
     generative: it makes clips (a tokenizer only encodes and decodes); sound: it takes
-    ``condition.audio``; prime: it continues observed frames; long: it makes clips longer than
-    its training clips; lora: it fine-tunes with LoRA adapters (a ``finetune:`` section).
+    ``condition.audio``; prime: it starts from observed frames (continues them, or animates one); long: it
+    makes clips longer than its training clips; lora: it fine-tunes with LoRA adapters (a ``finetune:`` section).
     """
 
     generative: bool = True
@@ -98,7 +98,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            }),
     Family("mocogan", MoCoGANRunConfig, MoCoGANObjective, MoCoGANPipeline,
            "content + recurrent motion GAN with image and video discriminators (Tulyakov et al. 2018)",
-           Capabilities(sound=True, long=True),
+           Capabilities(sound=True, prime=True, long=True),
            tiny={
                "plain": {"model": {"preset": "tiny"}},
                "rich": {"model": {"preset": "tiny", "num_actions": 3},

@@ -1,7 +1,7 @@
 """The page: pick a run, set its conditions and sampler, Generate, watch the clips (Gradio Blocks).
 
 The controls follow the chosen run: a class dropdown from its class names, a caption box for
-text runs, a first-frames upload for runs that continue videos, a sound upload for sound-driven
+text runs, a first-frames upload for runs that continue videos or animate a frame, a sound upload for sound-driven
 runs (the clips come back with that soundtrack), and the sampler settings its
 family takes (guidance, ODE steps and solver, temperature / top-k / top-p). Requests queue and
 run one at a time on the shared models, so two tabs generating at once both get their clips.
@@ -124,8 +124,8 @@ def build_app(runs: list[ServedRun], limits: Limits, out_dir: str | Path | None 
                 run_box = gr.Dropdown(choices=list(by_name), value=runs[0].name, label="run", elem_id="run")
                 label_box = gr.Dropdown(label="class", elem_id="label", interactive=True)
                 text_box = gr.Textbox(label="caption", placeholder="a white square moves right", elem_id="text")
-                prime_box = gr.File(label="first frames: a video whose start is continued", type="filepath",
-                                    elem_id="prime")
+                prime_box = gr.File(label="first frames: a video whose start is continued (MoCoGAN: an image, or a "
+                                          "video's first frame, to animate)", type="filepath", elem_id="prime")
                 audio_box = gr.Audio(label="sound that drives the clips (wav, mp3, flac, ogg, m4a)", type="filepath",
                                      sources=["upload"], format=None, elem_id="audio")
                 with gr.Row():
