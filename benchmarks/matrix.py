@@ -96,8 +96,7 @@ def _full_configs() -> dict[str, tuple[dict, dict | None]]:
     """family -> (its class-conditional config at 32x32x8, its tokenizer's config or None)."""
     from videosynth.commands.demo import DEMO_DATA, DEMOS
 
-    mocogan = config_of("configs/mocogan/class-32x32x16.yaml", data=dict(DEMO_DATA))
-    mocogan["model"] = {**mocogan["model"], "frames": DEMO_DATA["frames"]}
+    mocogan = config_of("configs/mocogan/demo-32x32x8.yaml", data=dict(DEMO_DATA))
     maskgit = config_of("configs/maskgit/shapes-32x32x8.yaml", data=dict(DEMO_DATA))
     maskgit.pop("tokenizer_run")
     return {"videogan": (DEMOS["videogan"].config, None), "mocogan": (mocogan, None),
