@@ -439,3 +439,18 @@ def test_the_shipped_recipe_keeps_the_generator_learning_where_the_paper_setting
     assert paper < start  # the stall this guards against
     assert shipped > 1.5 * start and shipped > 2 * paper
     assert d_loss > 0.5  # D's loss stays away from 0 (it does not separate real from fake outright)
+
+
+def test_batch_std_lets_both_discriminators_see_a_collapsed_batch():
+    """With ``d_batch_std`` a batch of one clip repeated (mode collapse) is judged differently from the
+    same clip inside a varied batch; without it each clip is judged on its own."""
+    for batch_std in (False, True):
+        nets = _nets(dataclasses.replace(TINY, d_batch_std=batch_std))
+        torch.manual_seed(0)
+        varied = torch.rand(4, 3, TINY.frames, TINY.size, TINY.size) * 2 - 1
+        collapsed = varied[:1].expand_as(varied).contiguous()
+        with torch.no_grad():
+            video = nets.video_discriminator(varied)[0][0], nets.video_discriminator(collapsed)[0][0]
+            frame = nets.image_discriminator(varied[:, :, 0])[0][0], nets.image_discriminator(collapsed[:, :, 0])[0][0]
+        for first_of_varied, first_of_collapsed in (video, frame):
+            assert torch.isclose(first_of_varied, first_of_collapsed).item() != batch_std

@@ -141,6 +141,18 @@ def dcgan_init_(module: nn.Module, std: float = DCGAN_INIT_STD) -> None:
 # ----------------------------------------------------------------------------- per-frame sound features
 
 
+def with_batch_std(h: torch.Tensor) -> torch.Tensor:
+    """Features ``[N, F, ...]`` with one more channel holding how much they vary across the batch.
+
+    The minibatch standard deviation of Karras et al. 2018 (one group): the mean over features and
+    positions of the per-feature std over the batch, broadcast as a constant channel. A batch of
+    near-identical fakes (mode collapse) has a value real batches never show, so the discriminator
+    can reject it. Returns ``[N, F + 1, ...]``.
+    """
+    std = h.float().std(dim=0, unbiased=False).mean()  # scalar
+    return torch.cat([h, std.to(h.dtype).expand(h.shape[0], 1, *h.shape[2:])], dim=1)
+
+
 def frames_for(cond_frames: torch.Tensor, b: int, t: int, dim: int) -> torch.Tensor:
     """Per-frame condition features checked to be ``[B, T, dim]``; one feature ``[B, 1, dim]`` (the null
     sound, which has no length of its own) stands for every frame."""

@@ -42,7 +42,7 @@ from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioner_of
 from videosynth.models.layers import (LEAKY_RELU_SLOPE, SOUND_CHANNELS, dcgan_init_, frames_for, spectral_norm,
-                                      with_sound_channels)
+                                      with_batch_std, with_sound_channels)
 
 BASE_SIZE = 4  # spatial size of the first generator feature map / last discriminator map
 KERNEL = 4  # every (transposed) conv uses kernel 4, stride 2, padding 1: exact x2 / /2
@@ -196,7 +196,7 @@ class ImageDiscriminator(ConditionedNet):
     """
 
     def __init__(self, size: int, width: int, channels: int, cond_dim: int = 0, use_spectral_norm: bool = False,
-                 audio_dim: int = 0, num_classes: int = 0):
+                 audio_dim: int = 0, num_classes: int = 0, batch_std: bool = False):
         super().__init__()
         self.takes_cond_frames = audio_dim > 0  # Conditioned hands over the sound's per-frame features
         self.sound = nn.Linear(audio_dim, SOUND_CHANNELS) if audio_dim > 0 else None
@@ -210,7 +210,8 @@ class ImageDiscriminator(ConditionedNet):
             in_ch, ch = ch, ch * 2
         self.features = nn.Sequential(*layers)
         self.feature_dim = in_ch
-        self.head = nn.Conv2d(in_ch, 1, BASE_SIZE, 1, 0)
+        self.batch_std = batch_std
+        self.head = nn.Conv2d(in_ch + int(batch_std), 1, BASE_SIZE, 1, 0)
         self.project = nn.Linear(cond_dim, in_ch, bias=False) if cond_dim > 0 else None
         self.class_head = nn.Linear(in_ch, num_classes) if num_classes > 0 else None
         initialize_weights(self, use_spectral_norm)
@@ -236,7 +237,7 @@ class ImageDiscriminator(ConditionedNet):
             sound = picked_features(frames_for(cond_frames, b, t, dim), frame_index)  # (B*k, A)
             frames = with_sound_channels(frames, self.sound(sound))
         h = self.features(frames)  # (N, F, 4, 4)
-        logit = self.head(h).flatten(1).mean(1)  # (N,)
+        logit = self.head(with_batch_std(h) if self.batch_std else h).flatten(1).mean(1)  # (N,)
         pooled = h.sum(dim=(2, 3))  # (N, F)
         if self.project is not None and cond is not None:
             logit = logit + (pooled * self.project(cond)).sum(1)  # (N,)
@@ -264,6 +265,7 @@ class VideoDiscriminator(ConditionedNet):
         num_actions: int = 0,
         use_spectral_norm: bool = False,
         audio_dim: int = 0,
+        batch_std: bool = False,
     ):
         super().__init__()
         self.takes_cond_frames = audio_dim > 0
@@ -284,7 +286,8 @@ class VideoDiscriminator(ConditionedNet):
             in_ch, ch = ch, ch * 2
         self.features = nn.Sequential(*layers)
         self.feature_dim = in_ch
-        self.head = nn.Conv3d(in_ch, 1, (1, BASE_SIZE, BASE_SIZE))
+        self.batch_std = batch_std
+        self.head = nn.Conv3d(in_ch + int(batch_std), 1, (1, BASE_SIZE, BASE_SIZE))
         self.project = nn.Linear(cond_dim, in_ch, bias=False) if cond_dim > 0 else None
         self.category = nn.Linear(in_ch, num_actions) if num_actions > 0 else None
         initialize_weights(self, use_spectral_norm)
@@ -301,7 +304,7 @@ class VideoDiscriminator(ConditionedNet):
             sound = frames_for(cond_frames, video.shape[0], video.shape[2], self.sound.in_features)  # (B, T, A)
             video = with_sound_channels(video, self.sound(sound).transpose(1, 2))  # (B, C + S, T, H, W)
         h = self.features(video)  # (B, F, t, 4, 4)
-        logit = self.head(h).flatten(1).mean(1)  # (B,)
+        logit = self.head(with_batch_std(h) if self.batch_std else h).flatten(1).mean(1)  # (B,)
         pooled = h.mean(dim=2).sum(dim=(2, 3))  # (B, F): mean over time, sum over space
         if self.project is not None and cond is not None:
             logit = logit + (pooled * self.project(cond)).sum(1)  # (B,)
@@ -333,6 +336,7 @@ class MoCoGANConfig:
     d_video_width: int = checked(64, at_least(1))  # channels of the first video-discriminator layer
     d_category_head: bool = True  # InfoGAN-style action head on D_V (used when num_actions > 0)
     d_spectral_norm: bool = False  # spectral norm in both discriminators (then no BatchNorm there)
+    d_batch_std: bool = False  # both discriminators see the batch's feature spread (against mode collapse)
 
     def __post_init__(self) -> None:
         doublings = math.log2(self.size / BASE_SIZE) if self.size > 0 else -1
@@ -539,9 +543,9 @@ def build_modules(cfg: MoCoGANConfig, condition) -> dict[str, Conditioned]:
     config asks for one); both discriminators hear the sound when ``cfg.audio_dim`` is set."""
     generator = build_generator(cfg, condition)
     image_d = ImageDiscriminator(cfg.size, cfg.d_image_width, cfg.channels, cfg.cond_dim, cfg.d_spectral_norm,
-                                 cfg.audio_dim, cfg.num_classes)
+                                 cfg.audio_dim, cfg.num_classes, cfg.d_batch_std)
     actions = cfg.num_actions if cfg.d_category_head else 0
     video_d = VideoDiscriminator(cfg.size, cfg.frames, cfg.d_video_width, cfg.channels, cfg.cond_dim, actions,
-                                 cfg.d_spectral_norm, cfg.audio_dim)
+                                 cfg.d_spectral_norm, cfg.audio_dim, cfg.d_batch_std)
     return {"generator": generator, "image_discriminator": Conditioned(image_d, conditioner_of(condition)),
             "video_discriminator": Conditioned(video_d, conditioner_of(condition))}

@@ -105,8 +105,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                         "condition": {"kind": "text", "dim": 8, "dropout": 0.2},
                         "loss": {"kind": "hinge", "instance_noise": 0.1, "instance_noise_steps": 4}},
                # class + sound: the sound drives the motion cell, both discriminators hear it; the
-               # stabilisers (AC-GAN head on D_I, R1, DiffAugment) on the same run
-               "audio": {"model": {"preset": "tiny"}, "condition": {"kind": "class", "dropout": 0.2, **TINY_SOUND},
+               # stabilisers (AC-GAN head on D_I, R1, DiffAugment, batch std) on the same run
+               "audio": {"model": {"preset": "tiny", "d_batch_std": True},
+                         "condition": {"kind": "class", "dropout": 0.2, **TINY_SOUND},
                          "loss": {"aux_class_weight": 1.0, "r1_gamma": 1.0, "diffaug": "color,translation"}},
            }),
     Family("vqvae", VQVAERunConfig, VQVAEObjective, TokenizerPipeline,
