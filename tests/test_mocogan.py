@@ -454,3 +454,12 @@ def test_batch_std_lets_both_discriminators_see_a_collapsed_batch():
             frame = nets.image_discriminator(varied[:, :, 0])[0][0], nets.image_discriminator(collapsed[:, :, 0])[0][0]
         for first_of_varied, first_of_collapsed in (video, frame):
             assert torch.isclose(first_of_varied, first_of_collapsed).item() != batch_std
+
+
+def test_batch_std_gradient_is_finite_for_a_collapsed_batch():
+    """A batch of identical fakes (std 0) must not turn the discriminator's gradient into NaN."""
+    from videosynth.models.layers import with_batch_std
+
+    h = torch.ones(4, 3, 2, 2, requires_grad=True)
+    with_batch_std(h).sum().backward()
+    assert torch.isfinite(h.grad).all()

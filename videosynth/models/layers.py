@@ -149,7 +149,8 @@ def with_batch_std(h: torch.Tensor) -> torch.Tensor:
     near-identical fakes (mode collapse) has a value real batches never show, so the discriminator
     can reject it. Returns ``[N, F + 1, ...]``.
     """
-    std = h.float().std(dim=0, unbiased=False).mean()  # scalar
+    # the epsilon keeps the gradient finite where the batch is identical (d sqrt(v) / dv at v = 0)
+    std = (h.float().var(dim=0, unbiased=False) + 1e-8).sqrt().mean()  # scalar
     return torch.cat([h, std.to(h.dtype).expand(h.shape[0], 1, *h.shape[2:])], dim=1)
 
 
