@@ -62,3 +62,21 @@ def last_step(run_dir: Path) -> int:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def figure_for(args) -> Path | None:
+    """The figure a benchmark writes: ``--figure``, else the ``--json`` path as .png; its suffix is
+    checked now, before, not after, the hours of training."""
+    figure = Path(args.figure) if args.figure else Path(args.json).with_suffix(".png") if args.json else None
+    if figure is not None:
+        from videosynth.plots import check_suffix
+
+        check_suffix(figure, "--figure")
+    return figure
+
+
+def read_results(args) -> dict:
+    """What ``--plot-only`` draws: the ``--json`` results file (SystemExit naming it when missing)."""
+    if not args.json or not Path(args.json).is_file():
+        raise SystemExit(f"--plot-only reads an existing results file: --json {args.json} not found")
+    return json.loads(Path(args.json).read_text())

@@ -46,7 +46,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_runs import config_of, last_step, median, train, videosynth  # noqa: E402 — beside this script
+from cli_runs import config_of, figure_for, last_step, median, read_results, train, videosynth  # noqa: E402
 
 FAMILIES = ("gan", "mocogan", "ar", "maskgit", "flow")
 LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR Transformer",
@@ -278,15 +278,9 @@ def main() -> int:
     p.add_argument("--figure", help="the figure to write (.png, .pdf, .svg); default: the --json path as .png")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from --json without training")
     args = p.parse_args()
-    figure = Path(args.figure) if args.figure else Path(args.json).with_suffix(".png") if args.json else None
-    if figure is not None:
-        from videosynth.plots import check_suffix
-
-        check_suffix(figure, "--figure")  # before, not after, the hour of training
+    figure = figure_for(args)
     if args.plot_only:
-        if not args.json or not Path(args.json).is_file():
-            raise SystemExit(f"--plot-only draws an existing results file: --json {args.json} not found")
-        print(f"wrote {write_figure(json.loads(Path(args.json).read_text()), figure)}")
+        print(f"wrote {write_figure(read_results(args), figure)}")
         return 0
     if not args.out_dir:
         raise SystemExit("--out-dir is required (the folder for the runs), unless --plot-only")

@@ -54,7 +54,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_runs import config_of, last_step, median, train, videosynth  # noqa: E402 — beside this script
+from cli_runs import config_of, figure_for, last_step, median, read_results, train, videosynth  # noqa: E402
 
 CONDITIONS = ("class", "text", "sound", "prime", "long")
 TITLES = {"class": "class", "text": "text (held-out)", "sound": "sound", "prime": "first frames", "long": "long (10x)"}
@@ -406,15 +406,9 @@ def load_state(args, scale: Scale) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    figure = Path(args.figure) if args.figure else Path(args.json).with_suffix(".png") if args.json else None
-    if figure is not None:
-        from videosynth.plots import check_suffix
-
-        check_suffix(figure, "--figure")  # before, not after, the hours of training
+    figure = figure_for(args)
     if args.plot_only:
-        if not args.json or not Path(args.json).is_file():
-            raise SystemExit(f"--plot-only reads an existing results file: --json {args.json} not found")
-        report(json.loads(Path(args.json).read_text()), figure)
+        report(read_results(args), figure)
         return 0
     if not args.out_dir:
         raise SystemExit("--out-dir is required (the folder for the runs), unless --plot-only")

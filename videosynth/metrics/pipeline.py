@@ -169,3 +169,15 @@ def inception_score_metric(detector, fake: Side, protocol: Protocol, seeds: list
 def _dedup(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
+
+def clips_for(pipe, key: str, values, seed: int, batch_size: int, options: dict,
+              on_progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """One clip per condition: ``pipe`` run with ``key=values[i:i + batch_size]`` per batch (captions,
+    sounds, ...), batch ``i`` from seed ``seed + i``; float ``[len(values), C, T, H, W]`` in ``[-1, 1]``."""
+    made = []
+    for start in range(0, len(values), batch_size):
+        part = values[start:start + batch_size]
+        made.append(pipe(len(part), seed=seed + start, batch_size=len(part), **{key: part}, **options))
+        if on_progress is not None:
+            on_progress(len(part))
+    return torch.cat(made)

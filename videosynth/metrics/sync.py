@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from videosynth.errors import VideoSynthError
+from videosynth.metrics.pipeline import clips_for
 from videosynth.metrics.tracking import TrackingConfig, clip_frames, detect_blobs, track_blobs
 
 DEFAULT_TOLERANCE = 1  # frames a tracked bounce may sit from its click
@@ -278,13 +279,7 @@ def sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_size: int
     sound = torch.stack([it["audio"] for it in items])  # (N, S)
     clips = {"real": real}
     for side, audio in (("matched", sound), ("shuffled", sound.roll(1, dims=0))):  # clip i hears clip i-1's sound
-        made = []
-        for start in range(0, num, batch_size):
-            part = audio[start:start + batch_size]
-            made.append(pipe(len(part), seed=seed + start, audio=part, batch_size=len(part), **options))
-            if on_progress is not None:
-                on_progress(len(part))
-        clips[side] = torch.cat(made)
+        clips[side] = clips_for(pipe, "audio", audio, seed, batch_size, options, on_progress)
     if exact:
         truths = [{k: ds.factors(i)[k][:, 0] for k in ("bounces", "pitch", "velocities", "loudness")}
                   for i in range(num)]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from videosynth.errors import ConfigError
+from videosynth.metrics.pipeline import clips_for
 from videosynth.metrics.tracking import TrackingConfig, clip_frames, detect_blobs, track_blobs
 
 ATTRIBUTES = ("shape", "colour", "direction")
@@ -149,13 +150,7 @@ def text_protocol(pipe, num: int, seed: int, batch_size: int = 16, options: dict
         truths = [ds.combination_of(ds.factors(i)) for i in indices]
         clips = {"real": real, "real shuffled": real.roll(1, dims=0)}  # clip i shows caption i-1's object
         for side, texts in (("matched", captions), ("shuffled", captions[-1:] + captions[:-1])):
-            made = []
-            for start in range(0, num, batch_size):
-                part = texts[start:start + batch_size]
-                made.append(pipe(len(part), seed=seed + start, text=part, batch_size=len(part), **options))
-                if on_progress is not None:
-                    on_progress(len(part))
-            clips[side] = torch.cat(made)
+            clips[side] = clips_for(pipe, "text", texts, seed, batch_size, options, on_progress)
         scores[name] = {side: attribute_scores(attribute_hits(clips[side], truths, probe, colours, device))
                         for side in SIDES}
     held = sorted(ds.held_out)
