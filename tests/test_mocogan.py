@@ -432,7 +432,7 @@ def test_the_shipped_recipe_keeps_the_generator_learning_where_the_paper_setting
     with the recipe's optimiser and loss G's contrast grows and D does not run away."""
     import yaml
 
-    recipe = yaml.safe_load(Path("configs/mocogan/demo-32x32x8.yaml").read_text())
+    recipe = yaml.safe_load((Path(__file__).parent.parent / "configs/mocogan/demo-32x32x8.yaml").read_text())
     start, paper, _ = _contrast_over_training({}, {}, 150)
     start_r, shipped, d_loss = _contrast_over_training(recipe.get("optim", {}), recipe.get("loss", {}), 150)
     assert start == pytest.approx(start_r)  # the same initial generator
