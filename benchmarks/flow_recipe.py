@@ -1,0 +1,152 @@
+"""Flow-matching recipe ablations on the family table's budget: which settings make the DiT converge on a CPU.
+
+Every variant is the flow family of ``families.py`` (the demo's data: class-conditional white
+bouncing shapes, 32x32, 8 frames; a KL tokenizer for ``--share`` of ``--budget`` wall seconds,
+the DiT for the rest, both through the real CLI) with some config keys changed. The tokenizer
+is trained once per (seed, tokenizer settings, share) and shared by the variants that use it;
+its wall time counts against every variant's budget, as in the family table. Each run is judged
+like the table, on fewer clips (class accuracy of the shared probe on ``--class-num`` clips per
+class; valid share and bounce correctness of ``eval track`` on ``--track-num`` clips).
+
+Variants run interleaved per seed; the JSON is written after every run and ``--resume`` keeps
+what it already holds (same budget), so the ablation can be built over several sittings.
+
+    python benchmarks/flow_recipe.py --out-dir /tmp/flow-recipe --json benchmarks/results/flow-recipe.json
+    python benchmarks/flow_recipe.py --variants base small-fast --seeds 0 1 2 --out-dir /tmp/fr --json fr.json --resume
+    python benchmarks/flow_recipe.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cli_runs import config_of, last_step, median, train, videosynth  # noqa: E402
+
+TOKENIZER = "configs/vqvae/shapes-kl-32x32x8.yaml"
+FLOW = "configs/flow/shapes-32x32x8.yaml"
+FAST = {"optim.lr": 1e-3, "optim.beta2": 0.95, "train.grad_clip": 1.0}
+SMALL = {"model.width": 128, "model.depth": 4, "model.heads": 4}
+
+# name -> (what it tests, flow config changes, tokenizer config changes, tokenizer share or None = --share)
+VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
+    "base": ("configs/flow/shapes-32x32x8.yaml as shipped (width 192, depth 6, lr 3e-4)", {}, {}, None),
+    "fast": ("lr 1e-3, AdamW beta2 0.95, gradient clip 1", FAST, {}, None),
+    "small": ("width 128, depth 4, 4 heads", SMALL, {}, None),
+    "small-fast": ("small + fast", {**SMALL, **FAST}, {}, None),
+    "smaller-fast": ("width 96, depth 4, 4 heads + fast", {**SMALL, "model.width": 96, **FAST}, {}, None),
+    "small-fast-b32": ("small + fast, batch 32", {**SMALL, **FAST, "train.batch_size": 32}, {}, None),
+    "small-fast-b8": ("small + fast, batch 8", {**SMALL, **FAST, "train.batch_size": 8}, {}, None),
+    "small-fast-tok25": ("small + fast, tokenizer 25 % of the budget", {**SMALL, **FAST}, {}, 0.25),
+    "small-fast-mean05": ("small + fast, logit-normal location 0.5 (more steps near the data)",
+                          {**SMALL, **FAST, "loss.logit_mean": 0.5}, {}, None),
+    "small-fast-meanm05": ("small + fast, logit-normal location -0.5 (more steps near the noise)",
+                           {**SMALL, **FAST, "loss.logit_mean": -0.5}, {}, None),
+    "small-fast-ema99": ("small + fast, EMA decay 0.99", {**SMALL, **FAST, "train.ema_decay": 0.99}, {}, None),
+    "small-fast-kl1e-3": ("small + fast, tokenizer KL weight 1e-3 (a smoother latent)",
+                          {**SMALL, **FAST}, {"model.kl_weight": 1e-3}, None),
+    "small-fast-lr2e-3": ("small, lr 2e-3, beta2 0.95, clip 1", {**SMALL, **FAST, "optim.lr": 2e-3}, {}, None),
+}
+
+
+def tokenizer_key(variant: str, share: float) -> str:
+    _, _, tok_changes, tok_share = VARIANTS[variant]
+    changes = ",".join(f"{k}={v}" for k, v in sorted(tok_changes.items()))
+    return f"share={tok_share if tok_share is not None else share}" + (f",{changes}" if changes else "")
+
+
+def run_variant(variant: str, seed: int, args, tokenizers: dict, probe: Path, log: Path) -> dict:
+    """Train (the tokenizer if no variant before trained the same one) and judge one variant at one seed."""
+    _, changes, tok_changes, tok_share = VARIANTS[variant]
+    share = tok_share if tok_share is not None else args.share
+    key = f"seed={seed},{tokenizer_key(variant, args.share)}"
+    if key not in tokenizers:
+        tok = Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}"
+        wall = train(config_of(TOKENIZER, **tok_changes), tok, args.budget * share, seed, log)
+        tokenizers[key] = {"run": str(tok), "wall_s": wall, "steps": last_step(tok)}
+    tok = tokenizers[key]
+    run = Path(args.out_dir) / f"{variant}-seed{seed}"
+    wall = train(config_of(FLOW, tokenizer_run=tok["run"], **changes), run, args.budget - tok["wall_s"], seed, log)
+    acc_json, track_json = run.parent / f"{run.name}-class-acc.json", run.parent / f"{run.name}-track.json"
+    videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),
+               "--json", str(acc_json), log=log)
+    videosynth("eval", "track", "bouncing-shapes", str(run), "--num", str(args.track_num), "--json", str(track_json),
+               log=log)
+    table = json.loads(track_json.read_text())["comparison"]
+    return {"variant": variant, "seed": seed, "wall_s": tok["wall_s"] + wall, "tokenizer_wall_s": tok["wall_s"],
+            "steps": {"tokenizer": tok["steps"], "flow": last_step(run)},
+            "scores": {"class_acc": json.loads(acc_json.read_text())["accuracy"],
+                       "valid_share": table["valid_share"]["fake"], "bounce_correct": table["bounce_correct"]["fake"],
+                       "real_valid_share": table["valid_share"]["real"]}}
+
+
+def summarise(results: list[dict], variants: list[str]) -> str:
+    head = f"{'variant':<20}{'seeds':>6}{'class acc':>10}{'valid':>8}{'bounce':>8}  per seed (acc / valid){'':<8}steps"
+    lines = [head, "-" * (len(head) + 10)]
+    for name in variants:
+        rows = sorted((r for r in results if r["variant"] == name), key=lambda r: r["seed"])
+        if not rows:
+            continue
+        med = {k: median([r["scores"][k] for r in rows]) for k in ("class_acc", "valid_share", "bounce_correct")}
+        per_seed = " ".join(f"{r['scores']['class_acc']:.3f}/{r['scores']['valid_share']:.3f}" for r in rows)
+        steps = ", ".join(f"{r['steps']['tokenizer']}+{r['steps']['flow']}" for r in rows)
+        lines.append(f"{name:<20}{len(rows):>6}{med['class_acc']:>10.3f}{med['valid_share']:>8.3f}"
+                     f"{med['bounce_correct']:>8.3f}  {per_seed:<30}{steps}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--variants", nargs="+", default=["base", "fast", "small", "small-fast"], choices=sorted(VARIANTS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--budget", type=float, default=450.0, help="wall seconds per variant, tokenizer included")
+    ap.add_argument("--share", type=float, default=0.4, help="the tokenizer's share of the budget")
+    ap.add_argument("--class-num", type=int, default=32, help="clips per class for class accuracy")
+    ap.add_argument("--track-num", type=int, default=128, help="clips for the physics metrics")
+    ap.add_argument("--out-dir")
+    ap.add_argument("--json", help="results file (written after every run)")
+    ap.add_argument("--resume", action="store_true", help="keep the runs --json already holds at this budget")
+    ap.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = ap.parse_args()
+    if args.list:
+        for name, (what, *_rest) in VARIANTS.items():
+            print(f"{name:<20}{what}")
+        return
+    if not args.out_dir:
+        ap.error("--out-dir is required (where the runs go)")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.txt"
+    data = {"budget_s": args.budget, "tokenizer_share": args.share, "class_num": args.class_num,
+            "track_num": args.track_num, "torch": torch.__version__, "machine": platform.machine(),
+            "threads": torch.get_num_threads(), "variants": {k: VARIANTS[k][0] for k in VARIANTS},
+            "results": [], "tokenizers": {}}
+    if args.resume and args.json and Path(args.json).is_file():
+        old = json.loads(Path(args.json).read_text())
+        if old.get("budget_s") != args.budget:
+            raise SystemExit(f"--resume: {args.json} holds runs of a {old.get('budget_s')} s budget, not {args.budget}")
+        data["results"], data["tokenizers"] = old["results"], old.get("tokenizers", {})
+    done = {(r["variant"], r["seed"]) for r in data["results"]}
+    probe = out / "probe-class-acc.safetensors"  # trained by the first class-acc call, then shared
+    for seed in args.seeds:
+        for name in args.variants:
+            if (name, seed) in done:
+                continue
+            print(f"[seed {seed}] {name}: {VARIANTS[name][0]}", flush=True)
+            data["results"].append(run_variant(name, seed, args, data["tokenizers"], probe, log))
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(data, indent=1))
+            print(summarise(data["results"], list(VARIANTS)), flush=True)
+    print(summarise(data["results"], list(VARIANTS)))
+
+
+if __name__ == "__main__":
+    main()
