@@ -32,6 +32,8 @@ from cli_runs import config_of, last_step, median, train, videosynth  # noqa: E4
 
 TOKENIZER = "configs/vqvae/shapes-kl-32x32x8.yaml"
 FLOW = "configs/flow/shapes-32x32x8.yaml"
+FORCING = "configs/flow/forcing-32x32x8.yaml"
+SHORTCUT = "configs/flow/shortcut-32x32x8.yaml"
 FAST = {"optim.lr": 1e-3, "optim.beta2": 0.95, "train.grad_clip": 1.0}
 SMALL = {"model.width": 128, "model.depth": 4, "model.heads": 4}
 
@@ -53,7 +55,15 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
     "small-fast-kl1e-3": ("small + fast, tokenizer KL weight 1e-3 (a smoother latent)",
                           {**SMALL, **FAST}, {"model.kl_weight": 1e-3}, None),
     "small-fast-lr2e-3": ("small, lr 2e-3, beta2 0.95, clip 1", {**SMALL, **FAST, "optim.lr": 2e-3}, {}, None),
+    # the mechanisms of the flow issue at the small-fast recipe, with the scores they are for
+    "small-fast-forcing": ("small + fast, per-frame times (forcing config); + long videos and priming",
+                           {**SMALL, **FAST}, {}, None),
+    "small-fast-shortcut": ("small + fast, shortcut objective (shortcut config); + 1 and 4 steps",
+                            {**SMALL, **FAST}, {}, None),
 }
+CONFIGS = {"small-fast-forcing": FORCING, "small-fast-shortcut": SHORTCUT}  # default: FLOW
+LONG = (24, 80)  # frames: 3x and 10x the training length (forcing runs)
+FEW_STEPS = (1, 2, 4)  # shortcut runs: Euler steps
 
 
 def tokenizer_key(variant: str, share: float) -> str:
@@ -73,18 +83,46 @@ def run_variant(variant: str, seed: int, args, tokenizers: dict, probe: Path, lo
         tokenizers[key] = {"run": str(tok), "wall_s": wall, "steps": last_step(tok)}
     tok = tokenizers[key]
     run = Path(args.out_dir) / f"{variant}-seed{seed}"
-    wall = train(config_of(FLOW, tokenizer_run=tok["run"], **changes), run, args.budget - tok["wall_s"], seed, log)
+    config = config_of(CONFIGS.get(variant, FLOW), tokenizer_run=tok["run"], **changes)
+    wall = train(config, run, args.budget - tok["wall_s"], seed, log)
     acc_json, track_json = run.parent / f"{run.name}-class-acc.json", run.parent / f"{run.name}-track.json"
     videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),
                "--json", str(acc_json), log=log)
     videosynth("eval", "track", "bouncing-shapes", str(run), "--num", str(args.track_num), "--json", str(track_json),
                log=log)
     table = json.loads(track_json.read_text())["comparison"]
+    scores = {"class_acc": json.loads(acc_json.read_text())["accuracy"],
+              "valid_share": table["valid_share"]["fake"], "bounce_correct": table["bounce_correct"]["fake"],
+              "real_valid_share": table["valid_share"]["real"]}
+    if CONFIGS.get(variant) == FORCING:
+        scores.update(long_and_primed(run, args, probe, log))
+    if CONFIGS.get(variant) == SHORTCUT:
+        for steps in FEW_STEPS:
+            path = run.parent / f"{run.name}-class-acc-{steps}.json"
+            videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),
+                       "--json", str(path), "--option", f"steps={steps}", log=log)
+            scores[f"class_acc_{steps}_steps"] = json.loads(path.read_text())["accuracy"]
     return {"variant": variant, "seed": seed, "wall_s": tok["wall_s"] + wall, "tokenizer_wall_s": tok["wall_s"],
-            "steps": {"tokenizer": tok["steps"], "flow": last_step(run)},
-            "scores": {"class_acc": json.loads(acc_json.read_text())["accuracy"],
-                       "valid_share": table["valid_share"]["fake"], "bounce_correct": table["bounce_correct"]["fake"],
-                       "real_valid_share": table["valid_share"]["real"]}}
+            "steps": {"tokenizer": tok["steps"], "flow": last_step(run)}, "scores": scores}
+
+
+def long_and_primed(run: Path, args, probe: Path, log: Path) -> dict:
+    """Long videos (``eval track --frames`` 3x and 10x, with the class kept) and priming (``eval predict``,
+    4 real frames observed) of a per-frame-times run."""
+    scores = {}
+    for frames in LONG:
+        path = run.parent / f"{run.name}-track-{frames}.json"
+        videosynth("eval", "track", "bouncing-shapes", str(run), "--frames", str(frames), "--num", str(args.track_num),
+                   "--class-kept", "--probe", str(probe), "--json", str(path), log=log)
+        result = json.loads(path.read_text())
+        for key in ("valid_share", "bounce_correct", "tracked_share"):
+            scores[f"{key}_{frames}"] = result["comparison"][key]["fake"]
+        scores[f"class_kept_{frames}"] = result["comparison"]["class_kept"]["fake"]
+    path = run.parent / f"{run.name}-predict.json"
+    videosynth("eval", "predict", str(run), "--prime-frames", "4", "--num", str(args.track_num), "--probe", str(probe),
+               "--json", str(path), log=log)
+    scores["predict"] = json.loads(path.read_text())
+    return scores
 
 
 def summarise(results: list[dict], variants: list[str]) -> str:
