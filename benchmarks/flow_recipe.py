@@ -1,12 +1,19 @@
 """Flow-matching recipe ablations on the family table's budget: which settings make the DiT converge on a CPU.
 
 Every variant is the flow family of ``families.py`` (the demo's data: class-conditional white
-bouncing shapes, 32x32, 8 frames; a KL tokenizer for ``--share`` of ``--budget`` wall seconds,
-the DiT for the rest, both through the real CLI) with some config keys changed. The tokenizer
-is trained once per (seed, tokenizer settings, share) and shared by the variants that use it;
-its wall time counts against every variant's budget, as in the family table. Each run is judged
-like the table, on fewer clips (class accuracy of the shared probe on ``--class-num`` clips per
-class; valid share and bounce correctness of ``eval track`` on ``--track-num`` clips).
+bouncing shapes, 32x32, 8 frames; a KL tokenizer for ``--share`` of ``--budget`` seconds, the
+DiT for the rest, both through the real CLI) with some config keys changed. The tokenizer is
+trained once per (seed, tokenizer settings, share) and shared by the variants that use it.
+Each run is judged like the table, on fewer clips (class accuracy of the shared probe on
+``--class-num`` clips per class; valid share and bounce correctness of ``eval track`` on
+``--track-num`` clips).
+
+The budget is seconds of an idle machine turned into steps: each distinct network (DiT size,
+batch, objective; the tokenizer) is first timed for ``--calib-seconds`` and its best rate of a
+log interval (steps per second) is kept in the JSON; a stage then trains for rate x its seconds
+steps. So a variant's result does not depend on what else the machine ran meanwhile, and a
+variant whose steps are cheaper gets more of them, as it would in the family table's
+wall-clock budget. ``optim.decay_steps`` variants decay over a share of those steps.
 
 Variants run interleaved per seed; the JSON is written after every run and ``--resume`` keeps
 what it already holds (same budget), so the ablation can be built over several sittings.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,6 +63,8 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
     "small-fast-kl1e-3": ("small + fast, tokenizer KL weight 1e-3 (a smoother latent)",
                           {**SMALL, **FAST}, {"model.kl_weight": 1e-3}, None),
     "small-fast-lr2e-3": ("small, lr 2e-3, beta2 0.95, clip 1", {**SMALL, **FAST, "optim.lr": 2e-3}, {}, None),
+    "small-fast-decay": ("small + fast, cosine decay over the last 30 % of the steps",
+                         {**SMALL, **FAST, "optim.decay_share": 0.3}, {}, None),
     # the mechanisms of the flow issue at the small-fast recipe, with the scores they are for
     "small-fast-forcing": ("small + fast, per-frame times (forcing config); + long videos and priming",
                            {**SMALL, **FAST}, {}, None),
@@ -62,6 +72,8 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
                             {**SMALL, **FAST}, {}, None),
 }
 CONFIGS = {"small-fast-forcing": FORCING, "small-fast-shortcut": SHORTCUT}  # default: FLOW
+STARTUP_S = 5.0  # the DiT's process start-up, which the family table's wall-clock budget pays
+MANY_SECONDS = 10**6  # train.time_limit: the step count ends every run
 LONG = (24, 80)  # frames: 3x and 10x the training length (forcing runs)
 FEW_STEPS = (1, 2, 4)  # shortcut runs: Euler steps
 
@@ -72,19 +84,44 @@ def tokenizer_key(variant: str, share: float) -> str:
     return f"share={tok_share if tok_share is not None else share}" + (f",{changes}" if changes else "")
 
 
-def run_variant(variant: str, seed: int, args, tokenizers: dict, probe: Path, log: Path) -> dict:
+def fresh(run: Path) -> Path:
+    """``run`` emptied: a folder left by an interrupted sitting of this benchmark is trained again."""
+    shutil.rmtree(run, ignore_errors=True)
+    return run
+
+
+def rate_of(cfg: dict, rates: dict, args, log: Path) -> float:
+    """Steps per second of ``cfg`` on this machine at its best: timed once per distinct network and batch."""
+    key = json.dumps({k: cfg.get(k) for k in ("family", "model", "loss", "condition")} |
+                     {"batch": cfg.get("train", {}).get("batch_size")}, sort_keys=True)
+    if key not in rates:
+        run = fresh(Path(args.out_dir) / f"calibrate-{len(rates)}")
+        train(cfg, run, args.calib_seconds, 0, log)
+        rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        rates[key] = max(r["it_s"] for r in rows[2:] or rows)  # past the warm-up; the least disturbed interval
+        print(f"  calibrated {cfg['family']}: {rates[key]:.2f} steps/s", flush=True)
+    return rates[key]
+
+
+def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Path) -> dict:
     """Train (the tokenizer if no variant before trained the same one) and judge one variant at one seed."""
     _, changes, tok_changes, tok_share = VARIANTS[variant]
     share = tok_share if tok_share is not None else args.share
     key = f"seed={seed},{tokenizer_key(variant, args.share)}"
+    tokenizers, rates = state["tokenizers"], state["rates"]
+    tok_cfg = config_of(TOKENIZER, **tok_changes)
     if key not in tokenizers:
-        tok = Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}"
-        wall = train(config_of(TOKENIZER, **tok_changes), tok, args.budget * share, seed, log)
+        tok = fresh(Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}")
+        steps = round(rate_of(tok_cfg, rates, args, log) * args.budget * share)
+        wall = train(tok_cfg, tok, MANY_SECONDS, seed, log, steps=steps)
         tokenizers[key] = {"run": str(tok), "wall_s": wall, "steps": last_step(tok)}
     tok = tokenizers[key]
-    run = Path(args.out_dir) / f"{variant}-seed{seed}"
+    run = fresh(Path(args.out_dir) / f"{variant}-seed{seed}")
     config = config_of(CONFIGS.get(variant, FLOW), tokenizer_run=tok["run"], **changes)
-    wall = train(config, run, args.budget - tok["wall_s"], seed, log)
+    decay_share = config["optim"].pop("decay_share", 0.0)
+    steps = round(rate_of(config, rates, args, log) * (args.budget * (1 - share) - STARTUP_S))
+    config["optim"]["decay_steps"] = round(steps * decay_share)
+    wall = train(config, run, MANY_SECONDS, seed, log, steps=steps)
     acc_json, track_json = run.parent / f"{run.name}-class-acc.json", run.parent / f"{run.name}-track.json"
     videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),
                "--json", str(acc_json), log=log)
@@ -146,6 +183,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--budget", type=float, default=450.0, help="wall seconds per variant, tokenizer included")
     ap.add_argument("--share", type=float, default=0.4, help="the tokenizer's share of the budget")
+    ap.add_argument("--calib-seconds", type=float, default=40.0, help="timing run per distinct network")
     ap.add_argument("--class-num", type=int, default=32, help="clips per class for class accuracy")
     ap.add_argument("--track-num", type=int, default=128, help="clips for the physics metrics")
     ap.add_argument("--out-dir")
@@ -165,12 +203,12 @@ def main() -> None:
     data = {"budget_s": args.budget, "tokenizer_share": args.share, "class_num": args.class_num,
             "track_num": args.track_num, "torch": torch.__version__, "machine": platform.machine(),
             "threads": torch.get_num_threads(), "variants": {k: VARIANTS[k][0] for k in VARIANTS},
-            "results": [], "tokenizers": {}}
+            "results": [], "tokenizers": {}, "rates": {}}
     if args.resume and args.json and Path(args.json).is_file():
         old = json.loads(Path(args.json).read_text())
         if old.get("budget_s") != args.budget:
             raise SystemExit(f"--resume: {args.json} holds runs of a {old.get('budget_s')} s budget, not {args.budget}")
-        data["results"], data["tokenizers"] = old["results"], old.get("tokenizers", {})
+        data["results"], data["tokenizers"], data["rates"] = old["results"], old["tokenizers"], old["rates"]
     done = {(r["variant"], r["seed"]) for r in data["results"]}
     probe = out / "probe-class-acc.safetensors"  # trained by the first class-acc call, then shared
     for seed in args.seeds:
@@ -178,7 +216,7 @@ def main() -> None:
             if (name, seed) in done:
                 continue
             print(f"[seed {seed}] {name}: {VARIANTS[name][0]}", flush=True)
-            data["results"].append(run_variant(name, seed, args, data["tokenizers"], probe, log))
+            data["results"].append(run_variant(name, seed, args, data, probe, log))
             if args.json:
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps(data, indent=1))
