@@ -130,6 +130,12 @@ TINY = dict(dit_batch=2, ae_batch=4, sample_batch=1, sample_steps=2, ae_seconds=
             ae_val_clips=4)
 
 
+def sample_settings(tiny: bool) -> dict:
+    """The sampling phase's batch, Euler steps and guidance (both sides)."""
+    return {"batch": TINY["sample_batch"] if tiny else SAMPLE_BATCH,
+            "steps": TINY["sample_steps"] if tiny else SAMPLE_STEPS, "solver": "euler", "guidance": GUIDANCE}
+
+
 def available() -> bool:
     """Whether diffusers is installed (without importing it)."""
     return importlib.util.find_spec("diffusers") is not None
@@ -477,8 +483,8 @@ def sample(model: str, setup: FlowSetup, tiny: bool):
     from videosynth.pipelines.flow import sample_flow
 
     torch.manual_seed(0)
-    n = TINY["sample_batch"] if tiny else SAMPLE_BATCH
-    steps = TINY["sample_steps"] if tiny else SAMPLE_STEPS
+    settings = sample_settings(tiny)
+    n, steps = settings["batch"], settings["steps"]
     labels = torch.arange(n) % setup.condition.num_classes
     g = torch.Generator()
     cfg = setup.dit
@@ -502,8 +508,7 @@ def sample(model: str, setup: FlowSetup, tiny: bool):
 
     params = sum(p.numel() for p in net.parameters()) + sum(p.numel() for p in decoder.parameters())
     return measure, {"params": params, "token_grid": grid, "model_evaluations": evaluations,
-                     "clip_shape": list(clip.shape[1:]), "finite": bool(torch.isfinite(clip).all()),
-                     "steps": steps, "guidance": GUIDANCE}
+                     "clip_shape": list(clip.shape[1:]), "finite": bool(torch.isfinite(clip).all())}
 
 
 def ae_quality(model: str, setup: FlowSetup, seconds: float, threads: int, train_clips: int, val_clips: int,

@@ -119,7 +119,8 @@ VIDEOGPT_PHASES = {
     "sample_b1": Phase("KV-cached sampling, batch 1", "tokens/s", TOKENS, ("videogpt", OURS), batch=1),
     "sample_b8": Phase("KV-cached sampling, batch 8", "tokens/s", 8 * TOKENS, ("videogpt", OURS), batch=8),
 }
-AE_SECONDS = 150.0  # ae_quality's default training budget per autoencoder (CPU seconds per thread)
+# ae_quality: CPU seconds (per thread) of training per autoencoder, clips rendered to train on and to validate
+AE = {"ae_seconds": 150.0, "ae_train_clips": 2048, "ae_val_clips": 64}
 TAG = "@peers "  # prefix of the protocol lines a worker prints (anything else on stdout is ignored)
 KIB_PER_MB = 1024  # ru_maxrss is in KiB on Linux
 
@@ -241,7 +242,7 @@ def videogpt_hyper_parameters(args) -> dict:
 
 
 def diffusers_phases(tiny: bool) -> dict[str, Phase]:
-    clips = diffusers_peer.TINY["sample_batch"] if tiny else diffusers_peer.SAMPLE_BATCH
+    clips = diffusers_peer.sample_settings(tiny)["batch"]
     return {
         "dit_step": Phase("DiT train step", "s", 1, ("latte", "cogvideox", OURS)),
         "sample": Phase("sampling + decode", "s/clip", clips, ("latte", "cogvideox", OURS)),
@@ -260,11 +261,8 @@ def diffusers_build(phase: str, model: str, args):
         return diffusers_peer.dit_step(model, setup)
     if phase == "sample":
         return diffusers_peer.sample(model, setup, args.tiny)
-    tiny = diffusers_peer.TINY
-    seconds = args.ae_seconds if args.ae_seconds is not None else tiny["ae_seconds"] if args.tiny else AE_SECONDS
-    return None, diffusers_peer.ae_quality(model, setup, seconds, args.threads,
-                                           tiny["ae_train_clips"] if args.tiny else args.ae_train_clips,
-                                           tiny["ae_val_clips"] if args.tiny else args.ae_val_clips)
+    return None, diffusers_peer.ae_quality(model, setup, args.ae_seconds, args.threads, args.ae_train_clips,
+                                           args.ae_val_clips)
 
 
 def diffusers_hyper_parameters(args) -> dict:
@@ -273,18 +271,25 @@ def diffusers_hyper_parameters(args) -> dict:
     from videosynth.config import to_dict
 
     setup = diffusers_setup(args)
-    tiny, tok = diffusers_peer.TINY, setup.tokenizer
+    tok = setup.tokenizer
     return {"diffusers": diffusers.__version__, "flow_config": str(args.flow_config),
             "tokenizer_config": str(args.tokenizer_config), "tiny": args.tiny, "dit": to_dict(setup.dit),
             "condition": {"kind": setup.condition.kind, "classes": setup.condition.num_classes,
                           "dim": setup.condition.dim, "dropout": setup.condition.dropout},
             "dit_batch": setup.dit_batch, "dit_optim": to_dict(setup.flow.optim),
             "time_sampling": setup.flow.loss.time_sampling, "latte_layers": diffusers_peer.latte_layers(setup.dit),
-            "sample": {"batch": tiny["sample_batch"] if args.tiny else diffusers_peer.SAMPLE_BATCH,
-                       "steps": tiny["sample_steps"] if args.tiny else diffusers_peer.SAMPLE_STEPS,
-                       "solver": "euler", "guidance": diffusers_peer.GUIDANCE},
-            "tokenizer": to_dict(tok.model), "ae_batch": setup.ae_batch, "ae_optim": to_dict(tok.optim),
-            "ae_clock": "process CPU seconds / threads", "clip": [3, tok.data.frames, tok.data.size, tok.data.size]}
+            "sample": diffusers_peer.sample_settings(args.tiny), "tokenizer": to_dict(tok.model),
+            "ae_batch": setup.ae_batch, "ae_optim": to_dict(tok.optim), "ae_seconds": args.ae_seconds,
+            "ae_clock": "process CPU seconds / threads", "ae_train_clips": args.ae_train_clips,
+            "ae_val_clips": args.ae_val_clips, "clip": [3, tok.data.frames, tok.data.size, tok.data.size]}
+
+
+def ae_defaults(args) -> None:
+    """Fill the ``ae_quality`` settings not given: :data:`AE` (``--tiny``: :data:`diffusers_peer.TINY`'s)."""
+    tiny = diffusers_peer.TINY
+    for key in AE:
+        if getattr(args, key) is None:
+            setattr(args, key, tiny[key] if args.tiny else AE[key])
 
 
 # ---------------------------------------------------------------------------
@@ -303,6 +308,7 @@ class Peer:
     hyper_parameters: Callable[[argparse.Namespace], dict]
     forwarded: Callable[[argparse.Namespace], list[str]]  # the flags a worker needs
     missing: Callable[[argparse.Namespace], str | None]  # a line saying why it cannot run, or None
+    json: str  # the default results file under benchmarks/results/
     preload: Callable[[str, str], None] = lambda phase, model: None  # imports counted in the baseline RSS
 
 
@@ -310,17 +316,17 @@ PEERS = {
     "videogpt": Peer(
         "videogpt", "VideoGPT", lambda args: VIDEOGPT_PHASES, videogpt_build, videogpt_hyper_parameters,
         lambda args: ["--videogpt", args.videogpt, "--prior-dropout", str(args.prior_dropout)],
-        lambda args: None),
+        lambda args: None, "peers.json"),
     "diffusers": Peer(
         "diffusers", "diffusers", lambda args: diffusers_phases(args.tiny), diffusers_build,
         diffusers_hyper_parameters,
         lambda args: ["--diffusers", "--flow-config", str(args.flow_config), "--tokenizer-config",
-                      str(args.tokenizer_config), *(["--tiny"] if args.tiny else []),
-                      *(["--ae-seconds", str(args.ae_seconds)] if args.ae_seconds is not None else []),
-                      "--ae-train-clips", str(args.ae_train_clips), "--ae-val-clips", str(args.ae_val_clips)],
+                      str(args.tokenizer_config), *(["--tiny"] if args.tiny else []), "--ae-seconds",
+                      str(args.ae_seconds), "--ae-train-clips", str(args.ae_train_clips), "--ae-val-clips",
+                      str(args.ae_val_clips)],
         lambda args: None if diffusers_peer.available() else
         f"peers --diffusers: skipped (diffusers is not installed: {diffusers_peer.INSTALL})",
-        diffusers_peer.preload),
+        "peers-diffusers.json", diffusers_peer.preload),
 }
 
 
@@ -451,8 +457,9 @@ def print_table(peer: Peer, phases: dict[str, Phase], results: dict) -> None:
                         else f"{r['ratios'][model]:>8.2f}")
             print(f"{what:<44}{r[model][key]:>12.3f}{r[OURS][key]:>12.3f}{compared}"
                   f"  {r[model]['peak_rss_mb']:>8.0f} / {r[OURS]['peak_rss_mb']:.0f}")
-    print(f"ratio = videosynth / {peer.label} in the measure's unit (s: lower is better, tokens/s: higher); "
-          "for dB the difference videosynth - peer")
+    budget = any(phases[name].once for name in results)
+    print(f"ratio = videosynth / {peer.label} in the measure's unit (s: lower is better, tokens/s: higher)"
+          + ("; for dB the difference videosynth - peer" if budget else ""))
 
 
 def run_peer(peer: Peer, args) -> int:
@@ -475,14 +482,15 @@ def run_peer(peer: Peer, args) -> int:
     load_after = os.getloadavg()
     print_table(peer, all_phases, results)
     print(f"load average {load_after[0]:.2f} at the end")
-    out = Path(args.json or HERE / "results" / ("peers.json" if peer.name == "videogpt" else f"peers-{peer.name}.json"))
+    out = Path(args.json or HERE / "results" / peer.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "benchmark": f"peers-{peer.name}", "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
         "rounds": args.rounds, "cpu_count": os.cpu_count(), "load_avg_before": load_before,
         "load_avg_after": load_after, "hyper_parameters": peer.hyper_parameters(args),
-        "ratio": f"videosynth / {peer.label} in the measure's unit; dB: videosynth - {peer.label}",
+        "ratio": f"videosynth / {peer.label} in the measure's unit"
+                 + (f"; dB: videosynth - {peer.label}" if any(all_phases[n].once for n in results) else ""),
         "results": {name: {"measure": all_phases[name].what, "unit": all_phases[name].unit, **r}
                     for name, r in results.items()},
     }, indent=2))
@@ -505,15 +513,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flow-config", default=str(diffusers_peer.FLOW_CONFIG), help="the flow recipe (--diffusers)")
     p.add_argument("--tokenizer-config", default=str(diffusers_peer.TOKENIZER_CONFIG),
                    help="its continuous tokenizer's recipe (--diffusers)")
-    p.add_argument("--ae-seconds", type=float, default=None,
-                   help=f"CPU seconds of autoencoder training each in ae_quality (default {AE_SECONDS:g}; 2 with --tiny)")
-    p.add_argument("--ae-train-clips", type=int, default=2048, help="training clips rendered for ae_quality")
-    p.add_argument("--ae-val-clips", type=int, default=64, help="held-out clips ae_quality reconstructs")
+    tiny = diffusers_peer.TINY
+    p.add_argument("--ae-seconds", type=float, default=None, help=f"CPU seconds of training per autoencoder in "
+                   f"ae_quality (default {AE['ae_seconds']:g}; {tiny['ae_seconds']:g} with --tiny)")
+    p.add_argument("--ae-train-clips", type=int, default=None, help=f"training clips rendered for ae_quality "
+                   f"(default {AE['ae_train_clips']}; {tiny['ae_train_clips']} with --tiny)")
+    p.add_argument("--ae-val-clips", type=int, default=None, help=f"held-out clips ae_quality reconstructs "
+                   f"(default {AE['ae_val_clips']}; {tiny['ae_val_clips']} with --tiny)")
     p.add_argument("--tiny", action="store_true", help="--diffusers at test sizes (a check, not a measurement)")
     p.add_argument("--json", default=None, help="default benchmarks/results/peers.json (VideoGPT), "
                    "peers-diffusers.json (diffusers)")
     p.add_argument("--worker", nargs=3, metavar=("PEER", "PHASE", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    ae_defaults(args)
     if args.worker:
         peer, phase, model = args.worker
         worker(PEERS[peer], phase, model, args)

@@ -69,6 +69,22 @@ def test_matched_models_share_our_token_grid_and_latents():
     assert abs(sum(p.numel() for p in vae.parameters()) - ours) < 0.1 * ours
 
 
+@needs_diffusers
+def test_peers_follow_the_flow_recipe(tmp_path):
+    from videosynth.config import dump_yaml, load_yaml
+
+    recipe = load_yaml(diffusers_peer.FLOW_CONFIG)
+    recipe["model"] = {"preset": "shapes-32x32x8", "width": 128, "depth": 4, "heads": 4}
+    path = tmp_path / "flow.yaml"
+    path.write_text(dump_yaml(recipe))
+    setup = diffusers_peer.flow_setup(path)
+    assert setup.dit_batch == recipe["train"]["batch_size"]
+    latte, cog = diffusers_peer.latte(setup).transformer.config, diffusers_peer.cogvideox(setup).transformer.config
+    for config in (latte, cog):
+        assert (config.num_attention_heads, config.attention_head_dim) == (4, 32)
+    assert (latte.num_layers, cog.num_layers) == (2, 4)
+
+
 class OursAsDiffusers(nn.Module):
     """Our DiT behind the peer's interface: diffusers' prediction (noise - data) at timestep 1000 (1 - t)."""
 
