@@ -102,6 +102,7 @@ import dataclasses
 import importlib.util
 import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -436,8 +437,6 @@ def count_calls(module: nn.Module) -> list[int]:
 
 def dit_step(model: str, setup: FlowSetup):
     """``(one training step -> seconds, info)`` of ``model``: ``videosynth``, ``latte`` or ``cogvideox``."""
-    import time
-
     from videosynth.sampling.flow import path, sample_times
     from videosynth.train.objective import adam
 
@@ -478,8 +477,6 @@ def dit_step(model: str, setup: FlowSetup):
 def sample(model: str, setup: FlowSetup, tiny: bool):
     """``(one sampling call -> seconds, info)``: ``videosynth`` (our DiT + tokenizer) or a diffusers
     transformer (``latte``, ``cogvideox``) in :func:`sample_loop` with the CogVideoX VAE."""
-    import time
-
     from videosynth.pipelines.flow import sample_flow
 
     torch.manual_seed(0)
