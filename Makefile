@@ -14,7 +14,7 @@ setup:
 	scripts/setup-env.sh test
 
 bench:
-	scripts/setup-env.sh
+	scripts/setup-env.sh bench
 	.venv/bin/python benchmarks/data_loading.py
 	.venv/bin/python benchmarks/audio_io.py
 	.venv/bin/python benchmarks/scan.py --files 10000
@@ -24,3 +24,4 @@ bench:
 	.venv/bin/python benchmarks/sampling.py
 	.venv/bin/python benchmarks/tokenizer_quality.py $(if $(VIDEOGPT),--videogpt $(VIDEOGPT))
 	$(if $(VIDEOGPT),.venv/bin/python benchmarks/peers.py --videogpt $(VIDEOGPT))
+	.venv/bin/python benchmarks/peers.py --diffusers

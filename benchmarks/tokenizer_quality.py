@@ -56,8 +56,13 @@ def clips(n: int, split: str, seed: int) -> torch.Tensor:
     """``n`` built-in clips ``uint8 [n, 3, T, H, W]`` (stored small; scaled to [-1, 1] per batch)."""
     from videosynth.data.synthetic import BouncingShapes
 
-    data = BouncingShapes(num_samples=n, frames=FRAMES, size=SIZE, seed=seed, split=split)
-    return torch.stack([((data[i]["video"] + 1) * 127.5).round().to(torch.uint8) for i in range(n)])
+    return clips_of(BouncingShapes(num_samples=n, frames=FRAMES, size=SIZE, seed=seed, split=split), n)
+
+
+def clips_of(dataset, n: int) -> torch.Tensor:
+    """The first ``n`` clips of ``dataset`` (items ``{"video": float32 [3, T, H, W] in [-1, 1]}``) as
+    ``uint8 [n, 3, T, H, W]``."""
+    return torch.stack([((dataset[i]["video"] + 1) * 127.5).round().to(torch.uint8) for i in range(n)])
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -112,16 +117,30 @@ def worker(name: str, args) -> dict:
     train, val = clips(args.train_clips, "train", args.seed), clips(args.val_clips, "val", args.seed)
     torch.manual_seed(args.seed)
     model, loss_fn, reconstruct = build(name, args.videogpt)
-    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    order = torch.Generator().manual_seed(args.seed)
-    if args.clock == "cpu":
-        clock = lambda: time.process_time() / args.threads  # noqa: E731
-    else:
-        clock = time.perf_counter
-    spent, steps, evals, marks = 0.0, 0, [], [share * args.budget for share in EVAL_AT]
+    run = train_budget(model, loss_fn, reconstruct, opt, train, val, args.budget, budget_clock(args.clock, args.threads),
+                       BATCH, args.seed)
+    return {"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, **run,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB}
+
+
+def budget_clock(kind: str, threads: int):
+    """The clock a budget is counted on: ``wall`` seconds, or ``cpu``: the process's CPU seconds per thread."""
+    if kind == "cpu":
+        return lambda: time.process_time() / threads
+    return time.perf_counter
+
+
+def train_budget(model, loss_fn, reconstruct, opt, train: torch.Tensor, val: torch.Tensor, budget: float, clock,
+                 batch: int, seed: int) -> dict:
+    """Train ``model`` on random batches of the ``uint8`` clips ``train`` until ``budget`` seconds of ``clock``
+    went into its steps (forward, backward, optimiser; drawing batches and evaluating are not counted),
+    reconstructing ``val`` at the shares :data:`EVAL_AT` of the budget: ``{step_s, steps, evals, final}``."""
+    model.train()
+    order = torch.Generator().manual_seed(seed)
+    spent, steps, evals, marks = 0.0, 0, [], [share * budget for share in EVAL_AT]
     while marks:
-        x = to_float(train[torch.randint(0, len(train), (BATCH,), generator=order)])
+        x = to_float(train[torch.randint(0, len(train), (batch,), generator=order)])
         start = clock()
         loss = loss_fn(x)
         opt.zero_grad(set_to_none=True)
@@ -132,9 +151,7 @@ def worker(name: str, args) -> dict:
         if spent >= marks[0]:
             marks.pop(0)
             evals.append({"train_s": spent, "steps": steps, **evaluate(model, reconstruct, val)})
-    return {"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "step_s": spent / steps, "steps": steps, "evals": evals, "final": evals[-1],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB}
+    return {"step_s": spent / steps, "steps": steps, "evals": evals, "final": evals[-1]}
 
 
 def main() -> None:
