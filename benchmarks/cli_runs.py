@@ -6,6 +6,7 @@ Imported by the scripts beside it (``families.py``, ``matrix.py``), which put th
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,56 @@ def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path, steps:
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return videosynth("train", "--config", str(path), "--run-dir", str(run_dir), "--no-progress", log=log)
+
+
+STARTUP_S = 5.0  # a training process's start-up (imports, data, model), which a wall-clock budget pays
+
+
+class Budget:
+    """Seconds of training, spent as wall-clock (``train.time_limit``) or, ``calibrated``, as steps.
+
+    Calibrated: each distinct network and batch (model, loss and condition sections, batch size) is
+    first timed for ``calib_seconds`` and its best log interval's rate (steps per second: the least
+    disturbed one) is kept in ``rates`` (a dict the caller stores in its JSON); a run of ``s``
+    seconds then trains ``rate x (s - STARTUP_S)`` steps. On an idle machine both spend the same;
+    a calibrated run's result does not depend on what else the machine ran meanwhile.
+    """
+
+    def __init__(self, calibrated: bool, rates: dict, calib_dir: Path, calib_seconds: float = 40.0):
+        self.calibrated, self.rates, self.calib_dir, self.calib_seconds = calibrated, rates, calib_dir, calib_seconds
+
+    def rate(self, cfg: dict, log: Path) -> float:
+        key = json.dumps({k: cfg.get(k) for k in ("family", "model", "loss", "condition")}
+                         | {"batch": cfg.get("train", {}).get("batch_size")}, sort_keys=True)
+        if key not in self.rates:
+            run = fresh(self.calib_dir / f"calibrate-{len(self.rates)}")
+            train(cfg, run, self.calib_seconds, 0, log)
+            rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+            self.rates[key] = max(r["it_s"] for r in rows[2:] or rows)  # past the warm-up
+            print(f"  calibrated {cfg['family']}: {self.rates[key]:.2f} steps/s", file=sys.stderr, flush=True)
+        return self.rates[key]
+
+    def train(self, cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path) -> float:
+        """Train ``cfg`` for ``seconds``; returns the seconds spent (wall, or what the steps stand for)."""
+        if not self.calibrated:
+            return train(cfg, run_dir, seconds, seed, log)
+        optim = dict(cfg.get("optim") or {})
+        decay_share = optim.pop("decay_share", 0.0)  # a cosine decay over this share of the steps
+        cfg = {**cfg, "optim": optim}
+        steps = max(1, round(self.rate(cfg, log) * (seconds - STARTUP_S)))
+        if decay_share:
+            optim["decay_steps"] = round(steps * decay_share)
+        train(cfg, run_dir, MANY_SECONDS, seed, log, steps=steps)
+        return seconds if steps > 1 else STARTUP_S
+
+
+def fresh(run: Path) -> Path:
+    """``run`` emptied: a folder left by an interrupted sitting of a benchmark is trained again."""
+    shutil.rmtree(run, ignore_errors=True)
+    return run
+
+
+MANY_SECONDS = 10**6  # train.time_limit of a run its steps end
 
 
 def last_step(run_dir: Path) -> int:

@@ -18,6 +18,11 @@ judged the same way:
 - for the masked-token prior, class accuracy, valid share and seconds per clip at each of
   ``--maskgit-steps`` parallel decoding steps.
 
+``--calibrated`` spends the budget as steps instead: each network is first timed on this machine
+and trains for its best measured rate x its seconds (``cli_runs.Budget``; the rates are kept in
+the JSON), so on an idle machine it spends what the wall-clock budget does, and a busy machine
+(another benchmark, a test run) no longer changes the results, only how long they take.
+
 Families run interleaved per seed (``train.seed``; the data is the same). The table shows the
 median over seeds and writes everything to JSON after every run; ``--resume`` keeps the runs a
 JSON already holds (same budget) and trains only the missing (family, seed) pairs, so the table
@@ -29,6 +34,7 @@ JSON alone, so ``--plot-only`` redraws it without training anything.
 
     python benchmarks/families.py --out-dir /tmp/families --json benchmarks/results/families.json
     python benchmarks/families.py --budget 60 --seeds 0 --families flow --out-dir /tmp/fam-smoke
+    python benchmarks/families.py --calibrated --families ar flow --out-dir /tmp/fam-cal --json fam-cal.json
     python benchmarks/families.py --families ar maskgit --out-dir /tmp/fam --json benchmarks/results/maskgit.json --resume
     python benchmarks/families.py --plot-only --json benchmarks/results/families.json   # -> families.png
 """
@@ -46,7 +52,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_runs import config_of, figure_for, last_step, median, read_results, train, videosynth  # noqa: E402
+from cli_runs import Budget, config_of, figure_for, fresh, last_step, median, read_results, videosynth  # noqa: E402
 
 FAMILIES = ("gan", "mocogan", "ar", "maskgit", "flow")
 LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR Transformer",
@@ -55,26 +61,27 @@ LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR
 SPEED_CLIPS = 64
 
 
-def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path) -> dict:
-    """Train one family within ``budget`` wall seconds; returns the run directory and steps made."""
+def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path, spend: Budget) -> dict:
+    """Train one family within ``budget`` seconds (as ``spend`` spends them); returns the run directory and
+    steps made."""
     from videosynth.commands.demo import DEMOS
 
     if family == "gan":
-        run = out / "gan"
-        wall = train(DEMOS["videogan"].config, run, budget, seed, log)
+        run = fresh(out / "gan")
+        wall = spend.train(DEMOS["videogan"].config, run, budget, seed, log)
         return {"run": str(run), "wall_s": wall, "steps": {"gan": last_step(run)}}
     if family == "mocogan":
-        run = out / "mocogan"
-        wall = train(config_of("configs/mocogan/demo-32x32x8.yaml"), run, budget, seed, log)
+        run = fresh(out / "mocogan")
+        wall = spend.train(config_of("configs/mocogan/demo-32x32x8.yaml"), run, budget, seed, log)
         return {"run": str(run), "wall_s": wall, "steps": {"mocogan": last_step(run)}}
     tok_cfg, stage_cfg = {
         "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),
         "maskgit": ("configs/vqvae/shapes-32x32x8.yaml", "configs/maskgit/shapes-32x32x8.yaml"),
         "flow": ("configs/vqvae/shapes-kl-32x32x8.yaml", "configs/flow/shapes-32x32x8.yaml"),
     }[family]
-    tok, run = out / f"{family}-tokenizer", out / family
-    tok_wall = train(config_of(tok_cfg), tok, budget * share, seed, log)
-    stage_wall = train(config_of(stage_cfg, tokenizer_run=str(tok)), run, budget - tok_wall, seed, log)
+    tok, run = fresh(out / f"{family}-tokenizer"), fresh(out / family)
+    tok_wall = spend.train(config_of(tok_cfg), tok, budget * share, seed, log)
+    stage_wall = spend.train(config_of(stage_cfg, tokenizer_run=str(tok)), run, budget - tok_wall, seed, log)
     return {"run": str(run), "tokenizer_run": str(tok), "wall_s": tok_wall + stage_wall, "tokenizer_wall_s": tok_wall,
             "steps": {"tokenizer": last_step(tok), family: last_step(run)}}
 
@@ -272,6 +279,9 @@ def main() -> int:
     p.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     p.add_argument("--flow-steps", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--maskgit-steps", type=int, nargs="+", default=[8, 12, 16])
+    p.add_argument("--calibrated", action="store_true",
+                   help="spend the budget as steps at each network's calibrated idle rate (cli_runs.Budget), so a "
+                        "busy machine does not change the results")
     p.add_argument("--resume", action="store_true", help="keep the (family, seed) runs --json already holds")
     p.add_argument("--out-dir", help="folder for the runs, configs, logs and per-run JSON (required unless --plot-only)")
     p.add_argument("--json", help="write the results here (with --plot-only: read them from here)")
@@ -290,13 +300,17 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
     probe = out / "probe-class-acc.safetensors"  # trained by the first class-acc call, then shared
-    results = []
+    results, rates = [], {}
     if args.resume and args.json and Path(args.json).is_file():
         previous = json.loads(Path(args.json).read_text())
         if previous.get("budget_s", args.budget) != args.budget:
             raise SystemExit(f"--resume: {args.json} holds runs of {previous['budget_s']:g} s, not {args.budget:g} s")
-        results = previous.get("results") or []
+        if previous.get("calibrated", False) != args.calibrated:
+            raise SystemExit(f"--resume: {args.json} was measured {'with' if previous.get('calibrated') else 'without'}"
+                             " --calibrated; resume it the same way")
+        results, rates = previous.get("results") or [], previous.get("rates", {})
         print(f"resuming: {len(results)} run(s) in {args.json}", file=sys.stderr)
+    spend = Budget(args.calibrated, rates, out)
     for i, seed in enumerate(args.seeds):
         order = args.families if i % 2 == 0 else list(reversed(args.families))  # interleaved
         for fam in order:
@@ -304,21 +318,24 @@ def main() -> int:
                 continue
             where = out / f"seed{seed}"
             print(f"[seed {seed}] training {fam} for {args.budget:g} s ...", file=sys.stderr, flush=True)
-            result = {"family": fam, "seed": seed, **train_family(fam, where, args.budget, args.tokenizer_share, seed, log)}
+            result = {"family": fam, "seed": seed, **train_family(fam, where, args.budget, args.tokenizer_share, seed, log,
+                                                                  spend)}
             print(f"[seed {seed}] evaluating {fam} ({result['steps']}, {result['wall_s']:.0f} s) ...", file=sys.stderr,
                   flush=True)
             result["scores"] = evaluate(result, where / f"{fam}-eval", probe, args.flow_steps, args.maskgit_steps, log)
             results.append(result)
             if args.json:  # partial results survive an interrupted benchmark
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps({"budget_s": args.budget, "results": results}, indent=1))
+                Path(args.json).write_text(json.dumps({"budget_s": args.budget, "calibrated": args.calibrated,
+                                                       "rates": rates, "results": results}, indent=1))
     text, table = summarise(results, [f for f in FAMILIES if any(r["family"] == f for r in results)],
                             args.flow_steps, args.maskgit_steps)
     print(f"\nfamilies on equal wall-clock: {args.budget:g} s of training each "
           f"(tokenizer {args.tokenizer_share:.0%} of it), seeds {args.seeds}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")
     print(text)
-    data = {"budget_s": args.budget, "tokenizer_share": args.tokenizer_share, "seeds": args.seeds,
+    data = {"budget_s": args.budget, "calibrated": args.calibrated, "rates": rates,
+            "tokenizer_share": args.tokenizer_share, "seeds": args.seeds,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "table": table, "results": results}
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1))

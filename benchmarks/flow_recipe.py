@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_runs import config_of, last_step, median, train, videosynth  # noqa: E402
+from cli_runs import Budget, config_of, fresh, last_step, median, videosynth  # noqa: E402
 
 TOKENIZER = "configs/vqvae/shapes-kl-32x32x8.yaml"
 FLOW = "configs/flow/shapes-32x32x8.yaml"
@@ -72,8 +71,6 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
                             {**SMALL, **FAST}, {}, None),
 }
 CONFIGS = {"small-fast-forcing": FORCING, "small-fast-shortcut": SHORTCUT}  # default: FLOW
-STARTUP_S = 5.0  # the DiT's process start-up, which the family table's wall-clock budget pays
-MANY_SECONDS = 10**6  # train.time_limit: the step count ends every run
 LONG = (24, 80)  # frames: 3x and 10x the training length (forcing runs)
 FEW_STEPS = (1, 2, 4)  # shortcut runs: Euler steps
 
@@ -84,44 +81,20 @@ def tokenizer_key(variant: str, share: float) -> str:
     return f"share={tok_share if tok_share is not None else share}" + (f",{changes}" if changes else "")
 
 
-def fresh(run: Path) -> Path:
-    """``run`` emptied: a folder left by an interrupted sitting of this benchmark is trained again."""
-    shutil.rmtree(run, ignore_errors=True)
-    return run
-
-
-def rate_of(cfg: dict, rates: dict, args, log: Path) -> float:
-    """Steps per second of ``cfg`` on this machine at its best: timed once per distinct network and batch."""
-    key = json.dumps({k: cfg.get(k) for k in ("family", "model", "loss", "condition")} |
-                     {"batch": cfg.get("train", {}).get("batch_size")}, sort_keys=True)
-    if key not in rates:
-        run = fresh(Path(args.out_dir) / f"calibrate-{len(rates)}")
-        train(cfg, run, args.calib_seconds, 0, log)
-        rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-        rates[key] = max(r["it_s"] for r in rows[2:] or rows)  # past the warm-up; the least disturbed interval
-        print(f"  calibrated {cfg['family']}: {rates[key]:.2f} steps/s", flush=True)
-    return rates[key]
-
-
 def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Path) -> dict:
     """Train (the tokenizer if no variant before trained the same one) and judge one variant at one seed."""
     _, changes, tok_changes, tok_share = VARIANTS[variant]
     share = tok_share if tok_share is not None else args.share
     key = f"seed={seed},{tokenizer_key(variant, args.share)}"
-    tokenizers, rates = state["tokenizers"], state["rates"]
-    tok_cfg = config_of(TOKENIZER, **tok_changes)
+    tokenizers, budget = state["tokenizers"], Budget(True, state["rates"], Path(args.out_dir), args.calib_seconds)
     if key not in tokenizers:
         tok = fresh(Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}")
-        steps = round(rate_of(tok_cfg, rates, args, log) * args.budget * share)
-        wall = train(tok_cfg, tok, MANY_SECONDS, seed, log, steps=steps)
-        tokenizers[key] = {"run": str(tok), "wall_s": wall, "steps": last_step(tok)}
+        seconds = budget.train(config_of(TOKENIZER, **tok_changes), tok, args.budget * share, seed, log)
+        tokenizers[key] = {"run": str(tok), "wall_s": seconds, "steps": last_step(tok)}
     tok = tokenizers[key]
     run = fresh(Path(args.out_dir) / f"{variant}-seed{seed}")
     config = config_of(CONFIGS.get(variant, FLOW), tokenizer_run=tok["run"], **changes)
-    decay_share = config["optim"].pop("decay_share", 0.0)
-    steps = round(rate_of(config, rates, args, log) * (args.budget * (1 - share) - STARTUP_S))
-    config["optim"]["decay_steps"] = round(steps * decay_share)
-    wall = train(config, run, MANY_SECONDS, seed, log, steps=steps)
+    seconds = budget.train(config, run, args.budget - tok["wall_s"], seed, log)
     acc_json, track_json = run.parent / f"{run.name}-class-acc.json", run.parent / f"{run.name}-track.json"
     videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),
                "--json", str(acc_json), log=log)
@@ -139,7 +112,7 @@ def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Pa
             videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),
                        "--json", str(path), "--option", f"steps={steps}", log=log)
             scores[f"class_acc_{steps}_steps"] = json.loads(path.read_text())["accuracy"]
-    return {"variant": variant, "seed": seed, "wall_s": tok["wall_s"] + wall, "tokenizer_wall_s": tok["wall_s"],
+    return {"variant": variant, "seed": seed, "wall_s": tok["wall_s"] + seconds, "tokenizer_wall_s": tok["wall_s"],
             "steps": {"tokenizer": tok["steps"], "flow": last_step(run)}, "scores": scores}
 
 
