@@ -1,4 +1,4 @@
-"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,sync,class-acc,text,predict,disentangle,train-probe}``: metrics with pinned protocols.
+"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,sync,audio-recon,class-acc,text,predict,disentangle,train-probe}``: metrics with pinned protocols.
 
 Each side (REAL, FAKE) is one of
 
@@ -231,6 +231,9 @@ def register(sub) -> None:
     sy.set_defaults(func=json_folder_made(run_sync))
 
     _register_conditioned(metrics)
+    from videosynth.commands.eval_audio import register as register_audio
+
+    register_audio(metrics)
 
     tp = metrics.add_parser("train-probe", help="train the FPD probe network on a built-in dataset")
     tp.add_argument("dataset", choices=BUILTIN)

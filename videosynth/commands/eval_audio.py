@@ -1,0 +1,109 @@
+"""``videosynth eval audio-recon DATA``: how much of a soundtrack survives the log-mel frames a joint run generates.
+
+DATA is a built-in dataset name (its soundtrack at ``--rate``), a folder of videos with sound, or
+a joint audio-video flow run (its data and its ``joint:`` representation). Examples::
+
+    videosynth eval audio-recon bouncing-shapes --num 64 --spectrograms recon.png
+    videosynth eval audio-recon runs/joint-av --json recon.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from videosynth.errors import ConfigError
+
+DEFAULT_RECON_NUM = 64
+SPECTROGRAM_CLIPS = 3  # real / rebuilt pairs drawn by --spectrograms
+
+
+def register(metrics) -> None:
+    """Add ``audio-recon`` to the ``eval`` sub-commands."""
+    from videosynth.conditioning.melcodec import JointAudioConfig
+
+    d = JointAudioConfig()
+    ar = metrics.add_parser("audio-recon", help="log-mel frames and their vocoder: spectral convergence, log-mel L1 "
+                                                "and the sync scores of rebuilt vs original sound",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ar.add_argument("data", help="built-in dataset name, folder of videos with sound, or a joint flow run")
+    ar.add_argument("--num", type=int, default=DEFAULT_RECON_NUM, help=f"soundtracks (default {DEFAULT_RECON_NUM})")
+    ar.add_argument("--split", default="val", help="split of the data (default val)")
+    ar.add_argument("--frames", type=int, default=8, help="video frames per soundtrack (default 8; a run's own)")
+    ar.add_argument("--size", type=int, default=32, help="frame side of built-in clips (default 32; a run's own)")
+    ar.add_argument("--rate", type=int, default=16000, help="sample rate (default 16000; a run's own)")
+    ar.add_argument("--fps", type=float, default=0.0, help="frame rate (default: the data's)")
+    ar.add_argument("--mels", type=int, default=d.mels, help=f"mel bands (default {d.mels})")
+    ar.add_argument("--fft", type=int, default=d.fft, help=f"window in samples (default {d.fft})")
+    ar.add_argument("--mels-per-frame", type=int, default=d.mels_per_frame,
+                    help=f"mel frames per video frame (default {d.mels_per_frame})")
+    ar.add_argument("--vocoder-iters", type=int, default=d.vocoder_iters,
+                    help=f"Griffin-Lim iterations (default {d.vocoder_iters})")
+    ar.add_argument("--tolerance", type=int, default=1, help="frames a click may be off its bounce (default 1)")
+    ar.add_argument("--spectrograms", metavar="PNG", help=f"also draw {SPECTROGRAM_CLIPS} original / rebuilt "
+                                                          "spectrogram pairs here")
+    ar.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
+    ar.set_defaults(func=run_audio_recon)
+
+
+def _data_and_codec(args: argparse.Namespace):
+    """``(DataConfig, JointAudioConfig)`` of DATA: a joint run's own, else from the flags."""
+    from videosynth.conditioning.melcodec import JointAudioConfig
+    from videosynth.config import from_dict
+    from videosynth.data import DataConfig
+    from videosynth.data.factory import BUILTIN
+
+    path = Path(args.data).expanduser()
+    codec = JointAudioConfig(audio=True, mels=args.mels, fft=args.fft, mels_per_frame=args.mels_per_frame,
+                             vocoder_iters=args.vocoder_iters, fps=args.fps)
+    if (path / "config.yaml").is_file():
+        from videosynth.checkpoint import read_run_config
+
+        config = read_run_config(path)
+        joint = from_dict(JointAudioConfig, config.get("joint") or {}, "joint")
+        if not joint.audio:
+            raise ConfigError(f"{path} is not a joint audio-video run (its config has no joint.audio: true); give a "
+                              "dataset name or a folder of videos with sound")
+        return from_dict(DataConfig, config.get("data") or {}, "data"), joint
+    common = dict(frames=args.frames, size=args.size, audio=args.rate, fps=args.fps, num_samples=max(args.num, 1))
+    if args.data in BUILTIN:
+        return DataConfig(name=args.data, **common), codec
+    if path.is_dir():
+        return DataConfig(name="folder", root=str(path), **common), codec
+    raise ConfigError(f"'{args.data}' is not a built-in dataset ({', '.join(BUILTIN)}), a folder of videos or a "
+                      "joint run directory")
+
+
+def run_audio_recon(args: argparse.Namespace) -> int:
+    from videosynth.conditioning.melcodec import JointAudioConfig, MelCodec
+    from videosynth.metrics.audio_recon import RECON_SIDES, audio_recon_protocol, spectrogram_figure
+    from videosynth.metrics.protocol import jsonable
+    from videosynth.plots import check_suffix
+
+    if args.spectrograms:
+        check_suffix(args.spectrograms, "--spectrograms")
+    data, codec_cfg = _data_and_codec(args)
+    result, sounds, rebuilt = audio_recon_protocol(data, codec_cfg, args.num, args.split, args.tolerance)
+    scores, codec_cfg = result["scores"], result["protocol"]["codec"]
+    print(f"audio through {codec_cfg['mels']} log-mel bands x {codec_cfg['mels_per_frame']} frames per video frame "
+          f"(fft {codec_cfg['fft']}, hop {result['protocol']['hop']}) and Griffin-Lim "
+          f"({codec_cfg['vocoder_iters']} iterations); {args.num} soundtracks of {args.data} ({args.split})")
+    print(f"spectral convergence {scores['spectral_convergence']:.4f}   log-mel L1 {scores['log_mel_l1']:.4f}")
+    if "original" in scores:
+        print(f"{'':22s}" + "".join(f"{side:>15s}" for side in RECON_SIDES))
+        for key in scores["original"]:
+            print(f"{key:22s}" + "".join(f"{scores[side][key]:15.3f}" for side in RECON_SIDES))
+        print("read back from each sound against the clips' ground truth (clicks at bounces, pitch = height, "
+              "loudness = x)")
+    if args.spectrograms:
+        codec = MelCodec.from_config(JointAudioConfig(**codec_cfg))
+        rows = [[(f"clip {i} original", sounds[i]), (f"clip {i} rebuilt", rebuilt[i])]
+                for i in range(min(SPECTROGRAM_CLIPS, len(sounds)))]
+        print(f"wrote {spectrogram_figure(args.spectrograms, rows, codec, 'log-mel: original | rebuilt')}")
+    if args.json:
+        Path(args.json).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        out = {**result, "protocol": {**result["protocol"], "source": str(args.data)}}
+        Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+    return 0
