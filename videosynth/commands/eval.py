@@ -217,8 +217,10 @@ def register(sub) -> None:
                                         "val split: bounce F1 and pitch-height correlation against the exact ground "
                                         "truth of the built-in soundtrack (one object), or the energy-onset "
                                         "heuristic for folders of videos; for real clips, clips made for their "
-                                        "sound, and a control made for another clip's sound.")
-    sy.add_argument("run", help="a run trained with condition.audio")
+                                        "sound, and a control made for another clip's sound. On a joint "
+                                        "audio-video run: clips made with their own sound, sound made for real "
+                                        "clips and clips made for real sounds, each against a shuffled control.")
+    sy.add_argument("run", help="a run trained with condition.audio, or a joint audio-video run (joint.audio)")
     sy.add_argument("--num", type=int, default=DEFAULT_SYNC_NUM, help=f"clips per side (default {DEFAULT_SYNC_NUM})")
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--batch-size", type=int, default=16)
@@ -611,6 +613,10 @@ def run_sync(args: argparse.Namespace) -> int:
 
     check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
     pipe = videosynth.load(args.run, device=args.device)
+    if pipe.generates_sound:
+        from videosynth.commands.eval_audio import run_joint_sync
+
+        return run_joint_sync(args, pipe)
     options = parse_options(args.option)
     with progress_bar(2 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
         result = sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size, options,

@@ -107,3 +107,39 @@ def run_audio_recon(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+JOINT_TITLES = {
+    "joint": "clips made with their own sound: the clip's tracked motion against what its sound says",
+    "video_to_audio": "sound made for a real val clip, read back against that clip's ground truth",
+    "audio_to_video": "a clip made for a real val sound, against that sound's ground truth",
+}
+
+
+def run_joint_sync(args: argparse.Namespace, pipe) -> int:
+    """``eval sync`` on a joint audio-video run: :func:`videosynth.metrics.joint_sync.joint_sync_protocol`, printed
+    (and written as JSON)."""
+    from videosynth.metrics.joint_sync import JOINT_MODES, JOINT_SIDES, joint_sync_protocol
+    from videosynth.metrics.protocol import jsonable
+    from videosynth.progress import progress_bar
+
+    from videosynth.commands.eval import parse_options
+
+    with progress_bar(3 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
+        result = joint_sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size,
+                                     parse_options(args.option), on_progress=bar.update)
+    print(f"joint audio-video sync of {args.run} (step {pipe.step}); {args.num} val clips of {result['frames']} frames, "
+          f"+-{args.tolerance} frame(s); bounce clicks, pitch = height, loudness = x")
+    for mode in JOINT_MODES:
+        sides, scores = JOINT_SIDES[mode], result["scores"][mode]
+        print(f"\n{mode.replace('_', '-')}: {JOINT_TITLES[mode]}")
+        print(f"{'':22s}" + "".join(f"{side:>11s}" for side in sides))
+        for key in scores[sides[0]]:
+            print(f"{key:22s}" + "".join(f"{scores[side].get(key, float('nan')):11.3f}" for side in sides))
+    print("\nshuffled = each clip paired with the partner made for (or given with) the clip before it: a model "
+          "whose streams ignore each other scores the same as generated / matched")
+    if args.json:
+        out = {**result, "protocol": {**result["protocol"], "run": str(args.run)}}
+        Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+    return 0
