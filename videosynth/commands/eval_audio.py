@@ -42,7 +42,8 @@ def register(metrics) -> None:
                     help=f"Griffin-Lim iterations (default {d.vocoder_iters})")
     ar.add_argument("--tolerance", type=int, default=1, help="frames a click may be off its bounce (default 1)")
     ar.add_argument("--spectrograms", metavar="PNG", help=f"also draw {SPECTROGRAM_CLIPS} original / rebuilt "
-                                                          "spectrogram pairs here")
+                                                          "spectrogram pairs here (the soundtracks with the most "
+                                                          "clicks)")
     ar.add_argument("--json", metavar="OUT", help="also write the result (with its protocol) to this JSON file")
     ar.set_defaults(func=run_audio_recon)
 
@@ -79,6 +80,7 @@ def run_audio_recon(args: argparse.Namespace) -> int:
     from videosynth.conditioning.melcodec import JointAudioConfig, MelCodec
     from videosynth.metrics.audio_recon import RECON_SIDES, audio_recon_protocol, spectrogram_figure
     from videosynth.metrics.protocol import jsonable
+    from videosynth.metrics.sound import click_frames
     from videosynth.plots import check_suffix
 
     if args.spectrograms:
@@ -98,8 +100,9 @@ def run_audio_recon(args: argparse.Namespace) -> int:
               "loudness = x)")
     if args.spectrograms:
         codec = MelCodec.from_config(JointAudioConfig(**codec_cfg))
-        rows = [[(f"clip {i} original", sounds[i]), (f"clip {i} rebuilt", rebuilt[i])]
-                for i in range(min(SPECTROGRAM_CLIPS, len(sounds)))]
+        clicks = [len(click_frames(s, codec.rate, codec.fps)) for s in sounds]
+        shown = sorted(range(len(sounds)), key=lambda i: (-clicks[i], i))[:SPECTROGRAM_CLIPS]
+        rows = [[(f"clip {i} original", sounds[i]), (f"clip {i} rebuilt", rebuilt[i])] for i in shown]
         print(f"wrote {spectrogram_figure(args.spectrograms, rows, codec, 'log-mel: original | rebuilt')}")
     if args.json:
         Path(args.json).expanduser().parent.mkdir(parents=True, exist_ok=True)
