@@ -174,8 +174,9 @@ def test_sample_makes_sound_for_a_given_video_and_a_video_for_a_given_wav(runs, 
 
 def test_eval_sync_on_a_joint_run_returns_the_three_scores_and_their_controls(runs, tmp_path, capsys):
     code, printed, err = run_cli(["eval", "sync", runs["joint"], "--num", 2, "--json", tmp_path / "s.json",
-                                  "--no-progress"], capsys)
+                                  "--spectrograms", tmp_path / "s.png", "--no-progress"], capsys)
     assert code == 0, err
+    assert (tmp_path / "s.png").stat().st_size > 1000  # real, made-for and generated sound side by side
     assert "video-to-audio" in printed and "audio-to-video" in printed and "shuffled" in printed
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]
     assert set(scores) == {"joint", "video_to_audio", "audio_to_video"}

@@ -230,6 +230,9 @@ def register(sub) -> None:
     sy.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
     sy.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="sampling option for the run, e.g. --option guidance=3 (repeatable; as videosynth sample's)")
+    sy.add_argument("--spectrograms", metavar="PNG", help="joint audio-video runs: also draw the log-mel spectrograms "
+                                                          "of 3 val clips' real sound, the sound made for them and "
+                                                          "generated clips' own sound here")
     sy.set_defaults(func=json_folder_made(run_sync))
 
     _register_conditioned(metrics)
@@ -617,6 +620,8 @@ def run_sync(args: argparse.Namespace) -> int:
         from videosynth.commands.eval_audio import run_joint_sync
 
         return run_joint_sync(args, pipe)
+    if args.spectrograms:
+        raise ConfigError(f"--spectrograms draws the sound a joint audio-video run makes; {args.run} makes none")
     options = parse_options(args.option)
     with progress_bar(2 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
         result = sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size, options,

@@ -122,15 +122,19 @@ JOINT_TITLES = {
 def run_joint_sync(args: argparse.Namespace, pipe) -> int:
     """``eval sync`` on a joint audio-video run: :func:`videosynth.metrics.joint_sync.joint_sync_protocol`, printed
     (and written as JSON)."""
+    from videosynth.metrics.audio_recon import spectrogram_figure
     from videosynth.metrics.joint_sync import JOINT_MODES, JOINT_SIDES, joint_sync_protocol
     from videosynth.metrics.protocol import jsonable
+    from videosynth.plots import check_suffix
     from videosynth.progress import progress_bar
 
     from videosynth.commands.eval import parse_options
 
+    if args.spectrograms:
+        check_suffix(args.spectrograms, "--spectrograms")
     with progress_bar(3 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
-        result = joint_sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size,
-                                     parse_options(args.option), on_progress=bar.update)
+        result, sounds = joint_sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size,
+                                             parse_options(args.option), on_progress=bar.update)
     print(f"joint audio-video sync of {args.run} (step {pipe.step}); {args.num} val clips of {result['frames']} frames, "
           f"+-{args.tolerance} frame(s); bounce clicks, pitch = height, loudness = x")
     for mode in JOINT_MODES:
@@ -141,6 +145,12 @@ def run_joint_sync(args: argparse.Namespace, pipe) -> int:
             print(f"{key:22s}" + "".join(f"{scores[side].get(key, float('nan')):11.3f}" for side in sides))
     print("\nshuffled = each clip paired with the partner made for (or given with) the clip before it: a model "
           "whose streams ignore each other scores the same as generated / matched")
+    if args.spectrograms:
+        rows = [[(f"val clip {i}: real", sounds["real"][i]),
+                 (f"made for val clip {i} (V->A)", sounds["video_to_audio"][i]),
+                 (f"generated clip {i} (joint)", sounds["joint"][i])] for i in range(min(SPECTROGRAM_CLIPS, args.num))]
+        path = spectrogram_figure(args.spectrograms, rows, pipe.codec, f"log-mel: {args.run} (step {pipe.step})")
+        print(f"wrote {path}")
     if args.json:
         out = {**result, "protocol": {**result["protocol"], "run": str(args.run)}}
         Path(args.json).write_text(json.dumps(jsonable(out), indent=2, sort_keys=True) + "\n")

@@ -70,10 +70,13 @@ def made_for(pipe, key: str, values: torch.Tensor, labels: torch.Tensor | None, 
 
 
 def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_size: int = 16,
-                        options: dict | None = None, on_progress: Callable[[int], None] | None = None) -> dict:
+                        options: dict | None = None, on_progress: Callable[[int], None] | None = None
+                        ) -> tuple[dict, dict[str, torch.Tensor]]:
     """The three scores of the module docstring for a joint run (``pipe``, its pipeline) on ``num`` val clips.
 
-    Returns ``{"metric": "joint-sync", "scores": {mode: {side: {score: value}}}, "frames", "protocol"}``.
+    Returns ``({"metric": "joint-sync", "scores": {mode: {side: {score: value}}}, "frames", "protocol"}, sounds)``
+    with ``sounds`` ``{"real", "joint", "video_to_audio"}`` -> ``float32 [num, S]`` (the val clips' own, the
+    generated clips', the ones made for the val clips), to listen to or draw.
 
     Raises:
         ConfigError: fewer than 2 clips, a tolerance outside 0..8, a run that makes no sound, data other
@@ -120,8 +123,10 @@ def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_siz
                            for side, s in (("real", sound), ("matched", v2a_sound),
                                            ("shuffled", v2a_sound.roll(1, dims=0)))},
         "audio_to_video": {side: sync_scores(v, truths, tolerance)
-                           for side, v in (("real", real), ("matched", a2v_video), ("shuffled", a2v_video.roll(1, dims=0)))},
+                           for side, v in (("real", real), ("matched", a2v_video),
+                                           ("shuffled", a2v_video.roll(1, dims=0)))},
     }
     protocol = {"step": pipe.step, "num": num, "seed": seed, "tolerance": tolerance, "split": "val",
                 "options": options, "data": dataclasses.asdict(data)}
-    return {"metric": "joint-sync", "scores": scores, "frames": real.shape[2], "protocol": protocol}
+    sounds = {"real": sound, "joint": joint_sound, "video_to_audio": v2a_sound}
+    return {"metric": "joint-sync", "scores": scores, "frames": real.shape[2], "protocol": protocol}, sounds

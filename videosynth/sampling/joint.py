@@ -80,7 +80,8 @@ def sample_streams(conditional: StreamVelocity, paired: StreamVelocity | None, g
     velocity = guided(free_streams(conditional, *shapes, *knowns),
                       None if paired is None else free_streams(paired, *shapes, *knowns), guidance)
     start = pack([x for x, known in zip((noise_video, noise_sound), knowns) if known is None])
-    free = unpack(integrate(velocity, start, steps, solver, None, shift), [s for s, k in zip(shapes, knowns) if k is None])
+    free = unpack(integrate(velocity, start, steps, solver, None, shift),
+                  [s for s, k in zip(shapes, knowns) if k is None])
     video = known_video.to(noise_video) if known_video is not None else free.pop(0)
     sound = known_sound.to(noise_sound) if known_sound is not None else free.pop(0)
     return video, sound
