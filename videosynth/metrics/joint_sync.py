@@ -31,7 +31,7 @@ import torch
 
 from videosynth.errors import ConfigError
 from videosynth.metrics.sound import sound_events, truth_scores
-from videosynth.metrics.sync import MAX_TOLERANCE, sync_scores
+from videosynth.metrics.sync import check_request, sync_scores
 
 JOINT_MODES = ("joint", "video_to_audio", "audio_to_video")
 JOINT_SIDES = {"joint": ("real", "generated", "shuffled"), "video_to_audio": ("real", "matched", "shuffled"),
@@ -86,10 +86,7 @@ def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_siz
     from videosynth.data.factory import BUILTIN
 
     options = dict(options or {})
-    if num < 2:
-        raise ConfigError(f"--num {num}: the shuffled control needs at least 2 clips")
-    if not 0 <= tolerance <= MAX_TOLERANCE:
-        raise ConfigError(f"--tolerance {tolerance}: must be in 0..{MAX_TOLERANCE} frames")
+    check_request(num, tolerance)
     if not pipe.generates_sound:
         raise ConfigError(f"{pipe.run_dir} makes no sound (not a joint audio-video run)")
     data = pipe.data
