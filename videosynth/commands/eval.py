@@ -1,4 +1,4 @@
-"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,sync,class-acc,text,predict,disentangle,train-probe}``: metrics with pinned protocols.
+"""``videosynth eval {fvd,kvd,is,fid,fpd,recon,track,sync,audio-recon,class-acc,text,predict,disentangle,train-probe}``: metrics with pinned protocols.
 
 Each side (REAL, FAKE) is one of
 
@@ -217,8 +217,10 @@ def register(sub) -> None:
                                         "val split: bounce F1 and pitch-height correlation against the exact ground "
                                         "truth of the built-in soundtrack (one object), or the energy-onset "
                                         "heuristic for folders of videos; for real clips, clips made for their "
-                                        "sound, and a control made for another clip's sound.")
-    sy.add_argument("run", help="a run trained with condition.audio")
+                                        "sound, and a control made for another clip's sound. On a joint "
+                                        "audio-video run: clips made with their own sound, sound made for real "
+                                        "clips and clips made for real sounds, each against a shuffled control.")
+    sy.add_argument("run", help="a run trained with condition.audio, or a joint audio-video run (joint.audio)")
     sy.add_argument("--num", type=int, default=DEFAULT_SYNC_NUM, help=f"clips per side (default {DEFAULT_SYNC_NUM})")
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--batch-size", type=int, default=16)
@@ -228,9 +230,15 @@ def register(sub) -> None:
     sy.add_argument("--no-progress", action="store_true", help="no progress bar (none is shown off a terminal anyway)")
     sy.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="sampling option for the run, e.g. --option guidance=3 (repeatable; as videosynth sample's)")
+    sy.add_argument("--spectrograms", metavar="PNG", help="joint audio-video runs: also draw the log-mel spectrograms "
+                                                          "of 3 val clips' real sound, the sound made for them and "
+                                                          "generated clips' own sound here")
     sy.set_defaults(func=json_folder_made(run_sync))
 
     _register_conditioned(metrics)
+    from videosynth.commands.eval_audio import register as register_audio
+
+    register_audio(metrics)
 
     tp = metrics.add_parser("train-probe", help="train the FPD probe network on a built-in dataset")
     tp.add_argument("dataset", choices=BUILTIN)
@@ -608,6 +616,12 @@ def run_sync(args: argparse.Namespace) -> int:
 
     check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
     pipe = videosynth.load(args.run, device=args.device)
+    if pipe.generates_sound:
+        from videosynth.commands.eval_audio import run_joint_sync
+
+        return run_joint_sync(args, pipe)
+    if args.spectrograms:
+        raise ConfigError(f"--spectrograms draws the sound a joint audio-video run makes; {args.run} makes none")
     options = parse_options(args.option)
     with progress_bar(2 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
         result = sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size, options,

@@ -19,8 +19,8 @@ def register(sub) -> None:
     p.add_argument("--label", help="class index or name (class-conditional runs); default: cycle through classes")
     p.add_argument("--text", help="caption (text-conditional runs)")
     p.add_argument("--audio", metavar="FILE",
-                   help="a sound file or a video whose soundtrack drives every clip (sound-conditioned runs); "
-                        "mp4/webm/mkv outputs carry it")
+                   help="a sound file or a video whose soundtrack drives every clip (sound-conditioned runs; on a "
+                        "joint audio-video run: video for that sound); mp4/webm/mkv outputs carry it")
     p.add_argument("--frames", type=int, help="clip length; longer than training where the family supports it")
     p.add_argument("--out", default="samples.mp4", help="grid video: .mp4, .gif or .png (default samples.mp4)")
     p.add_argument("--each", action="store_true", help="also write one file per clip next to --out")
@@ -54,7 +54,8 @@ MAX_GRID_CLIPS = 256
 
 def run(args: argparse.Namespace) -> int:
     import videosynth
-    from videosynth.io import soundtrack_for, write_samples
+    from videosynth.io import write_av_samples, write_samples
+    from videosynth.io.audio_write import AUDIO_ENCODERS
     from videosynth.pipelines.base import check_common
     from videosynth.progress import progress_bar
 
@@ -75,14 +76,16 @@ def run(args: argparse.Namespace) -> int:
     pipe = videosynth.load(args.run_dir, args.checkpoint, args.device)
     options = {name: getattr(args, name) for name in args.option_names}
     sound = pipe.sound(args.audio, 1, args.frames)  # (1, S) at the run's rate, or None
-    if sound is not None:
-        aligned = pipe.condition.audio_fps
+    own_sound = pipe.generates_sound and sound is None  # a joint run makes each clip's sound
+    if sound is not None or own_sound:
+        aligned = pipe.audio_fps
         if args.fps is not None and args.fps != aligned:
             raise ConfigError(f"--fps {args.fps}: {args.run_dir} lines its sound up with {aligned:g} frames per "
                               "second; leave --fps out to write them in sync")
         fps = aligned
-    batches = pipe.stream(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size,
-                          audio=sound, **options)
+    stream = pipe.stream_with_sound if own_sound else pipe.stream
+    batches = stream(args.num, args.seed, args.label, args.text, args.frames, not args.no_ema, args.batch_size,
+                     audio=sound, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix if out.suffix != ".png" else ".mp4"
     bar = progress_bar(args.num, f"sampling {args.run_dir}", enabled=not args.no_progress)
@@ -93,18 +96,23 @@ def run(args: argparse.Namespace) -> int:
         bar.update(count - done)
         done = count
 
-    written = write_samples(batches, fps, grid=None if args.no_grid else out,
-                            clip_path=(lambda i: out.with_name(f"{out.stem}-{i:03d}{suffix}")) if args.each else None,
-                            audio=None if sound is None else sound[0], sample_rate=pipe.audio_rate,
-                            nrow=options.get("interpolate"), on_batch=advance)
+    files = dict(grid=None if args.no_grid else out, sample_rate=pipe.audio_rate, nrow=options.get("interpolate"),
+                 clip_path=(lambda i: out.with_name(f"{out.stem}-{i:03d}{suffix}")) if args.each else None,
+                 on_batch=advance)
+    if own_sound:
+        written = write_av_samples(batches, fps, **files)
+    else:
+        written = write_samples(batches, fps, audio=None if sound is None else sound[0], **files)
     bar.close()
     ema = ", EMA" if not args.no_ema else ""
     t, h, w = written.shape
     info = f"{args.num} clips, {t} frames, {h}x{w}, step {pipe.step}{ema}"
     if written.grid is not None:
-        sounding = soundtrack_for(out, None if sound is None else sound[0], pipe.audio_rate)
-        print(f"wrote {out} ({info}{', with its sound' if sounding else ''})")
+        sounding = (sound is not None or own_sound) and out.suffix.lower() in AUDIO_ENCODERS
+        which = ", with the sound made for clip 0" if own_sound and args.num > 1 else ", with its sound"
+        print(f"wrote {out} ({info}{which if sounding else ''})")
     if args.each:
+        own = ", each with its own sound" if own_sound and suffix.lower() in AUDIO_ENCODERS else ""
         print(f"wrote {written.count} files {out.stem}-000{suffix} ... next to {out}"
-              + ("" if written.grid is not None else f" ({info})"))
+              + ("" if written.grid is not None else f" ({info})") + own)
     return 0

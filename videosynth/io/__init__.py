@@ -36,7 +36,7 @@ from videosynth.io.files import (
 from videosynth.io.grids import filmstrip, make_grid, write_grid
 from videosynth.io.packet_errors import skipped_packets
 from videosynth.io.reader_cache import VideoReader
-from videosynth.io.samples import Written, soundtrack_for, write_samples
+from videosynth.io.samples import Written, soundtrack_for, write_av_samples, write_samples
 from videosynth.io.video_read import FRAME_FOLDER_FPS, VideoInfo, probe, read_all, read_clip, stored_size
 from videosynth.io.video_write import write_video
 
@@ -45,5 +45,5 @@ __all__ = [
     "VIDEO_EXTENSIONS", "AudioInfo", "VideoInfo", "VideoReader", "check_audio", "clip_window", "filmstrip",
     "is_temp", "list_frames", "make_grid", "natural_key", "probe", "probe_audio", "read_all", "read_audio",
     "read_clip", "read_clip_audio", "stored_size", "skipped_packets", "soundtrack", "temp_path", "to_float", "to_uint8", "to_uint8_truncating",
-    "write_audio", "write_grid", "write_video", "Written", "soundtrack_for", "write_samples",
+    "write_audio", "write_grid", "write_video", "Written", "soundtrack_for", "write_samples", "write_av_samples",
 ]

@@ -50,15 +50,33 @@ def write_samples(batches: Iterable[torch.Tensor], fps: float, grid: Path | None
     Raises:
         DataError: a file that cannot be written (encoder failure, unsupported suffix).
     """
+    return _write(((clips, None) for clips in batches), fps, grid, clip_path, audio, sample_rate, nrow, on_batch)
+
+
+def write_av_samples(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], fps: float, grid: Path | None = None,
+                     clip_path: Callable[[int], Path] | None = None, sample_rate: int = 0, nrow: int | None = None,
+                     on_batch: Callable[[int], None] | None = None) -> Written:
+    """:func:`write_samples` for clips with their own sound: ``batches`` of ``(clips [B, C, T, H, W], sounds
+    float32 [B, S])``; each clip's file carries its sound, the grid the first clip's."""
+    return _write(batches, fps, grid, clip_path, None, sample_rate, nrow, on_batch)
+
+
+def _write(pairs, fps: float, grid: Path | None, clip_path: Callable[[int], Path] | None,
+           audio: torch.Tensor | None, sample_rate: int, nrow: int | None,
+           on_batch: Callable[[int], None] | None) -> Written:
+    """``pairs`` of ``(clips, per-clip sounds or None)``; ``audio``: the sound of every file where there are none."""
     out, kept = Written(), []
-    for clips in batches:
+    for clips, sounds in pairs:
         out.shape = tuple(clips.shape[2:])
+        if audio is None and sounds is not None:
+            audio = sounds[0]  # the grid's soundtrack: the first clip's
         if grid is not None:
             kept.append(clips)
         if clip_path is not None:
-            for clip in clips:
+            for i, clip in enumerate(clips):
                 path = clip_path(out.count)
-                write_video(path, to_uint8(clip), fps=fps, **soundtrack_for(path, audio, sample_rate))
+                sound = audio if sounds is None else sounds[i]
+                write_video(path, to_uint8(clip), fps=fps, **soundtrack_for(path, sound, sample_rate))
                 out.clips.append(path)
                 out.count += 1
         else:

@@ -238,6 +238,16 @@ SYNC_SIDES = ("real", "matched", "shuffled")
 MAX_TOLERANCE = 8  # frames
 
 
+def check_request(num: int, tolerance: int) -> None:
+    """One-line errors for a sync protocol's clip count (the shuffled control needs 2) and tolerance (0..8 frames)."""
+    from videosynth.errors import ConfigError
+
+    if num < 2:
+        raise ConfigError(f"--num {num}: the shuffled control needs at least 2 clips")
+    if not 0 <= tolerance <= MAX_TOLERANCE:
+        raise ConfigError(f"--tolerance {tolerance}: must be in 0..{MAX_TOLERANCE} frames")
+
+
 def sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_size: int = 16, options: dict | None = None,
                   on_progress=None) -> dict:
     """Sync scores of a sound-driven run (``pipe``, its pipeline) on the val split of the data it was trained on.
@@ -262,10 +272,7 @@ def sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_size: int
     from videosynth.errors import ConfigError
 
     options = dict(options or {})
-    if num < 2:
-        raise ConfigError(f"--num {num}: the shuffled control needs at least 2 clips")
-    if not 0 <= tolerance <= MAX_TOLERANCE:
-        raise ConfigError(f"--tolerance {tolerance}: must be in 0..{MAX_TOLERANCE} frames")
+    check_request(num, tolerance)
     if not pipe.takes_audio:
         raise ConfigError(f"{pipe.run_dir} was trained without condition.audio: there is no sound to follow")
     data = pipe.data

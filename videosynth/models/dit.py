@@ -70,6 +70,10 @@ class DiTConfig:
     frame_sound: bool = False  # add each latent frame's sound features to its tokens (needs condition.audio)
     clip_frames: int = checked(0, at_least(0))  # video frames under the latent grid (set from the data)
     step_levels: int = checked(0, at_least(0))  # shortcut step sizes 1, 1/2, ... it is told (set from loss.objective)
+    # a second token stream of log-mel sound frames (joint audio-video runs, models/joint_dit.py; set from joint:)
+    sound_mels: int = checked(0, at_least(0))  # mel bands (0 = video only)
+    sound_frames: int = checked(0, at_least(0))  # mel frames per clip
+    sound_patch: int = checked(2, at_least(1))  # mel frames per sound token
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION:
@@ -87,6 +91,9 @@ class DiTConfig:
                               f"{self.grid[0]} latent frames of tokens; choose data.frames or model.patch to fit")
         if self.width % self.heads:
             raise ConfigError(f"model.width {self.width} must be a multiple of model.heads {self.heads}")
+        if self.sound_mels and self.sound_frames % self.sound_patch:
+            raise ConfigError(f"model.sound_patch {self.sound_patch} does not divide the clip's {self.sound_frames} "
+                              "mel frames; choose a patch that does")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -116,9 +123,14 @@ def time_features(t: torch.Tensor, dim: int = TIME_FREQUENCIES) -> torch.Tensor:
     return torch.cat([angles.cos(), angles.sin()], dim=1)  # (B, dim)
 
 
-def per_token(m: torch.Tensor, n: int) -> torch.Tensor:
+def per_token(m: torch.Tensor, n: int, counts: tuple[int, ...] | None = None) -> torch.Tensor:
     """A modulation per sample ``[B, W]`` or per frame of tokens ``[B, gt, W]`` -> broadcastable over the
-    ``n`` tokens ``[B, 1, W]`` / ``[B, N, W]`` (tokens in ``(t, h, w)`` order: each frame's tokens are adjacent)."""
+    ``n`` tokens ``[B, 1, W]`` / ``[B, N, W]`` (tokens in ``(t, h, w)`` order: each frame's tokens are adjacent).
+
+    ``counts``: one modulation per run of tokens ``[B, len(counts), W]``, run ``i`` ``counts[i]`` tokens long
+    (the streams of a joint model)."""
+    if counts is not None:
+        return torch.cat([m[:, i:i + 1].expand(-1, k, -1) for i, k in enumerate(counts)], dim=1)  # (B, N, W)
     return m[:, None] if m.dim() == 2 else m.repeat_interleave(n // m.shape[1], dim=1)
 
 
@@ -179,11 +191,12 @@ class Block(nn.Module):
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, (9 if factorised else 6) * width))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int],
-                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x [B, N, W]`` tokens in ``(t, h, w)`` order, ``c [B, W]`` or per frame of tokens ``[B, t, W]``,
-        ``grid`` the token grid ``(t, h, w)``."""
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
+                counts: tuple[int, ...] | None = None) -> torch.Tensor:
+        """``x [B, N, W]`` tokens in ``(t, h, w)`` order, ``c [B, W]`` or per frame of tokens ``[B, t, W]``
+        (or per run of ``counts`` tokens, see :func:`per_token`), ``grid`` the token grid ``(t, h, w)``."""
         b, n, w = x.shape
-        mod = [per_token(m, n) for m in self.ada(c).chunk(9 if self.factorised else 6, dim=-1)]  # (B, 1 | N, W)
+        mod = [per_token(m, n, counts) for m in self.ada(c).chunk(9 if self.factorised else 6, dim=-1)]  # (B, 1 | N, W)
         h = modulate(self.norm1(x), mod[0], mod[1])
         if self.factorised:
             gt, gh, gw = grid

@@ -221,6 +221,16 @@ class Pipeline:
         return bool(self.condition.audio)
 
     @property
+    def generates_sound(self) -> bool:
+        """Whether the run makes each clip's sound with it (a joint audio-video flow run)."""
+        return False
+
+    @property
+    def audio_fps(self) -> float:
+        """The video frame rate the run's sound lines up with (0 without sound)."""
+        return float(self.condition.audio_fps) if self.takes_audio else 0.0
+
+    @property
     def audio_rate(self) -> int:
         """Sample rate (Hz) of the sound the run takes (0 without sound)."""
         return int(self.condition.audio_rate) if self.takes_audio else 0
@@ -326,6 +336,15 @@ class Pipeline:
         The same clips as one call (one noise stream), with memory bounded by ``batch_size``
         whatever ``num`` is; arguments are checked before the first batch is drawn.
         """
+        def make(*args, **kwargs) -> torch.Tensor:
+            return check_finite_clips(self.generate(*args, **kwargs).float().cpu(), self.describe())
+
+        return self.checked_stream(make, num, seed, label, text, frames, ema, batch_size, audio, options)
+
+    def checked_stream(self, make: Callable, num: int, seed: int, label, text, frames: int | None, ema: bool,
+                       batch_size: int, audio, options: dict) -> Iterator:
+        """``make(n, generator, labels=, captions=, frames=, ema=, **options)`` per batch, after checking the
+        arguments of :meth:`stream` (``make`` returns the batch as it is to be yielded, checked)."""
         check_common(num=num, batch_size=batch_size, frames=frames, seed=seed)
         if label is not None and text is not None:
             raise ConfigError("give a label or a text, not both")
@@ -335,10 +354,9 @@ class Pipeline:
         sound = self.sound(audio, num, frames)  # (num, S) or None
         if any(k in options for k in self.joint_options):
             batch_size = num  # a grid is one joint draw; it cannot be split into chunks
-        return self._stream(num, seed, label_id, text, frames, ema, batch_size, options, sound)
+        return self._stream(make, num, seed, label_id, text, frames, ema, batch_size, options, sound)
 
-    def _stream(self, num, seed, label_id, text, frames, ema, batch_size, options,
-                sound=None) -> Iterator[torch.Tensor]:
+    def _stream(self, make, num, seed, label_id, text, frames, ema, batch_size, options, sound=None) -> Iterator:
         g = torch.Generator().manual_seed(int(seed))
         n_classes = len(self.class_names)
         with torch.inference_mode():
@@ -354,8 +372,7 @@ class Pipeline:
                     captions = [text] * n
                 if sound is not None:
                     options = {**options, "audio": sound[start:start + n]}  # (n, S)
-                clips = self.generate(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
-                yield check_finite_clips(clips.float().cpu(), self.describe())
+                yield make(n, g, labels=labels, captions=captions, frames=frames, ema=ema, **options)
 
     def batches(self, num: int, seed: int = 0, batch_size: int = 16, frames: int | None = None,
                 **options) -> Iterator[torch.Tensor]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from videosynth.conditioning.melcodec import JointAudioConfig
 from videosynth.config import field_check
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, cat_conditions, null_inputs
-from videosynth.models.dit import DiTConfig, build_modules
+from videosynth.models.dit import DiTConfig
+from videosynth.models.joint_dit import build_modules
 from videosynth.models.vqvae import VQVAE
-from videosynth.pipelines.base import Option
+from videosynth.pipelines.base import Option, section
+from videosynth.pipelines.joint import JOINT_OPTIONS, JointSound, check_joint_options
 from videosynth.pipelines.two_stage import CONTEXT_OPTION, PRIME_OPTIONS, LatentStagePipeline, primed_frames
 from videosynth.sampling.ar import decode_latents
 from videosynth.sampling.flow import (CONTEXT, SOLVERS, FlowSampleConfig, Velocity, guided, hold_context, integrate,
@@ -214,8 +217,9 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
     return decode_latents(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
-class FlowPipeline(LatentStagePipeline):
-    """A DiT trained with flow matching on a continuous tokenizer's latents, with that tokenizer."""
+class FlowPipeline(JointSound, LatentStagePipeline):
+    """A DiT trained with flow matching on a continuous tokenizer's latents, with that tokenizer; a joint
+    audio-video run (``joint.audio: true``) makes each clip's sound too (:class:`~videosynth.pipelines.joint.JointSound`)."""
 
     family = "flow"
     net_name = "dit"
@@ -237,12 +241,39 @@ class FlowPipeline(LatentStagePipeline):
                "as context in later windows (stabilised rollout; 0 = clean)",
                field_check(FlowSampleConfig, "context_noise")),
         *PRIME_OPTIONS,
+        *JOINT_OPTIONS,
     )
-
+    joint_options = ("prime_video", "given_video")  # one row of given frames per clip: one batch
 
     build_modules = staticmethod(build_modules)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.joint = section(self.config, "joint", JointAudioConfig, str(self.run_dir))  # off for older runs
+
+    @property
+    def takes_audio(self) -> bool:
+        return self.joint.audio or super().takes_audio  # a joint run makes clips for a given sound too
+
+    @property
+    def audio_rate(self) -> int:
+        return self.joint.rate if self.joint.audio else super().audio_rate
+
+    @property
+    def audio_fps(self) -> float:
+        return self.joint.fps if self.joint.audio else super().audio_fps
+
+    def samples_for(self, frames: int) -> int:
+        return self.joint.samples_for(frames) if self.joint.audio else super().samples_for(frames)
+
+    def check_options(self, options: dict) -> dict:
+        options = super().check_options(options)
+        check_joint_options(self.run_dir, self.joint.audio, options)
+        return options
+
     def generate(self, n, generator, labels=None, captions=None, frames=None, ema=True, audio=None, **options):
+        if self.joint.audio:
+            return self.generate_with_sound(n, generator, labels, captions, frames, ema, audio, **options).video
         s = self.sample_cfg
         if audio is not None and frames is None:
             frames = round(audio.shape[1] * self.condition.audio_fps / self.audio_rate)  # as long as the sound

@@ -162,6 +162,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                "shortcut": {"model": {"preset": "tiny"}, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
                             "loss": {"objective": "shortcut", "shortcut_steps": 8, "shortcut_share": 0.5},
                             "sample": {"steps": 2, "solver": "euler", "guidance": 2.0}},
+               # joint audio-video: the clip's sound as a second stream of log-mel frames, with video-to-audio
+               # and audio-to-video rows
+               "joint": {"model": {"preset": "tiny"}, "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
+                         "joint": {"audio": True, "mels": 16, "fft": 256, "mels_per_frame": 8, "vocoder_iters": 4},
+                         "loss": {"video_to_audio_share": 0.25, "audio_to_video_share": 0.25},
+                         "sample": {"steps": 2, "solver": "euler", "guidance": 2.0}},
            }, tokenizer="continuous"),
 )}
 
@@ -178,7 +184,7 @@ def tiny_config(name: str, variant: str, tokenizer_run: str | None = None) -> di
     condition hears sound; ``tokenizer_run`` for a second-stage family), ``train:`` left to the caller."""
     family = get_family(name)
     cfg = {"family": name, "data": dict(TINY_DATA), **family.tiny[variant]}
-    if cfg.get("condition", {}).get("audio"):
+    if cfg.get("condition", {}).get("audio") or cfg.get("joint", {}).get("audio"):
         cfg["data"]["audio"] = 8000
     if family.tokenizer is not None:
         cfg["tokenizer_run"] = str(tokenizer_run)

@@ -23,8 +23,11 @@ smallest step, ``1 / shortcut_steps``), and a share (``shortcut_share``) learns 
 at a time on the grid of ``2d`` from the model's own two steps of ``d`` (no gradient through the
 target, the same draw of the condition), so a run samples in 1, 2, 4, ... steps.
 
+``joint.audio: true`` generates each clip's sound with it: a second stream of log-mel frames in
+the same DiT, with video-to-audio and audio-to-video rows (:mod:`videosynth.train.joint_flow`).
+
 Logged: ``loss`` (velocity MSE per latent element; over noisy frames only with per-frame times),
-``loss_shortcut`` (the self-consistency rows' part, shortcut runs).
+``loss_shortcut`` (the self-consistency rows' part, shortcut runs), ``loss_video`` / ``loss_sound`` (joint runs).
 """
 
 from __future__ import annotations
@@ -40,20 +43,24 @@ import torch.nn.functional as F
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
 from videosynth.conditioning.base import Condition
+from videosynth.conditioning.melcodec import JointAudioConfig, MelCodec
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.data import DataConfig
 from videosynth.data.tokens import LatentDataset
 from videosynth.errors import CheckpointError, ConfigError
 from videosynth.models.conditioned import fit_cond_dim
-from videosynth.models.dit import PRESETS, DiTConfig, build_modules
+from videosynth.models.dit import PRESETS, DiTConfig
+from videosynth.models.joint_dit import build_modules
 from videosynth.models.lora import FinetuneConfig, merged_copy
 from videosynth.pipelines.flow import check_shortcut, sample_flow
+from videosynth.pipelines.joint import sample_joint
 from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times, shortcut_target
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
 from videosynth.train.ema import EMA
 from videosynth.train.finetune import adapt, record_base
+from videosynth.train.joint_flow import fit_joint, joint_loss
 from videosynth.train.latent_stage import with_tokenizer_identity
 from videosynth.train.objective import Objective, adam, conditioned_modules, ema_decay_at, set_lr
 
@@ -87,6 +94,8 @@ class FlowLossConfig:
     full_share: float = checked(0.0, in_range(0, 1))  # independent: clips with one time for every frame
     shortcut_share: float = checked(0.25, in_range(0, 1, low_open=True, high_open=True))  # self-consistency rows
     shortcut_steps: int = checked(128, at_least(2))  # the smallest step is 1 / this (a power of two)
+    video_to_audio_share: float = checked(0.0, in_range(0, 1))  # joint runs: rows whose video is given clean
+    audio_to_video_share: float = checked(0.0, in_range(0, 1))  # joint runs: rows whose sound is given clean
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("time_sampling", self.time_sampling, TIME_SAMPLING),
@@ -100,6 +109,10 @@ class FlowLossConfig:
         if self.context_share + self.full_share > 1:
             raise ConfigError(f"loss.context_share + loss.full_share = {self.context_share + self.full_share} "
                               "is more than all clips: make them add up to at most 1")
+        if self.video_to_audio_share + self.audio_to_video_share > 1:
+            raise ConfigError(f"loss.video_to_audio_share + loss.audio_to_video_share = "
+                              f"{self.video_to_audio_share + self.audio_to_video_share} is more than all rows: make "
+                              "them add up to at most 1")
         if self.shortcut_steps & (self.shortcut_steps - 1):
             raise ConfigError(f"loss.shortcut_steps must be a power of two (the steps halve), "
                               f"got {self.shortcut_steps}")
@@ -148,6 +161,7 @@ class FlowRunConfig(RunConfig):
     optim: FlowOptimConfig = field(default_factory=FlowOptimConfig)
     sample: FlowSampleConfig = field(default_factory=FlowSampleConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    joint: JointAudioConfig = field(default_factory=JointAudioConfig)  # generate the sound too (off: video only)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     presets: ClassVar[dict] = {"model": PRESETS}
@@ -175,7 +189,8 @@ class FlowObjective(Objective):
     @classmethod
     def batch_keys_for(cls, cfg: FlowRunConfig) -> tuple[str, ...]:
         keys = ("latents", "label") if cfg.latents else ("video", "label")
-        return (*keys, "audio") if cfg.condition is not None and cfg.condition.audio else keys
+        hears = cfg.condition is not None and cfg.condition.audio
+        return (*keys, "audio") if hears or cfg.joint.audio else keys
 
     @classmethod
     def build_dataset(cls, cfg: FlowRunConfig, split: str):
@@ -194,6 +209,7 @@ class FlowObjective(Objective):
         model = dataclasses.replace(cfg.model, latent_channels=tokenizer.model_cfg.code_dim, latent_shape=tuple(latent),
                                     clip_frames=cfg.data.frames if cfg.model.frame_sound else 0,
                                     step_levels=cfg.loss.step_levels)
+        joint, model = fit_joint(cfg, dataset, model)
         independent = cfg.loss.frame_times == "independent"
         if independent and model.grid[0] < 2:
             raise ConfigError(f"loss.frame_times: independent needs at least 2 frames of tokens, the model has "
@@ -207,7 +223,7 @@ class FlowObjective(Objective):
             check_shortcut(model, s.steps, s.solver, s.shift)
         except ConfigError as e:
             raise ConfigError(f"sample: {e} (set sample.steps / sample.solver / sample.shift)") from None
-        cfg = dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition), sample=sample)
+        cfg = dataclasses.replace(cfg, model=fit_cond_dim(model, cfg.condition), sample=sample, joint=joint)
         return record_base(with_tokenizer_identity(cfg, tokenizer))
 
     def __init__(self, cfg: FlowRunConfig, ctx: Context):
@@ -228,6 +244,7 @@ class FlowObjective(Objective):
             raise ConfigError("model.frame_sound adds the sound's per-frame features: set condition.audio: true")
         if self.audio and cfg.latents:
             raise ConfigError("condition.audio: a latent cache holds no sound; train on clips (remove latents:)")
+        self.codec = MelCodec.from_config(cfg.joint).to(ctx.device) if cfg.joint.audio else None
         net = build_modules(cfg.model, cfg.condition)["dit"]
         if cfg.finetune.adapted:
             self.adapted = True
@@ -261,7 +278,9 @@ class FlowObjective(Objective):
         x1 = self.latents_of(batch)  # (B, c, t, h, w) data
         x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
         loss_cfg = self.cfg.loss
-        if loss_cfg.objective == "shortcut":
+        if self.codec is not None:
+            loss, logs = joint_loss(self.net, self.ctx, self.codec, x0, x1, batch, loss_cfg)
+        elif loss_cfg.objective == "shortcut":
             loss, logs = self.shortcut_loss(x0, x1, batch)
         elif loss_cfg.frame_times == "independent":
             loss, logs = self.frame_loss(x0, x1, batch)
@@ -328,6 +347,9 @@ class FlowObjective(Objective):
         audio = self.default_audio(n)
         spf = self.cfg.condition.samples_for(1) if audio is not None else 0
         net = merged_copy(self.ema.module) if self.adapted else self.ema.module
+        if self.codec is not None:  # the grid shows the clips; their sound is made and left out
+            return sample_joint(net, self.tokenizer.model, self.codec, n, generator, labels, captions, steps=s.steps,
+                                solver=s.solver, guidance=s.guidance, shift=s.shift).video
         return sample_flow(net, self.tokenizer.model, n, generator, labels, captions,
                            steps=s.steps, solver=s.solver, guidance=s.guidance, audio=audio, samples_per_frame=spf,
                            shift=s.shift)

@@ -87,7 +87,8 @@ class ServedRun:
         n_classes = int(condition.get("num_classes", 0) or 0) if self.condition_kind == "class" else 0
         self.class_names = run_class_names(self.run_dir, n_classes)
         self.frames = int((self.config.get("data") or {}).get("frames", 16))
-        self.takes_audio = bool(condition.get("audio", False))
+        # a joint audio-video run takes a sound too (and makes a clip for it)
+        self.takes_audio = bool(condition.get("audio", False)) or bool((self.config.get("joint") or {}).get("audio"))
         self.options = {o.name: o for o in self.pipeline_cls.options if o.name in PAGE_OPTIONS}
         self._pipeline = None
         self._lock = threading.Lock()
@@ -157,7 +158,7 @@ def generate(run: ServedRun, request: Request, limits: Limits, out_dir: Path, fp
     Raises:
         ConfigError: a request over the limits or one the run cannot honour (one line, shown in the page).
     """
-    from videosynth.io import write_samples
+    from videosynth.io import write_av_samples, write_samples
     from videosynth.pipelines.base import check_common
 
     frames = request.frames if request.frames is not None else run.frames
@@ -171,15 +172,20 @@ def generate(run: ServedRun, request: Request, limits: Limits, out_dir: Path, fp
     pipe = run.pipeline()
     out_dir.mkdir(parents=True, exist_ok=True)
     sound = pipe.sound(request.audio, 1, frames) if request.audio and run.takes_audio else None  # (1, S)
-    if sound is not None:
-        fps = pipe.condition.audio_fps  # the rate the sound lines up with
-    batches = pipe.stream(request.num, request.seed, label, text, request.frames, True, BATCH_SIZE, audio=sound,
-                          **options)
+    own_sound = pipe.generates_sound and sound is None  # a joint run makes each clip's sound
+    if sound is not None or own_sound:
+        fps = pipe.audio_fps  # the rate the sound lines up with
+    stream = pipe.stream_with_sound if own_sound else pipe.stream
+    batches = stream(request.num, request.seed, label, text, request.frames, True, BATCH_SIZE, audio=sound, **options)
     if progress is not None:
         progress(0, request.num)
-    written = write_samples(batches, fps, grid=out_dir / "grid.mp4", clip_path=lambda i: out_dir / f"clip-{i:03d}.mp4",
-                            audio=None if sound is None else sound[0], sample_rate=pipe.audio_rate,
-                            on_batch=None if progress is None else (lambda done: progress(done, request.num)))
+    files = dict(grid=out_dir / "grid.mp4", clip_path=lambda i: out_dir / f"clip-{i:03d}.mp4",
+                 sample_rate=pipe.audio_rate,
+                 on_batch=None if progress is None else (lambda done: progress(done, request.num)))
+    if own_sound:
+        written = write_av_samples(batches, fps, **files)
+    else:
+        written = write_samples(batches, fps, audio=None if sound is None else sound[0], **files)
     t, h, w = written.shape
     what = f"class {label}" if label else (f"'{text}'" if text else "")
     if sound is not None:
