@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from videosynth.commands.eval_common import parse_options
 from videosynth.errors import ConfigError
 
 DEFAULT_RECON_NUM = 64
@@ -127,8 +128,6 @@ def run_joint_sync(args: argparse.Namespace, pipe) -> int:
     from videosynth.metrics.protocol import jsonable
     from videosynth.plots import check_suffix
     from videosynth.progress import progress_bar
-
-    from videosynth.commands.eval import parse_options
 
     if args.spectrograms:
         check_suffix(args.spectrograms, "--spectrograms")
