@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from videosynth.data import DataConfig, build_dataset
-from videosynth.data import synthetic
+from videosynth.data import soundtrack, synthetic
 from videosynth.data.synthetic import BouncingShapes, MovingDigits
 from videosynth.errors import ConfigError
 
@@ -36,8 +36,8 @@ def test_items_carry_a_soundtrack_of_the_clip_length_deterministic_by_seed():
 def test_clicks_sound_exactly_at_the_ground_truth_bounce_frames(monkeypatch):
     ds = shapes(num_objects=2)
     with_clicks = [ds.soundtrack(i) for i in range(20)]
-    side, floor = synthetic.click(RATE, synthetic.SIDE_CLICK_PITCH), synthetic.click(RATE)
-    monkeypatch.setattr(synthetic, "CLICK_LEVEL", 0.0)
+    side, floor = soundtrack.click(RATE, soundtrack.SIDE_CLICK_PITCH), soundtrack.click(RATE)
+    monkeypatch.setattr(soundtrack, "CLICK_LEVEL", 0.0)
     seen = np.zeros(2, int)
     for i, sound in enumerate(with_clicks):
         residual = sound.astype(np.float64) - ds.soundtrack(i)  # the clicks alone
@@ -55,8 +55,8 @@ def test_clicks_sound_exactly_at_the_ground_truth_bounce_frames(monkeypatch):
     assert (seen >= 5).all()  # the clips bounce often enough, both ways, for this to test something
     spectrum = lambda x: np.abs(np.fft.rfft(x, 4096))  # noqa: E731
     hz = np.fft.rfftfreq(4096, 1 / RATE)
-    assert hz[spectrum(side).argmax()] == pytest.approx(synthetic.SIDE_CLICK_PITCH, abs=40)
-    assert hz[spectrum(floor).argmax()] == pytest.approx(synthetic.CLICK_PITCH, abs=40)
+    assert hz[spectrum(side).argmax()] == pytest.approx(soundtrack.SIDE_CLICK_PITCH, abs=40)
+    assert hz[spectrum(floor).argmax()] == pytest.approx(soundtrack.CLICK_PITCH, abs=40)
 
 
 def test_bounce_frames_are_where_the_velocity_turned():
@@ -90,8 +90,8 @@ def test_the_pitch_follows_the_height_two_octaves_from_bottom_to_top():
     assert np.median(errors) < 0.03
     assert np.corrcoef(heights, pitches)[0, 1] > 0.99
     half, size = ds.object_size / 2, ds.size
-    low, high = synthetic.pitch_of(np.array([size - half, half]), half, size - half)
-    assert low == pytest.approx(synthetic.LOW_PITCH) and high == pytest.approx(4 * synthetic.LOW_PITCH)
+    low, high = soundtrack.pitch_of(np.array([size - half, half]), half, size - half)
+    assert low == pytest.approx(soundtrack.LOW_PITCH) and high == pytest.approx(4 * soundtrack.LOW_PITCH)
 
 
 def test_each_class_has_its_own_timbre():

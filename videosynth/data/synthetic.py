@@ -2,9 +2,12 @@
 
 ``moving-digits`` follows Moving MNIST (Srivastava, Mansimov & Salakhutdinov,
 "Unsupervised Learning of Video Representations using LSTMs", ICML 2015):
-white digits bouncing in a black square frame.  The ten glyphs are drawn here
-from a small stroke font, so nothing is downloaded.  ``bouncing-shapes`` moves
-saturated coloured circles, squares and triangles the same way.
+white digits bouncing in a black square frame.  ``bouncing-shapes`` moves
+saturated coloured circles, squares and triangles the same way.  What the
+objects look like and how they move is :mod:`videosynth.data.scene` (the ten
+glyphs come from a small stroke font, so nothing is downloaded), how they sound
+:mod:`videosynth.data.soundtrack`; this file draws the items, their captions and
+the compositional holdout.
 
 Every item is a pure function of ``(seed, split, index)``: objects move with
 constant velocity and bounce elastically off the walls (closed-form, so the
@@ -16,53 +19,29 @@ covers ``[j, j + 1) x [i, i + 1)``.
 Items follow the dataset contract: ``{"video": float32 [3, T, size, size] in
 [-1, 1] (black background = -1), "label": int64 scalar, "caption": str}``, plus
 ``"audio": float32 [S]`` mono in [-1, 1] when a sample rate is asked for: a
-soundtrack with exact ground truth, from which the motion can be recovered. Each
-object hums a tone whose timbre is its class (its harmonics), whose pitch follows
-its height (two octaves from the bottom wall to the top one, continuous in phase)
-and whose loudness follows its horizontal position (quietest at the left wall,
-loudest at the right), and a click sounds at the start of every frame where it
-bounced off a wall: a high one (3 kHz) off the floor or the ceiling, a low one
-(1.2 kHz) off a side wall, so the sound says which way the motion turned.
-Frame ``t`` covers ``[t / fps, (t + 1) / fps)`` seconds of the soundtrack.
+soundtrack with exact ground truth, from which the motion can be recovered (each
+object's tone tells its class, height and horizontal position, a click each
+bounce and which way it turned). Frame ``t`` covers ``[t / fps, (t + 1) / fps)``
+seconds of the soundtrack.
 """
 
 from __future__ import annotations
 
 import math
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 import torch
-from videosynth.data.base import ClipDataset
 
-from videosynth.data.transforms import to_float
 from videosynth.config import choice_hint
+from videosynth.data.base import ClipDataset
+from videosynth.data.scene import SHAPES, bounce, bounce_frames, glyph_alpha, paste
+from videosynth.data.soundtrack import DIGIT_OVERTONE, SHAPE_HARMONICS, loudness_of, pitch_of, sound_of
+# names of the soundtrack other modules import from here
+from videosynth.data.soundtrack import CLICK_PITCH, LOW_PITCH, PITCH_OCTAVES, SIDE_CLICK_PITCH, click  # noqa: F401
+from videosynth.data.transforms import to_float
 from videosynth.errors import ConfigError
 
-# ----------------------------------------------------------------------------- glyphs
-
-def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 10) -> list:
-    """Points on an elliptical arc, angles in degrees counter-clockwise from +x (y grows downwards)."""
-    angles = np.radians(np.linspace(a0, a1, n))
-    return [(cx + rx * math.cos(a), cy - ry * math.sin(a)) for a in angles]
-
-
-# Stroke font in a unit box (x right, y down): each digit is a list of polylines.
-DIGIT_STROKES: dict[int, list[list[tuple[float, float]]]] = {
-    0: [_arc(0.5, 0.5, 0.3, 0.44, 0, 360, 20)],
-    1: [[(0.32, 0.22), (0.55, 0.06), (0.55, 0.94)], [(0.32, 0.94), (0.78, 0.94)]],
-    2: [_arc(0.5, 0.3, 0.28, 0.24, 160, -30, 9) + [(0.2, 0.94), (0.82, 0.94)]],
-    3: [_arc(0.5, 0.28, 0.26, 0.22, 150, -90, 9), _arc(0.5, 0.72, 0.3, 0.22, 90, -150, 9)],
-    4: [[(0.68, 0.94), (0.68, 0.06), (0.16, 0.66), (0.86, 0.66)]],
-    5: [[(0.8, 0.06), (0.28, 0.06), (0.24, 0.46)] + _arc(0.5, 0.67, 0.3, 0.27, 130, -150, 10)],
-    6: [[(0.74, 0.08)] + _arc(0.5, 0.7, 0.3, 0.24, 120, 180, 3) + _arc(0.5, 0.7, 0.3, 0.24, 180, 540, 16)],
-    7: [[(0.16, 0.06), (0.84, 0.06), (0.42, 0.94)]],
-    8: [_arc(0.5, 0.27, 0.24, 0.21, 0, 360, 16), _arc(0.5, 0.71, 0.3, 0.23, 0, 360, 18)],
-    9: [_arc(0.5, 0.3, 0.28, 0.24, 0, 360, 16), [(0.78, 0.3), (0.62, 0.94)]],
-}
-DIGIT_WIDTH = 0.7  # glyph box width relative to its height (the box is centred on the object)
-STROKE = 0.08  # stroke half-width relative to the glyph height
-SHAPES = ("circle", "square", "triangle")
 PALETTE = {
     "red": (235, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 245), "yellow": (245, 220, 40),
     "magenta": (225, 50, 225), "cyan": (40, 215, 225), "orange": (250, 140, 30),
@@ -78,151 +57,12 @@ HOLDOUT_SPLITS = ("train", "all")  # the splits a compositional holdout removes 
 HOLDOUT_STREAM = 7919  # seed stream of the held-out choice, apart from every split's
 MAX_REDRAWS = 10000  # draws of one training item before its held-out combinations are given up on
 CONTENT_FACTORS = ("classes", "colours", "sizes")  # what an object is, as opposed to how it moves
-# ---- the soundtrack
-LOW_PITCH = 220.0  # Hz of an object at the bottom wall (A3)
-PITCH_OCTAVES = 2.0  # octaves up to the top wall (A5, 880 Hz)
-TONE_LEVEL = 0.3  # peak of all tones together
-LEFT_LOUDNESS = 0.1  # gain of a tone at the left wall (1 at the right wall, 20 dB louder): loudness tells x
-CLICK_LEVEL = 0.35  # peak of a bounce click: a side and a floor click with the tones stay within [-1, 1]
-CLICK_DECAY = 0.001  # seconds: the click's exponential decay (a few ms long in all)
-CLICK_LENGTH = 0.008  # seconds of click written
-CLICK_PITCH = 3000.0  # Hz of the ringing of a bounce off the floor or the ceiling (above every fundamental)
-SIDE_CLICK_PITCH = 1200.0  # Hz of the ringing of a bounce off a side wall
-SHAPE_HARMONICS = {  # relative amplitude of harmonics 1, 2, 3, ... per shape: sine, square-like, triangle-like
-    "circle": (1.0,),
-    "square": (1.0, 0.0, 1 / 3, 0.0, 1 / 5, 0.0, 1 / 7),
-    "triangle": (1.0, 0.0, -1 / 9, 0.0, 1 / 25, 0.0, -1 / 49),
-}
-DIGIT_OVERTONE = 0.5  # a digit's timbre: the fundamental plus harmonics 2..5 where the bits of digit + 1 are set
 SPEED_RANGE = (1.0, 3.0)  # pixels per frame at a 64-pixel frame; scaled with the frame size
 REFERENCE_SIZE = 64
 CAPTION_SAMPLE = 2000  # items whose captions captions() collects (plus every one-object template)
 
 
-def _polyline_distance(px: np.ndarray, py: np.ndarray, polylines: list) -> np.ndarray:
-    """Distance from points (arrays of equal shape) to the nearest segment of any polyline."""
-    best = np.full(px.shape, np.inf, np.float32)
-    for line in polylines:
-        pts = np.asarray(line, np.float32)
-        a, b = pts[:-1], pts[1:]  # (S, 2) segment ends
-        ab = b - a
-        ap_x = px[..., None] - a[:, 0]  # (..., S)
-        ap_y = py[..., None] - a[:, 1]
-        t = np.clip((ap_x * ab[:, 0] + ap_y * ab[:, 1]) / np.maximum((ab ** 2).sum(1), 1e-12), 0, 1)
-        d = np.hypot(ap_x - t * ab[:, 0], ap_y - t * ab[:, 1]).min(-1)  # (...)
-        best = np.minimum(best, d)
-    return best
-
-
-@lru_cache(maxsize=64)
-def glyph_alpha(kind: str, size: int) -> np.ndarray:
-    """Anti-aliased coverage in ``[0, 1]`` of an object ``size`` pixels across: float32 ``[P, P]``.
-
-    ``kind`` is ``"digit-0"`` ... ``"digit-9"`` or a name in ``SHAPES``.  The object's
-    centre is the patch centre ``(P / 2, P / 2)``; a 1-pixel margin holds the soft edge.
-    """
-    patch = size + 2
-    c = np.arange(patch, dtype=np.float32) + 0.5 - patch / 2  # pixel centres relative to the object centre
-    x, y = np.meshgrid(c, c)  # (P, P)
-    r = size / 2
-    if kind == "circle":
-        inside = r - np.hypot(x, y)  # signed distance, positive inside
-    elif kind == "square":
-        inside = r - np.maximum(np.abs(x), np.abs(y))
-    elif kind == "triangle":
-        # apex at the top centre, base along the bottom edge of the bounding box
-        edges = [((0.0, -r), (-r, r)), ((-r, r), (r, r)), ((r, r), (0.0, -r))]
-        dists = []
-        for (x0, y0), (x1, y1) in edges:
-            nx, ny = y1 - y0, -(x1 - x0)  # inward normal of this edge for this vertex order
-            norm = math.hypot(nx, ny)
-            dists.append(((x - x0) * nx + (y - y0) * ny) / norm)
-        inside = np.minimum.reduce(dists)
-    elif kind.startswith("digit-"):
-        strokes = [[((u - 0.5) * DIGIT_WIDTH * size, (v - 0.5) * size) for u, v in line]
-                   for line in DIGIT_STROKES[int(kind[len("digit-"):])]]
-        inside = max(STROKE * size, 1.0) - _polyline_distance(x, y, strokes)
-    else:
-        raise ValueError(f"unknown glyph {kind!r}")
-    return np.clip(inside + 0.5, 0.0, 1.0).astype(np.float32)  # coverage of a 1-pixel box, approx.
-
-
-def _paste(canvas: np.ndarray, alpha: np.ndarray, colour: np.ndarray, cx: float, cy: float, mode: str) -> None:
-    """Draw ``alpha`` (``[P, P]``) centred at ``(cx, cy)`` into ``canvas`` (``[H, W, 3]`` float, 0..255).
-
-    Sub-pixel positions shift the patch bilinearly.  ``mode``: ``"over"`` (opaque
-    paint) or ``"max"`` (light adds up to white, as in Moving MNIST).
-    """
-    p = alpha.shape[0]
-    left, top = cx - p / 2, cy - p / 2
-    ix, iy = math.floor(left), math.floor(top)
-    fx, fy = left - ix, top - iy
-    a = np.pad(alpha, ((1, 0), (1, 0)))  # (P+1, P+1): room for the shift
-    shifted = ((1 - fy) * (1 - fx) * a + (1 - fy) * fx * np.roll(a, 1, 1)
-               + fy * (1 - fx) * np.roll(a, 1, 0) + fy * fx * np.roll(np.roll(a, 1, 0), 1, 1))
-    h, w = canvas.shape[:2]
-    y0, x0 = iy - 1, ix - 1  # the padding moved the patch one pixel up and left
-    sy0, sx0 = max(0, -y0), max(0, -x0)
-    y0c, x0c = max(0, y0), max(0, x0)
-    y1c, x1c = min(h, y0 + p + 1), min(w, x0 + p + 1)
-    if y1c <= y0c or x1c <= x0c:
-        return
-    cov = shifted[sy0:sy0 + y1c - y0c, sx0:sx0 + x1c - x0c, None]  # (h', w', 1)
-    region = canvas[y0c:y1c, x0c:x1c]
-    if mode == "max":
-        np.maximum(region, cov * colour, out=region)
-    else:
-        region *= 1 - cov
-        region += cov * colour
-
-
-# ----------------------------------------------------------------------------- motion
-
-
-def bounce(start: np.ndarray, velocity: np.ndarray, low: float, high: float, steps: int,
-           times: np.ndarray | None = None):
-    """Positions and velocities of points moving at constant speed inside ``[low, high]``.
-
-    Elastic reflection at the walls, in closed form (unfolded straight line, then a
-    triangle wave).  ``start``, ``velocity``: ``[K, 2]``.  Returns
-    ``(positions [steps, K, 2], velocities [steps, K, 2])`` at frames ``0 .. steps - 1``, or
-    at the (fractional) frame times ``times`` ``[N]`` when given (then ``[N, K, 2]``).
-    """
-    t = (np.arange(steps, dtype=np.float64) if times is None else np.asarray(times, np.float64))[:, None, None]
-    span = high - low
-    unfolded = start[None] - low + velocity[None] * t  # (T, K, 2)
-    phase = np.mod(unfolded, 2 * span)
-    forward = phase < span
-    positions = low + np.where(forward, phase, 2 * span - phase)
-    velocities = np.where(forward, 1.0, -1.0) * velocity[None]  # (T, K, 2)
-    return positions, velocities
-
-
-def pitch_of(y: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Tone frequency (Hz) of an object centred at height ``y`` (pixels, down) moving in ``[low, high]``."""
-    height = (high - np.asarray(y, np.float64)) / max(high - low, 1e-9)  # 0 at the bottom wall, 1 at the top
-    return LOW_PITCH * 2.0 ** (PITCH_OCTAVES * np.clip(height, 0.0, 1.0))
-
-
-def loudness_of(x: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Tone gain of an object centred at ``x`` (pixels) moving in ``[low, high]``: linear in x."""
-    across = (np.asarray(x, np.float64) - low) / max(high - low, 1e-9)  # 0 at the left wall, 1 at the right
-    return LEFT_LOUDNESS + (1 - LEFT_LOUDNESS) * np.clip(across, 0.0, 1.0)
-
-
-def bounce_frames(velocities: np.ndarray) -> np.ndarray:
-    """bool ``[T, K]``: frame ``t`` is the first after a wall bounce (a velocity component changed sign)."""
-    flipped = np.zeros(velocities.shape[:2], bool)
-    flipped[1:] = (np.sign(velocities[1:]) != np.sign(velocities[:-1])).any(-1)  # (T-1, K)
-    return flipped
-
-
-def click(rate: int, pitch: float = CLICK_PITCH) -> np.ndarray:
-    """A bounce click ringing at ``pitch`` Hz and decaying in a few milliseconds, float32 ``[n]``."""
-    n = np.arange(max(1, round(CLICK_LENGTH * rate)))
-    ring = min(pitch, rate / 4)  # below Nyquist at low rates
-    return (CLICK_LEVEL * np.exp(-n / (CLICK_DECAY * rate)) * np.sin(2 * np.pi * ring * n / rate + np.pi / 2)
-            ).astype(np.float32)
+# ----------------------------------------------------------------------------- vocabulary and holdout
 
 
 def direction_index(vx: float, vy: float) -> int:
@@ -448,31 +288,9 @@ class BouncingObjects(ClipDataset):
         return self._sound(self.factors(index))
 
     def _sound(self, f: dict[str, np.ndarray]) -> np.ndarray:
-        rate, half = self.audio_rate, self.object_size / 2
-        n = round(self.frames / self.fps * rate)
-        t = np.arange(n) / rate * self.fps  # (S,) time in frames
-        start, velocity = f["positions"][0].astype(np.float64), f["velocities"][0].astype(np.float64)  # (K, 2)
-        out = np.zeros(n, np.float64)
-        for k, cls in enumerate(f["classes"]):
-            # the exact path between frames (bounces mid-frame included), so the pitch glides without steps
-            xy = bounce(start[k:k + 1], velocity[k:k + 1], half, self.size - half, 1, times=t)[0][:, 0]  # (S, 2)
-            phase = 2 * np.pi * np.cumsum(pitch_of(xy[:, 1], half, self.size - half)) / rate  # (S,)
-            tone = np.zeros(n)
-            for h, amp in enumerate(self._harmonics(int(cls)), start=1):
-                if amp and h * LOW_PITCH * 2 ** PITCH_OCTAVES < rate / 2:  # no harmonic above Nyquist
-                    tone += amp * np.sin(h * phase)
-            gain = loudness_of(xy[:, 0], half, self.size - half)  # (S,)
-            out += TONE_LEVEL / self.num_objects * gain * tone / max(np.abs(tone).max(), 1e-9)
-        v = f["velocities"]  # (T, K, 2)
-        turned = np.zeros((self.frames, 2), bool)  # (T, 2): some object turned along x / along y at frame t
-        turned[1:] = (np.sign(v[1:]) != np.sign(v[:-1])).any(axis=1)
-        for axis, pitch in enumerate((SIDE_CLICK_PITCH, CLICK_PITCH)):  # x turns off side walls
-            burst = click(rate, pitch)
-            for frame in np.flatnonzero(turned[:, axis]):
-                at = round(frame / self.fps * rate)
-                end = min(n, at + burst.size)
-                out[at:end] += burst[:end - at]
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        half = self.object_size / 2
+        timbres = [self._harmonics(int(cls)) for cls in f["classes"]]
+        return sound_of(f, timbres, half, self.size - half, self.fps, self.audio_rate)
 
     def render(self, index: int) -> np.ndarray:
         """Frames of item ``index``: uint8 ``[T, size, size, 3]``, black background."""
@@ -494,7 +312,7 @@ class BouncingObjects(ClipDataset):
             alpha = glyph_alpha(self._glyph(int(cls)), self.object_size)
             colour = f["colours"][k].astype(np.float32)
             for t in range(self.frames):
-                _paste(canvas[t], alpha, colour, *f["positions"][t, k], mode=self.composite)
+                paste(canvas[t], alpha, colour, *f["positions"][t, k], mode=self.composite)
         return (canvas + 0.5).clip(0, 255).astype(np.uint8)
 
     def caption(self, index: int) -> str:
