@@ -28,6 +28,10 @@ trained once, for ``--tokenizer-budget`` seconds, outside the cells' budget (bot
 the JSON and the table). Each cell is trained for every seed (``train.seed``; the data are the
 same), and the table shows medians.
 
+``--calibrated`` spends every budget as steps at the network's rate timed once on this machine
+(``cli_runs.Budget``, the rates kept in the JSON) instead of wall-clock, so a sitting on a busy
+machine gives the results an idle one would, only later.
+
 Cells are independent: ``--cells transformer:class flow:text`` runs some, ``--resume`` keeps every
 (cell, seed) the JSON already holds (same budget) and trains only the rest, so the matrix can be
 built over several sittings; the JSON is written after every cell. The markdown table (cell =
@@ -54,7 +58,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_runs import config_of, figure_for, last_step, median, read_results, train, videosynth  # noqa: E402
+from cli_runs import Budget, config_of, figure_for, last_step, median, read_results, train, videosynth  # noqa: E402
 
 CONDITIONS = ("class", "text", "sound", "prime", "long")
 TITLES = {"class": "class", "text": "text (held-out)", "sound": "sound", "prime": "first frames", "long": "long (10x)"}
@@ -213,7 +217,11 @@ def trained(cfg: dict, run: Path, seconds: float, seed: int, args, log: Path) ->
     if run.exists():
         print(f"{run}: training was cut short in an earlier sitting; training it again", file=sys.stderr)
         shutil.rmtree(run)
-    record = {"wall_s": train(cfg, run, seconds, seed, log, args.steps), "steps": last_step(run)}
+    if args.calibrated:
+        wall = Budget(True, args.rates, Path(args.out_dir) / "calibrate").train(cfg, run, seconds, seed, log)
+    else:
+        wall = train(cfg, run, seconds, seed, log, args.steps)
+    record = {"wall_s": wall, "steps": last_step(run)}
     done.write_text(json.dumps(record))
     return record
 
@@ -382,6 +390,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=10**6, help="also stop each training run at this many steps")
     p.add_argument("--eval-num", type=int, help="clips per eval (default: the scale's)")
     p.add_argument("--probe-steps", type=int, help="training steps of each class probe (default: the scale's)")
+    p.add_argument("--calibrated", action="store_true",
+                   help="spend each budget as steps at the network's calibrated idle rate (cli_runs.Budget): results "
+                        "that do not depend on what else the machine runs")
     p.add_argument("--resume", action="store_true", help="keep the (cell, seed) results --json already holds")
     p.add_argument("--out-dir", help="folder for the runs, configs, probes, logs (required unless --plot-only)")
     p.add_argument("--json", help="write the results here (with --plot-only: read them from here)")
@@ -392,13 +403,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_state(args, scale: Scale) -> dict:
     state = {"scale": scale.name, "budget_s": args.budget, "tokenizer_budget_s": args.tokenizer_budget,
-             "seeds": args.seeds, "tokenizers": {}, "results": []}
+             "calibrated": args.calibrated, "seeds": args.seeds, "tokenizers": {}, "rates": {}, "results": []}
     if args.resume and args.json and Path(args.json).is_file():
         previous = json.loads(Path(args.json).read_text())
-        for key in ("scale", "budget_s", "tokenizer_budget_s"):
-            if previous.get(key) != state[key]:
+        for key in ("scale", "budget_s", "tokenizer_budget_s", "calibrated"):
+            if previous.get(key, False if key == "calibrated" else None) != state[key]:
                 raise SystemExit(f"--resume: {args.json} holds {key} {previous.get(key)}, not {state[key]}")
         state["tokenizers"], state["results"] = previous.get("tokenizers", {}), previous.get("results", [])
+        state["rates"] = previous.get("rates", {})
         state["seeds"] = sorted(set(previous.get("seeds", [])) | set(args.seeds))
         print(f"resuming: {len(state['results'])} finished cell(s) in {args.json}", file=sys.stderr)
     return state
@@ -422,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--cells {' '.join(unknown)}: not a declared cell; declared: {' '.join(all_cells())}")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     state = load_state(args, scale)
+    args.rates = state["rates"]  # calibrated step rates, filled as networks are first timed
     configs = configs_of()
     for seed in args.seeds:
         for cell in cells:
