@@ -43,6 +43,8 @@ FORCING = "configs/flow/forcing-32x32x8.yaml"
 SHORTCUT = "configs/flow/shortcut-32x32x8.yaml"
 FAST = {"optim.lr": 1e-3, "optim.beta2": 0.95, "train.grad_clip": 1.0}
 SMALL = {"model.width": 128, "model.depth": 4, "model.heads": 4}
+DECAY = {"optim.decay_share": 0.3}
+RECIPE = {**SMALL, "model.width": 96, **FAST, **DECAY}  # the best of the ablations (see the README)
 
 # name -> (what it tests, flow config changes, tokenizer config changes, tokenizer share or None = --share)
 VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
@@ -62,15 +64,17 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
     "small-fast-kl1e-3": ("small + fast, tokenizer KL weight 1e-3 (a smoother latent)",
                           {**SMALL, **FAST}, {"model.kl_weight": 1e-3}, None),
     "small-fast-lr2e-3": ("small, lr 2e-3, beta2 0.95, clip 1", {**SMALL, **FAST, "optim.lr": 2e-3}, {}, None),
-    "small-fast-decay": ("small + fast, cosine decay over the last 30 % of the steps",
-                         {**SMALL, **FAST, "optim.decay_share": 0.3}, {}, None),
+    "small-fast-decay": ("small + fast, cosine decay over the last 30 % of the steps", {**SMALL, **FAST, **DECAY},
+                         {}, None),
+    "smaller-fast-decay": ("width 96, depth 4, 4 heads + fast + decay", RECIPE, {}, None),
+    "w64-fast-decay": ("width 64, depth 4, 4 heads + fast + decay", {**RECIPE, "model.width": 64}, {}, None),
     # the mechanisms of the flow issue at the small-fast recipe, with the scores they are for
-    "small-fast-forcing": ("small + fast, per-frame times (forcing config); + long videos and priming",
-                           {**SMALL, **FAST}, {}, None),
-    "small-fast-shortcut": ("small + fast, shortcut objective (shortcut config); + 1 and 4 steps",
-                            {**SMALL, **FAST}, {}, None),
+    "recipe-forcing": ("smaller-fast-decay with per-frame times (the forcing config); + long videos and priming",
+                       RECIPE, {}, None),
+    "recipe-shortcut": ("smaller-fast-decay with the shortcut objective (the shortcut config); + 1, 2, 4 steps",
+                        RECIPE, {}, None),
 }
-CONFIGS = {"small-fast-forcing": FORCING, "small-fast-shortcut": SHORTCUT}  # default: FLOW
+CONFIGS = {"recipe-forcing": FORCING, "recipe-shortcut": SHORTCUT}  # default: FLOW
 LONG = (24, 80)  # frames: 3x and 10x the training length (forcing runs)
 FEW_STEPS = (1, 2, 4)  # shortcut runs: Euler steps
 
