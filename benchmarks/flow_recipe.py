@@ -41,6 +41,10 @@ TOKENIZER = "configs/vqvae/shapes-kl-32x32x8.yaml"
 FLOW = "configs/flow/shapes-32x32x8.yaml"
 FORCING = "configs/flow/forcing-32x32x8.yaml"
 SHORTCUT = "configs/flow/shortcut-32x32x8.yaml"
+# The recipe the ablations start from (the flow config as it shipped before them), spelled out so a
+# variant means the same whatever the shipped config says today.
+BASE = {"model.width": 192, "model.depth": 6, "model.heads": 6, "optim.lr": 3e-4, "optim.beta2": 0.999,
+        "optim.decay_steps": 0, "train.grad_clip": 0.0, "model.preset": "shapes-32x32x8"}
 FAST = {"optim.lr": 1e-3, "optim.beta2": 0.95, "train.grad_clip": 1.0}
 SMALL = {"model.width": 128, "model.depth": 4, "model.heads": 4}
 DECAY = {"optim.decay_share": 0.3}
@@ -48,7 +52,7 @@ RECIPE = {**SMALL, "model.width": 96, **FAST, **DECAY}  # the best of the ablati
 
 # name -> (what it tests, flow config changes, tokenizer config changes, tokenizer share or None = --share)
 VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
-    "base": ("configs/flow/shapes-32x32x8.yaml as shipped (width 192, depth 6, lr 3e-4)", {}, {}, None),
+    "base": ("the flow recipe before these ablations (width 192, depth 6, 6 heads, lr 3e-4)", {}, {}, None),
     "fast": ("lr 1e-3, AdamW beta2 0.95, gradient clip 1", FAST, {}, None),
     "small": ("width 128, depth 4, 4 heads", SMALL, {}, None),
     "small-fast": ("small + fast", {**SMALL, **FAST}, {}, None),
@@ -97,7 +101,7 @@ def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Pa
         tokenizers[key] = {"run": str(tok), "wall_s": seconds, "steps": last_step(tok)}
     tok = tokenizers[key]
     run = fresh(Path(args.out_dir) / f"{variant}-seed{seed}")
-    config = config_of(CONFIGS.get(variant, FLOW), tokenizer_run=tok["run"], **changes)
+    config = config_of(CONFIGS.get(variant, FLOW), tokenizer_run=tok["run"], **{**BASE, **changes})
     seconds = budget.train(config, run, args.budget - tok["wall_s"], seed, log)
     acc_json, track_json = run.parent / f"{run.name}-class-acc.json", run.parent / f"{run.name}-track.json"
     videosynth("eval", "class-acc", str(run), "--probe", str(probe), "--num", str(args.class_num),

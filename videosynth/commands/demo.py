@@ -55,7 +55,7 @@ DEMOS = {
             "train": {"steps": 650, "batch_size": 32, "seed": 0, "log_every": 10, "ckpt_every": 325,
                       "sample_every": 325, "num_samples": 9},
         }),
-    # a short KL tokenizer run, then the DiT
+    # a short KL tokenizer run, then the DiT (configs/flow/shapes-32x32x8.yaml's recipe, shorter)
     "flow": Demo(
         "class-conditional latent flow matching (KL autoencoder + DiT) on procedural bouncing shapes",
         tokenizer={
@@ -65,11 +65,12 @@ DEMOS = {
                       "sample_every": 400, "num_samples": 8},
         },
         config={
-            "family": "flow", "model": {"preset": "shapes-32x32x8"}, "data": DEMO_DATA,
-            "condition": {"kind": "class", "dim": 64, "dropout": 0.1},
-            "optim": {"lr": 3.0e-4, "warmup_steps": 100}, "sample": {"steps": 16, "solver": "heun", "guidance": 2.0},
-            "train": {"steps": 1500, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 500,
-                      "sample_every": 500, "num_samples": 9, "ema_decay": 0.999},
+            "family": "flow", "model": {"preset": "demo-32x32x8"},
+            "data": DEMO_DATA, "condition": {"kind": "class", "dim": 64, "dropout": 0.1},
+            "optim": {"lr": 1.0e-3, "beta2": 0.95, "warmup_steps": 100, "decay_steps": 900},
+            "sample": {"steps": 16, "solver": "heun", "guidance": 2.0},
+            "train": {"steps": 3000, "batch_size": 16, "seed": 0, "log_every": 20, "ckpt_every": 1000,
+                      "sample_every": 1000, "num_samples": 9, "ema_decay": 0.999, "grad_clip": 1.0},
         }),
     # a projection discriminator plus an AC-GAN class head, so the shapes follow the label; instance
     # noise keeps D from winning outright before G has learnt anything

@@ -110,6 +110,8 @@ PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(width=32, depth=2, heads=2, mlp_ratio=2),
     # the demo's shapes (4 x 8 x 8 latents of 32x32x8 clips): 64 tokens of 2x2 cells
     "shapes-32x32x8": DiTConfig(width=192, depth=6, heads=6),
+    # the same latents on a CPU budget: more steps of a narrow DiT beat fewer of a wide one
+    "demo-32x32x8": DiTConfig(width=96, depth=4, heads=4),
     # 64x64x16 clips -> 4 x 16 x 16 latents -> 256 tokens
     "64x64x16": DiTConfig(width=384, depth=12, heads=6),
 }
