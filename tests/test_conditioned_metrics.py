@@ -251,3 +251,31 @@ def test_eval_text_and_predict_refuse_runs_that_cannot_take_them():
         videosynth("eval", "predict", FIXTURES / "videogan", "--num", 4))
     assert "needs a run trained with condition.kind: text" in one_line_error(
         videosynth("eval", "text", FIXTURES / "transformer", "--num", 4))
+
+
+class _RecordingPipe:
+    """A stand-in pipeline that returns each observed clip's first frame held, tagged with the label it got."""
+
+    def __init__(self, kind: str):
+        self.condition_kind, self.calls = kind, []
+
+    def __call__(self, n, seed=0, label=None, prime_video=None, batch_size=16, **options):
+        self.calls.append((n, label))
+        out = prime_video[:, :, :1].repeat(1, 1, 8, 1, 1).clone()
+        out[:, 0, -1] = -1.0 if label is None else float(label)  # the label, read back below
+        return out
+
+
+def test_a_class_conditional_run_continues_each_clip_under_its_own_class():
+    from videosynth.metrics.prediction import continued
+
+    observed = torch.rand(6, 3, 4, 8, 8)
+    labels = torch.tensor([2, 0, 2, 1, 0, 2])
+    pipe = _RecordingPipe("class")
+    out = continued(pipe, observed, labels, seed=0, options={})
+    assert pipe.calls == [(2, 0), (1, 1), (3, 2)]  # one call per class present: (clips, label)
+    assert torch.equal(out[:, 0, -1, 0, 0], labels.float())  # every clip continued under its own class
+    assert torch.equal(out[:, 1, 0], observed[:, 1, 0])  # ... and back in the clips' order
+    plain = _RecordingPipe("none")
+    assert torch.equal(continued(plain, observed, labels, seed=0, options={})[:, 0, -1, 0, 0], torch.full((6,), -1.0))
+    assert plain.calls == [(6, None)]

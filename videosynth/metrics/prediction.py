@@ -83,12 +83,30 @@ def prediction_scores(clips: torch.Tensor, truths: np.ndarray, labels: torch.Ten
     return out
 
 
+def continued(pipe, observed: torch.Tensor, labels: torch.Tensor, seed: int, options: dict) -> torch.Tensor:
+    """``pipe``'s continuations of ``observed [n, C, k, H, W]``; a class-conditional run continues each clip
+    under its own class (one call per class present, in the clips' order), as a user who knows what the
+    observed object is would ask -- any other label asks the model to change the object."""
+    if pipe.condition_kind != "class":
+        return pipe(len(observed), seed=seed, prime_video=observed, batch_size=len(observed), **options)
+    out = torch.empty(0)
+    for c in labels.unique().tolist():
+        rows = (labels == c).nonzero().flatten()
+        clips = pipe(len(rows), seed=seed + c, label=int(c), prime_video=observed[rows], batch_size=len(rows),
+                     **options)
+        if out.numel() == 0:
+            out = clips.new_zeros((len(observed), *clips.shape[1:]))
+        out[rows] = clips
+    return out
+
+
 def predict_protocol(pipe, num: int, seed: int, prime_frames: int | None = None, batch_size: int = 16,
                      options: dict | None = None, probe_path=None, probe_steps: int = 600, device: str = "cpu",
                      on_progress: Callable[[int], None] | None = None) -> dict:
     """Continuations by ``pipe`` (a run that takes ``prime_video``) of ``num`` val clips of its one-object
     built-in data, observed for ``prime_frames`` frames (default half the clip), scored on every side of
-    :data:`SIDES`. Batch ``i`` uses seed ``seed + start``. Returns ``{"metric", "scores": {side: ...},
+    :data:`SIDES`. Batch ``i`` uses seed ``seed + start`` (plus the class, for a class-conditional run:
+    :func:`continued`). Returns ``{"metric", "scores": {side: ...},
     "prime_frames", "frames", "probe", "protocol"}``.
 
     Raises:
@@ -117,7 +135,7 @@ def predict_protocol(pipe, num: int, seed: int, prime_frames: int | None = None,
     made = []
     for start in range(0, num, batch_size):
         part = real[start:start + batch_size, :, :k]  # (n, C, k, H, W): the observed frames
-        made.append(pipe(len(part), seed=seed + start, prime_video=part, batch_size=len(part), **options))
+        made.append(continued(pipe, part, labels[start:start + batch_size], seed + start, options))
         if on_progress is not None:
             on_progress(len(part))
     copied = torch.cat([real[:, :, :k], real[:, :, k - 1:k].expand(-1, -1, data.frames - k, -1, -1)], dim=2)
