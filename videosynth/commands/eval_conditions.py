@@ -130,17 +130,23 @@ def add_text(metrics) -> None:
     tx.set_defaults(func=json_folder_made(run_text))
 
 
-def run_text(args: argparse.Namespace) -> int:
-    """``eval text``: :func:`videosynth.metrics.text.text_protocol`, printed (and written as JSON)."""
+def _loaded_run(args: argparse.Namespace):
+    """The run of ``args.run`` on ``args.device`` once the common arguments are checked: ``(pipeline, device)``."""
     import videosynth
     from videosynth.device import select_device
-    from videosynth.metrics.text import ATTRIBUTES, SIDES, check_text_run, text_protocol
     from videosynth.pipelines.base import check_common
-    from videosynth.progress import progress_bar
 
     check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
     device = str(select_device(args.device))
-    pipe = videosynth.load(args.run, device=device)
+    return videosynth.load(args.run, device=device), device
+
+
+def run_text(args: argparse.Namespace) -> int:
+    """``eval text``: :func:`videosynth.metrics.text.text_protocol`, printed (and written as JSON)."""
+    from videosynth.metrics.text import ATTRIBUTES, SIDES, check_text_run, text_protocol
+    from videosynth.progress import progress_bar
+
+    pipe, device = _loaded_run(args)
     check_text_run(pipe, args.num)
     sets = 2 if pipe.data.holdout_combinations else 1
     with progress_bar(2 * sets * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
@@ -175,16 +181,11 @@ def add_predict(metrics) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """``eval predict``: :func:`videosynth.metrics.prediction.predict_protocol`, printed (and written as JSON)."""
-    import videosynth
-    from videosynth.device import select_device
     from videosynth.metrics.prediction import HORIZON, SIDES, predict_protocol
-    from videosynth.pipelines.base import check_common
     from videosynth.progress import progress_bar
     from videosynth.train.families import get_family
 
-    check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
-    device = str(select_device(args.device))
-    pipe = videosynth.load(args.run, device=device)
+    pipe, device = _loaded_run(args)
     if not get_family(pipe.family).can.prime:
         raise ConfigError(f"{args.run} is a {pipe.family} run, which does not continue observed frames; eval "
                           "predict needs a family that does (mocogan, transformer, maskgit, flow)")
