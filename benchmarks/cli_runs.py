@@ -66,7 +66,9 @@ class Budget:
     first timed for ``calib_seconds`` and its best log interval's rate (steps per second: the least
     disturbed one) is kept in ``rates`` (a dict the caller stores in its JSON); a run of ``s``
     seconds then trains ``rate x (s - STARTUP_S)`` steps. On an idle machine both spend the same;
-    a calibrated run's result does not depend on what else the machine ran meanwhile.
+    a calibrated run's result does not depend on what else the machine ran meanwhile. The timing
+    itself does: time each network once on an idle machine (the rates are kept, so a resumed
+    benchmark reuses them), or a busy one hands it too few steps.
     """
 
     def __init__(self, calibrated: bool, rates: dict, calib_dir: Path, calib_seconds: float = 40.0):
@@ -94,7 +96,7 @@ class Budget:
         if decay_share:
             optim["decay_steps"] = round(steps * decay_share)
         train(cfg, run_dir, MANY_SECONDS, seed, log, steps=steps)
-        return seconds if steps > 1 else STARTUP_S
+        return seconds
 
 
 def fresh(run: Path) -> Path:
