@@ -37,6 +37,17 @@ def _run_args(p: argparse.ArgumentParser, num: int) -> None:
     probe_args(p)
 
 
+def _loaded_run(args: argparse.Namespace):
+    """The run of ``args.run`` on ``args.device`` once the common arguments are checked: ``(pipeline, device)``."""
+    import videosynth
+    from videosynth.device import select_device
+    from videosynth.pipelines.base import check_common
+
+    check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
+    device = str(select_device(args.device))
+    return videosynth.load(args.run, device=device), device
+
+
 def _write_result(result: dict, args: argparse.Namespace, run: str) -> None:
     if args.json:
         from videosynth.metrics.protocol import jsonable
@@ -79,14 +90,11 @@ def add_sync(metrics) -> None:
 
 def run_sync(args: argparse.Namespace) -> int:
     """``eval sync``: :func:`videosynth.metrics.sync.sync_protocol`, printed (and written as JSON)."""
-    import videosynth
     from videosynth.metrics.protocol import jsonable
     from videosynth.metrics.sync import SYNC_SIDES, sync_protocol
-    from videosynth.pipelines.base import check_common
     from videosynth.progress import progress_bar
 
-    check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
-    pipe = videosynth.load(args.run, device=args.device)
+    pipe, _ = _loaded_run(args)
     if pipe.generates_sound:
         from videosynth.commands.eval_audio import run_joint_sync
 
@@ -128,17 +136,6 @@ def add_text(metrics) -> None:
     tx.add_argument("run", help="a run trained with condition.kind: text")
     _run_args(tx, DEFAULT_TEXT_NUM)
     tx.set_defaults(func=json_folder_made(run_text))
-
-
-def _loaded_run(args: argparse.Namespace):
-    """The run of ``args.run`` on ``args.device`` once the common arguments are checked: ``(pipeline, device)``."""
-    import videosynth
-    from videosynth.device import select_device
-    from videosynth.pipelines.base import check_common
-
-    check_common(cli=True, num=args.num, batch_size=args.batch_size, seed=args.seed)
-    device = str(select_device(args.device))
-    return videosynth.load(args.run, device=device), device
 
 
 def run_text(args: argparse.Namespace) -> int:
