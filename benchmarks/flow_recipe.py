@@ -72,28 +72,28 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
                          {}, None),
     "smaller-fast-decay": ("width 96, depth 4, 4 heads + fast + decay", RECIPE, {}, None),
     "w64-fast-decay": ("width 64, depth 4, 4 heads + fast + decay", {**RECIPE, "model.width": 64}, {}, None),
-    # the mechanisms of the flow issue at the small-fast recipe, with the scores they are for
+    # the mechanisms of the flow issue at the recipe, with the scores they are for
     "recipe-forcing": ("smaller-fast-decay with per-frame times (the forcing config); + long videos and priming",
                        RECIPE, {}, None),
-    "recipe-shortcut": ("smaller-fast-decay with the shortcut objective (the shortcut config); + 1, 2, 4 steps",
+    "recipe-shortcut": ("smaller-fast-decay with the shortcut objective (the shortcut config); + 1, 2, 4, 128 steps",
                         RECIPE, {}, None),
 }
 CONFIGS = {"recipe-forcing": FORCING, "recipe-shortcut": SHORTCUT}  # default: FLOW
 LONG = (24, 80)  # frames: 3x and 10x the training length (forcing runs)
-FEW_STEPS = (1, 2, 4)  # shortcut runs: Euler steps
+FEW_STEPS = (1, 2, 4, 128)  # shortcut runs: Euler steps; 128 = its smallest step, the instantaneous velocity
 
 
-def tokenizer_key(variant: str, share: float) -> str:
-    _, _, tok_changes, tok_share = VARIANTS[variant]
+def tokenizer_key(seed: int, share: float, tok_changes: dict) -> str:
+    """What makes two variants' tokenizers the same run: seed, share of the budget, config changes."""
     changes = ",".join(f"{k}={v}" for k, v in sorted(tok_changes.items()))
-    return f"share={tok_share if tok_share is not None else share}" + (f",{changes}" if changes else "")
+    return f"seed={seed},share={share}" + (f",{changes}" if changes else "")
 
 
 def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Path) -> dict:
     """Train (the tokenizer if no variant before trained the same one) and judge one variant at one seed."""
     _, changes, tok_changes, tok_share = VARIANTS[variant]
     share = tok_share if tok_share is not None else args.share
-    key = f"seed={seed},{tokenizer_key(variant, args.share)}"
+    key = tokenizer_key(seed, share, tok_changes)
     tokenizers, budget = state["tokenizers"], Budget(True, state["rates"], Path(args.out_dir), args.calib_seconds)
     if key not in tokenizers:
         tok = fresh(Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}")
