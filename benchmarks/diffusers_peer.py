@@ -120,6 +120,9 @@ TOKENIZER_CONFIG = ROOT / "configs" / "vqvae" / "shapes-kl-32x32x8.yaml"
 INSTALL = "pip install 'videosynth[bench]' (or pip install 'diffusers>=0.42')"
 
 SAMPLE_BATCH, SAMPLE_STEPS, GUIDANCE = 4, 16, 2.0
+# one round's measurement is the mean of this many calls: a single 45 ms training step varies by +-25 %
+# between calls on this CPU, a median of a few such single timings does not settle the ratio
+STEPS_PER_ROUND, SAMPLES_PER_ROUND = 10, 3
 TRAIN_TIMESTEPS = 1000  # diffusers' timestep = 1000 x noise level
 FF_MULT = 4  # the MLP width diffusers' FeedForward gives both transformers
 NORM_EPS = 1e-6  # our DiT's LayerNorm eps
@@ -435,8 +438,9 @@ def count_calls(module: nn.Module) -> list[int]:
     return calls
 
 
-def dit_step(model: str, setup: FlowSetup):
-    """``(one training step -> seconds, info)`` of ``model``: ``videosynth``, ``latte`` or ``cogvideox``."""
+def dit_step(model: str, setup: FlowSetup, repeat: int = STEPS_PER_ROUND):
+    """``(mean seconds of a training step over repeat steps, info)`` of ``model``: ``videosynth``, ``latte`` or
+    ``cogvideox``."""
     from videosynth.sampling.flow import path, sample_times
     from videosynth.train.objective import adam
 
@@ -464,18 +468,20 @@ def dit_step(model: str, setup: FlowSetup):
 
     def measure() -> float:
         start = time.perf_counter()
-        t = sample_times(b, loss_cfg.time_sampling, mean=loss_cfg.logit_mean, std=loss_cfg.logit_std)
-        loss = loss_fn(t, torch.randn_like(x1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return time.perf_counter() - start
+        for _ in range(repeat):
+            t = sample_times(b, loss_cfg.time_sampling, mean=loss_cfg.logit_mean, std=loss_cfg.logit_std)
+            loss = loss_fn(t, torch.randn_like(x1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return (time.perf_counter() - start) / repeat
 
-    return measure, {"params": sum(p.numel() for p in net.parameters()), "token_grid": grid, "layers": layers}
+    return measure, {"params": sum(p.numel() for p in net.parameters()), "token_grid": grid, "layers": layers,
+                     "steps_per_measurement": repeat}
 
 
-def sample(model: str, setup: FlowSetup, tiny: bool):
-    """``(one sampling call -> seconds, info)``: ``videosynth`` (our DiT + tokenizer) or a diffusers
+def sample(model: str, setup: FlowSetup, tiny: bool, repeat: int = SAMPLES_PER_ROUND):
+    """``(mean seconds of a sampling call over repeat calls, info)``: ``videosynth`` (our DiT + tokenizer) or a diffusers
     transformer (``latte``, ``cogvideox``) in :func:`sample_loop` with the CogVideoX VAE."""
     from videosynth.pipelines.flow import sample_flow
 
@@ -500,12 +506,14 @@ def sample(model: str, setup: FlowSetup, tiny: bool):
 
     def measure() -> float:
         start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
+        for _ in range(repeat):
+            run()
+        return (time.perf_counter() - start) / repeat
 
     params = sum(p.numel() for p in net.parameters()) + sum(p.numel() for p in decoder.parameters())
     return measure, {"params": params, "token_grid": grid, "model_evaluations": evaluations,
-                     "clip_shape": list(clip.shape[1:]), "finite": bool(torch.isfinite(clip).all())}
+                     "clip_shape": list(clip.shape[1:]), "finite": bool(torch.isfinite(clip).all()),
+                     "calls_per_measurement": repeat}
 
 
 def ae_quality(model: str, setup: FlowSetup, seconds: float, threads: int, train_clips: int, val_clips: int,

@@ -43,7 +43,8 @@ Needs diffusers installed (the ``bench`` extra); without it, one line says how t
 equalised. Measures: ``dit_step`` (one DiT training step against Latte and CogVideoX, batch of the
 flow config), ``sample`` (seconds per clip: 16 Euler steps with guidance 2 over the batch taken
 twice, then the decode, against the diffusers loop with Latte or CogVideoX and the CogVideoX
-VAE), ``ae_quality`` (our KL tokenizer against the CogVideoX VAE, each trained for
+VAE; a round's value for these two is the mean of 10 steps / 3 sampling calls, as single calls vary too
+much to settle a ratio), ``ae_quality`` (our KL tokenizer against the CogVideoX VAE, each trained for
 ``--ae-seconds`` of CPU time, then validation PSNR / SSIM). ``--tiny`` runs every phase at test
 sizes (a 32-wide DiT, batch 2, 2 sampling steps, 2 s of autoencoder training).
 
