@@ -14,6 +14,7 @@ from videosynth.conditioning.melcodec import MelCodec, spectral_convergence
 from videosynth.data import DataConfig, build_dataset
 from videosynth.errors import ConfigError
 from videosynth.metrics.sound import click_frames, pitch_track, truth_scores
+from videosynth.metrics.timbre import TimbreProbe, fit_on_data
 
 RATE, FPS = 8000, 8  # 1000 samples per video frame: small and quick
 
@@ -31,6 +32,24 @@ def soundtracks():
 
 def codec() -> MelCodec:
     return MelCodec(RATE, FPS, mels=64, fft=512, mels_per_frame=8)
+
+
+def test_the_timbre_probe_hears_each_clips_class_in_real_and_rebuilt_sound_and_not_in_anothers(soundtracks):
+    data = DataConfig(name="bouncing-shapes", frames=8, size=32, object_size=12, num_samples=400, audio=RATE)
+    probe = fit_on_data(data, 3, RATE, FPS, per_class=8)
+    val = build_dataset(data, "val")
+    items = [val[i] for i in range(24)]
+    sounds, labels = torch.stack([it["audio"] for it in items]), torch.stack([it["label"] for it in items])
+    assert len(set(labels.tolist())) == 3
+    heard = probe.predict(sounds)
+    assert (heard == labels).all()  # a sine, odd harmonics at 1/3, at 1/9: told apart whatever the pitch
+    assert (heard == labels.roll(1)).float().mean() < 0.6  # the next clip's class is not what this one sounds like
+    rebuilt = codec().decode(codec().encode(sounds))
+    assert (probe.predict(rebuilt) == labels).float().mean() >= 0.9  # the vocoder keeps the harmonics
+    silence = probe.predict(torch.zeros(1, sounds.shape[1]))
+    assert silence.shape == (1,)  # silence reads as no harmonics: a class, never an error
+    with pytest.raises(ConfigError, match="no sound of class 2"):
+        TimbreProbe.fit(sounds[labels < 2], labels[labels < 2], 3, RATE, FPS)
 
 
 def test_log_mel_frames_line_up_with_video_frames_a_click_shows_in_its_frames_first_mel_frame():

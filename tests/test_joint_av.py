@@ -173,8 +173,8 @@ def test_sample_makes_sound_for_a_given_video_and_a_video_for_a_given_wav(runs, 
 
 
 def test_eval_sync_on_a_joint_run_returns_the_three_scores_and_their_controls(runs, tmp_path, capsys):
-    code, printed, err = run_cli(["eval", "sync", runs["joint"], "--num", 2, "--json", tmp_path / "s.json",
-                                  "--spectrograms", tmp_path / "s.png", "--no-progress"], capsys)
+    code, printed, err = run_cli(["eval", "sync", runs["joint"], "--num", 3, "--json", tmp_path / "s.json",
+                                  "--spectrograms", tmp_path / "s.png", "--probe-steps", 2, "--no-progress"], capsys)
     assert code == 0, err
     assert (tmp_path / "s.png").stat().st_size > 1000  # real, made-for and generated sound side by side
     assert "video-to-audio" in printed and "audio-to-video" in printed and "shuffled" in printed
@@ -186,6 +186,10 @@ def test_eval_sync_on_a_joint_run_returns_the_three_scores_and_their_controls(ru
     assert scores["video_to_audio"]["real"]["bounce_f1"] == 1.0
     assert scores["video_to_audio"]["real"]["pitch_height_corr"] > 0.95
     assert all(k in scores["joint"]["generated"] for k in ("bounce_f1", "pitch_height_corr", "loudness_x_corr"))
+    # a class-conditional run: class-timbre on every side, with the timbre probe's ceiling on real sound
+    assert all("class_timbre" in side for mode in scores.values() for side in mode.values())
+    assert scores["video_to_audio"]["real"]["class_timbre"] == 1.0
+    assert all("class_accuracy" in side for side in scores["joint"].values()) and "class_timbre =" in printed
 
 
 def test_bad_joint_inputs_give_one_line_errors(runs, tmp_path, capsys):

@@ -10,6 +10,7 @@ a joint audio-video flow run (its data and its ``joint:`` representation). Examp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -120,9 +121,10 @@ JOINT_TITLES = {
 }
 
 
-def run_joint_sync(args: argparse.Namespace, pipe) -> int:
+def run_joint_sync(args: argparse.Namespace, pipe, device: str) -> int:
     """``eval sync`` on a joint audio-video run: :func:`videosynth.metrics.joint_sync.joint_sync_protocol`, printed
-    (and written as JSON)."""
+    (and written as JSON); a class-conditional run also gets the class-timbre scores (the class probe of
+    ``eval class-acc`` beside a timbre probe)."""
     from videosynth.metrics.audio_recon import spectrogram_figure
     from videosynth.metrics.joint_sync import JOINT_MODES, JOINT_SIDES, joint_sync_protocol
     from videosynth.metrics.protocol import jsonable
@@ -131,9 +133,16 @@ def run_joint_sync(args: argparse.Namespace, pipe) -> int:
 
     if args.spectrograms:
         check_suffix(args.spectrograms, "--spectrograms")
+    probe = None
+    if pipe.condition_kind == "class":
+        from videosynth.metrics.class_accuracy import class_probe
+
+        probe = class_probe(dataclasses.replace(pipe.data, classes=[]), pipe.class_names, device, args.probe,
+                            args.probe_steps)[0]
     with progress_bar(3 * args.num, f"sampling {args.run}", enabled=not args.no_progress) as bar:
         result, sounds = joint_sync_protocol(pipe, args.num, args.seed, args.tolerance, args.batch_size,
-                                             parse_options(args.option), on_progress=bar.update)
+                                             parse_options(args.option), on_progress=bar.update, probe=probe,
+                                             device=device)
     print(f"joint audio-video sync of {args.run} (step {pipe.step}); {args.num} val clips of {result['frames']} frames, "
           f"+-{args.tolerance} frame(s); bounce clicks, pitch = height, loudness = x")
     for mode in JOINT_MODES:
@@ -144,6 +153,10 @@ def run_joint_sync(args: argparse.Namespace, pipe) -> int:
             print(f"{key:22s}" + "".join(f"{scores[side].get(key, float('nan')):11.3f}" for side in sides))
     print("\nshuffled = each clip paired with the partner made for (or given with) the clip before it: a model "
           "whose streams ignore each other scores the same as generated / matched")
+    if probe is not None:
+        print("class_timbre = the class probe's class of the clip against the class its sound's timbre says (V->A: "
+              "the val clip's class; A->V: the val sound's); class_accuracy = the joint clip's class against the class "
+              "it was made for")
     if args.spectrograms:
         rows = [[(f"val clip {i}: real", sounds["real"][i]),
                  (f"made for val clip {i} (V->A)", sounds["video_to_audio"][i]),

@@ -85,6 +85,7 @@ def add_sync(metrics) -> None:
     sy.add_argument("--spectrograms", metavar="PNG", help="joint audio-video runs: also draw the log-mel spectrograms "
                                                           "of 3 val clips' real sound, the sound made for them and "
                                                           "generated clips' own sound here")
+    probe_args(sy)  # class-conditional joint runs: the class-timbre scores see each clip's class with it
     sy.set_defaults(func=json_folder_made(run_sync))
 
 
@@ -94,11 +95,11 @@ def run_sync(args: argparse.Namespace) -> int:
     from videosynth.metrics.sync import SYNC_SIDES, sync_protocol
     from videosynth.progress import progress_bar
 
-    pipe, _ = _loaded_run(args)
+    pipe, device = _loaded_run(args)
     if pipe.generates_sound:
         from videosynth.commands.eval_audio import run_joint_sync
 
-        return run_joint_sync(args, pipe)
+        return run_joint_sync(args, pipe, device)
     if args.spectrograms:
         raise ConfigError(f"--spectrograms draws the sound a joint audio-video run makes; {args.run} makes none")
     options = parse_options(args.option)

@@ -19,6 +19,14 @@ scored three ways on the val clips of the data it was trained on, each with a sh
 Clips of a class-conditional run are made with their val clip's class (joint clips cycle through
 the classes). Shuffled controls pair clip ``i`` with clip ``i - 1``'s partner: a model that ignores
 the other stream scores the same both ways.
+
+Given a class probe (a class-conditional run), each mode also scores **class-timbre**: the class
+the probe sees in a clip against the class a :class:`~videosynth.metrics.timbre.TimbreProbe` (fitted
+on the train split's real soundtracks) hears in its sound -- joint: the generated clip against its
+own generated sound; video-to-audio: the sound made for a val clip against that clip's class;
+audio-to-video: the clip made for a val sound against the sound's class -- each with the same
+shuffled control; ``real`` rows score the real clips and sounds (the probes' ceiling). Joint rows
+add ``class_accuracy``, the probe's class of each generated clip against the class it was made for.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import numpy as np
 import torch
 
 from videosynth.errors import ConfigError
+from videosynth.metrics.class_accuracy import probe_predictions
 from videosynth.metrics.sound import sound_events, truth_scores
 from videosynth.metrics.sync import check_request, sync_scores
 
@@ -70,13 +79,14 @@ def made_for(pipe, key: str, values: torch.Tensor, labels: torch.Tensor | None, 
 
 
 def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_size: int = 16,
-                        options: dict | None = None, on_progress: Callable[[int], None] | None = None
-                        ) -> tuple[dict, dict[str, torch.Tensor]]:
+                        options: dict | None = None, on_progress: Callable[[int], None] | None = None,
+                        probe=None, device: str = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
     """The three scores of the module docstring for a joint run (``pipe``, its pipeline) on ``num`` val clips.
 
     Returns ``({"metric": "joint-sync", "scores": {mode: {side: {score: value}}}, "frames", "protocol"}, sounds)``
     with ``sounds`` ``{"real", "joint", "video_to_audio"}`` -> ``float32 [num, S]`` (the val clips' own, the
-    generated clips', the ones made for the val clips), to listen to or draw.
+    generated clips', the ones made for the val clips), to listen to or draw. ``probe``: the class probe of
+    ``eval class-acc`` on ``device``; with it, a class-conditional run is also scored for class-timbre.
 
     Raises:
         ConfigError: fewer than 2 clips, a tolerance outside 0..8, a run that makes no sound, data other
@@ -103,9 +113,10 @@ def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_siz
     truths = [{k: ds.factors(i)[k][:, 0] for k in ("bounces", "pitch", "velocities", "loudness", "positions")}
               for i in range(num)]
     rate, fps = pipe.audio_rate, pipe.audio_fps
-    made = []
+    made, joint_labels = [], []
     for start in range(0, num, batch_size):  # joint: clips with their own sound, classes cycling
         made.append(pipe.with_sound(min(batch_size, num - start), seed=seed + start, batch_size=batch_size, **options))
+        joint_labels.append(torch.arange(made[-1].video.shape[0]) % max(len(pipe.class_names or []), 1))
         if on_progress is not None:
             on_progress(made[-1].video.shape[0])
     joint_video, joint_sound = (torch.cat([m[i] for m in made]) for i in (0, 1))
@@ -123,7 +134,41 @@ def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_siz
                            for side, v in (("real", real), ("matched", a2v_video),
                                            ("shuffled", a2v_video.roll(1, dims=0)))},
     }
+    if probe is not None and labels is not None:
+        from videosynth.metrics.timbre import fit_on_data
+
+        timbre = fit_on_data(data, len(pipe.class_names), rate, fps)
+        add_class_timbre(scores, {"real": timbre.predict(sound), "joint": timbre.predict(joint_sound),
+                                  "video_to_audio": timbre.predict(v2a_sound)},
+                         {"real": probe_predictions(probe, real, device),
+                          "joint": probe_predictions(probe, joint_video, device),
+                          "audio_to_video": probe_predictions(probe, a2v_video, device)},
+                         labels, torch.cat(joint_labels))
     protocol = {"step": pipe.step, "num": num, "seed": seed, "tolerance": tolerance, "split": "val",
-                "options": options, "data": dataclasses.asdict(data)}
+                "options": options, "data": dataclasses.asdict(data), "class_timbre": probe is not None}
     sounds = {"real": sound, "joint": joint_sound, "video_to_audio": v2a_sound}
     return {"metric": "joint-sync", "scores": scores, "frames": real.shape[2], "protocol": protocol}, sounds
+
+
+def add_class_timbre(scores: dict, heard: dict[str, torch.Tensor], seen: dict[str, torch.Tensor],
+                     labels: torch.Tensor, joint_labels: torch.Tensor) -> None:
+    """Add ``class_timbre`` to every side of ``scores`` (and ``class_accuracy`` to the joint sides) from the
+    classes ``heard`` in sounds (``real``, ``joint``, ``video_to_audio``) and ``seen`` in clips (``real``,
+    ``joint``, ``audio_to_video``), int64 ``[N]`` each; ``labels``: the val clips' classes, ``joint_labels``:
+    the classes the joint clips were made for. Shuffled sides pair clip ``i`` with partner ``i - 1``."""
+    def agree(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a == b).float().mean())
+
+    joint, v2a, a2v = scores["joint"], scores["video_to_audio"], scores["audio_to_video"]
+    joint["real"]["class_timbre"] = agree(seen["real"], heard["real"])
+    joint["generated"]["class_timbre"] = agree(seen["joint"], heard["joint"])
+    joint["shuffled"]["class_timbre"] = agree(seen["joint"], heard["joint"].roll(1))
+    joint["real"]["class_accuracy"] = agree(seen["real"], labels)
+    joint["generated"]["class_accuracy"] = agree(seen["joint"], joint_labels)
+    joint["shuffled"]["class_accuracy"] = agree(seen["joint"], joint_labels.roll(1))
+    for side, classes in (("real", heard["real"]), ("matched", heard["video_to_audio"]),
+                          ("shuffled", heard["video_to_audio"].roll(1))):
+        v2a[side]["class_timbre"] = agree(classes, labels)
+    for side, classes in (("real", seen["real"]), ("matched", seen["audio_to_video"]),
+                          ("shuffled", seen["audio_to_video"].roll(1))):
+        a2v[side]["class_timbre"] = agree(classes, labels)

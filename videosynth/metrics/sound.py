@@ -101,8 +101,9 @@ def _middles(x: torch.Tensor, per_frame: int, frames: int) -> tuple[torch.Tensor
     return x[starts[:, None] + torch.arange(n)[None]], n  # (T, n)
 
 
-def pitch_track(audio, rate: int, fps: float) -> np.ndarray:
-    """The tone's pitch at the start of every video frame (Hz), float ``[T]`` (see the module docstring)."""
+def middle_spectra(audio, rate: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(spectrum [T, F], freqs [F], log2 pitch [T])``: the magnitude spectrum of the middle half of every video
+    frame (zero-padded :data:`PITCH_ZERO_PAD` times) and the tone's pitch there (see the module docstring)."""
     x = _waveform(audio)
     per_frame, frames = _frames_in(x.shape[0], rate, fps)
     middles, n = _middles(x, per_frame, frames)
@@ -120,6 +121,13 @@ def pitch_track(audio, rate: int, fps: float) -> np.ndarray:
         curve = a - 2 * b + c
         offset = 0.5 * (a - c) / curve if curve < 0 else 0.0  # the parabola's vertex, within half a bin
         log_pitch[t] = np.log2(max((i + float(np.clip(offset, -0.5, 0.5))) * rate / size, 1e-6))
+    return spectrum, freqs, log_pitch
+
+
+def pitch_track(audio, rate: int, fps: float) -> np.ndarray:
+    """The tone's pitch at the start of every video frame (Hz), float ``[T]`` (see the module docstring)."""
+    log_pitch = middle_spectra(audio, rate, fps)[2]
+    frames = len(log_pitch)
     start = np.empty(frames)
     start[1:] = (log_pitch[1:] + log_pitch[:-1]) / 2
     start[0] = log_pitch[0] - (log_pitch[1] - log_pitch[0]) / 2 if frames > 1 else log_pitch[0]
