@@ -137,7 +137,7 @@ def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_siz
     if probe is not None and labels is not None:
         from videosynth.metrics.timbre import fit_on_data
 
-        timbre = fit_on_data(data, len(pipe.class_names), rate, fps)
+        timbre = fit_on_data(dataclasses.replace(data, classes=[]), len(pipe.class_names), rate, fps)  # every class
         add_class_timbre(scores, {"real": timbre.predict(sound), "joint": timbre.predict(joint_sound),
                                   "video_to_audio": timbre.predict(v2a_sound)},
                          {"real": probe_predictions(probe, real, device),
