@@ -72,6 +72,8 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
                          {}, None),
     "smaller-fast-decay": ("width 96, depth 4, 4 heads + fast + decay", RECIPE, {}, None),
     "w64-fast-decay": ("width 64, depth 4, 4 heads + fast + decay", {**RECIPE, "model.width": 64}, {}, None),
+    "recipe-tok25": ("smaller-fast-decay, tokenizer 25 % of the budget (more DiT steps)", RECIPE, {}, 0.25),
+    "recipe-ema99": ("smaller-fast-decay, EMA decay 0.99", {**RECIPE, "train.ema_decay": 0.99}, {}, None),
     # the mechanisms of the flow issue at the recipe, with the scores they are for
     "recipe-forcing": ("smaller-fast-decay with per-frame times (the forcing config); + long videos and priming",
                        RECIPE, {}, None),
