@@ -23,6 +23,7 @@ HARMONICS = (2, 3, 4, 5, 6, 7)  # read relative to the fundamental; the data's t
 HARMONIC_TOLERANCE = 0.03  # the peak is looked for this far (relative) around k * f0: pitch is read, not known
 RATIO_FLOOR = 1e-3  # of the fundamental's magnitude: an absent harmonic reads log(1e-3), not -inf
 FIT_CLIPS_PER_CLASS = 32
+SCAN_FACTOR = 10  # clips read per clip wanted before giving up on a class the split does not hold
 
 
 def timbre_features(audio, rate: int, fps: float) -> np.ndarray:
@@ -89,7 +90,7 @@ def fit_on_data(data, num_classes: int, rate: int, fps: float, per_class: int = 
 
     train = build_dataset(data, "train")
     sounds, labels, counts = [], [], [0] * num_classes
-    for i in range(len(train)):
+    for i in range(min(len(train), SCAN_FACTOR * per_class * num_classes)):  # a class the data lacks: not all of it
         item = train[i]
         k = int(item["label"])
         if 0 <= k < num_classes and counts[k] < per_class:
