@@ -275,6 +275,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=450.0, help="wall-clock seconds of training per family (default 450)")
     p.add_argument("--tokenizer-share", type=float, default=0.4, help="share of the budget for a tokenizer")
+    p.add_argument("--family-share", action="append", default=[], metavar="FAMILY=SHARE",
+                   help="a two-stage family's own tokenizer share, part of its recipe (e.g. flow=0.25; repeatable)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     p.add_argument("--flow-steps", type=int, nargs="+", default=[4, 8, 16, 32])
@@ -294,8 +296,17 @@ def main() -> int:
         return 0
     if not args.out_dir:
         raise SystemExit("--out-dir is required (the folder for the runs), unless --plot-only")
-    if not 0 < args.tokenizer_share < 1:
-        raise SystemExit("--tokenizer-share must be between 0 and 1")
+    shares = {fam: args.tokenizer_share for fam in FAMILIES}
+    for item in args.family_share:
+        fam, _, value = item.partition("=")
+        if fam not in FAMILIES:
+            raise SystemExit(f"--family-share {item}: the family must be one of {', '.join(FAMILIES)}")
+        try:
+            shares[fam] = float(value)
+        except ValueError:
+            raise SystemExit(f"--family-share {item}: the share must be a number, e.g. {fam}=0.25") from None
+    if not all(0 < v < 1 for v in shares.values()):
+        raise SystemExit("--tokenizer-share and --family-share must be between 0 and 1")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
@@ -318,8 +329,8 @@ def main() -> int:
                 continue
             where = out / f"seed{seed}"
             print(f"[seed {seed}] training {fam} for {args.budget:g} s ...", file=sys.stderr, flush=True)
-            result = {"family": fam, "seed": seed, **train_family(fam, where, args.budget, args.tokenizer_share, seed, log,
-                                                                  spend)}
+            result = {"family": fam, "seed": seed, "tokenizer_share": shares[fam],
+                      **train_family(fam, where, args.budget, shares[fam], seed, log, spend)}
             print(f"[seed {seed}] evaluating {fam} ({result['steps']}, {result['wall_s']:.0f} s) ...", file=sys.stderr,
                   flush=True)
             result["scores"] = evaluate(result, where / f"{fam}-eval", probe, args.flow_steps, args.maskgit_steps, log)
