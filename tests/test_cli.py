@@ -12,7 +12,8 @@ import pytest
 
 from videosynth.io import probe
 
-TINY_DEMO = ["--steps", "3", "--set", "train.batch_size=4", "--set", "data.num_samples=32",
+# the two-stage AR demo, as tiny (the default family is flow: test_the_default_demo_is_the_family_tables_leader)
+TINY_DEMO = ["--family", "transformer", "--steps", "3", "--set", "train.batch_size=4", "--set", "data.num_samples=32",
              "--set", "train.sample_every=0", "--set", "model.preset=tiny", "--tokenizer-steps", "2",
              "--tokenizer-set", "model.preset=tiny", "--tokenizer-set", "train.batch_size=4",
              "--tokenizer-set", "train.sample_every=0"]
@@ -59,6 +60,14 @@ def test_demo_writes_videos_per_class_and_a_loss_plot(demo_run):
     assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert str(out / "videos") in res.stdout
     assert (out / "checkpoints" / "step-000003" / "model.safetensors").is_file()
+
+
+def test_the_default_demo_is_the_family_tables_leader():
+    from videosynth.commands.demo import DEFAULT_FAMILY
+
+    assert DEFAULT_FAMILY == "flow"  # README, Families on equal compute: flow at or above AR on every median
+    res = videosynth("demo", "--help")
+    assert res.returncode == 0 and "default flow" in " ".join(res.stdout.split())
 
 
 def test_demo_refuses_to_overwrite_and_resumes(demo_run, tmp_path):
