@@ -5,8 +5,8 @@ The demo is the toolkit end to end on a laptop CPU in minutes: procedural white 
 grid of all classes, the loss plot and weight-free motion metrics.
 
 Which generator follows the family table (``benchmarks/families.py``, in the README): on this
-data and 450 s of a 2-core CPU, latent flow matching (a KL autoencoder + a DiT, the flow recipe
-with its tokenizer at a quarter of the budget) scored above the two-stage VQ-VAE + autoregressive
+data and 450 s of a 2-core CPU, latent flow matching (a KL autoencoder + a DiT, the flow recipe,
+its tokenizer given a quarter of the time) scored above the two-stage VQ-VAE + autoregressive
 Transformer on class accuracy, valid share, bounce correctness and FPD (medians of 2 seeds, one
 calibrated run), so it is the default; ``--family``
 trains another family's demo (``transformer``: the two-stage AR prior; ``videogan``: the 3D-conv
