@@ -23,6 +23,9 @@ and trains for its best measured rate x its seconds (``cli_runs.Budget``; the ra
 the JSON), so on an idle machine it spends what the wall-clock budget does, and a busy machine
 (another benchmark, a test run) no longer changes the results, only how long they take.
 
+``--config FAMILY=PATH`` trains a family (a two-stage family's second stage) from another config,
+recorded per run: a recipe ablation judged exactly as the table is.
+
 Families run interleaved per seed (``train.seed``; the data is the same). The table shows the
 median over seeds and writes everything to JSON after every run; ``--resume`` keeps the runs a
 JSON already holds (same budget) and trains only the missing (family, seed) pairs, so the table
@@ -36,6 +39,7 @@ JSON alone, so ``--plot-only`` redraws it without training anything.
     python benchmarks/families.py --budget 60 --seeds 0 --families flow --out-dir /tmp/fam-smoke
     python benchmarks/families.py --calibrated --families ar flow --out-dir /tmp/fam-cal --json fam-cal.json
     python benchmarks/families.py --families ar maskgit --out-dir /tmp/fam --json benchmarks/results/maskgit.json --resume
+    python benchmarks/families.py --calibrated --families mocogan --config mocogan=my-recipe.yaml --out-dir /tmp/fam-mine
     python benchmarks/families.py --plot-only --json benchmarks/results/families.json   # -> families.png
 """
 
@@ -61,24 +65,28 @@ LABELS = {"gan": "VideoGAN (GAN demo)", "mocogan": "MoCoGAN", "ar": "VQ-VAE + AR
 SPEED_CLIPS = 64
 
 
-def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path, spend: Budget) -> dict:
-    """Train one family within ``budget`` seconds (as ``spend`` spends them); returns the run directory and
-    steps made."""
+STAGE_CONFIGS = {  # family -> (its tokenizer's config or None, its (second-stage) config; None: the demo's)
+    "gan": (None, None),
+    "mocogan": (None, "configs/mocogan/demo-32x32x8.yaml"),
+    "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),
+    "maskgit": ("configs/vqvae/shapes-32x32x8.yaml", "configs/maskgit/shapes-32x32x8.yaml"),
+    "flow": ("configs/vqvae/shapes-kl-32x32x8.yaml", "configs/flow/shapes-32x32x8.yaml"),
+}
+
+
+def train_family(family: str, out: Path, budget: float, share: float, seed: int, log: Path, spend: Budget,
+                 config: str | None = None) -> dict:
+    """Train one family within ``budget`` seconds (as ``spend`` spends them), from ``config`` (its own
+    or its second stage's, default :data:`STAGE_CONFIGS`); returns the run directory and steps made."""
     from videosynth.commands.demo import DEMOS
 
-    if family == "gan":
-        run = fresh(out / "gan")
-        wall = spend.train(DEMOS["videogan"].config, run, budget, seed, log)
-        return {"run": str(run), "wall_s": wall, "steps": {"gan": last_step(run)}}
-    if family == "mocogan":
-        run = fresh(out / "mocogan")
-        wall = spend.train(config_of("configs/mocogan/demo-32x32x8.yaml"), run, budget, seed, log)
-        return {"run": str(run), "wall_s": wall, "steps": {"mocogan": last_step(run)}}
-    tok_cfg, stage_cfg = {
-        "ar": ("configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"),
-        "maskgit": ("configs/vqvae/shapes-32x32x8.yaml", "configs/maskgit/shapes-32x32x8.yaml"),
-        "flow": ("configs/vqvae/shapes-kl-32x32x8.yaml", "configs/flow/shapes-32x32x8.yaml"),
-    }[family]
+    tok_cfg, stage_cfg = STAGE_CONFIGS[family]
+    stage_cfg = config or stage_cfg
+    if tok_cfg is None:
+        run = fresh(out / family)
+        cfg = config_of(stage_cfg) if stage_cfg else DEMOS["videogan"].config
+        wall = spend.train(cfg, run, budget, seed, log)
+        return {"run": str(run), "wall_s": wall, "steps": {family: last_step(run)}}
     tok, run = fresh(out / f"{family}-tokenizer"), fresh(out / family)
     tok_wall = spend.train(config_of(tok_cfg), tok, budget * share, seed, log)
     stage_wall = spend.train(config_of(stage_cfg, tokenizer_run=str(tok)), run, budget - tok_wall, seed, log)
@@ -277,6 +285,9 @@ def main() -> int:
     p.add_argument("--tokenizer-share", type=float, default=0.4, help="share of the budget for a tokenizer")
     p.add_argument("--family-share", action="append", default=[], metavar="FAMILY=SHARE",
                    help="a two-stage family's own tokenizer share, part of its recipe (e.g. flow=0.25; repeatable)")
+    p.add_argument("--config", action="append", default=[], metavar="FAMILY=PATH",
+                   help="a family's config (a two-stage family's second stage) in place of its recipe's, recorded "
+                        "per run: a recipe ablation on the same judges (repeatable)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     p.add_argument("--flow-steps", type=int, nargs="+", default=[4, 8, 16, 32])
@@ -305,6 +316,14 @@ def main() -> int:
             shares[fam] = float(value)
         except ValueError:
             raise SystemExit(f"--family-share {item}: the share must be a number, e.g. {fam}=0.25") from None
+    configs = {}
+    for item in args.config:
+        fam, _, path = item.partition("=")
+        if fam not in FAMILIES or not path:
+            raise SystemExit(f"--config {item}: give FAMILY=PATH with FAMILY one of {', '.join(FAMILIES)}")
+        if not Path(path).is_file():
+            raise SystemExit(f"--config {item}: no such file {path}")
+        configs[fam] = str(Path(path).resolve())
     if not all(0 < v < 1 for v in shares.values()):
         raise SystemExit("--tokenizer-share and --family-share must be between 0 and 1")
     out = Path(args.out_dir)
@@ -330,7 +349,8 @@ def main() -> int:
             where = out / f"seed{seed}"
             print(f"[seed {seed}] training {fam} for {args.budget:g} s ...", file=sys.stderr, flush=True)
             result = {"family": fam, "seed": seed, "tokenizer_share": shares[fam],
-                      **train_family(fam, where, args.budget, shares[fam], seed, log, spend)}
+                      "config": configs.get(fam) or STAGE_CONFIGS[fam][1] or "the demo's",
+                      **train_family(fam, where, args.budget, shares[fam], seed, log, spend, configs.get(fam))}
             print(f"[seed {seed}] evaluating {fam} ({result['steps']}, {result['wall_s']:.0f} s) ...", file=sys.stderr,
                   flush=True)
             result["scores"] = evaluate(result, where / f"{fam}-eval", probe, args.flow_steps, args.maskgit_steps, log)

@@ -30,7 +30,10 @@ same), and the table shows medians.
 
 ``--calibrated`` spends every budget as steps at the network's rate timed once on this machine
 (``cli_runs.Budget``, the rates kept in the JSON) instead of wall-clock, so a sitting on a busy
-machine gives the results an idle one would, only later.
+machine gives the results an idle one would, only later. Every network of the sitting's cells is
+timed first, together (a two-stage cell's prior on a tokenizer trained for a few steps: its rate
+does not depend on the tokenizer's weights); keep the machine idle until the line "every network
+timed" (``--calibrate-only`` stops there), then the rest may share it.
 
 Cells are independent: ``--cells transformer:class flow:text`` runs some, ``--resume`` keeps every
 (cell, seed) the JSON already holds (same budget) and trains only the rest, so the matrix can be
@@ -58,7 +61,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_runs import Budget, config_of, figure_for, last_step, median, read_results, train, videosynth  # noqa: E402
+from cli_runs import (Budget, MANY_SECONDS, config_of, figure_for, fresh, last_step, median, read_results,  # noqa: E402
+                      train, videosynth)
 
 CONDITIONS = ("class", "text", "sound", "prime", "long")
 TITLES = {"class": "class", "text": "text (held-out)", "sound": "sound", "prime": "first frames", "long": "long (10x)"}
@@ -279,6 +283,32 @@ def score_cell(cond: str, run: str, data: dict, scale: Scale, args, where: Path,
     return {"score": last["fake"], "control": last["real"], "detail": per_length}
 
 
+CALIBRATION_TOKENIZER_STEPS = 2  # enough for a prior's latents or tokens to have their shape
+
+
+def calibrate(cells: list[str], scale: Scale, configs: dict, args, state: dict, json_path: str | None) -> None:
+    """Time every network of ``cells`` (kept in ``state["rates"]``) before any cell trains, so that
+    only this first part of a calibrated sitting needs an idle machine."""
+    out = Path(args.out_dir)
+    log = out / "commands.log"
+    budget = Budget(True, args.rates, out / "calibrate")
+    for cell in cells:
+        cfg, tok_cfg = cell_config(*cell.split(":"), scale, configs)
+        if tok_cfg is not None:
+            tok_run = out / "calibrate" / f"tokenizer-{digest(tok_cfg)}"
+            if not (tok_run.parent / f"{tok_run.name}.trained.json").is_file():
+                budget.rate(tok_cfg, log)
+                train(tok_cfg, fresh(tok_run), MANY_SECONDS, 0, log, steps=CALIBRATION_TOKENIZER_STEPS)
+                (tok_run.parent / f"{tok_run.name}.trained.json").write_text("{}")
+            cfg["tokenizer_run"] = str(tok_run)
+        budget.rate(cfg, log)
+        if json_path:  # timings survive an interrupted sitting
+            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_path).write_text(json.dumps(state, indent=1))
+    print(f"every network timed ({len(args.rates)} rates); the machine may now be shared", file=sys.stderr,
+          flush=True)
+
+
 def run_cell(cell: str, seed: int, scale: Scale, configs: dict, args, state: dict) -> dict:
     family, cond = cell.split(":")
     out = Path(args.out_dir)
@@ -393,6 +423,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calibrated", action="store_true",
                    help="spend each budget as steps at the network's calibrated idle rate (cli_runs.Budget): results "
                         "that do not depend on what else the machine runs")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="with --calibrated: time every network of the cells, then stop (on an idle machine)")
     p.add_argument("--resume", action="store_true", help="keep the (cell, seed) results --json already holds")
     p.add_argument("--out-dir", help="folder for the runs, configs, probes, logs (required unless --plot-only)")
     p.add_argument("--json", help="write the results here (with --plot-only: read them from here)")
@@ -436,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     state = load_state(args, scale)
     args.rates = state["rates"]  # calibrated step rates, filled as networks are first timed
     configs = configs_of()
+    if args.calibrate_only and not args.calibrated:
+        raise SystemExit("--calibrate-only times networks for --calibrated; add --calibrated")
+    if args.calibrated:
+        calibrate(cells, scale, configs, args, state, args.json)
+        if args.calibrate_only:
+            return 0
     for seed in args.seeds:
         for cell in cells:
             if any(r["cell"] == cell and r["seed"] == seed for r in state["results"]):

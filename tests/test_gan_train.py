@@ -210,3 +210,38 @@ def test_acgan_needs_class_condition(tmp_path):
         train(_cfg(loss=GANLossConfig(aux_class_weight=1.0)), GANObjective, tmp_path, TinyVideos(), progress=False)
     with pytest.raises(ConfigError, match="did you mean 'cutout'"):
         train(_cfg(loss=GANLossConfig(diffaug="cutot")), GANObjective, tmp_path / "b", TinyVideos(), progress=False)
+
+
+@pytest.mark.parametrize("family", ["videogan", "mocogan"])
+def test_optim_decay_steps_takes_every_gan_rate_to_zero_over_the_last_steps(family):
+    """``optim.decay_steps``: each network keeps its own configured rate, then all of them follow one
+    half cosine to 0 over the last steps of ``train.steps`` (so the pair stops where it stands)."""
+    from torch.utils.data import DataLoader
+
+    from videosynth.train.context import Context
+    from videosynth.train.families import get_family, tiny_config
+    from videosynth.train.objective import warmup_lr
+    from videosynth.train.run import resolve_config
+
+    steps, decay = 6, 3
+    raw = tiny_config(family, "plain")
+    raw["optim"] = {"decay_steps": decay, **({"lr_g": 1e-3, "lr_d": 3e-4} if family == "videogan" else
+                                           {"lr_g": 1e-3, "lr_d_image": 1e-4, "lr_d_video": 3e-4})}
+    raw["train"] = {"batch_size": 4, "seed": 0, "steps": steps}
+    objective_cls = get_family(family).objective
+    cfg = resolve_config(raw)
+    data = objective_cls.build_dataset(cfg, "train")
+    cfg = objective_cls.prepare_config(cfg, data)
+    objective = objective_cls(cfg, Context(cfg.train, torch.device("cpu"), None, data))
+    base = objective.base_rates()
+    assert set(base) == set(objective.optimizers()) and len(set(base.values())) == len(base)  # each its own
+    batches = list(DataLoader(data, batch_size=4, drop_last=True))
+    seen = []
+    for step in range(steps):
+        objective.train_step(batches[step % len(batches)], step)
+        seen.append({name: opt.param_groups[0]["lr"] for name, opt in objective.optimizers().items()})
+    for step, rates in enumerate(seen):
+        for name, lr in rates.items():
+            assert lr == pytest.approx(warmup_lr(base[name], 0, step, decay, steps))
+    assert all(r == base for r in seen[:steps - decay])  # the configured rates until the decay starts
+    assert all(lr == pytest.approx(0.0, abs=1e-12) for lr in seen[-1].values())  # and 0 at the last step

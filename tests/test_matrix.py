@@ -78,3 +78,28 @@ def test_matrix_resumes_from_its_json_without_retraining_finished_cells(tmp_path
     assert (tmp_path / "matrix.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit, match="budget_s"):
         bench.main([*common[:-4], "--budget", "2", "--out-dir", str(out), "--json", str(js), "--resume"])
+
+
+@pytest.mark.slow
+def test_a_calibrated_sitting_times_every_network_first_and_a_resumed_one_reuses_the_rates(tmp_path, monkeypatch):
+    import functools
+
+    bench = _matrix()
+    monkeypatch.setattr(bench, "Budget", functools.partial(bench.Budget, calib_seconds=1.0))
+    out, js = tmp_path / "mx", tmp_path / "matrix.json"
+    common = ["--scale", "tiny", "--seeds", "0", "--budget", "1", "--tokenizer-budget", "1", "--calibrated",
+              "--out-dir", str(out), "--json", str(js), "--cells", "flow:class"]
+    with pytest.raises(SystemExit, match="--calibrated"):
+        bench.main([*common[:8], *common[9:], "--calibrate-only"])  # timing is for calibrated sittings only
+    assert bench.main([*common, "--calibrate-only"]) == 0
+    timed = json.loads(js.read_text())
+    assert len(timed["rates"]) == 2 and all(r > 0 for r in timed["rates"].values())  # the tokenizer and the DiT
+    assert timed["results"] == [] and not (out / "seed0").exists()  # nothing trained for the matrix yet
+    log = (out / "commands.log").read_text()
+    assert log.count("calibrate") and not list(out.glob("tokenizers/*"))
+    assert bench.main([*common, "--resume"]) == 0
+    done = json.loads(js.read_text())
+    assert done["rates"] == timed["rates"] and [r["cell"] for r in done["results"]] == ["flow:class"]
+    later = (out / "commands.log").read_text()[len(log):]
+    assert "calibrate-" not in later  # every rate reused: nothing timed again
+    assert done["results"][0]["steps"] == 1  # 1 s of budget, less start-up: the minimum step

@@ -354,3 +354,26 @@ def test_family_figure_is_drawn_from_the_json_alone(tmp_path):
     seconds = axes[[k for k, *_ in bench.FIGURE_PANELS].index("sec_per_clip")]
     assert seconds.get_yscale() == "log"  # 0.001 .. 0.2 s: more than two decades
     assert [line.get_label() for line in axes[-1].get_lines()] == ["euler", "heun"]
+
+
+@pytest.mark.parametrize("flag,needle", [
+    (["--config", "mocogan"], "--config mocogan: give FAMILY=PATH"),
+    (["--config", "videogan=configs/mocogan/demo-32x32x8.yaml"], "FAMILY one of gan, mocogan"),
+    (["--config", "mocogan=missing.yaml"], "no such file missing.yaml"),
+    (["--family-share", "flow=half"], "the share must be a number"),
+    (["--family-share", "flow=1.5"], "between 0 and 1"),
+])
+def test_family_benchmark_names_a_wrong_recipe_option_in_one_line_before_training(tmp_path, flag, needle):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "families.py"), *flag, "--out-dir",
+                          str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert res.returncode != 0 and needle in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+def test_every_recipe_the_family_benchmark_trains_exists():
+    bench = _benchmark()
+    for fam, (tokenizer, stage) in bench.STAGE_CONFIGS.items():
+        assert fam in bench.FAMILIES
+        for path in (tokenizer, stage):
+            assert path is None or (ROOT / path).is_file(), path

@@ -87,6 +87,7 @@ class GANOptimConfig:
     lr_d: float = checked(2e-4, positive())
     beta1: float = checked(0.5, in_range(0, 1, high_open=True))
     beta2: float = checked(0.999, in_range(0, 1, high_open=True))
+    decay_steps: int = checked(0, at_least(0))  # both rates: cosine to 0 over the last steps of train.steps
 
 
 @dataclass
@@ -157,6 +158,9 @@ class GANObjective(GANObjectiveBase):
     def optimizers(self):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
+    def base_rates(self) -> dict[str, float]:
+        return {"generator": self.cfg.optim.lr_g, "discriminator": self.cfg.optim.lr_d}
+
     @property
     def noise_dim(self) -> int:
         return self.model_cfg.z_dim
@@ -205,6 +209,7 @@ class GANObjective(GANObjectiveBase):
         sound = {"audio": batch["audio"]} if self.model_cfg.audio_dim else {}  # (B, S): fakes are made for it
         metrics: dict = {}
         std = self.noise_std(step)
+        self.decay_rates(step)
 
         # ---- discriminator: n_critic updates on this batch, fresh noise each ----------------
         # The last critic update's fakes are generated with grad and reused by the generator

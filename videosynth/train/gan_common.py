@@ -20,7 +20,7 @@ from videosynth.errors import ConfigError, DataError
 from videosynth.losses import add_instance_noise, annealed_noise_std
 from videosynth.models.conditioned import Conditioned
 from videosynth.sampling.gan import standing_labels, standing_statistics
-from videosynth.train.objective import Objective
+from videosynth.train.objective import Objective, warmup_lr
 
 
 def class_loss(logits: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
@@ -101,6 +101,24 @@ class GANObjectiveBase(Objective):
         finally:
             for p in self.d_params:
                 p.requires_grad_(True)
+
+    def base_rates(self) -> dict[str, float]:
+        """Each optimiser's configured learning rate, by the name :meth:`optimizers` gives it."""
+        raise NotImplementedError
+
+    def decay_rates(self, step: int) -> None:
+        """Every optimiser's rate at ``step``: its configured rate, then a cosine to 0 over the last
+        ``optim.decay_steps`` of ``train.steps``. A GAN's discriminator and generator keep chasing
+        each other at a constant rate, so where a run stops its samples can be mid-swing; the decay
+        lets the pair settle. A function of the step alone, so a resumed run gets the same rates."""
+        decay = self.cfg.optim.decay_steps
+        if decay <= 0:
+            return
+        factor = warmup_lr(1.0, 0, step, decay, self.cfg.train.steps)
+        base = self.base_rates()
+        for name, opt in self.optimizers().items():
+            for group in opt.param_groups:
+                group["lr"] = base[name] * factor
 
     def noise_std(self, step: int) -> float:
         """Instance-noise std at ``step``: linear from ``loss.instance_noise`` to 0."""

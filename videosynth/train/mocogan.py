@@ -93,6 +93,7 @@ class MoCoGANOptimConfig:
     beta1: float = checked(PAPER_BETA1, in_range(0, 1, high_open=True))
     beta2: float = checked(0.999, in_range(0, 1, high_open=True))
     weight_decay: float = checked(PAPER_WEIGHT_DECAY, at_least(0))
+    decay_steps: int = checked(0, at_least(0))  # all three rates: cosine to 0 over the last steps of train.steps
 
 
 @dataclass
@@ -168,6 +169,10 @@ class MoCoGANObjective(GANObjectiveBase):
     def optimizers(self):
         return {"generator": self.opt_g, "image_discriminator": self.opt_di, "video_discriminator": self.opt_dv}
 
+    def base_rates(self) -> dict[str, float]:
+        ocfg = self.cfg.optim
+        return {"generator": ocfg.lr_g, "image_discriminator": ocfg.lr_d_image, "video_discriminator": ocfg.lr_d_video}
+
     @property
     def noise_dim(self) -> int:
         return self.model_cfg.content_dim
@@ -189,6 +194,7 @@ class MoCoGANObjective(GANObjectiveBase):
         real, labels = batch["video"], batch["label"]  # (B, C, T, H, W), (B,)
         b, k = real.shape[0], self.cfg.loss.image_frames
         std = self.noise_std(step)
+        self.decay_rates(step)
         action = unwrap(self.G).net.sample_actions(b)  # (B,) uniform action codes, or None
         # the sound of the real clips drives the fakes; each frame is judged with the sound under it
         cond = {"labels": labels, "captions": batch["caption"], **({"audio": batch["audio"]} if self.audio else {})}
