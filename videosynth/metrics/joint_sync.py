@@ -116,7 +116,7 @@ def joint_sync_protocol(pipe, num: int, seed: int, tolerance: int = 1, batch_siz
     made, joint_labels = [], []
     for start in range(0, num, batch_size):  # joint: clips with their own sound, classes cycling
         made.append(pipe.with_sound(min(batch_size, num - start), seed=seed + start, batch_size=batch_size, **options))
-        joint_labels.append(torch.arange(made[-1].video.shape[0]) % max(len(pipe.class_names or []), 1))
+        joint_labels.append(pipe.cycled_labels(0, made[-1].video.shape[0]))  # each call's draw starts the cycle
         if on_progress is not None:
             on_progress(made[-1].video.shape[0])
     joint_video, joint_sound = (torch.cat([m[i] for m in made]) for i in (0, 1))

@@ -356,16 +356,19 @@ class Pipeline:
             batch_size = num  # a grid is one joint draw; it cannot be split into chunks
         return self._stream(make, num, seed, label_id, text, frames, ema, batch_size, options, sound)
 
+    def cycled_labels(self, start: int, n: int) -> torch.Tensor:
+        """The classes of clips ``start .. start + n`` of a draw given no label: every class in turn."""
+        return (torch.arange(start, start + n) % max(len(self.class_names), 1)).long()
+
     def _stream(self, make, num, seed, label_id, text, frames, ema, batch_size, options, sound=None) -> Iterator:
         g = torch.Generator().manual_seed(int(seed))
-        n_classes = len(self.class_names)
         with torch.inference_mode():
             for start in range(0, num, batch_size):
                 n = min(batch_size, num - start)
                 labels = captions = None
                 if self.condition_kind == "class":
-                    ids = [label_id if label_id is not None else (start + i) % max(n_classes, 1) for i in range(n)]
-                    labels = torch.tensor(ids, dtype=torch.long)
+                    labels = (self.cycled_labels(start, n) if label_id is None else
+                              torch.full((n,), label_id, dtype=torch.long))
                 elif isinstance(text, (list, tuple)):
                     captions = list(text[start:start + n])
                 elif text is not None:

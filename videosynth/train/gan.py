@@ -41,7 +41,6 @@ from videosynth.losses import (
     get_gan_loss,
     gradient_norm_penalty,
     interpolates,
-    r1_penalty,
 )
 from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
 from videosynth.models.videogan import PRESETS, VideoGANConfig, build_modules
@@ -172,13 +171,12 @@ class GANObjective(GANObjectiveBase):
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, labels, captions, sound=None) -> dict:
         """The whole D loss of one critic update, from one discriminator forward.
 
-        ``real`` / ``fake`` ``(B, C, T, H, W)`` as the discriminator sees them. Returns ``loss``
+        ``real`` / ``fake`` ``(B, C, T, H, W)`` as the discriminator sees them (``real`` from
+        :meth:`real_d_input`, so R1 can differentiate by it). Returns ``loss``
         (float32 scalar) and the detached terms ``d_real``, ``d_fake`` (means), ``gp``, ``r1``,
         ``aux_class_real``.
         """
         lcfg = self.loss_cfg
-        if lcfg.r1_gamma > 0:
-            real = real.detach().requires_grad_(True)
         inputs = [real, fake.detach()]
         if lcfg.gp_weight > 0:
             inputs.append(interpolates(real, fake))  # (B, C, T, H, W) with grad, for WGAN-GP
@@ -195,8 +193,8 @@ class GANObjective(GANObjectiveBase):
             gp = gradient_norm_penalty(judged[2][0], inputs[2], weight=lcfg.gp_weight)
             loss = loss + gp
             out["gp"] = gp.detach()
-        if lcfg.r1_gamma > 0:
-            r1 = r1_penalty(d_real, real, gamma=lcfg.r1_gamma)
+        r1 = self.r1(d_real, real)
+        if r1 is not None:
             loss = loss + r1
             out["r1"] = r1.detach()
         out["loss"] = loss
@@ -219,7 +217,7 @@ class GANObjective(GANObjectiveBase):
             with torch.set_grad_enabled(last), self.ctx.autocast():
                 parts = self.G(self._noise(n), labels=labels, captions=captions, return_parts=True, **sound)
             with self.ctx.autocast():
-                d_out = self.discriminator_loss(self.d_input(real, std),
+                d_out = self.discriminator_loss(self.real_d_input(real, std),
                                                 self.d_input(parts["video"].detach().float(), std), labels, captions,
                                                 sound)
             grad_d = self.ctx.backward_step(d_out["loss"], self.opt_d, self.D, name="discriminator")

@@ -17,7 +17,7 @@ from torch import nn
 
 from videosynth.augment import diff_augment
 from videosynth.errors import ConfigError, DataError
-from videosynth.losses import add_instance_noise, annealed_noise_std
+from videosynth.losses import add_instance_noise, annealed_noise_std, r1_penalty
 from videosynth.models.conditioned import Conditioned
 from videosynth.sampling.gan import standing_labels, standing_statistics
 from videosynth.train.objective import Objective, warmup_lr
@@ -101,6 +101,18 @@ class GANObjectiveBase(Objective):
         finally:
             for p in self.d_params:
                 p.requires_grad_(True)
+
+    def real_d_input(self, real: torch.Tensor, std: float) -> torch.Tensor:
+        """Real clips or frames as a discriminator sees them (:meth:`d_input`); with ``loss.r1_gamma``
+        a leaf that records its gradient, which the R1 penalty differentiates D's output by."""
+        x = self.d_input(real, std)
+        return x.detach().requires_grad_(True) if self.cfg.loss.r1_gamma > 0 else x
+
+    def r1(self, d_real: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor | None:
+        """R1 (Mescheder et al. 2018) of ``d_real`` at ``real_in`` (from :meth:`real_d_input`);
+        None when ``loss.r1_gamma`` is 0."""
+        gamma = self.cfg.loss.r1_gamma
+        return r1_penalty(d_real, real_in, gamma=gamma) if gamma > 0 else None
 
     def base_rates(self) -> dict[str, float]:
         """Each optimiser's configured learning rate, by the name :meth:`optimizers` gives it."""

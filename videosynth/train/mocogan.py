@@ -44,7 +44,7 @@ from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
-from videosynth.losses import get_gan_loss, r1_penalty
+from videosynth.losses import get_gan_loss
 from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
 from videosynth.models.mocogan import PRESETS, MoCoGANConfig, build_modules, frame_picks, sample_frames
 from videosynth.sampling.gan import sample_mocogan
@@ -180,13 +180,9 @@ class MoCoGANObjective(GANObjectiveBase):
     def _category_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return class_loss(logits, target, self.model_cfg.num_actions)
 
-    def _real_input(self, real: torch.Tensor, std: float) -> torch.Tensor:
-        """Real frames / clips as a discriminator sees them; differentiable for the R1 penalty when it is on."""
-        x = self.d_input(real, std)
-        return x.detach().requires_grad_(True) if self.cfg.loss.r1_gamma > 0 else x
-
     def _r1(self, d_real: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor | float:
-        return r1_penalty(d_real, real_in, gamma=self.cfg.loss.r1_gamma) if self.cfg.loss.r1_gamma > 0 else 0.0
+        r1 = self.r1(d_real, real_in)
+        return 0.0 if r1 is None else r1
 
     # ---- one step ------------------------------------------------------------------------
 
@@ -221,7 +217,7 @@ class MoCoGANObjective(GANObjectiveBase):
         """One update of D_I on single frames (+ the AC-GAN class loss on real frames)."""
         lcfg, cond = self.cfg.loss, dict(frame_cond)
         frame_labels = cond.pop("frame_labels")
-        real_in = self._real_input(real_frames, std)
+        real_in = self.real_d_input(real_frames, std)
         with self.ctx.autocast():
             (d_real, class_real), (d_fake, _) = self.D_I(real_in, self.d_input(fake_frames.detach(), std),
                                                         **cond)  # (B*k,), (B*k, K) | None each
@@ -238,7 +234,7 @@ class MoCoGANObjective(GANObjectiveBase):
     def _video_d_step(self, real, fake, cond: dict, action, std: float) -> dict:
         """One update of D_V on whole clips (+ the action category loss)."""
         lcfg = self.cfg.loss
-        real_in = self._real_input(real, std)
+        real_in = self.real_d_input(real, std)
         with self.ctx.autocast():
             (d_real, cat_real), (d_fake, cat_fake) = self.D_V(real_in, self.d_input(fake.detach(), std),
                                                               **cond)  # (B,), (B, A) | None
