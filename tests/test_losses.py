@@ -16,6 +16,7 @@ from videosynth.losses import (
     get_gan_loss,
     gradient_norm_penalty,
     interpolates,
+    mode_seeking_loss,
     r1_penalty,
 )
 
@@ -188,3 +189,25 @@ def test_lpips_metric_and_loss_share_one_network(tmp_path, monkeypatch):
     assert per_video.mean().item() == pytest.approx(PerceptualLoss()(x, y).item(), rel=1e-5)
     # an explicit folder works too, and identical clips are at distance 0
     assert lpips_distance(x, x, tmp_path).abs().max().item() == 0.0
+
+
+def test_mode_seeking_charges_a_generator_that_ignores_its_noise_within_a_class():
+    """One clip per class (the collapse MSGAN targets) costs far more than varied clips; only pairs of
+    one class count, a batch without such a pair costs 0, and the gradient pushes the pair apart."""
+    g = torch.Generator().manual_seed(0)
+    per_class = torch.rand(2, 3, 4, 8, 8, generator=g) * 2 - 1
+    labels = torch.tensor([0, 1, 0, 1])
+    collapsed = per_class[labels] + 1e-3 * torch.randn(4, 3, 4, 8, 8, generator=g)  # noise changes nothing
+    varied = torch.rand(4, 3, 4, 8, 8, generator=g) * 2 - 1
+    assert mode_seeking_loss(collapsed, labels) > 100 * mode_seeking_loss(varied, labels)
+    assert mode_seeking_loss(collapsed) < 10  # across classes the clips differ: every pair is not one class
+    assert mode_seeking_loss(varied, torch.tensor([0, 1, 2, 3])) == 0  # no two clips of one class
+    x = collapsed.clone().requires_grad_(True)
+    loss = mode_seeking_loss(x, labels)
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
+    stepped = (x - 1e-2 * x.grad).detach()
+    assert mode_seeking_loss(stepped, labels) < loss  # descending it separates the clips of one class
+    expected = 1 / ((collapsed[0] - collapsed[2]).abs().mean() / 2 + (collapsed[1] - collapsed[3]).abs().mean() / 2
+                    + 1e-5)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)

@@ -142,7 +142,26 @@ def r1_penalty(d_real: torch.Tensor, real: torch.Tensor, gamma: float = R1_GAMMA
     return gamma / 2 * grads.float().flatten(1).pow(2).sum(dim=1).mean()
 
 
-# ----------------------------------------------------------------------------- reconstruction
+MODE_SEEKING_EPS = 1e-5
+
+
+def mode_seeking_loss(fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Mode seeking (Mao et al. 2019, MSGAN): ``1 / (d + eps)``, ``d`` the mean absolute difference
+    between the generator's outputs for different noise under the same condition, so a generator
+    that makes one clip per class whatever its noise pays for it.
+
+    ``fake`` ``(B, ...)``; ``labels`` ``(B,)``: pairs of the same class only (None: every pair, for
+    conditions no two clips share). MSGAN divides by the codes' distance too; for independent
+    Gaussian codes that is nearly constant, so it is left out. A float32 scalar, 0 where the batch
+    holds no pair.
+    """
+    flat = fake.float().flatten(1)
+    dist = torch.cdist(flat[None], flat[None], p=1)[0] / flat.shape[1]  # (B, B) mean |a - b|
+    pairs = torch.ones_like(dist, dtype=torch.bool) if labels is None else labels[:, None] == labels[None, :]
+    pairs = torch.triu(pairs, diagonal=1).float()
+    count = pairs.sum()
+    mean = (dist * pairs).sum() / count.clamp_min(1)
+    return torch.where(count > 0, 1 / (mean + MODE_SEEKING_EPS), torch.zeros_like(mean))
 
 
 # ----------------------------------------------------------------------------- instance noise

@@ -91,7 +91,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                "rich": {"model": {"preset": "tiny-two-stream"},
                         "condition": {"kind": "class", "dim": 8, "dropout": 0.2},
                         "loss": {"kind": "wgan", "n_critic": 2, "gp_weight": 10.0, "mask_weight": 0.1,
-                                 "aux_class_weight": 1.0, "diffaug": "color,translation"}},
+                                 "aux_class_weight": 1.0, "diffaug": "color,translation", "mode_seeking": 0.1}},
                # text + sound: per-frame sound features bias the 3D stream; D judges clip and sound together
                "audio": {"model": {"preset": "tiny-two-stream"},
                          "condition": {"kind": "text", "dropout": 0.2, **TINY_SOUND}},
@@ -103,12 +103,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                "plain": {"model": {"preset": "tiny"}},
                "rich": {"model": {"preset": "tiny", "num_actions": 3},
                         "condition": {"kind": "text", "dim": 8, "dropout": 0.2},
-                        "loss": {"kind": "hinge", "instance_noise": 0.1, "instance_noise_steps": 4}},
+                        "loss": {"kind": "hinge", "instance_noise": 0.1, "instance_noise_steps": 4,
+                                 "mode_seeking": 0.1}},
                # class + sound: the sound drives the motion cell, both discriminators hear it; the
                # stabilisers (AC-GAN head on D_I, R1, DiffAugment, batch std) on the same run
                "audio": {"model": {"preset": "tiny", "d_batch_std": True},
                          "condition": {"kind": "class", "dropout": 0.2, **TINY_SOUND},
-                         "loss": {"aux_class_weight": 1.0, "r1_gamma": 1.0, "diffaug": "color,translation"}},
+                         "loss": {"aux_class_weight": 1.0, "r1_gamma": 1.0, "diffaug": "color,translation",
+                                  "mode_seeking": 0.1}},
            }),
     Family("vqvae", VQVAERunConfig, VQVAEObjective, TokenizerPipeline,
            "video VQ-VAE tokenizer, stage one of the two-stage model (VideoGPT)",

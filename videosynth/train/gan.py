@@ -62,6 +62,7 @@ class GANLossConfig:
     n_critic: int = checked(1, at_least(1))  # discriminator updates per generator update (5 for WGAN-GP)
     gp_weight: float = checked(0.0, at_least(0))  # WGAN-GP lambda (10 with kind "wgan"); 0 = off
     r1_gamma: float = checked(0.0, at_least(0))  # R1 penalty gamma on real data; 0 = off
+    mode_seeking: float = checked(0.0, at_least(0))  # weight of MSGAN's term against one clip per condition
     mask_weight: float = checked(0.0, at_least(0))  # L1 sparsity of the two-stream foreground mask (VGAN: 0.1)
     instance_noise: float = checked(0.0, at_least(0))  # std of Gaussian noise on every discriminator input at step 0
     instance_noise_steps: int = checked(0, at_least(0))  # anneal that std linearly to 0 over this many steps (0 = keep it)
@@ -239,6 +240,10 @@ class GANObjective(GANObjectiveBase):
                 aux = class_loss(class_fake, labels)
                 loss_g = loss_g + lcfg.aux_class_weight * aux
                 metrics["aux_class_fake"] = aux.detach()
+            seeking = self.mode_seeking(fake, labels)
+            if seeking is not None:
+                loss_g = loss_g + seeking
+                metrics["mode_seeking"] = seeking.detach()
             if lcfg.mask_weight > 0:
                 mask_l1 = parts["mask"].float().abs().mean()
                 loss_g = loss_g + lcfg.mask_weight * mask_l1

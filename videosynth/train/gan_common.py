@@ -17,7 +17,7 @@ from torch import nn
 
 from videosynth.augment import diff_augment
 from videosynth.errors import ConfigError, DataError
-from videosynth.losses import add_instance_noise, annealed_noise_std, r1_penalty
+from videosynth.losses import add_instance_noise, annealed_noise_std, mode_seeking_loss, r1_penalty
 from videosynth.models.conditioned import Conditioned
 from videosynth.sampling.gan import standing_labels, standing_statistics
 from videosynth.train.objective import Objective, warmup_lr
@@ -113,6 +113,14 @@ class GANObjectiveBase(Objective):
         None when ``loss.r1_gamma`` is 0."""
         gamma = self.cfg.loss.r1_gamma
         return r1_penalty(d_real, real_in, gamma=gamma) if gamma > 0 else None
+
+    def mode_seeking(self, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """``loss.mode_seeking`` x :func:`~videosynth.losses.mode_seeking_loss` of the generator's
+        clips (pairs of one class under a class condition); None when the weight is 0."""
+        weight = self.cfg.loss.mode_seeking
+        if weight <= 0:
+            return None
+        return weight * mode_seeking_loss(fake, labels if self.cfg.condition.kind == "class" else None)
 
     def base_rates(self) -> dict[str, float]:
         """Each optimiser's configured learning rate, by the name :meth:`optimizers` gives it."""

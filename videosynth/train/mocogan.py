@@ -78,6 +78,7 @@ class MoCoGANLossConfig:
     instance_noise_steps: int = checked(0, at_least(0))  # anneal the std linearly to 0 over this many steps (0 = keep it)
     diffaug: str = ""  # DiffAugment on every discriminator input, e.g. "color,translation"; "" = off
     r1_gamma: float = checked(0.0, at_least(0))  # R1 penalty on real frames (D_I) and clips (D_V); 0 = off
+    mode_seeking: float = checked(0.0, at_least(0))  # weight of MSGAN's term against one clip per condition
     # AC-GAN (Odena et al. 2017), class conditions only: D_I also learns to classify real frames
     # and G is rewarded when its frames are classified as their clip's label; 0 = off
     aux_class_weight: float = checked(0.0, at_least(0))
@@ -266,6 +267,10 @@ class MoCoGANObjective(GANObjectiveBase):
                 aux = class_loss(class_fake, frame_labels)
                 loss = loss + lcfg.aux_class_weight * aux
                 logs["aux_class_fake"] = aux.detach()
+            seeking = self.mode_seeking(fake, cond["labels"])
+            if seeking is not None:
+                loss = loss + seeking
+                logs["mode_seeking"] = seeking.detach()
             if self.use_category:
                 loss_cat = self._category_loss(cat_g, action)
                 loss = loss + lcfg.category_weight * loss_cat
