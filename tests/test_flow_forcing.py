@@ -335,12 +335,13 @@ def test_old_flow_runs_load_and_sample_as_they_did(old_runs):
     latent_calls = {"plain": {"steps": 3}, "guided": {"steps": 2, "solver": "euler", "guidance": 2.0},
                     "primed": {"steps": 3, "known": known}, "long": {"steps": 2, "total_t": 5, "known": known}}
     for name, kw in calls.items():
-        # guidance batches the conditional and null rows into one forward: equal up to float rounding
-        tol = 1e-6 if name == "guided" else 0.0
+        # equal up to float rounding: guidance batches the conditional and null rows into one forward, and the
+        # MLP's tanh-GELU is computed in sigmoid form (models.layers.TanhGELU) since these runs were saved
+        tol = 1e-5
         assert (pipe(2, seed=0, **kw) - expected[name]).abs().max() <= tol, name
         latents = sample_flow_latents(pipe.net(), 2, torch.Generator().manual_seed(0), torch.tensor([1, 2]),
                                       **latent_calls[name])
-        assert (latents - expected["latents-" + name]).abs().max() <= tol * 10, name
+        assert (latents - expected["latents-" + name]).abs().max() <= tol, name
     with pytest.raises(ConfigError, match="add --context clean"):
         pipe(1, prime_video=prime, context_noise=0.1)
     # the old projection stays their default; clean context is there to ask for

@@ -43,7 +43,7 @@ from torch import nn
 from videosynth.config import at_least, checked
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, ConditionedNet, conditioned
-from videosynth.models.layers import frames_for
+from videosynth.models.layers import TanhGELU, frames_for
 
 ATTENTION = ("full", "factorised")
 
@@ -187,7 +187,7 @@ class Block(nn.Module):
             self.proj_t = nn.Linear(width, width)
         self.cross = CrossAttention(width, heads, context_dim) if context_dim else None
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(approximate="tanh"),
+        self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), TanhGELU(),
                                  nn.Linear(mlp_ratio * width, width))
         # shift, scale and gate of attention, MLP (and temporal attention): zero-initialised in DiT.__init__
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, (9 if factorised else 6) * width))
