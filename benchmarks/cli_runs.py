@@ -44,16 +44,17 @@ def config_of(path: str, **changes) -> dict:
     return cfg
 
 
-def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path, steps: int = MANY_STEPS) -> float:
-    """``videosynth train`` of ``cfg`` for ``seconds`` of loop time (or ``steps``, whichever ends first);
-    returns the process's wall seconds."""
+def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path, steps: int = MANY_STEPS,
+          args: tuple[str, ...] = ()) -> float:
+    """``videosynth train`` of ``cfg`` for ``seconds`` of loop time (or ``steps``, whichever ends first), with
+    more command-line ``args`` (``--init RUN``, ``--set KEY=VALUE``); returns the process's wall seconds."""
     cfg = dict(cfg)
     cfg["train"] = {**cfg.get("train", {}), "steps": steps, "time_limit": max(1.0, seconds), "seed": seed,
                     "sample_every": 0, "ckpt_every": MANY_STEPS, "eval_every": 0}
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return videosynth("train", "--config", str(path), "--run-dir", str(run_dir), "--no-progress", log=log)
+    return videosynth("train", "--config", str(path), "--run-dir", str(run_dir), "--no-progress", *args, log=log)
 
 
 STARTUP_S = 5.0  # a training process's start-up (imports, data, model), which a wall-clock budget pays

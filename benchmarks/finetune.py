@@ -4,20 +4,24 @@ On the demo's data (white bouncing shapes, 32x32, 8 frames), through the real CL
 
 1. a tokenizer (``configs/vqvae/shapes-32x32x8.yaml``) and a class-conditional AR prior
    (``configs/transformer/shapes-32x32x8.yaml``) are trained on the *old* classes only
-   (``data.classes``: circle and square), each for a wall-clock budget;
-2. three runs of the same step budget then learn the *new* class (triangle clips only):
-   (a) LoRA: ``--init BASE --set finetune.lora_rank=R`` for each of ``--ranks``; (b) a full fine-tune: ``--init BASE``;
-   (c) from scratch on the same tokenizer;
+   (``data.classes``: circle and square), each for a number of steps (the defaults: 180 s and 300 s
+   at the rates this CPU trains them when idle, so this phase may share the machine);
+2. three runs of the same step budget then learn the *new* class: (a) LoRA, ``--init BASE --set
+   finetune.lora_rank=R`` for each of ``--ranks``; (b) a full fine-tune, ``--init BASE``; (c) from
+   scratch on the same tokenizer. ``--data new`` shows them triangle clips only; ``--data all`` clips
+   of all three classes (the old ones rehearsed: one adapter serves every class, so a fine-tune on the
+   new class alone may overwrite the old);
 3. each run is judged by class accuracy (``videosynth.metrics.class_accuracy``: one probe trained
    on real clips of all three classes, ``--num`` clips per class): the new class's accuracy, the
    old classes' (retention), plus the fine-tune's minutes and, for LoRA, the adapter's size
-   against the model's.
+   against the model's. The minutes are wall-clock: time this phase on an idle machine.
 
     python benchmarks/finetune.py --out-dir /tmp/finetune --json benchmarks/results/finetune-lora.json
-    python benchmarks/finetune.py --out-dir /tmp/ft-smoke --tokenizer-time 20 --base-time 20 --steps 5 --num 4
+    python benchmarks/finetune.py --out-dir /tmp/ft-smoke --tokenizer-steps 20 --base-steps 10 --steps 5 --num 4
 
 Every number is written to the JSON with the settings that made it; ``--reuse`` keeps a tokenizer and
-base run already in ``--out-dir`` (same settings) and trains only the fine-tunes.
+base run already in ``--out-dir`` (same settings) and trains only the fine-tunes; ``--pretrain-only``
+stops after the base (train it on a busy machine, then time the fine-tunes with ``--reuse`` on an idle one).
 """
 
 from __future__ import annotations
@@ -30,27 +34,19 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from families import MANY_STEPS, config_of, last_step, videosynth  # noqa: E402  (a sibling script)
+from cli_runs import MANY_SECONDS, config_of, last_step, train  # noqa: E402  (a sibling script)
 
 OLD, NEW = ["circle", "square"], ["triangle"]
 TOKENIZER, PRIOR = "configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"
+# 180 s of the tokenizer and 300 s of the prior at the idle rates the family table timed on this
+# 2-core CPU (VQ-VAE 14.0, AR prior 1.84 steps/s)
+TOKENIZER_STEPS, BASE_STEPS = 2500, 550
 
 
-def write_config(cfg: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
-
-
-def train(cfg: dict, run: Path, log: Path, *args: str, seconds: float = 0, steps: int = 0) -> float:
-    """``videosynth train`` of ``cfg`` (``steps`` steps, or ``seconds`` of loop time); returns wall seconds."""
-    cfg = {**cfg, "train": {**cfg.get("train", {}), "steps": steps or MANY_STEPS, "time_limit": float(seconds),
-                            "sample_every": 0, "ckpt_every": MANY_STEPS, "eval_every": 0}}
-    path = write_config(cfg, run.parent / f"{run.name}.yaml")
-    return videosynth("train", "--config", str(path), "--run-dir", str(run), "--no-progress", *args, log=log)
+def steps_run(cfg: dict, run: Path, log: Path, steps: int, *args: str) -> float:
+    """``videosynth train`` of ``cfg`` for ``steps`` steps (seed 0); returns wall seconds."""
+    return train(cfg, run, MANY_SECONDS, 0, log, steps=steps, args=args)
 
 
 def judge(run: Path, num: int) -> dict:
@@ -82,14 +78,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out-dir", type=Path, required=True)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--tokenizer-time", type=float, default=180, help="tokenizer seconds (old classes)")
-    ap.add_argument("--base-time", type=float, default=300, help="base prior seconds (old classes)")
+    ap.add_argument("--tokenizer-steps", type=int, default=TOKENIZER_STEPS, help="tokenizer steps (old classes)")
+    ap.add_argument("--base-steps", type=int, default=BASE_STEPS, help="base prior steps (old classes)")
     ap.add_argument("--steps", type=int, default=150, help="steps of each fine-tune and of the scratch run")
+    ap.add_argument("--data", choices=("new", "all"), default="new",
+                    help="what the fine-tunes see: the new class's clips, or every class's")
     ap.add_argument("--ranks", type=int, nargs="+", default=[8, 2], help="LoRA ranks, one run each")
     ap.add_argument("--lr", type=float, default=1e-3, help="learning rate of every fine-tune")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--num", type=int, default=64, help="clips per class judged")
     ap.add_argument("--reuse", action="store_true", help="keep the tokenizer and base runs in --out-dir")
+    ap.add_argument("--pretrain-only", action="store_true", help="stop after the tokenizer and base runs")
     args = ap.parse_args()
     out, log = args.out_dir, args.out_dir / "log.txt"
     out.mkdir(parents=True, exist_ok=True)
@@ -98,24 +97,26 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "threads": os.environ.get("OMP_NUM_THREADS")},
               "old_classes": OLD, "new_classes": NEW, "runs": {}}
     if not (args.reuse and (base / "latest").is_file()):
-        wall = train(config_of(TOKENIZER, **{"data.classes": OLD}), tok, log, seconds=args.tokenizer_time)
+        wall = steps_run(config_of(TOKENIZER, **{"data.classes": OLD}), tok, log, args.tokenizer_steps)
         result["runs"]["tokenizer"] = {"wall_s": wall, "steps": last_step(tok)}
-        wall = train(config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": OLD}), base, log,
-                     seconds=args.base_time)
+        wall = steps_run(config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": OLD}), base, log,
+                         args.base_steps)
         result["runs"]["base"] = {"wall_s": wall, "steps": last_step(base)}
-    result["runs"].setdefault("base", {}).update(judge(base, args.num))
-    tuned = config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": NEW, "optim.lr": args.lr,
+    if args.pretrain_only:
+        print(f"pretrained {tok} and {base}; time the fine-tunes with --reuse on an idle machine")
+        return
+    result["runs"].setdefault("base", {"steps": last_step(base)}).update(judge(base, args.num))
+    classes = NEW if args.data == "new" else OLD + NEW
+    tuned = config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": classes, "optim.lr": args.lr,
                                                          "optim.warmup_steps": args.warmup})
     lora = [(f"lora-{r}", ("--init", str(base), "--set", f"finetune.lora_rank={r}")) for r in args.ranks]
     for name, extra in (*lora, ("full", ("--init", str(base))), ("scratch", ())):
-        run = out / name
-        start = time.perf_counter()
-        wall = train(tuned, run, log, *extra, steps=args.steps)
-        result["runs"][name] = {"wall_s": wall, "minutes": (time.perf_counter() - start) / 60, "steps": last_step(run),
-                                **judge(run, args.num)}
+        run = out / f"{name}-{args.data}"
+        wall = steps_run(tuned, run, log, args.steps, *extra)
+        result["runs"][name] = {"wall_s": wall, "minutes": wall / 60, "steps": last_step(run), **judge(run, args.num)}
         print(name, json.dumps(result["runs"][name]), flush=True)
     for r in args.ranks:
-        result["runs"][f"lora-{r}"]["size"] = sizes(base, out / f"lora-{r}")
+        result["runs"][f"lora-{r}"]["size"] = sizes(base, out / f"lora-{r}-{args.data}")
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
