@@ -185,6 +185,73 @@ def test_a_forcing_run_continues_clean_context_by_default_and_rolls_out_determin
         pipe(1, context="stabilised")
 
 
+def test_history_guidance_weighs_the_velocity_with_context_against_the_one_with_the_context_as_noise():
+    from videosynth.sampling.flow import hold_context
+
+    calls = []
+
+    def velocity(x, times):  # each frame's velocity depends on every frame (the mean) and on its own time
+        calls.append((x.clone(), times.clone()))
+        return x.mean(dim=2, keepdim=True) + times[:, None, :, None, None] + 0.5 * x
+
+    x, free = torch.randn(2, 3, 4, 2, 2), torch.randn(2, 3, 2, 2, 2)
+    t, ctx_time = torch.full((2,), 0.25), torch.ones(2)
+    plain = hold_context(velocity, 2, ctx_time)(x, t)
+    assert len(calls) == 1
+    guided = hold_context(velocity, 2, ctx_time, history=3.0, free=free)(x, t)
+    (seen, seen_t), (blind, blind_t) = calls[2], calls[1]
+    assert torch.equal(seen, x) and torch.equal(seen_t, calls[0][1])  # the context as given, at its time
+    assert torch.equal(blind[:, :, :2], free) and torch.equal(blind[:, :, 2:], x[:, :, 2:])  # ... or as noise
+    assert torch.equal(blind_t, torch.tensor([[0.0, 0.0, 0.25, 0.25]] * 2))  # at time 0
+    v_free = velocity(blind, blind_t)
+    assert torch.allclose(guided[:, :, 2:], (v_free + 3.0 * (plain - v_free))[:, :, 2:], atol=1e-6)
+    assert torch.equal(guided[:, :, :2], torch.zeros_like(guided[:, :, :2]))  # the context never moves
+    assert not torch.allclose(guided, plain)
+    with pytest.raises(ConfigError, match="stands in for the context"):
+        hold_context(velocity, 2, ctx_time, history=2.0)
+
+
+class TimeMixingEncoder(torch.nn.Module):
+    """A tokenizer stand-in whose latent frame ``i`` (of 2 frames each) also sees the whole clip's mean, as a
+    convolutional encoder's padding sees where the clip ends."""
+
+    cfg = type("Cfg", (), {"downsample": (2, 1, 1)})()
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def encode_latents(self, video):
+        pairs = video.unflatten(2, (-1, 2)).mean(dim=3)  # (n, C, T / 2, H, W)
+        return pairs + 0.5 * video.mean(dim=2, keepdim=True)
+
+
+def test_a_short_prime_is_encoded_as_the_start_of_a_whole_window_its_last_frame_held():
+    from videosynth.pipelines.flow import encode_prime
+
+    enc, prime = TimeMixingEncoder(), torch.randn(2, 3, 4, 5, 5)
+    held = torch.cat([prime, prime[:, :, -1:].expand(-1, -1, 4, -1, -1)], dim=2)  # 8 frames: a whole window
+    assert torch.equal(encode_prime(enc, prime, window=8), enc.encode_latents(held)[:, :, :2])
+    assert not torch.allclose(encode_prime(enc, prime, window=8), enc.encode_latents(prime))
+    assert torch.equal(encode_prime(enc, prime), enc.encode_latents(prime))  # no window: as it is
+    longer = torch.randn(2, 3, 10, 5, 5)
+    assert torch.equal(encode_prime(enc, longer, window=8), enc.encode_latents(longer))
+
+
+def test_a_forcing_run_takes_history_guidance_with_clean_context_only(runs, tmp_path):
+    pipe = videosynth.load(runs["forcing"], device="cpu")
+    clip = torch.rand(1, 3, 2, 16, 16) * 2 - 1
+    a = pipe(2, seed=1, label=1, frames=12, prime_video=clip, history_guidance=2.0)
+    assert torch.equal(a, pipe(2, seed=1, label=1, frames=12, prime_video=clip, history_guidance=2.0))
+    assert not torch.equal(a, pipe(2, seed=1, label=1, frames=12, prime_video=clip))
+    with pytest.raises(ConfigError, match="add --context clean"):
+        pipe(1, prime_video=clip, context="project", history_guidance=2.0)
+    cfg = {**tiny_config("flow", "forcing", pipe.config["tokenizer_run"]), "train": TRAIN}
+    cfg["sample"] = {**cfg.get("sample", {}), "context": "project", "context_noise": 0.0, "history_guidance": 2.0}
+    with pytest.raises(ConfigError, match="sample.history_guidance"):
+        run_training(cfg, run_dir=tmp_path / "refused", progress=False)
+
+
 # ----------------------------------------------------------------------------- shortcut steps
 
 

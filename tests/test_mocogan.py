@@ -474,6 +474,31 @@ def test_mode_seeking_keeps_the_shipped_recipe_from_making_one_clip_per_class():
     assert spread[weight] > 2 * spread[0.0], spread
 
 
+def test_motion_seeking_pairs_each_clip_with_its_content_and_condition_under_another_motion(monkeypatch):
+    """``loss.motion_seeking`` draws, for the first half of a batch, the same content code and condition draw
+    again with new motion codes: with the motion noise held at zero the second clips are the first ones
+    exactly; with noise they differ, and the step charges G for how little."""
+    objective, batches = _tiny_recipe({"lr_g": 1e-3}, {"mode_seeking": 0.2, "motion_seeking": 0.5},
+                                      {"num_actions": 0})
+    batch = next(batches)
+    cond = {"labels": batch["label"], "captions": batch["caption"]}
+    net = objective.G.net
+    torch.manual_seed(3)
+    fake, again = objective._fakes_with_second_motion(8, None, cond)
+    assert fake.shape[0] == 8 and again.shape == (4, *fake.shape[1:])
+    assert not torch.allclose(fake[:4], again, atol=1e-3)  # another motion
+    still = lambda n, frames, generator=None: torch.zeros(n, frames, net.cfg.motion_noise_dim)  # noqa: E731
+    monkeypatch.setattr(net, "sample_motion_noise", still)
+    torch.manual_seed(3)
+    fake, again = objective._fakes_with_second_motion(8, None, cond)
+    assert torch.allclose(fake[:4], again, atol=1e-6)  # ... of the same content code and condition
+    monkeypatch.undo()
+    logs = objective.train_step(batch, 0)
+    assert torch.isfinite(logs["motion_seeking"]) and float(logs["motion_seeking"]) > 0
+    plain, batches = _tiny_recipe({"lr_g": 1e-3}, {"mode_seeking": 0.2})
+    assert "motion_seeking" not in plain.train_step(next(batches), 0)
+
+
 def test_batch_std_lets_both_discriminators_see_a_collapsed_batch():
     """With ``d_batch_std`` a batch of one clip repeated (mode collapse) is judged differently from the
     same clip inside a varied batch; without it each clip is judged on its own."""

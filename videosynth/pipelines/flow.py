@@ -74,13 +74,14 @@ def flow_velocity(net: Conditioned, labels: torch.Tensor, captions: list[str], g
 def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, captions: list[str], steps: int,
                   solver: str, guidance: float, known: torch.Tensor | None = None,
                   audio: torch.Tensor | None = None, shift: float = 1.0, context: str = "project",
-                  context_time: torch.Tensor | None = None) -> torch.Tensor:
+                  context_time: torch.Tensor | None = None, history: float = 1.0) -> torch.Tensor:
     """One window of the model's latent length from noise ``x0 [n, c, t, h, w]``; ``known [n, c, k <= t, h, w]``
     (first latent frames) are returned exactly; ``audio [n, S]``: the window's sound.
 
     ``context``: ``project`` holds ``known`` on its path (:func:`keep_known`); ``clean`` gives it to the
     model at the times ``context_time [k]`` (default 1: clean), noised to them with ``x0``'s own noise,
-    and integrates the other frames (:func:`hold_context`).
+    and integrates the other frames (:func:`hold_context`; ``history``: its history guidance, the
+    context's stand-in when unseen ``x0``'s noise there).
 
     Raises:
         ConfigError: a shortcut model asked for steps it does not take; ``clean`` context of latent
@@ -93,6 +94,8 @@ def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, capt
     k = known.shape[2]
     known = known.to(x0.device)
     if context == "project":
+        if history != 1.0:
+            raise ConfigError("history guidance weighs clean context against none: use context clean")
         full = torch.zeros_like(x0)
         full[:, :, :k] = known
         mask = torch.zeros_like(x0, dtype=torch.bool)
@@ -104,7 +107,8 @@ def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, capt
     context_time = torch.ones(k, device=x0.device) if context_time is None else context_time.to(x0.device)
     start = x0.clone()
     start[:, :, :k] = path(x0[:, :, :k], known, context_time.expand(x0.shape[0], k))[0]  # (n, c, k, h, w)
-    out = integrate(hold_context(velocity, k, context_time), start, steps, solver, None, shift)
+    out = integrate(hold_context(velocity, k, context_time, history, x0[:, :, :k]), start, steps, solver, None,
+                    shift)
     out[:, :, :k] = known
     return out
 
@@ -115,7 +119,7 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
                         guidance: float = 1.0, known: torch.Tensor | None = None, total_t: int | None = None,
                         context_t: int | None = None, audio: torch.Tensor | None = None,
                         samples_per_latent: int = 0, shift: float = 1.0, context: str = "project",
-                        context_noise: float = 0.0) -> torch.Tensor:
+                        context_noise: float = 0.0, history_guidance: float = 1.0) -> torch.Tensor:
     """Normalised latents ``float32 [n, c, total_t, h, w]`` integrated from noise through ``net``'s (guided) velocity.
 
     ``total_t`` latent frames (default: the model's length ``t``). Past ``t``, by sliding windows:
@@ -126,7 +130,8 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
     ``known`` (normalised latents ``[n, c, k, h, w]``): observed first latent frames, returned exactly;
     with ``k > t`` the clip continues from their last ``context_t`` frames. ``context`` says how a
     window keeps its context (:func:`sample_window`): ``project`` (on its path) or ``clean`` (given as
-    it is: observed frames at time 1, frames the rollout made itself at the noise level ``context_noise``).
+    it is: observed frames at time 1, frames the rollout made itself at the noise level ``context_noise``;
+    ``history_guidance``: the weight of the context against none, see :func:`~videosynth.sampling.flow.hold_context`).
 
     ``audio`` (``[n, S]``, ``samples_per_latent`` samples per latent frame): the clip's sound; each
     window hears the part under its own frames (silence past the end). ``shift``: the time grid's
@@ -172,11 +177,32 @@ def sample_flow_latents(net: Conditioned, n: int, generator: torch.Generator, la
                 made = torch.arange(first, first + context_frames.shape[2], device=device) >= observed
                 times = 1 - made.float() * context_noise  # (k,)
             return sample_window(net, x0, labels, captions, steps, solver, guidance, context_frames,
-                                 sound_at(first), shift, context, times)
+                                 sound_at(first), shift, context, times,
+                                 history_guidance if context_frames is not None else 1.0)
 
         return windowed(window, total_t, t, context_t, None if known is None else known.to(device), dim=2)
     finally:
         net.train(was_training)
+
+
+@torch.no_grad()
+def encode_prime(tokenizer: VQVAE, prime_video: torch.Tensor, window: int = 0) -> torch.Tensor:
+    """The latents ``[n, c, T0 / dt, h, w]`` of observed frames ``prime_video [n, C, T0, H, W]``.
+
+    The encoder looks across time, so the latents of a few frames encoded alone are not those of the
+    same frames at the start of a clip (its time padding stands where the clip goes on): on the demo's
+    data the last latent frame of 4 frames encoded alone differed from the whole clip's by 0.47 mean
+    absolute (latents of magnitude 0.7), 0.11 with the last frame held. With ``window`` frames (a
+    flow model's clip, which its clean context was encoded from in training) a shorter prime is held
+    at its last frame to that length, encoded, and cut back.
+    """
+    device = next(tokenizer.parameters()).device
+    frames = prime_video.shape[2]
+    video = prime_video.to(device)
+    if frames >= window:
+        return tokenizer.encode_latents(video)
+    held = torch.cat([video, video[:, :, -1:].expand(-1, -1, window - frames, -1, -1)], dim=2)
+    return tokenizer.encode_latents(held)[:, :, :frames // tokenizer.cfg.downsample[0]]
 
 
 @torch.no_grad()
@@ -185,16 +211,18 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
                 solver: str = "heun", guidance: float = 1.0, prime_video: torch.Tensor | None = None,
                 frames: int | None = None, context_frames: int | None = None, audio: torch.Tensor | None = None,
                 samples_per_frame: int = 0, shift: float = 1.0, context: str = "project",
-                context_noise: float = 0.0) -> torch.Tensor:
+                context_noise: float = 0.0, history_guidance: float = 1.0) -> torch.Tensor:
     """``n`` clips ``float32 [n, C, T, H, W]`` in ``[-1, 1]`` (:func:`sample_flow_latents`, denormalised, decoded).
 
     ``frames``: clip length (a multiple of the tokenizer's time downsampling; default the model's);
     longer than training by sliding windows of ``context_frames`` latent frames of context.
     ``prime_video`` ``float32 [n, C, T0, H, W]`` in ``[-1, 1]``: observed first frames (``T0`` a multiple
-    of the time downsampling, at most ``frames``), encoded and kept as the first latent frames.
+    of the time downsampling, at most ``frames``), encoded and kept as the first latent frames; with
+    ``context="clean"`` a prime shorter than the model's window is encoded as the start of a whole
+    window, its last frame held to the window's end (:func:`encode_prime`).
     ``audio`` ``float32 [n, S]`` (``samples_per_frame`` samples per frame): the sound a sound-driven
-    model follows, heard through its cross-attention. ``shift``, ``context``, ``context_noise``: see
-    :func:`sample_flow_latents`.
+    model follows, heard through its cross-attention. ``shift``, ``context``, ``context_noise``,
+    ``history_guidance``: see :func:`sample_flow_latents`.
 
     Raises:
         ConfigError: a frame count that is not a multiple of the time downsampling, a prime longer
@@ -210,10 +238,11 @@ def sample_flow(net: Conditioned, tokenizer: VQVAE, n: int, generator: torch.Gen
     if prime_video is not None:
         if prime_video.shape[2] % dt:
             raise ConfigError(f"prime_video has {prime_video.shape[2]} frames, not a multiple of {dt}")
-        device = next(tokenizer.parameters()).device
-        known = tokenizer.quantizer.normalize(tokenizer.encode_latents(prime_video.to(device)))  # (n, c, k, h, w)
+        window = net.net.cfg.latent_shape[0] * dt if context == "clean" else 0
+        known = tokenizer.quantizer.normalize(encode_prime(tokenizer, prime_video, window))  # (n, c, k, h, w)
     latents = sample_flow_latents(net, n, generator, labels, captions, steps, solver, guidance, known, total_t,
-                                  context_frames, audio, samples_per_frame * dt, shift, context, context_noise)
+                                  context_frames, audio, samples_per_frame * dt, shift, context, context_noise,
+                                  history_guidance)
     return decode_latents(tokenizer, tokenizer.quantizer.denormalize(latents)).float().clamp(-1, 1)
 
 
@@ -240,6 +269,9 @@ class FlowPipeline(JointSound, LatentStagePipeline):
         Option("context_noise", float, "with --context clean: the noise level (0..1) of a rollout's own frames "
                "as context in later windows (stabilised rollout; 0 = clean)",
                field_check(FlowSampleConfig, "context_noise")),
+        Option("history_guidance", float, "with --context clean: weight of the context against none (history "
+               "guidance, twice the model calls where there is context; 1 = off)",
+               field_check(FlowSampleConfig, "history_guidance")),
         *PRIME_OPTIONS,
         *JOINT_OPTIONS,
     )
@@ -280,6 +312,9 @@ class FlowPipeline(JointSound, LatentStagePipeline):
         context = options.get("context", s.context or "project")
         if options.get("context_noise") and context != "clean":
             raise ConfigError("--context-noise is the noise level of clean context: add --context clean")
+        if options.get("history_guidance", s.history_guidance) != 1.0 and context != "clean":
+            raise ConfigError("--history-guidance weighs clean context against none: add --context clean (a run "
+                              "trained with loss.frame_times: independent)")
         return sample_flow(self.net(ema), self.tokenizer.model, n, generator, labels, captions,
                            steps=options.get("steps", s.steps), solver=options.get("solver", s.solver),
                            guidance=options.get("guidance", s.guidance),
@@ -287,4 +322,5 @@ class FlowPipeline(JointSound, LatentStagePipeline):
                            context_frames=options.get("context_frames", s.context_frames), audio=audio,
                            samples_per_frame=self.samples_for(1) if audio is not None else 0,
                            shift=options.get("shift", s.shift), context=context,
-                           context_noise=options.get("context_noise", s.context_noise))
+                           context_noise=options.get("context_noise", s.context_noise),
+                           history_guidance=options.get("history_guidance", s.history_guidance))

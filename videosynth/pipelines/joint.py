@@ -43,7 +43,8 @@ JOINT_OPTIONS = (
 VIDEO_OPTIONS = ("video", "given_video")
 # options of video-only flow runs that a joint run (clips of its training length from noise or one given
 # stream) does not take
-NOT_JOINT = ("prime", "prime_frames", "prime_video", "context_frames", "context", "context_noise")
+NOT_JOINT = ("prime", "prime_frames", "prime_video", "context_frames", "context", "context_noise",
+             "history_guidance")
 
 
 def check_joint_options(run_dir: Path, joint: bool, options: dict) -> None:

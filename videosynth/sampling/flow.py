@@ -18,7 +18,10 @@ Observed (context) latent frames are kept in one of two ways: ``project`` holds 
 to the observation at the noise level of each step (replacement, for any model); ``clean`` gives
 them to the model as they are, at time 1 (or at a small noise level ``context_noise``, stabilising
 a rollout on its own frames), while the other frames are integrated -- the condition a model
-trained with per-frame times and clean context learned.
+trained with per-frame times and clean context learned. Such a model also knows the frames with no
+context at all (the context frames as noise, time 0), so the context can be guided like a condition
+(history guidance, Song et al. 2025, "History-Guided Video Diffusion"): with weight ``w``,
+``v = v_free + w * (v_context - v_free)``.
 
 Shortcut models (Frans et al. 2024) learn the average velocity over a step of size ``d`` as well:
 :func:`shortcut_target` is the self-consistency target that teaches a step of ``2d`` from two of ``d``.
@@ -55,6 +58,8 @@ class FlowSampleConfig:
     context: str | None = None
     # noise level (1 - time) at which a rollout's own frames are given as context with "clean"
     context_noise: float = checked(0.0, in_range(0, 1, high_open=True))
+    # with "clean": weight of the context against no context (history guidance; 1 = off, one forward)
+    history_guidance: float = checked(1.0, at_least(0))
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -112,17 +117,30 @@ def keep_known(x0: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> Cal
     return project
 
 
-def hold_context(velocity: Velocity, k: int, context_time: torch.Tensor) -> Velocity:
+def hold_context(velocity: Velocity, k: int, context_time: torch.Tensor, history: float = 1.0,
+                 free: torch.Tensor | None = None) -> Velocity:
     """The velocity of a window whose first ``k`` latent frames are context (``clean``, see above).
 
     ``velocity(x, times [B, t])`` takes per-frame times; the returned ``(x, t [B]) -> v`` gives the
     context frames their own times ``context_time`` (``[k]``, 1 = clean) and the others the step's
     time, and does not move the context: its velocity is zero, so any solver keeps it exactly.
+    ``history != 1`` (history guidance) also asks for the velocity with the context replaced by
+    ``free`` (noise ``[B, C, k, h, w]``, at time 0) and returns ``v_free + history * (v - v_free)``
+    (two calls of ``velocity``: it may be classifier-free guided itself, over rows of its own conditions).
     """
+    if history != 1.0 and free is None:
+        raise ConfigError("history guidance needs the noise that stands in for the context (free)")
+
     def held(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b, frames = x.shape[0], x.shape[2]
         times = torch.cat([context_time.to(t).expand(b, k), t[:, None].expand(b, frames - k)], dim=1)  # (B, t)
-        v = velocity(x, times)
+        if history == 1.0:
+            v = velocity(x, times)
+        else:
+            unseen = torch.cat([free.to(x), x[:, :, k:]], dim=2)  # (B, C, t, h, w): the context as noise
+            blind = torch.cat([torch.zeros_like(times[:, :k]), times[:, k:]], dim=1)  # ... at time 0
+            v_free = velocity(unseen, blind)
+            v = v_free + history * (velocity(x, times) - v_free)
         return torch.cat([torch.zeros_like(v[:, :, :k]), v[:, :, k:]], dim=2)
 
     return held

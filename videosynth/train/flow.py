@@ -219,6 +219,9 @@ class FlowObjective(Objective):
         if sample.context_noise and sample.context != "clean":
             raise ConfigError("sample.context_noise is the noise level of clean context: set sample.context: clean "
                               "(the default with loss.frame_times: independent) or leave it at 0")
+        if sample.history_guidance != 1.0 and sample.context != "clean":
+            raise ConfigError("sample.history_guidance weighs clean context against none: set sample.context: "
+                              "clean (the default with loss.frame_times: independent) or leave it at 1")
         try:
             check_shortcut(model, s.steps, s.solver, s.shift)
         except ConfigError as e:

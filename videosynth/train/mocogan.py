@@ -44,7 +44,8 @@ from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
-from videosynth.losses import get_gan_loss
+from videosynth.conditioning.base import Condition
+from videosynth.losses import get_gan_loss, mode_seeking_loss
 from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
 from videosynth.models.mocogan import PRESETS, MoCoGANConfig, build_modules, frame_picks, sample_frames
 from videosynth.sampling.gan import sample_mocogan
@@ -79,6 +80,9 @@ class MoCoGANLossConfig:
     diffaug: str = ""  # DiffAugment on every discriminator input, e.g. "color,translation"; "" = off
     r1_gamma: float = checked(0.0, at_least(0))  # R1 penalty on real frames (D_I) and clips (D_V); 0 = off
     mode_seeking: float = checked(0.0, at_least(0))  # weight of MSGAN's term against one clip per condition
+    # the same term between two clips of one content code and condition drawn with two motion codes: charges
+    # G for motion its motion code does not decide (half a batch more of generator per step; 0 = off)
+    motion_seeking: float = checked(0.0, at_least(0))
     # AC-GAN (Odena et al. 2017), class conditions only: D_I also learns to classify real frames
     # and G is rewarded when its frames are classified as their clip's label; 0 = off
     aux_class_weight: float = checked(0.0, at_least(0))
@@ -196,8 +200,12 @@ class MoCoGANObjective(GANObjectiveBase):
         # the sound of the real clips drives the fakes; each frame is judged with the sound under it
         cond = {"labels": labels, "captions": batch["caption"], **({"audio": batch["audio"]} if self.audio else {})}
 
+        again = None  # (B // 2, C, T, H, W): the first clips again, with new motion codes
         with self.ctx.autocast():
-            fake, _ = self.G(b, action=action, **cond)  # (B, C, T, H, W)
+            if self.cfg.loss.motion_seeking > 0:
+                fake, again = self._fakes_with_second_motion(b, action, cond)
+            else:
+                fake, _ = self.G(b, action=action, **cond)  # (B, C, T, H, W)
         fake = fake.float()
         picks = {}
         if self.audio:  # real and fake frames at the same moments, matched with their sound
@@ -208,7 +216,7 @@ class MoCoGANObjective(GANObjectiveBase):
 
         logs = self._image_d_step(*frames, frame_cond, std)
         logs.update(self._video_d_step(real, fake, cond, action, std))
-        logs.update(self._generator_step(frames[1], fake, frame_cond, cond, action, std))
+        logs.update(self._generator_step(frames[1], fake, frame_cond, cond, action, std, again))
         self.ema_g.update(self.G)
         if self.cfg.loss.instance_noise > 0:
             logs["instance_noise"] = std
@@ -252,8 +260,24 @@ class MoCoGANObjective(GANObjectiveBase):
         return self._with_norm(logs, "grad_norm_d_video",
                                self.ctx.backward_step(loss, self.opt_dv, self.D_V, name="video_discriminator"))
 
-    def _generator_step(self, fake_frames, fake, frame_cond: dict, cond: dict, action, std: float) -> dict:
-        """One update of G through both frozen bare discriminators."""
+    def _fakes_with_second_motion(self, b: int, action, cond: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``b`` fakes and the first ``b // 2`` of them again: the same content codes and condition draw, new
+        motion noise (and action codes); one generator forward of all of them, so DDP sees one per backward."""
+        h = max(1, b // 2)
+        bare = unwrap(self.G)
+        c = bare.condition(cond["labels"], cond["captions"], b, audio=cond.get("audio"),
+                           tokens=bare.net.takes_context)
+        rows = torch.cat([torch.arange(b), torch.arange(h)]).to(c.pooled.device) if c is not None else None
+        both = None if c is None else Condition(*(None if x is None or x.shape[0] != b else x[rows] for x in c))
+        z = bare.net.sample_content(b)  # (B, Dc)
+        actions = None if action is None else torch.cat([action, bare.net.sample_actions(h)])
+        video, _ = self.G(b + h, action=actions, condition=both, z_content=torch.cat([z, z[:h]]))
+        return video[:b], video[b:].float()
+
+    def _generator_step(self, fake_frames, fake, frame_cond: dict, cond: dict, action, std: float,
+                        again: torch.Tensor | None = None) -> dict:
+        """One update of G through both frozen bare discriminators; ``again``: the first clips of ``fake``
+        with other motion codes (``loss.motion_seeking``)."""
         lcfg, frame_cond = self.cfg.loss, dict(frame_cond)
         frame_labels = frame_cond.pop("frame_labels")
         with self.frozen_discriminators():
@@ -271,6 +295,11 @@ class MoCoGANObjective(GANObjectiveBase):
             if seeking is not None:
                 loss = loss + seeking
                 logs["mode_seeking"] = seeking.detach()
+            if again is not None:  # each clip against itself with another motion: pairs by index
+                pairs = torch.arange(again.shape[0], device=again.device).repeat(2)
+                motion = lcfg.motion_seeking * mode_seeking_loss(torch.cat([fake[:again.shape[0]], again]), pairs)
+                loss = loss + motion
+                logs["motion_seeking"] = motion.detach()
             if self.use_category:
                 loss_cat = self._category_loss(cat_g, action)
                 loss = loss + lcfg.category_weight * loss_cat
