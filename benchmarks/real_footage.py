@@ -36,7 +36,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from families import MANY_STEPS, config_of, videosynth  # noqa: E402  (a sibling script)
+from cli_runs import MANY_STEPS, config_of, videosynth  # noqa: E402  (a sibling script)
 from media import OPENCV_SAMPLES, real_corpus, real_sources  # noqa: E402  (the tests' media helpers)
 
 PACKAGE = "opencv-doc"

@@ -62,3 +62,16 @@ def test_help_imports_neither_matplotlib_nor_tensorboard():
     assert res.returncode == 0, res.stderr
     assert "HEAVY []" in res.stdout, res.stdout[-2000:]
     assert "plot" in res.stdout  # the command is registered
+
+
+def test_every_benchmark_script_imports():
+    """Benchmarks run only when asked, so an import they lost (a name moved between sibling scripts) would
+    otherwise surface hours into a sitting; importing each one runs none of them."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        for script in sorted((ROOT / "benchmarks").glob("*.py")):
+            importlib.import_module(script.stem)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
