@@ -92,10 +92,8 @@ def test_dit_maps_latents_to_velocities_of_the_same_shape_and_starts_at_zero():
         DiTConfig(latent_shape=(3, 4, 4), patch=(2, 2, 2))
 
 
-def test_the_dit_mlp_activation_is_tanh_gelu_in_value_and_gradient_and_leaves_its_input_alone():
-    from torch.autograd import gradcheck
-
-    from videosynth.models.layers import TanhGELU, _TanhGELUFunction
+def test_the_dit_mlp_activation_is_tanh_gelu_atens_own_in_training_and_equal_to_rounding_in_sampling():
+    from videosynth.models.layers import TanhGELU
 
     ref, fast = torch.nn.GELU(approximate="tanh"), TanhGELU()
     x = (torch.randn(64, 48) * 4).requires_grad_()  # well into both tails
@@ -103,11 +101,10 @@ def test_the_dit_mlp_activation_is_tanh_gelu_in_value_and_gradient_and_leaves_it
     g = torch.randn(64, 48)
     (grad_ref,) = torch.autograd.grad(ref(x), x, g)
     (grad_fast,) = torch.autograd.grad(fast(x), x, g)
-    assert torch.allclose(fast(x), ref(x), atol=1e-6, rtol=0) and torch.allclose(grad_fast, grad_ref, atol=1e-6)
-    with torch.no_grad():  # sampling's path: no autograd node, the same values
+    assert torch.equal(fast(x), ref(x)) and torch.equal(grad_fast, grad_ref)  # training: bit for bit
+    with torch.no_grad():  # sampling: the sigmoid form, equal to float rounding
         assert torch.allclose(fast(x), ref(x), atol=1e-6, rtol=0)
     assert torch.equal(x.detach(), kept)  # the in-place passes work on a buffer of their own
-    assert gradcheck(_TanhGELUFunction.apply, (torch.randn(12, 5, dtype=torch.float64, requires_grad=True),))
     half = x.detach().bfloat16()  # other precisions take the stock kernel
     assert torch.equal(fast(half), ref(half))
     assert isinstance(DiT(DiTConfig(**PRESETS["tiny"].__dict__)).blocks[0].mlp[1], TanhGELU)

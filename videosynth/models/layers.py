@@ -176,22 +176,8 @@ def with_sound_channels(x: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
 
 # GELU's tanh approximation, 0.5 x (1 + tanh(z)) with z = sqrt(2 / pi) (x + 0.044715 x^3), written as
 # x * sigmoid(2 z): the same function to float rounding.
-_GELU_2Z = 2 * (2 / torch.pi) ** 0.5  # d(2z)/dx at 0
+_GELU_2Z = 2 * (2 / torch.pi) ** 0.5  # 2z = _GELU_2Z * (x + _GELU_CUBIC * x^3)
 _GELU_CUBIC = 0.044715
-
-
-class _TanhGELUFunction(torch.autograd.Function):
-    """The forward in sigmoid form on one buffer; the backward ATen's own (its kernel is not the slow part)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return _tanh_gelu(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return torch.ops.aten.gelu_backward(grad, x, approximate="tanh")
 
 
 def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -200,17 +186,18 @@ def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
 
 
 class TanhGELU(nn.Module):
-    """``nn.GELU(approximate="tanh")``, the same function (to float rounding) in fewer passes over memory.
+    """``nn.GELU(approximate="tanh")``; without autograd (sampling) the same function, to float rounding,
+    in sigmoid form.
 
-    ATen's CPU kernels for this approximation are slow: on a 2-core AVX-512 CPU the forward of a
-    (1024, 384) activation took longer than the exact (erf) GELU's and the sigmoid-form passes here
-    together; at the DiT's sizes it was the largest cost after the matrix products. Holds no
-    parameters, so checkpoints of ``nn.GELU(approximate="tanh")`` models load unchanged.
+    ATen's CPU forward kernel for this approximation is slow: on a 2-core AVX-512 CPU a (1024, 384)
+    activation took about twice as long as the sigmoid form's passes (and three times the exact erf
+    GELU's), the largest cost of a DiT forward after the matrix products. Holds no parameters, so
+    checkpoints of ``nn.GELU(approximate="tanh")`` models load unchanged.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
             return nn.functional.gelu(x, approximate="tanh")  # low precision and GPUs: their own kernels
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _TanhGELUFunction.apply(x)
+        if torch.is_grad_enabled() and x.requires_grad:  # training: ATen's kernels, whose backward the sigmoid
+            return nn.functional.gelu(x, approximate="tanh")  # form's chain of ops did not beat on 2 threads
         return _tanh_gelu(x)
