@@ -402,27 +402,38 @@ def run_once(peer: Peer, name: str, phase: Phase, argv: list[str]) -> dict:
 
 
 def run_phase(peer: Peer, name: str, phase: Phase, args, argv: list[str]) -> dict:
-    """Interleaved rounds of one phase: per model the timings, median, its build's info and peak RSS."""
+    """Interleaved rounds of one phase: per model the timings, median, its build's info and peak RSS.
+
+    With ``--processes P`` the rounds run in P sets of fresh worker processes, one set after the other,
+    and the median is over all of them: one process's timings drift together (its allocator's state,
+    where its memory landed), which more rounds in the same processes do not average out."""
     if phase.once:
         return run_once(peer, name, phase, argv)
-    workers, info = [], {}
-    for model in phase.models:  # one at a time, so builds and warm-ups do not overlap
-        workers.append(Worker(peer, name, model, argv))
-        info[model] = workers[-1].read()
-        info[model].pop("ready")
     times: dict[str, list[float]] = {m: [] for m in phase.models}
-    for r in range(args.rounds):
-        for w in (workers if r % 2 == 0 else workers[::-1]):
-            times[w.name].append(w.ask("run")["seconds"])
+    info: dict[str, dict] = {}
+    for _ in range(args.processes):
+        workers = []
+        for model in phase.models:  # one at a time, so builds and warm-ups do not overlap
+            workers.append(Worker(peer, name, model, argv))
+            info[model] = workers[-1].read()
+            info[model].pop("ready")
+        for r in range(args.rounds):
+            for w in (workers if r % 2 == 0 else workers[::-1]):
+                times[w.name].append(w.ask("run")["seconds"])
+        for w in workers:
+            done = w.finish()
+            kept = info[w.name].get("finish", {})
+            info[w.name]["finish"] = {k: max(v, kept.get(k, v)) for k, v in done.items()}  # the highest peak
     out = {}
-    for w in workers:
-        med = statistics.median(times[w.name])
-        row = {"seconds_median": med, "seconds_all": times[w.name], **info[w.name], **w.finish()}
+    for model in phase.models:
+        med = statistics.median(times[model])
+        row = {"seconds_median": med, "seconds_all": times[model], "processes": args.processes,
+               **{k: v for k, v in info[model].items() if k != "finish"}, **info[model]["finish"]}
         if phase.unit == "tokens/s":
             row["tokens_per_s"] = phase.count / med
         elif phase.unit == "s/clip":
             row["seconds_per_clip"] = med / phase.count
-        out[w.name] = row
+        out[model] = row
     return out
 
 
@@ -488,7 +499,7 @@ def run_peer(peer: Peer, args) -> int:
     out.write_text(json.dumps({
         "benchmark": f"peers-{peer.name}", "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
-        "rounds": args.rounds, "cpu_count": os.cpu_count(), "load_avg_before": load_before,
+        "rounds": args.rounds, "processes": args.processes, "cpu_count": os.cpu_count(), "load_avg_before": load_before,
         "load_avg_after": load_after, "hyper_parameters": peer.hyper_parameters(args),
         "ratio": f"videosynth / {peer.label} in the measure's unit"
                  + (f"; dB: videosynth - {peer.label}" if any(all_phases[n].once for n in results) else ""),
@@ -508,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
                    "flow family (needs diffusers installed)")
     p.add_argument("--phases", nargs="+", default=None, choices=phases, help="default: every phase of the peer")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--processes", type=int, default=1, help="sets of fresh worker processes the rounds run in, "
+                   "one after the other (timings pooled)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per process")
     p.add_argument("--prior-dropout", type=float, default=0.0,
                    help="our prior's dropout in the prior_step phase (VideoGPT's is its default, 0.2)")

@@ -134,8 +134,9 @@ PHASE_KEYS = {"dit_step": ("seconds_median", "seconds_all", "params", "token_gri
 @pytest.mark.parametrize("phase", list(PHASE_KEYS))
 def test_peers_diffusers_tiny_run_writes_its_json(phase, tmp_path):
     out = tmp_path / "peers-diffusers.json"
+    timed = phase != "ae_quality"  # interleaved rounds, here in two sets of fresh processes
     cmd = [sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--diffusers", "--tiny", "--rounds", "1",
-           "--threads", "1", "--phases", phase, "--json", str(out)]
+           "--threads", "1", "--phases", phase, "--json", str(out), *(["--processes", "2"] if timed else [])]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -145,6 +146,8 @@ def test_peers_diffusers_tiny_run_writes_its_json(phase, tmp_path):
     for model in models:
         assert set(PHASE_KEYS[phase]) <= set(r[model]), model
         assert r[model]["peak_rss_mb"] >= r[model]["baseline_rss_mb"] > 0
+        if timed:
+            assert r[model]["processes"] == 2 and len(r[model]["seconds_all"]) == 2
     if phase == "ae_quality":
         assert r["cogvideox"]["latent"] == r["videosynth"]["latent"] == [4, 4, 8, 8]
         assert math.isfinite(r["psnr_difference_db"])
