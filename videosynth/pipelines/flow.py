@@ -80,8 +80,8 @@ def sample_window(net: Conditioned, x0: torch.Tensor, labels: torch.Tensor, capt
 
     ``context``: ``project`` holds ``known`` on its path (:func:`keep_known`); ``clean`` gives it to the
     model at the times ``context_time [k]`` (default 1: clean), noised to them with ``x0``'s own noise,
-    and integrates the other frames (:func:`hold_context`; ``history``: its history guidance, the
-    context's stand-in when unseen ``x0``'s noise there).
+    and integrates the other frames (:func:`hold_context`; ``history``: its history-guidance weight,
+    ``x0``'s noise standing in for the context where it is unseen).
 
     Raises:
         ConfigError: a shortcut model asked for steps it does not take; ``clean`` context of latent

@@ -104,13 +104,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                "rich": {"model": {"preset": "tiny", "num_actions": 3},
                         "condition": {"kind": "text", "dim": 8, "dropout": 0.2},
                         "loss": {"kind": "hinge", "instance_noise": 0.1, "instance_noise_steps": 4,
-                                 "mode_seeking": 0.1}},
+                                 "mode_seeking": 0.1, "motion_seeking": 0.1}},
                # class + sound: the sound drives the motion cell, both discriminators hear it; the
                # stabilisers (AC-GAN head on D_I, R1, DiffAugment, batch std) on the same run
                "audio": {"model": {"preset": "tiny", "d_batch_std": True},
                          "condition": {"kind": "class", "dropout": 0.2, **TINY_SOUND},
                          "loss": {"aux_class_weight": 1.0, "r1_gamma": 1.0, "diffaug": "color,translation",
-                                  "mode_seeking": 0.1}},
+                                  "mode_seeking": 0.1, "motion_seeking": 0.1}},
            }),
     Family("vqvae", VQVAERunConfig, VQVAEObjective, TokenizerPipeline,
            "video VQ-VAE tokenizer, stage one of the two-stage model (VideoGPT)",

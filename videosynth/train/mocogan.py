@@ -42,9 +42,9 @@ from videosynth.augment import parse_policy
 from videosynth.config import at_least, checked, in_range, positive
 from videosynth.checkpoint import unwrap
 from videosynth.conditioning import ConditionConfig
+from videosynth.conditioning.base import Condition
 from videosynth.data import DataConfig
 from videosynth.errors import ConfigError
-from videosynth.conditioning.base import Condition
 from videosynth.losses import get_gan_loss, mode_seeking_loss
 from videosynth.models.conditioned import fit_audio_dim, fit_cond_dim
 from videosynth.models.mocogan import PRESETS, MoCoGANConfig, build_modules, frame_picks, sample_frames
@@ -268,7 +268,8 @@ class MoCoGANObjective(GANObjectiveBase):
         c = bare.condition(cond["labels"], cond["captions"], b, audio=cond.get("audio"),
                            tokens=bare.net.takes_context)
         rows = torch.cat([torch.arange(b), torch.arange(h)]).to(c.pooled.device) if c is not None else None
-        both = None if c is None else Condition(*(None if x is None or x.shape[0] != b else x[rows] for x in c))
+        # every row of the draw again for the first h clips (a field of one row stands for every clip: kept)
+        both = None if c is None else Condition(*(x if x is None or x.shape[0] != b else x[rows] for x in c))
         z = bare.net.sample_content(b)  # (B, Dc)
         actions = None if action is None else torch.cat([action, bare.net.sample_actions(h)])
         video, _ = self.G(b + h, action=actions, condition=both, z_content=torch.cat([z, z[:h]]))
