@@ -31,11 +31,10 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_runs import MANY_SECONDS, config_of, last_step, train  # noqa: E402  (a sibling script)
+from cli_runs import MANY_SECONDS, config_of, fresh, last_step, train  # noqa: E402  (a sibling script)
 
 OLD, NEW = ["circle", "square"], ["triangle"]
 TOKENIZER, PRIOR = "configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/shapes-32x32x8.yaml"
@@ -97,9 +96,9 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "threads": os.environ.get("OMP_NUM_THREADS")},
               "old_classes": OLD, "new_classes": NEW, "runs": {}}
     if not (args.reuse and (base / "latest").is_file()):
-        wall = steps_run(config_of(TOKENIZER, **{"data.classes": OLD}), tok, log, args.tokenizer_steps)
+        wall = steps_run(config_of(TOKENIZER, **{"data.classes": OLD}), fresh(tok), log, args.tokenizer_steps)
         result["runs"]["tokenizer"] = {"wall_s": wall, "steps": last_step(tok)}
-        wall = steps_run(config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": OLD}), base, log,
+        wall = steps_run(config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": OLD}), fresh(base), log,
                          args.base_steps)
         result["runs"]["base"] = {"wall_s": wall, "steps": last_step(base)}
     if args.pretrain_only:
@@ -111,7 +110,7 @@ def main() -> None:
                                                          "optim.warmup_steps": args.warmup})
     lora = [(f"lora-{r}", ("--init", str(base), "--set", f"finetune.lora_rank={r}")) for r in args.ranks]
     for name, extra in (*lora, ("full", ("--init", str(base))), ("scratch", ())):
-        run = out / f"{name}-{args.data}"
+        run = fresh(out / f"{name}-{args.data}")  # a folder left by an interrupted sitting is trained again
         wall = steps_run(tuned, run, log, args.steps, *extra)
         result["runs"][name] = {"wall_s": wall, "minutes": wall / 60, "steps": last_step(run), **judge(run, args.num)}
         print(name, json.dumps(result["runs"][name]), flush=True)
