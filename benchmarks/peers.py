@@ -411,6 +411,7 @@ def run_phase(peer: Peer, name: str, phase: Phase, args, argv: list[str]) -> dic
         return run_once(peer, name, phase, argv)
     times: dict[str, list[float]] = {m: [] for m in phase.models}
     info: dict[str, dict] = {}
+    rss: dict[str, dict] = {m: {} for m in phase.models}  # the highest of every set's memory readings
     for _ in range(args.processes):
         workers = []
         for model in phase.models:  # one at a time, so builds and warm-ups do not overlap
@@ -421,14 +422,12 @@ def run_phase(peer: Peer, name: str, phase: Phase, args, argv: list[str]) -> dic
             for w in (workers if r % 2 == 0 else workers[::-1]):
                 times[w.name].append(w.ask("run")["seconds"])
         for w in workers:
-            done = w.finish()
-            kept = info[w.name].get("finish", {})
-            info[w.name]["finish"] = {k: max(v, kept.get(k, v)) for k, v in done.items()}  # the highest peak
+            rss[w.name] = {k: max(v, rss[w.name].get(k, v)) for k, v in w.finish().items()}
     out = {}
     for model in phase.models:
         med = statistics.median(times[model])
-        row = {"seconds_median": med, "seconds_all": times[model], "processes": args.processes,
-               **{k: v for k, v in info[model].items() if k != "finish"}, **info[model]["finish"]}
+        row = {"seconds_median": med, "seconds_all": times[model], "processes": args.processes, **info[model],
+               **rss[model]}
         if phase.unit == "tokens/s":
             row["tokens_per_s"] = phase.count / med
         elif phase.unit == "s/clip":

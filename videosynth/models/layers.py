@@ -196,8 +196,9 @@ class TanhGELU(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
-            return nn.functional.gelu(x, approximate="tanh")  # low precision and GPUs: their own kernels
-        if torch.is_grad_enabled() and x.requires_grad:  # training: ATen's kernels, whose backward the sigmoid
-            return nn.functional.gelu(x, approximate="tanh")  # form's chain of ops did not beat on 2 threads
+        # training keeps ATen's kernels (the sigmoid form's backward chain did not beat them on 2 threads),
+        # and so do low precision and GPUs
+        if (torch.is_grad_enabled() and x.requires_grad) or x.dtype not in (torch.float32, torch.float64) \
+                or x.device.type != "cpu":
+            return nn.functional.gelu(x, approximate="tanh")
         return _tanh_gelu(x)

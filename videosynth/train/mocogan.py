@@ -267,9 +267,10 @@ class MoCoGANObjective(GANObjectiveBase):
         bare = unwrap(self.G)
         c = bare.condition(cond["labels"], cond["captions"], b, audio=cond.get("audio"),
                            tokens=bare.net.takes_context)
-        rows = torch.cat([torch.arange(b), torch.arange(h)]).to(c.pooled.device) if c is not None else None
-        # every row of the draw again for the first h clips (a field of one row stands for every clip: kept)
-        both = None if c is None else Condition(*(x if x is None or x.shape[0] != b else x[rows] for x in c))
+        both = None
+        if c is not None:  # every row of the draw again for the first h clips (a field of one row stands for all)
+            rows = torch.cat([torch.arange(b), torch.arange(h)]).to(c.pooled.device)
+            both = Condition(*(x if x is None or x.shape[0] != b else x[rows] for x in c))
         z = bare.net.sample_content(b)  # (B, Dc)
         actions = None if action is None else torch.cat([action, bare.net.sample_actions(h)])
         video, _ = self.G(b + h, action=actions, condition=both, z_content=torch.cat([z, z[:h]]))
