@@ -68,6 +68,21 @@ def test_stream_times_share_out_clean_video_clean_sound_and_joint_rows():
         FlowLossConfig(video_to_audio_share=0.7, audio_to_video_share=0.4)
 
 
+def test_rows_with_a_given_stream_can_draw_the_other_streams_time_nearer_the_noise():
+    torch.manual_seed(0)
+    tv, ts = draw_stream_times(20000, FlowLossConfig(video_to_audio_share=0.3, audio_to_video_share=0.2,
+                                                     given_logit_mean=-2.0))
+    video_given, sound_given = tv == 1, ts == 1
+    joint = ~video_given & ~sound_given
+    # sigmoid(-2) = 0.12 in the given rows, sigmoid(0) = 0.5 in the joint rows
+    assert abs(float(ts[video_given].median()) - 0.119) < 0.01 and abs(float(tv[sound_given].median()) - 0.119) < 0.01
+    assert abs(float(tv[joint].median()) - 0.5) < 0.02 and torch.equal(tv[joint], ts[joint])
+    for bad in ({"given_logit_mean": -1.0}, {"given_logit_mean": -1.0, "video_to_audio_share": 0.5,
+                                              "time_sampling": "uniform"}):
+        with pytest.raises(ConfigError, match="loss.given_logit_mean"):
+            FlowLossConfig(**bad)
+
+
 def test_a_run_whose_rows_all_give_the_video_learns_only_the_sound(runs, tmp_path):
     cfg = tiny_config("flow", "joint", runs["tok"])
     cfg["loss"] = {"video_to_audio_share": 1.0}

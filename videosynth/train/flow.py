@@ -96,6 +96,9 @@ class FlowLossConfig:
     shortcut_steps: int = checked(128, at_least(2))  # the smallest step is 1 / this (a power of two)
     video_to_audio_share: float = checked(0.0, in_range(0, 1))  # joint runs: rows whose video is given clean
     audio_to_video_share: float = checked(0.0, in_range(0, 1))  # joint runs: rows whose sound is given clean
+    # joint runs: the logit-normal location of the other stream's time in rows with one stream given
+    # (None: logit_mean). Below 0 trains the noisy end more, where only the given stream can say what to make.
+    given_logit_mean: float | None = checked(None, in_range(-10, 10))
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("time_sampling", self.time_sampling, TIME_SAMPLING),
@@ -113,6 +116,11 @@ class FlowLossConfig:
             raise ConfigError(f"loss.video_to_audio_share + loss.audio_to_video_share = "
                               f"{self.video_to_audio_share + self.audio_to_video_share} is more than all rows: make "
                               "them add up to at most 1")
+        if self.given_logit_mean is not None and (self.time_sampling != "logit-normal" or
+                                                  not self.video_to_audio_share + self.audio_to_video_share):
+            raise ConfigError("loss.given_logit_mean draws the noisy stream's logit-normal time in rows whose other "
+                              "stream is given: set loss.time_sampling: logit-normal and a video_to_audio_share or "
+                              "audio_to_video_share, or remove it")
         if self.shortcut_steps & (self.shortcut_steps - 1):
             raise ConfigError(f"loss.shortcut_steps must be a power of two (the steps halve), "
                               f"got {self.shortcut_steps}")

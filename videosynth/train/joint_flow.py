@@ -59,11 +59,18 @@ def fit_joint(cfg, dataset, model):
 
 def draw_stream_times(n: int, loss_cfg, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Training times ``(t_video [n], t_sound [n])``: one drawn time per row, the video at 1 in the
-    video-to-audio share of rows, the sound at 1 in the audio-to-video share."""
+    video-to-audio share of rows, the sound at 1 in the audio-to-video share. In those rows the other
+    stream's time is drawn at ``loss.given_logit_mean`` where it is set (logit-normal sampling)."""
     t = sample_times(n, loss_cfg.time_sampling, device=device, mean=loss_cfg.logit_mean, std=loss_cfg.logit_std)
     u = torch.rand(n, device=device)
     video_given = u < loss_cfg.video_to_audio_share
     sound_given = ~video_given & (u < loss_cfg.video_to_audio_share + loss_cfg.audio_to_video_share)
+    if loss_cfg.given_logit_mean is not None:
+        # a pitch (or a position) readable in the noisy stream itself needs no look at the given one, so
+        # without more rows near the noise end the model learns to ignore what it is given
+        t_given = sample_times(n, "logit-normal", device=device, mean=loss_cfg.given_logit_mean,
+                               std=loss_cfg.logit_std)
+        t = torch.where(video_given | sound_given, t_given, t)
     ones = torch.ones_like(t)
     return torch.where(video_given, ones, t), torch.where(sound_given, ones, t)
 
