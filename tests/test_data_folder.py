@@ -80,6 +80,23 @@ def test_random_clips_reproducible_per_epoch_and_val_centred(root):
     assert all(_frames_of(val[i]) == list(range(centre, centre + 4)) for i in range(len(val)))
 
 
+def test_clips_per_video_draws_several_random_clips_of_each_training_video(tmp_path):
+    for split, n in (("train", 3), ("val", 2)):
+        for i in range(n):
+            write_numbered(tmp_path / split / f"{i}.mp4", NUM_FRAMES)
+    cfg = DataConfig(name="folder", root=str(tmp_path), frames=4, size=32, clips_per_video=5)
+    train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
+    assert (len(train), len(val)) == (15, 2)  # val keeps one centred clip per video
+    starts = [_frames_of(train[i])[0] for i in range(len(train))]
+    # item i is video i % 3; a video's items are clips of it, drawn apart
+    assert [starts[i] for i in (0, 3, 6, 9, 12)] != [starts[0]] * 5
+    assert repr(train).count("videos=3")
+    with pytest.raises(IndexError, match="15 items"):
+        train[15]
+    with pytest.raises(Exception, match="data.clips_per_video applies to datasets on disk"):
+        build_dataset(DataConfig(name="bouncing-shapes", clips_per_video=2))
+
+
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_manifest_captions_labels_and_split(root, kind):
     rows = [("cat/cat0.mp4", "a cat, sitting", "cat", "train"), ("dog/dog1.mp4", "a dog runs", "dog", "val"),

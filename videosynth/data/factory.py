@@ -51,6 +51,7 @@ class DataConfig:
     val_fraction: float = checked(0.1, in_range(0, 1, high_open=True))
     max_broken_fraction: float = checked(0.2, in_range(0, 1))
     num_workers: int = checked(0, at_least(0))  # DataLoader worker processes (decoding runs in them)
+    clips_per_video: int = checked(1, at_least(1))  # datasets on disk, train split: items (random clips) per video
     audio: int = checked(0, in_range(0, 192000))  # Hz: each item carries its clip's soundtrack at this rate; 0 = none
     fps: float = checked(0.0, in_range(0, 240))  # frame rate the sound lines up with; 0 = 8 for the built-in
     # datasets, the videos' most common rate for folders
@@ -87,7 +88,7 @@ def _video_folder(cfg: DataConfig, split: str, root: str, **source) -> VideoFold
     """A VideoFolder cut as ``cfg`` says; ``source`` is its ``manifest=`` or ``layout=``."""
     return VideoFolder(root, frames=cfg.frames, size=cfg.size, stride=cfg.stride, split=split,
                        val_fraction=cfg.val_fraction, seed=cfg.seed, max_broken_fraction=cfg.max_broken_fraction,
-                       audio_rate=cfg.audio, fps=cfg.fps, **source)
+                       audio_rate=cfg.audio, fps=cfg.fps, clips_per_video=cfg.clips_per_video, **source)
 
 
 def _folder(cfg: DataConfig, split: str) -> Dataset:
@@ -154,6 +155,9 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
     if cfg.classes and cfg.name not in BUILTIN:
         raise ConfigError(f"data.classes applies to the built-in datasets ({', '.join(BUILTIN)}); for "
                           f"'{cfg.name}' choose the class folders to train on instead; remove it")
+    if cfg.clips_per_video != 1 and cfg.name not in ON_DISK:
+        raise ConfigError(f"data.clips_per_video applies to datasets on disk ({', '.join(ON_DISK)}); the built-in "
+                          f"'{cfg.name}' draws data.num_samples clips already; remove it")
     if split not in BUILD_SPLITS:
         raise ConfigError(f"split must be one of {', '.join(BUILD_SPLITS)}, got '{split}'")
     return DATASETS[cfg.name](cfg, split)

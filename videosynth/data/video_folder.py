@@ -185,6 +185,8 @@ class VideoFolder(ClipDataset):
         val_fraction: share of videos hashed into ``val`` when there are no split folders / column.
         seed: base of the per-item RNG (with the epoch from :meth:`set_epoch`).
         train_clip: ``"random"`` start and crop per call, or ``"center"``; ``val`` is always centred.
+        clips_per_video: with random clips, each video stands for this many items (each its own random
+            clip), so a few long videos still fill batches and an epoch sees more of each.
         max_broken_fraction: abort when more than this share of the files is broken.
         broken_hint: how the caller raises that share, for the message (a config key, a flag).
         cache_dir: where the scan index is cached (default: the user cache dir).
@@ -212,13 +214,14 @@ class VideoFolder(ClipDataset):
                  train_clip: str = "random", max_broken_fraction: float = 0.2, cache_dir: str | Path | None = None,
                  progress: bool = True, verify: bool = True,
                  broken_hint: str = "raise data.max_broken_fraction", layout: Layout | None = None,
-                 audio_rate: int = 0, fps: float = 0.0) -> None:
+                 audio_rate: int = 0, fps: float = 0.0, clips_per_video: int = 1) -> None:
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got {split!r}")
         if train_clip not in CLIP_MODES:
             raise DataError(f"train_clip must be one of {CLIP_MODES}, got {train_clip!r}")
-        if frames < 1 or stride < 1 or size < 1:
-            raise DataError(f"frames, stride and size must be positive, got {frames}, {stride}, {size}")
+        if frames < 1 or stride < 1 or size < 1 or clips_per_video < 1:
+            raise DataError(f"frames, stride, size and clips_per_video must be positive, got {frames}, {stride}, "
+                            f"{size}, {clips_per_video}")
         if manifest is not None and layout is not None:
             raise DataError("give a manifest or a layout, not both")
         self.root = Path(root).expanduser()
@@ -226,6 +229,7 @@ class VideoFolder(ClipDataset):
         self.frames, self.stride, self.size, self.split, self.seed = frames, stride, size, split, seed
         self.epoch = 0
         self.clip_mode = train_clip if split in ("train", "all") else "center"
+        self.repeats = clips_per_video if self.clip_mode == "random" else 1  # centred clips would repeat
         self.transform = ClipTransform(size, crop="random" if self.clip_mode == "random" else "center")
         self._reader = io.VideoReader()  # keeps recent files open: a clip's sound and the next clip reuse them
         self.span = (frames - 1) * stride + 1  # frames a clip covers in the source
@@ -343,7 +347,7 @@ class VideoFolder(ClipDataset):
     # ------------------------------------------------------------------ dataset API
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) * self.repeats
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random clips drawn in training (call once per epoch, before iterating).
@@ -381,10 +385,10 @@ class VideoFolder(ClipDataset):
         return first + (room - 1) // 2
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self.entries):
-            raise IndexError(f"index {index} out of range for {len(self.entries)} videos")
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items ({len(self.entries)} videos)")
         generator = torch.Generator().manual_seed(_item_seed(self.seed, self.epoch, index))
-        current = index
+        current = index % len(self.entries)
         reason = ""
         for _attempt in range(MAX_RETRIES + 1):
             try:
@@ -406,6 +410,6 @@ class VideoFolder(ClipDataset):
                         f"check the files or rescan")
 
     def __repr__(self) -> str:
-        return (f"VideoFolder(root={str(self.root)!r}, split={self.split!r}, videos={len(self)}, "
+        return (f"VideoFolder(root={str(self.root)!r}, split={self.split!r}, videos={len(self.entries)}, "
                 f"classes={len(self.class_names)}, broken={len(self.broken)}, frames={self.frames}, "
                 f"stride={self.stride}, size={self.size})")
