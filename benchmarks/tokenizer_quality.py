@@ -21,11 +21,19 @@ Tokenizers (``--models``), all at the same hyper-parameters (hidden 64, 2 residu
   repository; see ``benchmarks/videogpt_peer.py``), trained with its own loss (MSE / 0.06 +
   commitment) on the same clips scaled to its [-0.5, 0.5] range.
 
+``--real DIR``: real footage instead -- a folder of videos with ``train/`` and ``val/`` subfolders
+(the val videos held out: their clips are never trained on): ``--train-clips`` random clips drawn
+from the training videos (spread evenly over them), and ``--val-clips`` clips spread evenly from the
+start to the end of each held-out video, all cut to 16 frames of 64x64 as the folder recipe
+(``configs/vqvae/folder-kl-64x64x16.yaml``) cuts them. ``benchmarks/own_videos.py`` builds such a folder.
+
 PSNR and SSIM are :mod:`videosynth.metrics.recon`'s, on clips in [-1, 1] (VideoGPT's
 reconstructions are scaled back), in eval mode, at 50 % and 100 % of the budget.
 
     python benchmarks/tokenizer_quality.py --videogpt /path/to/VideoGPT           # 150 s each
     python benchmarks/tokenizer_quality.py --budget 20 --models vq fsq --json /tmp/tq.json
+    python benchmarks/tokenizer_quality.py --real /tmp/own/videos --models kl vq videogpt --videogpt PATH \
+        --clock cpu --json benchmarks/results/tokenizer_quality-real.json
 """
 
 from __future__ import annotations
@@ -57,6 +65,17 @@ def clips(n: int, split: str, seed: int) -> torch.Tensor:
     from videosynth.data.synthetic import BouncingShapes
 
     return clips_of(BouncingShapes(num_samples=n, frames=FRAMES, size=SIZE, seed=seed, split=split), n)
+
+
+def real_clips(root: str, n: int, split: str, seed: int) -> torch.Tensor:
+    """``n`` clips ``uint8 [n, 3, T, H, W]`` of the videos under ``root/<split>``: random ones of the training
+    videos (each video's share alike), or ones spread evenly over each held-out video (``val``)."""
+    from videosynth.data import DataConfig, build_dataset
+
+    videos = len(build_dataset(DataConfig(name="folder", root=root, frames=FRAMES, size=SIZE), split))
+    per_video = -(-n // videos)  # ceil: item i is video i % videos, so the first n items share them out
+    cfg = DataConfig(name="folder", root=root, frames=FRAMES, size=SIZE, seed=seed, clips_per_video=per_video)
+    return clips_of(build_dataset(cfg, split), n)
 
 
 def clips_of(dataset, n: int) -> torch.Tensor:
@@ -114,7 +133,11 @@ def evaluate(model, reconstruct, val: torch.Tensor) -> dict:
 
 def worker(name: str, args) -> dict:
     torch.set_num_threads(args.threads)
-    train, val = clips(args.train_clips, "train", args.seed), clips(args.val_clips, "val", args.seed)
+    if args.real:
+        train, val = (real_clips(args.real, n, split, args.seed)
+                      for n, split in ((args.train_clips, "train"), (args.val_clips, "val")))
+    else:
+        train, val = clips(args.train_clips, "train", args.seed), clips(args.val_clips, "val", args.seed)
     torch.manual_seed(args.seed)
     model, loss_fn, reconstruct = build(name, args.videogpt)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
@@ -165,6 +188,8 @@ def main() -> None:
     parser.add_argument("--train-clips", type=int, default=512)
     parser.add_argument("--val-clips", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real", default=None, metavar="DIR",
+                        help="real footage: a folder of videos with train/ and val/ (held-out) subfolders")
     parser.add_argument("--json", default=str(HERE / "results" / "tokenizer_quality.json"))
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -185,8 +210,9 @@ def main() -> None:
         print(f"  {name}: {r['steps']} steps, {r['final']['psnr']:.2f} dB", flush=True)
 
     half = f"PSNR@{EVAL_AT[0]:.0%}"
+    data = f"real footage of {args.real} (val: held-out videos)" if args.real else "bouncing shapes"
     print(f"\n{args.budget:g} s ({args.clock}) of training each, batch {BATCH}, {FRAMES}x{SIZE}x{SIZE} "
-          f"bouncing shapes, {args.val_clips} validation clips, {args.threads} threads")
+          f"{data}, {args.val_clips} validation clips, {args.threads} threads")
     print(f"{'model':<22}{'params':>8}{'s/step':>8}{'steps':>7}{half:>11}{'PSNR':>8}{'SSIM':>7}")
     for r in rows:
         print(f"{r['model']:<22}{r['params_m']:>7.2f}M{r['step_s']:>8.3f}{r['steps']:>7}"
@@ -204,6 +230,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"budget_s": args.budget, "clock": args.clock, "threads": args.threads,
                                "batch": BATCH, "clip": [FRAMES, SIZE, SIZE], "lr": LR, "seed": args.seed,
+                               "real": args.real,
                                "torch": torch.__version__, "python": platform.python_version(),
                                "results": rows}, indent=2))
     print(f"wrote {out}")

@@ -86,10 +86,14 @@ def test_clips_per_video_draws_several_random_clips_of_each_training_video(tmp_p
             write_numbered(tmp_path / split / f"{i}.mp4", NUM_FRAMES)
     cfg = DataConfig(name="folder", root=str(tmp_path), frames=4, size=32, clips_per_video=5)
     train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
-    assert (len(train), len(val)) == (15, 2)  # val keeps one centred clip per video
+    assert (len(train), len(val)) == (15, 10)
     starts = [_frames_of(train[i])[0] for i in range(len(train))]
     # item i is video i % 3; a video's items are clips of it, drawn apart
     assert [starts[i] for i in (0, 3, 6, 9, 12)] != [starts[0]] * 5
+    # held-out videos: 5 clips each from the first frame to the last, the same every epoch
+    assert [_frames_of(val[i])[0] for i in range(0, 10, 2)] == [0, 4, 8, 12, 16]
+    val.set_epoch(3)
+    assert [_frames_of(val[i])[0] for i in range(1, 10, 2)] == [0, 4, 8, 12, 16]
     assert repr(train).count("videos=3")
     with pytest.raises(IndexError, match="15 items"):
         train[15]

@@ -51,7 +51,7 @@ class DataConfig:
     val_fraction: float = checked(0.1, in_range(0, 1, high_open=True))
     max_broken_fraction: float = checked(0.2, in_range(0, 1))
     num_workers: int = checked(0, at_least(0))  # DataLoader worker processes (decoding runs in them)
-    clips_per_video: int = checked(1, at_least(1))  # datasets on disk, train split: items (random clips) per video
+    clips_per_video: int = checked(1, at_least(1))  # datasets on disk: clips per video (train: random; val: spread)
     audio: int = checked(0, in_range(0, 192000))  # Hz: each item carries its clip's soundtrack at this rate; 0 = none
     fps: float = checked(0.0, in_range(0, 240))  # frame rate the sound lines up with; 0 = 8 for the built-in
     # datasets, the videos' most common rate for folders

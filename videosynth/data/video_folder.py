@@ -185,8 +185,9 @@ class VideoFolder(ClipDataset):
         val_fraction: share of videos hashed into ``val`` when there are no split folders / column.
         seed: base of the per-item RNG (with the epoch from :meth:`set_epoch`).
         train_clip: ``"random"`` start and crop per call, or ``"center"``; ``val`` is always centred.
-        clips_per_video: with random clips, each video stands for this many items (each its own random
-            clip), so a few long videos still fill batches and an epoch sees more of each.
+        clips_per_video: each video stands for this many items: random clips (training), so a few long
+            videos still fill batches and an epoch sees more of each, or centred ones spread evenly
+            from its start to its end (``val``, ``"center"``), so a few held-out videos give many clips.
         max_broken_fraction: abort when more than this share of the files is broken.
         broken_hint: how the caller raises that share, for the message (a config key, a flag).
         cache_dir: where the scan index is cached (default: the user cache dir).
@@ -229,7 +230,7 @@ class VideoFolder(ClipDataset):
         self.frames, self.stride, self.size, self.split, self.seed = frames, stride, size, split, seed
         self.epoch = 0
         self.clip_mode = train_clip if split in ("train", "all") else "center"
-        self.repeats = clips_per_video if self.clip_mode == "random" else 1  # centred clips would repeat
+        self.repeats = clips_per_video
         self.transform = ClipTransform(size, crop="random" if self.clip_mode == "random" else "center")
         self._reader = io.VideoReader()  # keeps recent files open: a clip's sound and the next clip reuse them
         self.span = (frames - 1) * stride + 1  # frames a clip covers in the source
@@ -376,13 +377,16 @@ class VideoFolder(ClipDataset):
         return self._reader.read_clip(self.path(index), start, self.frames, self.stride,
                                       size=cover_size(entry.height, entry.width, self.size))
 
-    def clip_start(self, index: int, generator: torch.Generator | None = None) -> int:
-        """First frame of the clip for ``index``: random (training) or centred, inside the video's time window."""
+    def clip_start(self, index: int, generator: torch.Generator | None = None, slot: int = 0) -> int:
+        """First frame of the clip for video ``index``, inside its time window: random (training), or centred --
+        with ``clips_per_video`` above 1, clip ``slot`` of that many spread evenly over the video."""
         first, end = self.frame_ranges[index]
         room = end - first - self.span + 1  # number of valid starts
         if self.clip_mode == "random":
             return first + int(torch.randint(0, room, (1,), generator=generator))
-        return first + (room - 1) // 2
+        if self.repeats == 1:
+            return first + (room - 1) // 2
+        return first + round(slot * (room - 1) / (self.repeats - 1))
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
@@ -392,7 +396,7 @@ class VideoFolder(ClipDataset):
         reason = ""
         for _attempt in range(MAX_RETRIES + 1):
             try:
-                start = self.clip_start(current, generator)
+                start = self.clip_start(current, generator, index // len(self.entries))
                 frames = self.read_frames(current, start)
                 sound = self.clip_audio(current, start) if self.audio_rate > 0 else None
             except (DataError, OSError, ValueError, RuntimeError) as exc:
