@@ -78,16 +78,20 @@ def build_folder(files: list[Path], val: set[str], out: Path) -> dict[str, list[
     return split
 
 
-def train(config: str, run: Path, sets: list[str], steps: int | None, log: Path, reuse: bool) -> dict:
-    """``videosynth train`` of the recipe's ``config`` into ``run``: ``{steps, wall_s}`` (``reuse``: a finished run is kept)."""
+def train(config: str, run: Path, sets: list[str], scale: float, log: Path, reuse: bool) -> dict:
+    """``videosynth train`` of the recipe's ``config`` into ``run``, its steps (and decay) times ``scale``:
+    ``{steps, wall_s, reused}`` (``reuse``: a run that already reached its steps is kept)."""
     import yaml
 
     cfg = yaml.safe_load((ROOT / config).read_text())
-    want = steps or cfg["train"]["steps"]
-    if reuse and run.is_dir() and last_step(run) >= want:
+    full = cfg["train"]["steps"]
+    want = full if scale == 1.0 else max(2, int(full * scale))
+    if reuse and (run / "log.jsonl").is_file() and last_step(run) >= want:
         return {"steps": want, "wall_s": None, "reused": True}
-    extra = [f"train.steps={want}"] + ([f"optim.decay_steps={int(cfg['optim']['decay_steps'] * want / cfg['train']['steps'])}"]
-                                       if cfg.get("optim", {}).get("decay_steps") else [])
+    extra = [f"train.steps={want}"]
+    decay = cfg.get("optim", {}).get("decay_steps")
+    if decay:
+        extra.append(f"optim.decay_steps={decay * want // full}")
     args = ["train", "--config", str(ROOT / config), "--run-dir", str(fresh(run)), "--no-progress"]
     for item in sets + extra:
         args += ["--set", item]
@@ -126,14 +130,8 @@ def main() -> None:
     videosynth("data", "scan", str(folder), "--frames", "16", log=log)
     result["scan_s"] = time.perf_counter() - start
 
-    def scaled(config: str) -> int | None:
-        import yaml
-
-        steps = yaml.safe_load((ROOT / config).read_text())["train"]["steps"]
-        return None if args.steps_scale == 1.0 else max(2, int(steps * args.steps_scale))
-
     data = f"data.root={folder}"
-    result["tokenizer"] = train(TOKENIZER_CONFIG, out / "kl", [data], scaled(TOKENIZER_CONFIG), log, args.reuse)
+    result["tokenizer"] = train(TOKENIZER_CONFIG, out / "kl", [data], args.steps_scale, log, args.reuse)
     result["held_out"] = reconstruct(out / "kl", folder, "val", args.val_clips, out, log)
     result["seen"] = reconstruct(out / "kl", folder, "train", args.val_clips, out, log)
     cache = out / "latents"
@@ -143,7 +141,7 @@ def main() -> None:
                    "--out", str(fresh(cache)), "--no-progress", log=log)
         result["encode_s"] = time.perf_counter() - start
     result["flow"] = train(FLOW_CONFIG, out / "flow", [data, f"tokenizer_run={out / 'kl'}", f"latents={cache}"],
-                           scaled(FLOW_CONFIG), log, args.reuse)
+                           args.steps_scale, log, args.reuse)
     start = time.perf_counter()
     videosynth("sample", str(out / "flow"), "--num", "8", "--out", str(out / "samples.mp4"), log=log)
     result["sample_s"] = time.perf_counter() - start
