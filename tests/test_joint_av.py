@@ -19,7 +19,7 @@ from videosynth.models.joint_dit import JointDiT
 from videosynth.sampling.joint import sample_streams
 from videosynth.train.families import TINY_DATA, tiny_config
 from videosynth.train.flow import FlowLossConfig
-from videosynth.train.joint_flow import draw_stream_times
+from videosynth.train.joint_flow import draw_stream_times, onset_weights
 from videosynth.train.run import run_training
 
 TRAIN = {"batch_size": 4, "log_every": 1, "ckpt_every": 100, "sample_every": 0, "device": "cpu", "ema_decay": 0.9}
@@ -81,6 +81,15 @@ def test_rows_with_a_given_stream_can_draw_the_other_streams_time_nearer_the_noi
                                               "time_sampling": "uniform"}):
         with pytest.raises(ConfigError, match="loss.given_logit_mean"):
             FlowLossConfig(**bad)
+
+
+def test_onset_weights_favour_the_frames_where_a_band_rises_and_keep_the_loss_size():
+    sound = torch.zeros(2, 4, 8)
+    sound[0, :, 3] = 2.0  # a click: every band rises at frame 3, falls at 4
+    w = onset_weights(sound, 4.0)
+    assert torch.allclose(w.mean(dim=(1, 2)), torch.ones(2))
+    assert float(w[0, :, 3].min()) > float(w[0, :, 4].max()) and torch.equal(w[1], torch.ones(4, 8))
+    assert torch.equal(onset_weights(sound, 0.0), torch.ones_like(sound))
 
 
 def test_a_run_whose_rows_all_give_the_video_learns_only_the_sound(runs, tmp_path):
@@ -224,7 +233,8 @@ def test_bad_joint_inputs_give_one_line_errors(runs, tmp_path, capsys):
     with pytest.raises(VideoSynthError, match="generates video only"):
         videosynth.load(runs["video"], device="cpu").with_sound(1)
     for change, message in (({"loss": {"audio_to_video_share": 0.5}, "joint": {"audio": False}},
-                             "shares out the rows of a joint"),
+                             "audio_to_video_share applies to joint"),
+                            ({"loss": {"onset_weight": 4.0}, "joint": {"audio": False}}, "onset_weight applies to joint"),
                             ({"condition": {"kind": "class", "audio": True}}, "cannot be given as a condition"),
                             ({"model": {"preset": "tiny", "attention": "factorised"}}, "factorised"),
                             ({"joint": {"audio": True, "mels_per_frame": 3}}, "mels_per_frame=3")):

@@ -99,6 +99,8 @@ class FlowLossConfig:
     # joint runs: the logit-normal location of the other stream's time in rows with one stream given
     # (None: logit_mean). Below 0 trains the noisy end more, where only the given stream can say what to make.
     given_logit_mean: float | None = checked(None, in_range(-10, 10))
+    # joint runs: weight of the sound's onsets (rises of a band from one mel frame to the next) in its loss
+    onset_weight: float = checked(0.0, at_least(0))
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("time_sampling", self.time_sampling, TIME_SAMPLING),

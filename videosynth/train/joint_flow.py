@@ -32,11 +32,11 @@ def fit_joint(cfg, dataset, model):
             the data's frames cannot line up with.
     """
     joint, loss = cfg.joint, cfg.loss
-    shares = [k for k in ("video_to_audio_share", "audio_to_video_share") if getattr(loss, k)]
+    joint_only = [k for k in ("video_to_audio_share", "audio_to_video_share", "onset_weight") if getattr(loss, k)]
     if not joint.audio:
-        if shares:
-            raise ConfigError(f"loss.{shares[0]} shares out the rows of a joint audio-video run: set joint.audio: "
-                              "true, or leave it at 0")
+        if joint_only:
+            raise ConfigError(f"loss.{joint_only[0]} applies to joint audio-video runs: set joint.audio: true, or "
+                              "leave it at 0")
         return joint, model
     for refused, why in ((cfg.latents, "a latent cache holds no sound; train on clips (remove latents:)"),
                          (cfg.condition is not None and cfg.condition.audio,
@@ -75,6 +75,20 @@ def draw_stream_times(n: int, loss_cfg, device=None) -> tuple[torch.Tensor, torc
     return torch.where(video_given, ones, t), torch.where(sound_given, ones, t)
 
 
+def onset_weights(sound: torch.Tensor, weight: float) -> torch.Tensor:
+    """Per-element loss weights ``[B, M, J]`` of normalised log-mel ``sound``: ``1 + weight * rise``, ``rise`` a band's
+    increase from the mel frame before (0 at the first), scaled to mean 1 per clip so the loss keeps its size.
+
+    Onsets (a click, a note starting) are a small share of the frames but where sound and picture must
+    line up; without a weight the loss is mostly the steady tones.
+    """
+    if not weight:
+        return torch.ones_like(sound)
+    rise = torch.nn.functional.pad((sound[..., 1:] - sound[..., :-1]).clamp_min(0), (1, 0))
+    w = 1 + weight * rise
+    return w / w.mean(dim=(1, 2), keepdim=True)
+
+
 def joint_loss(net, ctx, codec: MelCodec, x0: torch.Tensor, x1: torch.Tensor, batch: dict,
                loss_cfg) -> tuple[torch.Tensor, dict]:
     """The summed velocity MSE of both streams over their noisy rows; ``x0``, ``x1``: noise and normalised
@@ -87,7 +101,8 @@ def joint_loss(net, ctx, codec: MelCodec, x0: torch.Tensor, x1: torch.Tensor, ba
     with ctx.autocast():
         v, s = net(xt, labels=batch["label"], captions=list(batch["caption"]), t=t_video, sound=st, sound_t=t_sound)
     video_error = (v.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
-    sound_error = (s.float() - sound_target).pow(2).mean(dim=(1, 2))  # (B,)
+    sound_error = (s.float() - sound_target).pow(2) * onset_weights(sound1, loss_cfg.onset_weight)
+    sound_error = sound_error.mean(dim=(1, 2))  # (B,)
     noisy_video, noisy_sound = (t_video < 1).float(), (t_sound < 1).float()
     loss_video = (video_error * noisy_video).sum() / noisy_video.sum().clamp_min(1)
     loss_sound = (sound_error * noisy_sound).sum() / noisy_sound.sum().clamp_min(1)
