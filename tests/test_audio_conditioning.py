@@ -184,7 +184,8 @@ def test_a_sound_driven_run_trains_samples_with_a_soundtrack_and_is_scored(tmp_p
     run = tmp_path / "run"
     res = videosynth("train", "--config", "configs/mocogan/audio-32x32x16.yaml", "--run-dir", run,
                      "--set", "model.preset=tiny", "--set", "data.size=16", "--set", "data.frames=4",
-                     "--set", "data.num_samples=16", "--set", "train.steps=2", "--set", "train.batch_size=4",
+                     "--set", "data.object_size=0", "--set", "data.num_samples=16", "--set", "train.steps=2",
+                     "--set", "train.batch_size=4",
                      "--set", "train.sample_every=0", "--set", "condition.audio_fft=128",
                      "--set", "condition.audio_mels=16")
     assert res.returncode == 0, res.stderr[-3000:]

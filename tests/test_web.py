@@ -42,6 +42,7 @@ def runs(tmp_path_factory):
         out[family] = root / family
     res = videosynth("train", "--config", "configs/mocogan/audio-32x32x16.yaml", "--run-dir", root / "audio",
                      *(f"--set={kv}" for kv in ("model.preset=tiny", "data.size=16", "data.frames=4",
+                                                "data.object_size=0",
                                                 "data.num_samples=16", "train.steps=2", "train.batch_size=4",
                                                 "train.sample_every=0", "condition.audio_fft=128",
                                                 "condition.audio_mels=16")))
