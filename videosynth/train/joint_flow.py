@@ -101,7 +101,9 @@ def joint_loss(net, ctx, codec: MelCodec, x0: torch.Tensor, x1: torch.Tensor, ba
     with ctx.autocast():
         v, s = net(xt, labels=batch["label"], captions=list(batch["caption"]), t=t_video, sound=st, sound_t=t_sound)
     video_error = (v.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
-    sound_error = (s.float() - sound_target).pow(2) * onset_weights(sound1, loss_cfg.onset_weight)
+    sound_error = (s.float() - sound_target).pow(2)  # (B, M, J)
+    if loss_cfg.onset_weight:
+        sound_error = sound_error * onset_weights(sound1, loss_cfg.onset_weight)
     sound_error = sound_error.mean(dim=(1, 2))  # (B,)
     noisy_video, noisy_sound = (t_video < 1).float(), (t_sound < 1).float()
     loss_video = (video_error * noisy_video).sum() / noisy_video.sum().clamp_min(1)
