@@ -203,7 +203,49 @@ def test_gradients_reach_every_generator_parameter():
     assert not missing
 
 
-@pytest.mark.parametrize("bad", [{"size": 24}, {"size": 4}, {"rnn": "transformer"}, {"frames": 0}])
+def test_motion_warp_moves_the_rendered_frame_by_the_motion_codes_shift():
+    g = _generator(dataclasses.replace(TINY, motion_warp=True, render_motion=False))
+    frames = torch.full((2, 3, 16, 16), -1.0)
+    frames[:, :, 6:10, 6:10] = 1.0  # a white square in the middle of black
+    with torch.no_grad():
+        g.shift.bias.copy_(torch.atanh(torch.tensor([0.5, -0.25])))  # +4 px in x, -2 px in y (half-frames)
+        moved = g.translate(frames, torch.zeros(2, TINY.motion_dim))
+    expected = torch.full_like(frames, -1.0)
+    expected[:, :, 4:8, 10:14] = 1.0
+    assert torch.allclose(moved, expected, atol=1e-5)
+
+
+def test_motion_warp_without_render_motion_takes_the_path_from_the_motion_code_alone():
+    g = _generator(dataclasses.replace(TINY, motion_warp=True, render_motion=False))
+    torch.nn.init.normal_(g.shift.weight, std=1.0)  # a trained shift, not the zero start
+    noise = g.sample_motion_noise(1, TINY.frames, _seeded(1)).expand(2, -1, -1)
+    z_c = g.sample_content(2, _seeded(2))
+    with torch.no_grad():
+        video, codes = g(2, z_content=z_c, z_motion_noise=noise)
+        unmoved = g.render(z_c, torch.zeros_like(codes["motion"]) - 10)  # every frame at one shift
+        shifts = g.shifts(codes["motion"])  # (2, T, 2)
+    assert torch.equal(shifts[0], shifts[1])  # one motion code, one path, whatever the content
+    assert _differs(video[0], video[1])  # ... while the content changes the look
+    assert shifts[0].std(0).min() > 0.01  # and the path moves
+    assert torch.allclose(unmoved[:, :, :1].expand_as(unmoved), unmoved)  # one shift: every frame the same
+
+
+def test_motion_warp_starts_unshifted_and_learns_its_shift():
+    base = dataclasses.replace(TINY, motion_warp=True)
+    model = _nets(base, train=True)
+    video, _ = model.generator(2, generator=_seeded(0))
+    plain = _generator(TINY)
+    with torch.no_grad():
+        assert torch.equal(model.generator.shifts(torch.randn(3, TINY.motion_dim)), torch.zeros(3, 2))
+    logit, _ = model.video_discriminator(video)
+    logit.sum().backward()
+    assert model.generator.shift.weight.grad.abs().sum() > 0
+    assert sum(p.numel() for p in model.generator.parameters()) == sum(p.numel() for p in plain.parameters()) + \
+        2 * TINY.motion_dim + 2  # the shift head, nothing else
+
+
+@pytest.mark.parametrize("bad", [{"size": 24}, {"size": 4}, {"rnn": "transformer"}, {"frames": 0},
+                                 {"render_motion": False}])
 def test_bad_config_is_config_error(bad):
     with pytest.raises(ConfigError):
         MoCoGANConfig(**bad)

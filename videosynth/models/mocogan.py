@@ -12,7 +12,12 @@ A video is a path in the latent space of an image generator:
 * an optional categorical action code ``a`` (one-hot, InfoGAN-style) and the
   condition embedding ``c`` from the shared conditioner are appended;
 * a 2D DCGAN-style image generator renders every frame from
-  ``[z_C, z_M(t), a, c]`` (transposed convs, BatchNorm2d, ReLU, Tanh).
+  ``[z_C, z_M(t), a, c]`` (transposed convs, BatchNorm2d, ReLU, Tanh);
+* optionally (``motion_warp``) each rendered frame is then shifted by a translation read from
+  ``z_M(t)`` alone, and with ``render_motion: false`` the renderer no longer sees ``z_M(t)``: the
+  object's path is then the motion code's by construction, its look the content code's -- the
+  split the paper asks of its codes, built in for footage whose motion is things moving across
+  the frame (not for zooms, turns or deformation, which a translation cannot make).
 
 Two discriminators judge the result: an image discriminator (2D convs) on
 randomly chosen single frames and a video discriminator (3D convs) on clips.
@@ -186,6 +191,8 @@ class MoCoGANConfig:
     d_category_head: bool = True  # InfoGAN-style action head on D_V (used when num_actions > 0)
     d_spectral_norm: bool = False  # spectral norm in both discriminators (then no BatchNorm there)
     d_batch_std: bool = False  # both discriminators see the batch's feature spread (against mode collapse)
+    motion_warp: bool = False  # shift every rendered frame by a translation read from z_M(t) alone
+    render_motion: bool = True  # the renderer also sees z_M(t); false (with motion_warp): looks from content only
 
     def __post_init__(self) -> None:
         doublings = math.log2(self.size / BASE_SIZE) if self.size > 0 else -1
@@ -200,6 +207,9 @@ class MoCoGANConfig:
         for name in ("num_actions", "num_classes", "cond_dim", "audio_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.render_motion and not self.motion_warp:
+            raise ConfigError("model.render_motion: false leaves the motion code nothing to move; "
+                              "set model.motion_warp: true with it, or leave render_motion out")
 
 
 PRESETS = {
@@ -243,9 +253,15 @@ class MoCoGANGenerator(ConditionedNet):
         self.takes_cond_frames = cfg.audio_dim > 0  # the sound's per-frame features drive the motion
         extra = cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0
         self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim + cfg.audio_dim, extra, cfg.motion_dim)
-        in_dim = cfg.content_dim + cfg.motion_dim + cfg.num_actions + cfg.cond_dim + cfg.audio_dim
+        motion_in = cfg.motion_dim if cfg.render_motion else 0
+        in_dim = cfg.content_dim + motion_in + cfg.num_actions + cfg.cond_dim + cfg.audio_dim
         self.image = ImageGenerator(in_dim, cfg.size, cfg.g_width, cfg.channels)
         initialize_weights(self.image)
+        # motion_warp: z_M(t) -> the frame's (x, y) shift; zero at the start, so training begins unshifted
+        self.shift = nn.Linear(cfg.motion_dim, 2) if cfg.motion_warp else None
+        if self.shift is not None:
+            nn.init.zeros_(self.shift.weight)
+            nn.init.zeros_(self.shift.bias)
 
     @property
     def device(self) -> torch.device:
@@ -320,7 +336,9 @@ class MoCoGANGenerator(ConditionedNet):
             ValueError: a required ``cond`` / ``action`` is missing or mis-shaped.
         """
         b, t, _ = z_motion.shape
-        parts = [z_content[:, None].expand(b, t, -1), z_motion]  # (B, T, Dc), (B, T, Dm)
+        parts = [z_content[:, None].expand(b, t, -1)]  # (B, T, Dc)
+        if self.cfg.render_motion:
+            parts.append(z_motion)  # (B, T, Dm)
         extra = self._extras(b, action, cond)
         if extra is not None:
             parts.append(extra[:, None].expand(b, t, -1))  # (B, T, A + D)
@@ -329,8 +347,26 @@ class MoCoGANGenerator(ConditionedNet):
             parts.append(sound)  # (B, T, S)
         z = torch.cat(parts, dim=2).reshape(b * t, -1)  # (B*T, Dc + Dm + A + D + S)
         frames = self.image(z)  # (B*T, C, H, W)
+        if self.shift is not None:
+            frames = self.translate(frames, z_motion.reshape(b * t, -1))
         frames = frames.reshape(b, t, *frames.shape[1:])  # (B, T, C, H, W)
         return frames.transpose(1, 2)  # (B, C, T, H, W)
+
+    def shifts(self, z_motion: torch.Tensor) -> torch.Tensor:
+        """``motion_warp``'s shift of each frame: ``z_M [..., motion_dim]`` -> ``[..., 2]`` (x, y), in half-frames
+        (``[-1, 1]``: at most half the frame each way, so the shape can reach either edge from the middle)."""
+        return torch.tanh(self.shift(z_motion))
+
+    def translate(self, frames: torch.Tensor, z_motion: torch.Tensor) -> torch.Tensor:
+        """Move each frame ``[N, C, H, W]`` by :meth:`shifts` of its motion code ``[N, motion_dim]`` (bilinear,
+        so the shift is learned through the image's own gradient; edges repeat where the frame uncovers)."""
+        n = frames.shape[0]
+        d = self.shifts(z_motion)  # (N, 2)
+        theta = frames.new_zeros(n, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, :, 2] = -d  # sampling at (p - d) moves the content by +d
+        grid = F.affine_grid(theta, list(frames.shape), align_corners=False)  # (N, H, W, 2)
+        return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def forward(
         self,
