@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -58,6 +59,7 @@ from videosynth.pipelines.two_stage import load_tokenizer_run
 from videosynth.sampling.flow import TIME_SAMPLING, FlowSampleConfig, path, sample_times, shortcut_target
 from videosynth.train.config import RunConfig, TrainConfig
 from videosynth.train.context import Context
+from videosynth.train.distill import check_distill, distill_loss, teacher_pairs
 from videosynth.train.ema import EMA
 from videosynth.train.finetune import adapt, record_base
 from videosynth.train.joint_flow import fit_joint, joint_loss
@@ -77,7 +79,7 @@ class FlowOptimConfig:
     decay_steps: int = checked(0, at_least(0))  # cosine decay to 0 over the last steps of train.steps
 
 
-OBJECTIVES = ("flow", "shortcut")
+OBJECTIVES = ("flow", "shortcut", "distill")
 FRAME_TIMES = ("shared", "independent")
 
 
@@ -88,7 +90,9 @@ class FlowLossConfig:
     time_sampling: str = "logit-normal"  # "logit-normal" | "uniform"
     logit_mean: float = checked(0.0, in_range(-10, 10))
     logit_std: float = checked(1.0, positive())
-    objective: str = "flow"  # "flow" (the velocity) | "shortcut" (also steps of 1/2, 1/4, ...: few-step sampling)
+    # "flow" (the velocity) | "shortcut" (also steps of 1/2, 1/4, ...: few-step sampling) | "distill" (one step,
+    # learned from a trained run's samples: videosynth/train/distill.py)
+    objective: str = "flow"
     frame_times: str = "shared"  # "shared" (one time per clip) | "independent" (one per latent frame)
     context_share: float = checked(0.0, in_range(0, 1))  # independent: clips with clean first frames
     full_share: float = checked(0.0, in_range(0, 1))  # independent: clips with one time for every frame
@@ -101,6 +105,8 @@ class FlowLossConfig:
     given_logit_mean: float | None = checked(None, in_range(-10, 10))
     # joint runs: weight of the sound's onsets (rises of a band from one mel frame to the next) in its loss
     onset_weight: float = checked(0.0, at_least(0))
+    distill_teacher: str = ""  # objective distill: the trained flow run whose sampler the model learns in one step
+    distill_pairs: int = checked(4096, at_least(1))  # objective distill: noise draws the teacher turns into clips
 
     def __post_init__(self) -> None:
         for key, value, allowed in (("time_sampling", self.time_sampling, TIME_SAMPLING),
@@ -126,6 +132,9 @@ class FlowLossConfig:
         if self.shortcut_steps & (self.shortcut_steps - 1):
             raise ConfigError(f"loss.shortcut_steps must be a power of two (the steps halve), "
                               f"got {self.shortcut_steps}")
+        if self.distill_teacher and self.objective != "distill":
+            raise ConfigError("loss.distill_teacher is the teacher of loss.objective: distill: set that objective, "
+                              "or remove it")
         if self.objective == "shortcut" and self.frame_times != "shared":
             raise ConfigError("loss.objective: shortcut learns steps of one time per clip: set loss.frame_times: "
                               "shared (per-frame times with shortcut steps are not supported)")
@@ -220,6 +229,8 @@ class FlowObjective(Objective):
                                     clip_frames=cfg.data.frames if cfg.model.frame_sound else 0,
                                     step_levels=cfg.loss.step_levels)
         joint, model = fit_joint(cfg, dataset, model)
+        if cfg.loss.objective == "distill":
+            check_distill(dataclasses.replace(cfg, joint=joint))
         independent = cfg.loss.frame_times == "independent"
         if independent and model.grid[0] < 2:
             raise ConfigError(f"loss.frame_times: independent needs at least 2 frames of tokens, the model has "
@@ -266,6 +277,7 @@ class FlowObjective(Objective):
         o = cfg.optim
         self.opt = adam(unwrap(self.net).parameters(), o.lr, (o.beta1, o.beta2), o.weight_decay, decoupled=True)
         self.ema = EMA(self.net, cfg.train.ema_decay)
+        self.pairs = None  # objective distill: the teacher's pairs, made or read at the first step (the run's lock held)
 
     def modules(self):
         return conditioned_modules(unwrap(self.net), "dit")
@@ -288,27 +300,38 @@ class FlowObjective(Objective):
 
     def train_step(self, batch: dict, step: int) -> dict:
         set_lr(self.opt, self.cfg.optim, step, self.cfg.train.steps)
-        x1 = self.latents_of(batch)  # (B, c, t, h, w) data
-        x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
-        loss_cfg = self.cfg.loss
-        if self.codec is not None:
-            loss, logs = joint_loss(self.net, self.ctx, self.codec, x0, x1, batch, loss_cfg)
-        elif loss_cfg.objective == "shortcut":
-            loss, logs = self.shortcut_loss(x0, x1, batch)
-        elif loss_cfg.frame_times == "independent":
-            loss, logs = self.frame_loss(x0, x1, batch)
-        else:
-            t = sample_times(x1.shape[0], loss_cfg.time_sampling, device=x1.device, mean=loss_cfg.logit_mean,
-                             std=loss_cfg.logit_std)
-            xt, target = path(x0, x1, t)
-            with self.ctx.autocast():
-                v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
-            loss = F.mse_loss(v.float(), target)
-            logs = {}
+        loss, logs = self.distill_loss(len(batch["label"])) if self.cfg.loss.objective == "distill" else \
+            self.data_loss(batch)
         self.ctx.backward_step(loss, self.opt, self.net, name="dit")
         self.ema.decay = ema_decay_at(self.cfg.train.ema_decay, step)
         self.ema.update(self.net)
         return {"loss": loss.detach(), **logs}
+
+    def data_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """The loss of the run's objective on a batch of clips (or cached latents)."""
+        x1 = self.latents_of(batch)  # (B, c, t, h, w) data
+        x0 = torch.randn_like(x1)  # noise (global RNG: saved and restored with the checkpoint)
+        loss_cfg = self.cfg.loss
+        if self.codec is not None:
+            return joint_loss(self.net, self.ctx, self.codec, x0, x1, batch, loss_cfg)
+        if loss_cfg.objective == "shortcut":
+            return self.shortcut_loss(x0, x1, batch)
+        if loss_cfg.frame_times == "independent":
+            return self.frame_loss(x0, x1, batch)
+        t = sample_times(x1.shape[0], loss_cfg.time_sampling, device=x1.device, mean=loss_cfg.logit_mean,
+                         std=loss_cfg.logit_std)
+        xt, target = path(x0, x1, t)
+        with self.ctx.autocast():
+            v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
+        return F.mse_loss(v.float(), target), {}
+
+    def distill_loss(self, batch_size: int) -> tuple[torch.Tensor, dict]:
+        """``loss.objective: distill`` (:mod:`videosynth.train.distill`): the teacher's pairs, not the batch's
+        clips, as many as the batch holds; made or read at the first step (the run's lock held by then)."""
+        if self.pairs is None:
+            run_dir = self.ctx.run_dir and Path(self.ctx.run_dir)
+            self.pairs = teacher_pairs(self.cfg, run_dir, self.cfg.tokenizer_sha256, self.ctx.device, self.ctx.is_main)
+        return distill_loss(self.net, self.ctx, self.pairs, batch_size), {}
 
     def frame_loss(self, x0: torch.Tensor, x1: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         """Per-frame times (:func:`draw_frame_times`); the MSE over the frames that are not clean."""
