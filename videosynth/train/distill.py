@@ -60,15 +60,17 @@ def teacher_pairs(cfg, run_dir: Path | None, tokenizer_sha256: str | None, devic
     read from ``run_dir`` when an earlier start of this run made them, else made by the teacher (seeded
     by ``train.seed``) and written there (by the main process, atomically; nowhere without a run directory).
 
+    A resumed run reads its pairs and never loads the teacher again. Under DDP every process makes the
+    same pairs (one seed) rather than waiting for one to make them.
+
     Raises:
         CheckpointError: the teacher is missing, not a video flow run, or over another tokenizer; the
-            pairs file in the run is of another teacher or count.
+            pairs file in the run is of another teacher, count or seed.
     """
     from safetensors.torch import load_file, save_file
 
     loss = cfg.loss
-    teacher = _load_teacher(loss.distill_teacher, tokenizer_sha256, device)
-    stamp = f"{teacher.checkpoint}|{loss.distill_pairs}|{cfg.train.seed}"
+    stamp = f"{loss.distill_teacher}|{loss.distill_pairs}|{cfg.train.seed}"
     path = None if run_dir is None else run_dir / PAIRS_FILE
     if path is not None and path.exists():
         pairs = load_file(str(path))
@@ -77,6 +79,7 @@ def teacher_pairs(cfg, run_dir: Path | None, tokenizer_sha256: str | None, devic
                                   f"(loss.distill_teacher / distill_pairs / train.seed): delete it to make new ones")
         return {k: v for k, v in pairs.items() if k != "stamp"}
     say = (lambda line: print(line, file=sys.stderr)) if is_main else (lambda line: None)
+    teacher = _load_teacher(loss.distill_teacher, tokenizer_sha256, device)
     pairs = make_pairs(teacher, loss.distill_pairs, cfg.train.seed, say)
     if is_main and path is not None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
