@@ -114,17 +114,21 @@ DATA = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "
 TRAIN = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
 
 
-@pytest.fixture(scope="module")
-def flow_run(tmp_path_factory):
-    """A tiny continuous tokenizer and a class-conditional flow run on it (2 steps each)."""
+def tiny_flow_run(root, **sections):
+    """A tiny continuous tokenizer and a class-conditional flow run on it (2 steps each), in ``root``;
+    ``sections`` replace sections of the flow run's config."""
     from videosynth.train.run import run_training
 
-    root = tmp_path_factory.mktemp("flow")
     tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
                         "data": DATA, "train": TRAIN}, run_dir=root / "kl", progress=False)
     return run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"}, "data": DATA,
-                         "condition": {"kind": "class", "dim": 8, "dropout": 0.3}, "train": TRAIN},
+                         "condition": {"kind": "class", "dim": 8, "dropout": 0.3}, "train": TRAIN, **sections},
                         run_dir=root / "flow", progress=False)
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    return tiny_flow_run(tmp_path_factory.mktemp("flow"))
 
 
 def test_flow_sampling_is_deterministic_by_seed_and_guidance_one_needs_one_forward(flow_run, tmp_path):

@@ -5,24 +5,16 @@ import torch
 
 from videosynth.errors import CheckpointError, ConfigError
 
-DATA = {"name": "bouncing-shapes", "frames": 4, "size": 16, "num_samples": 16, "colour": "white"}
-TRAIN = {"steps": 2, "batch_size": 4, "sample_every": 0, "device": "cpu", "log_every": 1}
+from test_flow import DATA, TRAIN, tiny_flow_run
+
 PAIRS = 24
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    """A tiny continuous tokenizer and a class-conditional flow run on it that samples in 4 Heun steps."""
-    from videosynth.train.run import run_training
-
-    root = tmp_path_factory.mktemp("distill")
-    tok = run_training({"family": "vqvae", "model": {"preset": "tiny", "bottleneck": "continuous", "code_dim": 4},
-                        "data": DATA, "train": TRAIN}, run_dir=root / "kl", progress=False)
-    return run_training({"family": "flow", "tokenizer_run": str(tok), "model": {"preset": "tiny"}, "data": DATA,
-                         "condition": {"kind": "class", "dim": 8, "dropout": 0.3},
-                         "sample": {"steps": 4, "solver": "heun", "guidance": 2.0},
-                         "train": {**TRAIN, "steps": 40, "ema_decay": 0.0}, "optim": {"lr": 3e-3}},
-                        run_dir=root / "teacher", progress=False)
+    """A tiny class-conditional flow run that samples in 4 guided Heun steps (no EMA, so 40 steps show)."""
+    return tiny_flow_run(tmp_path_factory.mktemp("distill"), sample={"steps": 4, "solver": "heun", "guidance": 2.0},
+                         train={**TRAIN, "steps": 40, "ema_decay": 0.0}, optim={"lr": 3e-3})
 
 
 def _student(teacher, **train) -> dict:
@@ -74,7 +66,7 @@ def test_a_resumed_distillation_draws_the_same_pairs_and_ends_with_the_same_weig
                          init=teacher)
     part = run_training(_student(teacher, steps=3, ckpt_every=3), run_dir=tmp_path / "part", progress=False,
                         init=teacher)
-    run_training(None, [f"train.steps=6"], resume=part, progress=False)
+    run_training(None, ["train.steps=6"], resume=part, progress=False)
     a = load_file(str(find_checkpoint(whole)[0] / "model.safetensors"))
     b = load_file(str(find_checkpoint(part)[0] / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
