@@ -12,7 +12,8 @@ the teacher's clip in one Euler step: ``v(x0, 0) = x_teacher - x0``. It samples 
 ``--steps 1 --solver euler`` and no guidance -- the teacher's guidance is in the pairs.
 
 Distillation costs the teacher's sampling of the pairs (its steps times two for guidance, per
-pair) and the student's steps; it needs no data. What it cannot do: make a clip the teacher would
+pair) and the student's steps; it learns from no data (the loop's batches of the run's data only
+set how many pairs a step draws). What it cannot do: make a clip the teacher would
 not, or condition on text, sound or first frames (refused).
 """
 

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -300,7 +300,7 @@ class FlowObjective(Objective):
 
     def train_step(self, batch: dict, step: int) -> dict:
         set_lr(self.opt, self.cfg.optim, step, self.cfg.train.steps)
-        loss, logs = self.distill_loss(len(batch["label"])) if self.cfg.loss.objective == "distill" else \
+        loss, logs = self.pairs_loss(len(batch["label"])) if self.cfg.loss.objective == "distill" else \
             self.data_loss(batch)
         self.ctx.backward_step(loss, self.opt, self.net, name="dit")
         self.ema.decay = ema_decay_at(self.cfg.train.ema_decay, step)
@@ -325,9 +325,9 @@ class FlowObjective(Objective):
             v = self.net(xt, labels=batch["label"], captions=list(batch["caption"]), audio=batch.get("audio"), t=t)
         return F.mse_loss(v.float(), target), {}
 
-    def distill_loss(self, batch_size: int) -> tuple[torch.Tensor, dict]:
+    def pairs_loss(self, batch_size: int) -> tuple[torch.Tensor, dict]:
         """``loss.objective: distill`` (:mod:`videosynth.train.distill`): the teacher's pairs, not the batch's
-        clips, as many as the batch holds; made or read at the first step (the run's lock held by then)."""
+        clips (the batch sets only how many), made or read at the first step (the run's lock held by then)."""
         if self.pairs is None:
             run_dir = self.ctx.run_dir and Path(self.ctx.run_dir)
             self.pairs = teacher_pairs(self.cfg, run_dir, self.cfg.tokenizer_sha256, self.ctx.device, self.ctx.is_main)
