@@ -17,6 +17,7 @@ from torch.optim.swa_utils import update_bn
 
 from videosynth.errors import ConfigError
 from videosynth.models.conditioned import Conditioned, null_inputs
+from videosynth.models.mocogan import MoCoGANGenerator
 
 # Standing BatchNorm statistics of an EMA generator: batches x clips of fixed-seed noise.
 STANDING_BATCHES = 8
@@ -41,7 +42,7 @@ class _NoiseToVideo(nn.Module):
         self.labels, self.captions = labels, captions
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if hasattr(self.generator.net, "sample_content"):  # MoCoGAN: (video, codes) from n clips
+        if isinstance(self.generator.net, MoCoGANGenerator):  # (video, codes) from n clips
             return self.generator(z.shape[0], labels=self.labels, captions=self.captions, z_content=z)[0]
         return self.generator(z, labels=self.labels, captions=self.captions)
 
