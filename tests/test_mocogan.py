@@ -10,6 +10,7 @@ import torch
 from videosynth.errors import ConfigError
 from videosynth.data.base import ClipDataset
 from videosynth.models.mocogan import (
+    WARP_SPEED,
     build_modules,
     PRESETS,
     MoCoGANConfig,
@@ -209,7 +210,7 @@ def test_motion_warp_moves_the_rendered_frame_by_the_motion_codes_shift():
     frames[:, :, 6:10, 6:10] = 1.0  # a white square in the middle of black
     with torch.no_grad():
         g.shift.bias.copy_(torch.atanh(torch.tensor([0.5, -0.25])))  # +4 px in x, -2 px in y (half-frames)
-        moved = g.translate(frames, torch.zeros(2, TINY.motion_dim))
+        moved = g.translate(frames, g.shifts(torch.zeros(2, TINY.motion_dim)))
     expected = torch.full_like(frames, -1.0)
     expected[:, :, 4:8, 10:14] = 1.0
     assert torch.allclose(moved, expected, atol=1e-5)
@@ -228,6 +229,30 @@ def test_motion_warp_without_render_motion_takes_the_path_from_the_motion_code_a
     assert _differs(video[0], video[1])  # ... while the content changes the look
     assert shifts[0].std(0).min() > 0.01  # and the path moves
     assert torch.allclose(unmoved[:, :, :1].expand_as(unmoved), unmoved)  # one shift: every frame the same
+
+
+def test_warp_velocity_sums_the_motion_codes_velocities_from_an_unshifted_first_frame():
+    g = _generator(dataclasses.replace(TINY, motion_warp=True, render_motion=False, warp_velocity=True))
+    torch.nn.init.normal_(g.shift.weight, std=1.0)
+    z = torch.randn(2, TINY.frames, TINY.motion_dim)
+    with torch.no_grad():
+        d = g.shifts(z)  # (2, T, 2)
+        velocity = WARP_SPEED * torch.tanh(g.shift(z))
+    assert torch.equal(d[:, 0], torch.zeros(2, 2))  # the first frame as rendered
+    assert torch.allclose(d[:, 1:] - d[:, :-1], velocity[:, 1:], atol=1e-6)  # then each frame's velocity added
+    with torch.no_grad():  # a steady code: a steady speed, so a straight path of equal steps
+        g.shift.weight.zero_()
+        g.shift.bias.copy_(torch.atanh(torch.tensor([0.5, -0.5])))
+        frames = torch.full((TINY.frames, 3, 16, 16), -1.0)
+        frames[:, :, 6:10, 6:10] = 1.0
+        steady = g.shifts(torch.zeros(1, TINY.frames, TINY.motion_dim))[0]  # (T, 2)
+        moved = g.translate(frames, steady)
+    assert torch.allclose(steady, torch.arange(TINY.frames)[:, None] * torch.tensor([0.5, -0.5]) * WARP_SPEED)
+    expected = torch.full_like(frames[1], -1.0)
+    expected[:, 5:9, 7:11] = 1.0  # frame 1 moved by 0.125 half-frames of 16 px each way: 1 px right, 1 px up
+    assert torch.allclose(moved[1], expected, atol=1e-5) and torch.equal(moved[0], frames[0])
+    with pytest.raises(ConfigError, match="warp_velocity"):
+        MoCoGANConfig(warp_velocity=True)
 
 
 def test_motion_warp_starts_unshifted_and_learns_its_shift():

@@ -51,6 +51,7 @@ from videosynth.models.layers import frames_for
 from videosynth.models.mocogan_discriminators import (BASE_SIZE, KERNEL, ImageDiscriminator, VideoDiscriminator,
                                                       initialize_weights, num_doublings)
 
+WARP_SPEED = 0.25  # half-frames a frame: warp_velocity's top speed (4 px a frame at 32 px; the built-in data's ~1)
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -193,6 +194,9 @@ class MoCoGANConfig:
     d_batch_std: bool = False  # both discriminators see the batch's feature spread (against mode collapse)
     motion_warp: bool = False  # shift every rendered frame by a translation read from z_M(t) alone
     render_motion: bool = True  # the renderer also sees z_M(t); false (with motion_warp): looks from content only
+    # with motion_warp: z_M(t) is each frame's velocity and the shift their running sum from the first
+    # frame, so a steady motion code moves the object at a steady speed (false: z_M(t) is the shift itself)
+    warp_velocity: bool = False
 
     def __post_init__(self) -> None:
         doublings = math.log2(self.size / BASE_SIZE) if self.size > 0 else -1
@@ -210,6 +214,9 @@ class MoCoGANConfig:
         if not self.render_motion and not self.motion_warp:
             raise ConfigError("model.render_motion: false leaves the motion code nothing to move; "
                               "set model.motion_warp: true with it, or leave render_motion out")
+        if self.warp_velocity and not self.motion_warp:
+            raise ConfigError("model.warp_velocity reads the warp's shift as a velocity: set model.motion_warp: true "
+                              "with it, or leave warp_velocity out")
 
 
 PRESETS = {
@@ -348,23 +355,28 @@ class MoCoGANGenerator(ConditionedNet):
         z = torch.cat(parts, dim=2).reshape(b * t, -1)  # (B*T, Dc + Dm + A + D + S)
         frames = self.image(z)  # (B*T, C, H, W)
         if self.shift is not None:
-            frames = self.translate(frames, z_motion.reshape(b * t, -1))
+            frames = self.translate(frames, self.shifts(z_motion).reshape(b * t, 2))
         frames = frames.reshape(b, t, *frames.shape[1:])  # (B, T, C, H, W)
         return frames.transpose(1, 2)  # (B, C, T, H, W)
 
     def shifts(self, z_motion: torch.Tensor) -> torch.Tensor:
-        """``motion_warp``'s shift of each frame: ``z_M [..., motion_dim]`` -> ``[..., 2]`` (x, y), in half-frames
-        (``[-1, 1]``: at most half the frame each way, so the shape can reach either edge from the middle)."""
-        return torch.tanh(self.shift(z_motion))
+        """``motion_warp``'s shift of each frame: ``z_M [..., T, motion_dim]`` -> ``[..., T, 2]`` (x, y), in
+        half-frames. Read as positions, ``tanh`` of a linear map (``[-1, 1]``: at most half the frame each
+        way, so the shape can reach either edge from the middle); with ``warp_velocity``, as velocities of
+        at most :data:`WARP_SPEED` half-frames a frame, summed from zero at the first frame."""
+        step = torch.tanh(self.shift(z_motion))
+        if not self.cfg.warp_velocity:
+            return step
+        velocity = WARP_SPEED * step  # (..., T, 2)
+        return velocity.cumsum(dim=-2) - velocity[..., :1, :]  # frame 0 unshifted, then each velocity added
 
-    def translate(self, frames: torch.Tensor, z_motion: torch.Tensor) -> torch.Tensor:
-        """Move each frame ``[N, C, H, W]`` by :meth:`shifts` of its motion code ``[N, motion_dim]`` (bilinear,
-        so the shift is learned through the image's own gradient; edges repeat where the frame uncovers)."""
+    def translate(self, frames: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """Move each frame ``[N, C, H, W]`` by its shift ``[N, 2]`` (:meth:`shifts`; bilinear, so the shift
+        is learned through the image's own gradient; edges repeat where the frame uncovers)."""
         n = frames.shape[0]
-        d = self.shifts(z_motion)  # (N, 2)
         theta = frames.new_zeros(n, 2, 3)
         theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-        theta[:, :, 2] = -d  # sampling at (p - d) moves the content by +d
+        theta[:, :, 2] = -shifts  # sampling at (p - d) moves the content by +d
         grid = F.affine_grid(theta, list(frames.shape), align_corners=False)  # (N, H, W, 2)
         return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
