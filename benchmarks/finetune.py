@@ -18,6 +18,10 @@ On the demo's data (white bouncing shapes, 32x32, 8 frames), through the real CL
 
     python benchmarks/finetune.py --out-dir /tmp/finetune --json benchmarks/results/finetune-lora.json
     python benchmarks/finetune.py --out-dir /tmp/ft-smoke --tokenizer-steps 20 --base-steps 10 --steps 5 --num 4
+    python benchmarks/finetune.py --out-dir /tmp/finetune --reuse --data all --curve 25 --lora-lr 3e-3
+
+``--curve K`` judges every K steps' checkpoint of each fine-tune and times each to the issue's quality
+(new class >= 0.9 with the old ones >= 0.95): LoRA against the full fine-tune at equal quality.
 
 Every number is written to the JSON with the settings that made it; ``--reuse`` keeps a tokenizer and
 base run already in ``--out-dir`` (same settings) and trains only the fine-tunes; ``--pretrain-only``
@@ -41,6 +45,7 @@ TOKENIZER, PRIOR = "configs/vqvae/shapes-32x32x8.yaml", "configs/transformer/sha
 # 180 s of the tokenizer and 300 s of the prior at the idle rates the family table timed on this
 # 2-core CPU (VQ-VAE 14.0, AR prior 1.84 steps/s)
 TOKENIZER_STEPS, BASE_STEPS = 2500, 550
+TARGET = {"new": 0.9, "old": 0.95}  # the quality both kinds of fine-tune are timed to (--curve)
 
 
 def steps_run(cfg: dict, run: Path, log: Path, steps: int, *args: str) -> float:
@@ -48,15 +53,33 @@ def steps_run(cfg: dict, run: Path, log: Path, steps: int, *args: str) -> float:
     return train(cfg, run, MANY_SECONDS, 0, log, steps=steps, args=args)
 
 
-def judge(run: Path, num: int) -> dict:
-    """Class accuracy of every class of ``run`` (the probe sees all three classes)."""
+def judge(run: Path, num: int, checkpoint: str | None = None) -> dict:
+    """Class accuracy of every class of ``run`` (the probe sees all three classes), at its latest checkpoint
+    or at ``checkpoint``."""
     import videosynth
     from videosynth.metrics.class_accuracy import class_accuracy
 
-    result = class_accuracy(videosynth.load(run, device="cpu"), num, seed=0, device="cpu", options={})
+    pipe = videosynth.load(run, checkpoint=checkpoint, device="cpu")
+    result = class_accuracy(pipe, num, seed=0, device="cpu", options={})
     per = result["per_class"]
     return {"per_class": per, "new": sum(per[c] for c in NEW) / len(NEW), "old": sum(per[c] for c in OLD) / len(OLD),
             "real_accuracy": result["real_accuracy"]}
+
+
+def curve(run: Path, num: int, wall_s: float, steps: int) -> dict:
+    """Every checkpoint of ``run`` judged, and the first that reaches :data:`TARGET` with the seconds it took
+    (the run's wall time, startup included, in proportion to its steps)."""
+    from videosynth.checkpoint import checkpoint_dirs
+
+    points = []
+    for ckpt in checkpoint_dirs(run):
+        step = int(ckpt.name.split("-")[1])
+        scores = judge(run, num, ckpt.name)
+        points.append({"step": step, "new": scores["new"], "old": scores["old"]})
+        print(f"  {run.name} step {step}: new {scores['new']:.3f} old {scores['old']:.3f}", flush=True)
+    reached = next((p for p in points if p["new"] >= TARGET["new"] and p["old"] >= TARGET["old"]), None)
+    return {"points": points, "target": TARGET, "target_step": reached and reached["step"],
+            "target_s": reached and wall_s * reached["step"] / steps}
 
 
 def sizes(base: Path, lora: Path) -> dict:
@@ -84,6 +107,10 @@ def main() -> None:
                     help="what the fine-tunes see: the new class's clips, or every class's")
     ap.add_argument("--ranks", type=int, nargs="+", default=[8, 2], help="LoRA ranks, one run each")
     ap.add_argument("--lr", type=float, default=1e-3, help="learning rate of every fine-tune")
+    ap.add_argument("--lora-lr", type=float, help="learning rate of the LoRA runs (default --lr)")
+    ap.add_argument("--curve", type=int, default=0, metavar="K",
+                    help="judge every K steps' checkpoint and time each fine-tune to new >= 0.9 with old >= 0.95")
+    ap.add_argument("--runs", nargs="+", default=["lora", "full", "scratch"], choices=("lora", "full", "scratch"))
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--num", type=int, default=64, help="clips per class judged")
     ap.add_argument("--reuse", action="store_true", help="keep the tokenizer and base runs in --out-dir")
@@ -108,14 +135,26 @@ def main() -> None:
     classes = NEW if args.data == "new" else OLD + NEW
     tuned = config_of(PRIOR, tokenizer_run=str(tok), **{"data.classes": classes, "optim.lr": args.lr,
                                                          "optim.warmup_steps": args.warmup})
-    lora = [(f"lora-{r}", ("--init", str(base), "--set", f"finetune.lora_rank={r}")) for r in args.ranks]
-    for name, extra in (*lora, ("full", ("--init", str(base))), ("scratch", ())):
+    lora_lr = ("--set", f"optim.lr={args.lora_lr}") if args.lora_lr else ()
+    runs = [(f"lora-{r}", ("--init", str(base), "--set", f"finetune.lora_rank={r}", *lora_lr)) for r in args.ranks
+            if "lora" in args.runs]
+    runs += [(name, extra) for name, extra in (("full", ("--init", str(base))), ("scratch", ())) if name in args.runs]
+    every = ("--set", f"train.ckpt_every={args.curve}", "--set", "train.keep_last=0") if args.curve else ()
+    for name, extra in runs:
         run = fresh(out / f"{name}-{args.data}")  # a folder left by an interrupted sitting is trained again
-        wall = steps_run(tuned, run, log, args.steps, *extra)
+        wall = steps_run(tuned, run, log, args.steps, *extra, *every)
         result["runs"][name] = {"wall_s": wall, "minutes": wall / 60, "steps": last_step(run), **judge(run, args.num)}
+        if args.curve:
+            result["runs"][name]["curve"] = curve(run, args.num, wall, last_step(run))
         print(name, json.dumps(result["runs"][name]), flush=True)
-    for r in args.ranks:
-        result["runs"][f"lora-{r}"]["size"] = sizes(base, out / f"lora-{r}-{args.data}")
+    for name, _ in runs:
+        if name.startswith("lora-"):
+            result["runs"][name]["size"] = sizes(base, out / f"{name}-{args.data}")
+    full = result["runs"].get("full", {}).get("curve", {}).get("target_s")
+    for name, _ in runs:
+        reached = result["runs"][name].get("curve", {}).get("target_s")
+        if name.startswith("lora-") and full and reached:
+            result["runs"][name]["curve"]["time_vs_full"] = reached / full
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
