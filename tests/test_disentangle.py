@@ -13,7 +13,7 @@ from videosynth.data.synthetic import BouncingShapes
 from videosynth.data.transforms import to_float
 from videosynth.errors import VideoSynthError
 from videosynth.metrics.disentangle import (ClipMeasures, agreement, disentanglement, format_table, grid_groups,
-                                            measure_clips)
+                                            measure_clips, paths)
 
 from test_hostile_files import FIXTURES, one_line_error, run_cli
 
@@ -50,6 +50,9 @@ def test_ground_truth_sweeps_agree_where_a_factor_is_fixed_and_at_chance_where_n
     result = disentanglement(grid, shuffled, K, K)
     table = result["agreement"]
     assert result["tracked"] == {"grid": 1.0, "shuffled": 1.0}
+    # real paths: nearly every clip's object travels far enough to have a direction
+    assert result["paths"]["grid"]["directed"] >= 0.9 and result["paths"]["shuffled"]["directed"] >= 0.9
+    assert result["paths"]["shuffled"]["median_px"] > 0.05 * 32
     # one object per row: class, size and colour agree across its motions
     assert table["content-fixed"]["class"] == table["content-fixed"]["size"] == table["content-fixed"]["colour"] == 1.0
     # one path per column: the same displacement whatever the object
@@ -87,6 +90,13 @@ def test_pair_rules_at_their_edges(change, measure, agrees):
     assert shares[measure] == float(agrees) and shares["pairs"] == 1
 
 
+def test_paths_count_the_clips_whose_object_travels_far_enough_to_have_a_direction():
+    m = _measures(classes=(0, 0, 0, 0), areas=(50.0,) * 4, colours=((0, 0, 0),) * 4,
+                  moves=((10.0, 0.0), (1.5, 0.0), (0.0, -1.7), (math.nan, math.nan)))
+    assert paths(m) == {"directed": 0.5, "median_px": 1.7}  # 1.5 px is under 5% of 32, the untracked clip counts
+    assert math.isnan(paths(_measures(moves=((math.nan,) * 2,) * 2))["median_px"])
+
+
 def test_agreement_counts_pairs_within_groups_only():
     m = _measures(classes=(0, 0, 1, 1), areas=(50,) * 4, colours=((0, 0, 0),) * 4, moves=((10.0, 0.0),) * 4)
     assert agreement(m, np.array([[0, 1], [2, 3]]))["class"] == 1.0
@@ -111,10 +121,11 @@ def test_eval_disentangle_prints_the_table_and_writes_json(tmp_path, capsys):
     args = ["eval", "disentangle", FIXTURES / "mocogan", "--rows", "3", "--probe", probe, "--device", "cpu"]
     code, printed, err = run_cli([*args, "--json", out], capsys)
     assert code == 0, err
-    assert "content-fixed" in printed and "shuffled" in printed
+    assert "content-fixed" in printed and "shuffled" in printed and "median path" in printed
     result = json.loads(out.read_text())
     assert set(result["agreement"]) == {"content-fixed", "motion-fixed", "shuffled"}
     assert result["agreement"]["content-fixed"]["pairs"] == 9 and result["protocol"]["rows"] == 3
+    assert set(result["paths"]) == {"grid", "shuffled", "real"} and result["paths"]["real"]["directed"] >= 0.5
     assert all(0.0 <= v <= 1.0 for g in result["agreement"].values() for k, v in g.items() if k != "pairs")
     assert run_cli([*args, "--json", tmp_path / "again.json"], capsys)[0] == 0
     assert json.loads((tmp_path / "again.json").read_text())["agreement"] == result["agreement"]

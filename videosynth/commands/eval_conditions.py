@@ -308,6 +308,10 @@ def run_disentangle(args: argparse.Namespace) -> int:
     tracked = result["tracked"]
     print(f"tracked clips: grid {tracked['grid']:.3f}, shuffled {tracked['shuffled']:.3f}; "
           f"class chance {result['chance']['class']:.3f}")
+    moved = result["paths"]
+    print("clips whose path has a direction (>= 5% of the frame): " +
+          ", ".join(f"{side} {moved[side]['directed']:.3f}" for side in ("grid", "shuffled", "real")) +
+          "; median path " + ", ".join(f"{side} {moved[side]['median_px']:.1f} px" for side in ("grid", "real")))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")

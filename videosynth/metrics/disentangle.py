@@ -122,6 +122,16 @@ def _pair_agrees(m: ClipMeasures, i: int, j: int) -> dict[str, bool]:
     return {"class": bool(m.classes[i] == m.classes[j]), "size": size, "colour": colour, "trajectory": trajectory}
 
 
+def paths(m: ClipMeasures) -> dict[str, float]:
+    """How far the clips' objects travel: ``directed``, the share of clips tracked with a displacement of
+    at least :data:`MIN_DISPLACEMENT` of the frame (the clips whose trajectory has a direction to agree
+    on), and ``median_px``, the median length of the tracked displacements (NaN when none is tracked)."""
+    length = np.linalg.norm(m.displacements, axis=1)  # (N,) NaN where untracked
+    tracked = np.isfinite(length)
+    return {"directed": float((length[tracked] >= MIN_DISPLACEMENT * m.side).sum() / len(length)),
+            "median_px": float(np.median(length[tracked])) if tracked.any() else math.nan}
+
+
 def agreement(m: ClipMeasures, groups: np.ndarray) -> dict[str, float]:
     """Share of agreeing pairs per measure (see the module docstring) over the groups ``int [G, M]`` of clip
     indices into ``m``, ``M >= 2``; also ``pairs``, their number.
@@ -152,7 +162,8 @@ def grid_groups(rows: int, cols: int) -> dict[str, np.ndarray]:
 def disentanglement(grid: ClipMeasures, shuffled: ClipMeasures, rows: int, cols: int) -> dict:
     """Agreement (:func:`agreement`) of the content-fixed and motion-fixed groups of a ``rows x cols`` grid
     and of ``shuffled`` (clips with independent codes, grouped ``cols`` at a time), plus the share of tracked
-    clips on each side: ``{"agreement": {grouping: {measure: share}}, "tracked": {...}}``.
+    clips on each side and how far their objects travel (:func:`paths`):
+    ``{"agreement": {grouping: {measure: share}}, "tracked": {...}, "paths": {"grid": ..., "shuffled": ...}}``.
 
     Raises:
         VideoSynthError: ``shuffled`` holds fewer than ``2 * cols`` clips or not a whole number of groups.
@@ -164,7 +175,7 @@ def disentanglement(grid: ClipMeasures, shuffled: ClipMeasures, rows: int, cols:
     table = {name: agreement(grid, g) for name, g in groups.items()}
     table["shuffled"] = agreement(shuffled, np.arange(n).reshape(-1, cols))
     tracked = {"grid": float(np.isfinite(grid.areas).mean()), "shuffled": float(np.isfinite(shuffled.areas).mean())}
-    return {"agreement": table, "tracked": tracked}
+    return {"agreement": table, "tracked": tracked, "paths": {"grid": paths(grid), "shuffled": paths(shuffled)}}
 
 
 def format_table(result: dict) -> str:
@@ -191,7 +202,9 @@ def run_disentanglement(run, rows: int, seed: int, device: str, probe_path=None,
     class ``r mod K``) and the independent clips random classes, so a content code is its class and its
     ``z_C`` together. The probe is the one ``eval class-acc`` trains on the run's data (or ``probe_path``).
 
-    Returns :func:`disentanglement`'s dict with ``chance`` (class: 1 / classes), the probe's path and the protocol.
+    Returns :func:`disentanglement`'s dict with ``chance`` (class: 1 / classes), the probe's path, the protocol
+    and ``paths["real"]``: how far the objects of as many real val clips travel (a model whose objects move
+    less than the data's leaves more clips without a direction, which trajectory agreement cannot count).
 
     Raises:
         ConfigError: a run of another family, on data without ground truth, driven by sound, or ``rows < 2``.
@@ -228,6 +241,9 @@ def run_disentanglement(run, rows: int, seed: int, device: str, probe_path=None,
     classify = probe_classifier(probe, device)
     cfg = cfg or TrackingConfig()
     result = disentanglement(measure_clips(grid, classify, cfg), measure_clips(shuffled, classify, cfg), rows, rows)
+    val = build_dataset(run.data, "val")
+    real = torch.stack([val[i]["video"] for i in range(min(n, len(val)))])  # (n, C, T, H, W): the paths to match
+    result["paths"]["real"] = paths(measure_clips(real, classify, cfg))
     result.update(run=str(run.run_dir), step=run.step, probe=str(path), chance={"class": 1 / len(names)},
                   protocol={"rows": rows, "cols": rows, "seed": seed, "ema": ema, "frames": int(grid.shape[2]),
                             "size": int(grid.shape[3]), "size_tolerance": SIZE_TOLERANCE,
