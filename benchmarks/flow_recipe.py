@@ -74,6 +74,11 @@ VARIANTS: dict[str, tuple[str, dict, dict, float | None]] = {
     "w64-fast-decay": ("width 64, depth 4, 4 heads + fast + decay", {**RECIPE, "model.width": 64}, {}, None),
     "recipe-tok25": ("smaller-fast-decay, tokenizer 25 % of the budget (more DiT steps)", RECIPE, {}, 0.25),
     "recipe-ema99": ("smaller-fast-decay, EMA decay 0.99", {**RECIPE, "train.ema_decay": 0.99}, {}, None),
+    "recipe-tok25-kl1e-3": ("recipe-tok25 on a tokenizer of KL weight 1e-3 (a smoother latent)", RECIPE,
+                            {"model.kl_weight": 1e-3}, 0.25),
+    "recipe-tok25-meanm05": ("recipe-tok25, logit-normal location -0.5 (more steps near the noise)",
+                             {**RECIPE, "loss.logit_mean": -0.5}, {}, 0.25),
+    "recipe-tok25-ema99": ("recipe-tok25, EMA decay 0.99", {**RECIPE, "train.ema_decay": 0.99}, {}, 0.25),
     # the mechanisms of the flow issue at the recipe, with the scores they are for
     "recipe-forcing": ("smaller-fast-decay with per-frame times (the forcing config); + long videos and priming",
                        RECIPE, {}, None),
@@ -97,7 +102,7 @@ def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Pa
     share = tok_share if tok_share is not None else args.share
     key = tokenizer_key(seed, share, tok_changes)
     tokenizers, budget = state["tokenizers"], Budget(True, state["rates"], Path(args.out_dir), args.calib_seconds)
-    if key not in tokenizers:
+    if key not in tokenizers or not (Path(tokenizers[key]["run"]) / "latest").is_file():  # new, or its folder gone
         tok = fresh(Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}")
         seconds = budget.train(config_of(TOKENIZER, **tok_changes), tok, args.budget * share, seed, log)
         tokenizers[key] = {"run": str(tok), "wall_s": seconds, "steps": last_step(tok)}
