@@ -22,7 +22,8 @@ long           valid share at 10x the training length            real clips of t
 
 Class, first-frames and long cells train on the demo's data (white shapes); text cells on
 palette colours with a compositional split; sound cells on the demo's data with its soundtrack.
-First-frames and long cells train unconditional runs. Two-stage families (tokens or latents, then
+First-frames and long cells train unconditional runs (flow's with per-frame noise levels, the
+forcing config's loss, so it continues clean context as trained). Two-stage families (tokens or latents, then
 a prior) **share one tokenizer per (tokenizer kind, data, seed)** across their cells: it is
 trained once, for ``--tokenizer-budget`` seconds, outside the cells' budget (both are stated in
 the JSON and the table). Each cell is trained for every seed (``train.seed``; the data are the
@@ -137,10 +138,14 @@ def scales() -> dict[str, tuple[Scale, dict]]:
     return {"full": (full, _full_configs), "tiny": (tiny, _tiny_configs)}
 
 
-# family-specific changes a condition needs (a flow model hears text and sound by cross-attention)
+# family-specific changes a condition needs (a flow model hears text and sound by cross-attention, and
+# continues observed frames and its own windows with per-frame times: the forcing config's loss)
+FORCING_LOSS = {"loss": {"frame_times": "independent", "context_share": 0.25, "full_share": 0.25}}
 FAMILY_CHANGES = {
     ("flow", "text"): {"model": {"cross_attention": True}},
     ("flow", "sound"): {"model": {"cross_attention": True, "frame_sound": True}},
+    ("flow", "prime"): FORCING_LOSS,
+    ("flow", "long"): FORCING_LOSS,
 }
 CLASS_ONLY_LOSS = ("aux_class_weight",)  # loss keys that need class labels
 GUIDANCE_KEYS = ("guidance", "guidance_scale")  # sample keys of classifier-free guidance
