@@ -110,7 +110,8 @@ def main() -> None:
     ap.add_argument("--lora-lr", type=float, help="learning rate of the LoRA runs (default --lr)")
     ap.add_argument("--curve", type=int, default=0, metavar="K",
                     help="judge every K steps' checkpoint and time each fine-tune to new >= 0.9 with old >= 0.95")
-    ap.add_argument("--runs", nargs="+", default=["lora", "full", "scratch"], choices=("lora", "full", "scratch"))
+    ap.add_argument("--runs", nargs="+", default=["lora", "full", "scratch"], choices=("lora", "full", "scratch"),
+                    help="which fine-tunes to train (default all three)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--num", type=int, default=64, help="clips per class judged")
     ap.add_argument("--reuse", action="store_true", help="keep the tokenizer and base runs in --out-dir")

@@ -26,6 +26,7 @@ what it already holds (same budget), so the ablation can be built over several s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -103,7 +104,7 @@ def run_variant(variant: str, seed: int, args, state: dict, probe: Path, log: Pa
     key = tokenizer_key(seed, share, tok_changes)
     tokenizers, budget = state["tokenizers"], Budget(True, state["rates"], Path(args.out_dir), args.calib_seconds)
     if key not in tokenizers or not (Path(tokenizers[key]["run"]) / "latest").is_file():  # new, or its folder gone
-        tok = fresh(Path(args.out_dir) / f"tokenizer-{len(tokenizers)}-seed{seed}")
+        tok = fresh(Path(args.out_dir) / f"tokenizer-{hashlib.sha256(key.encode()).hexdigest()[:8]}-seed{seed}")
         seconds = budget.train(config_of(TOKENIZER, **tok_changes), tok, args.budget * share, seed, log)
         tokenizers[key] = {"run": str(tok), "wall_s": seconds, "steps": last_step(tok)}
     tok = tokenizers[key]
