@@ -67,15 +67,15 @@ def judge(run: Path, num: int, checkpoint: str | None = None) -> dict:
 
 
 def curve(run: Path, num: int, wall_s: float, steps: int) -> dict:
-    """Every checkpoint of ``run`` judged, and the first that reaches :data:`TARGET` with the seconds it took
-    (the run's wall time, startup included, in proportion to its steps)."""
+    """Every checkpoint of ``run`` judged (:func:`judge` of each), and the first that reaches :data:`TARGET`
+    with the seconds it took (the run's wall time, startup included, in proportion to its steps)."""
     from videosynth.checkpoint import checkpoint_dirs
 
     points = []
-    for ckpt in checkpoint_dirs(run):
+    for ckpt in checkpoint_dirs(run):  # the last is the run's final checkpoint
         step = int(ckpt.name.split("-")[1])
         scores = judge(run, num, ckpt.name)
-        points.append({"step": step, "new": scores["new"], "old": scores["old"]})
+        points.append({"step": step, **scores})
         print(f"  {run.name} step {step}: new {scores['new']:.3f} old {scores['old']:.3f}", flush=True)
     reached = next((p for p in points if p["new"] >= TARGET["new"] and p["old"] >= TARGET["old"]), None)
     return {"points": points, "target": TARGET, "target_step": reached and reached["step"],
@@ -144,9 +144,12 @@ def main() -> None:
     for name, extra in runs:
         run = fresh(out / f"{name}-{args.data}")  # a folder left by an interrupted sitting is trained again
         wall = steps_run(tuned, run, log, args.steps, *extra, *every)
-        result["runs"][name] = {"wall_s": wall, "minutes": wall / 60, "steps": last_step(run), **judge(run, args.num)}
-        if args.curve:
-            result["runs"][name]["curve"] = curve(run, args.num, wall, last_step(run))
+        steps = last_step(run)
+        timed = curve(run, args.num, wall, steps) if args.curve else None
+        final = {k: v for k, v in timed["points"][-1].items() if k != "step"} if timed else judge(run, args.num)
+        result["runs"][name] = {"wall_s": wall, "minutes": wall / 60, "steps": steps, **final}
+        if timed:
+            result["runs"][name]["curve"] = timed
         print(name, json.dumps(result["runs"][name]), flush=True)
     for name, _ in runs:
         if name.startswith("lora-"):
