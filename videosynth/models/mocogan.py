@@ -212,6 +212,9 @@ class MoCoGANConfig:
     # with warp_velocity: the recurrent cell also sees how far its path has moved the object so far (the
     # shift of the frame before), so it can turn the object round where the frame ends rather than anywhere
     warp_feedback: bool = False
+    # the recurrent cell also sees the content code, which decides where the renderer puts the object:
+    # with the warp the cell can then know where the frame's edges are for this object
+    motion_sees_content: bool = False
 
     def __post_init__(self) -> None:
         doublings = math.log2(self.size / BASE_SIZE) if self.size > 0 else -1
@@ -276,7 +279,8 @@ class MoCoGANGenerator(ConditionedNet):
         super().__init__()
         self.cfg = cfg
         self.takes_cond_frames = cfg.audio_dim > 0  # the sound's per-frame features drive the motion
-        extra = cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0
+        extra = (cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0) + \
+            (cfg.content_dim if cfg.motion_sees_content else 0)
         self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim + cfg.audio_dim, extra, cfg.motion_dim,
                                 feedback_dim=2 if cfg.warp_feedback else 0)
         motion_in = cfg.motion_dim if cfg.render_motion else 0
@@ -330,10 +334,16 @@ class MoCoGANGenerator(ConditionedNet):
 
     def motion_codes(
         self, noise: torch.Tensor, cond: torch.Tensor | None = None, action: torch.Tensor | None = None,
-        cond_frames: torch.Tensor | None = None,
+        cond_frames: torch.Tensor | None = None, z_content: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Motion noise ``[B, T, E]`` (+ sound features ``[B, T, A]``, step by step) -> ``z_M [B, T, motion_dim]``."""
+        """Motion noise ``[B, T, E]`` (+ sound features ``[B, T, A]``, step by step) -> ``z_M [B, T, motion_dim]``.
+
+        ``z_content [B, content_dim]`` is required with ``motion_sees_content`` (and ignored otherwise)."""
         extra = self._extras(noise.shape[0], action, cond) if self.cfg.motion_conditioned else None
+        if self.cfg.motion_sees_content:
+            if z_content is None:
+                raise ValueError("this generator's motion sees the content code (motion_sees_content): pass z_content")
+            extra = z_content if extra is None else torch.cat([extra, z_content], dim=1)  # (B, X + Dc)
         sound = self._sound(cond_frames, noise.shape[0], noise.shape[1])
         if sound is not None:
             noise = torch.cat([noise, sound], dim=2)  # (B, T, E + A)
@@ -443,7 +453,7 @@ class MoCoGANGenerator(ConditionedNet):
             action = self.sample_actions(n, generator)
         if z_content.shape[0] != n or z_motion_noise.shape[0] != n:
             raise ValueError(f"codes hold {z_content.shape[0]} / {z_motion_noise.shape[0]} videos, n={n}")
-        z_motion = self.motion_codes(z_motion_noise, cond, action, cond_frames)  # (n, T, Dm)
+        z_motion = self.motion_codes(z_motion_noise, cond, action, cond_frames, z_content)  # (n, T, Dm)
         video = self.render(z_content, z_motion, cond, action, cond_frames)  # (n, C, T, H, W)
         codes = {"content": z_content, "motion_noise": z_motion_noise, "motion": z_motion, "action": action}
         return video, codes
