@@ -276,6 +276,22 @@ def test_warp_feedback_gives_the_cell_the_shift_its_path_has_reached():
         MoCoGANConfig(motion_warp=True, warp_feedback=True)
 
 
+def test_motion_sees_content_feeds_the_content_code_to_the_cell():
+    cfg = dataclasses.replace(TINY, motion_warp=True, render_motion=False, warp_velocity=True, motion_sees_content=True)
+    g = _generator(cfg)
+    noise = torch.randn(1, cfg.frames, cfg.motion_noise_dim).expand(2, -1, -1)  # one motion noise twice
+    content = torch.randn(2, cfg.content_dim)
+    with torch.no_grad():
+        z = g.motion_codes(noise, z_content=content)
+        video, codes = g(2, z_content=content, z_motion_noise=noise)
+    assert _differs(z[0], z[1])  # the path now depends on what is drawn
+    assert torch.equal(codes["motion"], z)  # forward hands the content code to the cell
+    with pytest.raises(ValueError, match="z_content"):
+        g.motion_codes(noise)
+    plain = _generator(dataclasses.replace(cfg, motion_sees_content=False))
+    assert g.motion.cell.weight_ih.shape[1] == plain.motion.cell.weight_ih.shape[1] + cfg.content_dim
+
+
 def test_motion_warp_starts_unshifted_and_learns_its_shift():
     base = dataclasses.replace(TINY, motion_warp=True)
     model = _nets(base, train=True)
