@@ -255,43 +255,6 @@ def test_warp_velocity_sums_the_motion_codes_velocities_from_an_unshifted_first_
         MoCoGANConfig(warp_velocity=True)
 
 
-def test_warp_feedback_gives_the_cell_the_shift_its_path_has_reached():
-    cfg = dataclasses.replace(TINY, motion_warp=True, render_motion=False, warp_velocity=True, warp_feedback=True)
-    g = _generator(cfg)
-    torch.nn.init.normal_(g.shift.weight, std=1.0)
-    seen = []
-    g.motion.cell.register_forward_pre_hook(lambda _, args: seen.append(args[0][:, -2:].clone()))
-    with torch.no_grad():
-        z = g.motion_codes(torch.randn(3, cfg.frames, cfg.motion_noise_dim))  # (3, T, Dm)
-        path = g.shifts(z)  # (3, T, 2): what render() applies
-    assert len(seen) == cfg.frames
-    assert torch.equal(seen[0], torch.zeros(3, 2))  # nothing moved before the first frame
-    for t in range(1, cfg.frames):  # step t sees frame t-1's shift, the sum of the velocities so far
-        assert torch.allclose(seen[t], path[:, t - 1], atol=1e-6)
-    assert path[:, 1:].abs().sum() > 0
-    # the feedback is two more inputs of the cell, nothing else; without it the cell is as before
-    plain = _generator(dataclasses.replace(cfg, warp_feedback=False))
-    assert g.motion.cell.weight_ih.shape[1] == plain.motion.cell.weight_ih.shape[1] + 2
-    with pytest.raises(ConfigError, match="warp_feedback"):
-        MoCoGANConfig(motion_warp=True, warp_feedback=True)
-
-
-def test_motion_sees_content_feeds_the_content_code_to_the_cell():
-    cfg = dataclasses.replace(TINY, motion_warp=True, render_motion=False, warp_velocity=True, motion_sees_content=True)
-    g = _generator(cfg)
-    noise = torch.randn(1, cfg.frames, cfg.motion_noise_dim).expand(2, -1, -1)  # one motion noise twice
-    content = torch.randn(2, cfg.content_dim)
-    with torch.no_grad():
-        z = g.motion_codes(noise, z_content=content)
-        video, codes = g(2, z_content=content, z_motion_noise=noise)
-    assert _differs(z[0], z[1])  # the path now depends on what is drawn
-    assert torch.equal(codes["motion"], z)  # forward hands the content code to the cell
-    with pytest.raises(ValueError, match="z_content"):
-        g.motion_codes(noise)
-    plain = _generator(dataclasses.replace(cfg, motion_sees_content=False))
-    assert g.motion.cell.weight_ih.shape[1] == plain.motion.cell.weight_ih.shape[1] + cfg.content_dim
-
-
 def test_motion_warp_starts_unshifted_and_learns_its_shift():
     base = dataclasses.replace(TINY, motion_warp=True)
     model = _nets(base, train=True)

@@ -17,9 +17,7 @@ A video is a path in the latent space of an image generator:
   ``z_M(t)`` alone, and with ``render_motion: false`` the renderer no longer sees ``z_M(t)``: the
   object's path is then the motion code's by construction, its look the content code's -- the
   split the paper asks of its codes, built in for footage whose motion is things moving across
-  the frame (not for zooms, turns or deformation, which a translation cannot make). With
-  ``warp_velocity`` the code is each frame's velocity; with ``warp_feedback`` the cell also sees the
-  shift its path has reached, so it can know where a turn belongs.
+  the frame (not for zooms, turns or deformation, which a translation cannot make).
 
 Two discriminators judge the result: an image discriminator (2D convs) on
 randomly chosen single frames and a video discriminator (3D convs) on clips.
@@ -41,7 +39,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -116,20 +113,14 @@ class MotionRNN(nn.Module):
 
     CELLS = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
 
-    def __init__(self, kind: str, noise_dim: int, extra_dim: int, motion_dim: int, feedback_dim: int = 0):
+    def __init__(self, kind: str, noise_dim: int, extra_dim: int, motion_dim: int):
         super().__init__()
         self.kind = kind
         self.motion_dim = motion_dim
-        self.feedback_dim = feedback_dim
-        self.cell = self.CELLS[kind](noise_dim + extra_dim + feedback_dim, motion_dim)
+        self.cell = self.CELLS[kind](noise_dim + extra_dim, motion_dim)
 
-    def forward(self, noise: torch.Tensor, extra: torch.Tensor | None = None,
-                feedback: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """``noise [B, T, E]`` (+ ``extra [B, X]`` fed at every step) -> ``z_M [B, T, motion_dim]``.
-
-        ``feedback`` (with ``feedback_dim > 0``) maps the codes so far ``[B, t, motion_dim]`` to a
-        ``[B, feedback_dim]`` input of step ``t`` (zeros at the first step): the cell sees what its own
-        path has done so far."""
+    def forward(self, noise: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise [B, T, E]`` (+ ``extra [B, X]`` fed at every step) -> ``z_M [B, T, motion_dim]``."""
         b, t, _ = noise.shape
         h = noise.new_zeros(b, self.motion_dim)
         c = noise.new_zeros(b, self.motion_dim)  # LSTM cell state (unused by the GRU)
@@ -138,9 +129,6 @@ class MotionRNN(nn.Module):
             x = noise[:, step]  # (B, E)
             if extra is not None:
                 x = torch.cat([x, extra], dim=1)  # (B, E + X)
-            if self.feedback_dim:
-                fed = feedback(torch.stack(codes, dim=1)) if codes else x.new_zeros(b, self.feedback_dim)
-                x = torch.cat([x, fed], dim=1)  # (B, E + X + F)
             if self.kind == "lstm":
                 h, c = self.cell(x, (h, c))
             else:
@@ -209,12 +197,6 @@ class MoCoGANConfig:
     # with motion_warp: z_M(t) is each frame's velocity and the shift their running sum from the first
     # frame, so a steady motion code moves the object at a steady speed (false: z_M(t) is the shift itself)
     warp_velocity: bool = False
-    # with warp_velocity: the recurrent cell also sees how far its path has moved the object so far (the
-    # shift of the frame before), so it can turn the object round where the frame ends rather than anywhere
-    warp_feedback: bool = False
-    # the recurrent cell also sees the content code, which decides where the renderer puts the object:
-    # with the warp the cell can then know where the frame's edges are for this object
-    motion_sees_content: bool = False
 
     def __post_init__(self) -> None:
         doublings = math.log2(self.size / BASE_SIZE) if self.size > 0 else -1
@@ -235,9 +217,6 @@ class MoCoGANConfig:
         if self.warp_velocity and not self.motion_warp:
             raise ConfigError("model.warp_velocity reads the warp's shift as a velocity: set model.motion_warp: true "
                               "with it, or leave warp_velocity out")
-        if self.warp_feedback and not self.warp_velocity:
-            raise ConfigError("model.warp_feedback feeds the summed velocities back to the motion cell: set "
-                              "model.motion_warp and model.warp_velocity: true with it, or leave warp_feedback out")
 
 
 PRESETS = {
@@ -279,10 +258,8 @@ class MoCoGANGenerator(ConditionedNet):
         super().__init__()
         self.cfg = cfg
         self.takes_cond_frames = cfg.audio_dim > 0  # the sound's per-frame features drive the motion
-        extra = (cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0) + \
-            (cfg.content_dim if cfg.motion_sees_content else 0)
-        self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim + cfg.audio_dim, extra, cfg.motion_dim,
-                                feedback_dim=2 if cfg.warp_feedback else 0)
+        extra = cfg.num_actions + cfg.cond_dim if cfg.motion_conditioned else 0
+        self.motion = MotionRNN(cfg.rnn, cfg.motion_noise_dim + cfg.audio_dim, extra, cfg.motion_dim)
         motion_in = cfg.motion_dim if cfg.render_motion else 0
         in_dim = cfg.content_dim + motion_in + cfg.num_actions + cfg.cond_dim + cfg.audio_dim
         self.image = ImageGenerator(in_dim, cfg.size, cfg.g_width, cfg.channels)
@@ -334,22 +311,14 @@ class MoCoGANGenerator(ConditionedNet):
 
     def motion_codes(
         self, noise: torch.Tensor, cond: torch.Tensor | None = None, action: torch.Tensor | None = None,
-        cond_frames: torch.Tensor | None = None, z_content: torch.Tensor | None = None,
+        cond_frames: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Motion noise ``[B, T, E]`` (+ sound features ``[B, T, A]``, step by step) -> ``z_M [B, T, motion_dim]``.
-
-        ``z_content [B, content_dim]`` is required with ``motion_sees_content`` (and ignored otherwise)."""
+        """Motion noise ``[B, T, E]`` (+ sound features ``[B, T, A]``, step by step) -> ``z_M [B, T, motion_dim]``."""
         extra = self._extras(noise.shape[0], action, cond) if self.cfg.motion_conditioned else None
-        if self.cfg.motion_sees_content:
-            if z_content is None:
-                raise ValueError("this generator's motion sees the content code (motion_sees_content): pass z_content")
-            extra = z_content if extra is None else torch.cat([extra, z_content], dim=1)  # (B, X + Dc)
         sound = self._sound(cond_frames, noise.shape[0], noise.shape[1])
         if sound is not None:
             noise = torch.cat([noise, sound], dim=2)  # (B, T, E + A)
-        # warp_feedback: the shift of the last frame so far, the same sum render() will apply
-        feedback = (lambda codes: self.shifts(codes)[:, -1]) if self.cfg.warp_feedback else None
-        return self.motion(noise, extra, feedback)
+        return self.motion(noise, extra)
 
     def render(
         self,
@@ -453,7 +422,7 @@ class MoCoGANGenerator(ConditionedNet):
             action = self.sample_actions(n, generator)
         if z_content.shape[0] != n or z_motion_noise.shape[0] != n:
             raise ValueError(f"codes hold {z_content.shape[0]} / {z_motion_noise.shape[0]} videos, n={n}")
-        z_motion = self.motion_codes(z_motion_noise, cond, action, cond_frames, z_content)  # (n, T, Dm)
+        z_motion = self.motion_codes(z_motion_noise, cond, action, cond_frames)  # (n, T, Dm)
         video = self.render(z_content, z_motion, cond, action, cond_frames)  # (n, C, T, H, W)
         codes = {"content": z_content, "motion_noise": z_motion_noise, "motion": z_motion, "action": action}
         return video, codes

@@ -228,7 +228,7 @@ def _opening(net, z_content: torch.Tensor, eps: torch.Tensor, cond: torch.Tensor
              action: torch.Tensor | None, cond_frames: torch.Tensor | None) -> torch.Tensor:
     """The first ``k`` frames of ``G``: ``z_C [n, Dc]``, ``eps(1..k) [n, k, E]`` -> ``float32 [n, C, k, H, W]``."""
     sound = None if cond_frames is None else cond_frames[:, :eps.shape[1]]  # (n, k | 1, A): the sound under them
-    z_motion = net.motion_codes(eps, cond, action, sound, z_content)  # (n, k, Dm)
+    z_motion = net.motion_codes(eps, cond, action, sound)  # (n, k, Dm)
     return net.render(z_content, z_motion, cond, action, sound)  # (n, C, k, H, W)
 
 
