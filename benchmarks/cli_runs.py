@@ -60,6 +60,17 @@ def train(cfg: dict, run_dir: Path, seconds: float, seed: int, log: Path, steps:
 STARTUP_S = 5.0  # a training process's start-up (imports, data, model), which a wall-clock budget pays
 
 
+# loss settings that move where a step's work goes (which flow times are drawn), not how much there is
+COST_NEUTRAL_LOSS = ("logit_mean", "logit_std")
+
+
+def _cost_of(key: str) -> str:
+    """A :class:`Budget` rate key without its cost-neutral loss settings: keys equal here time the same."""
+    parts = json.loads(key)
+    parts["loss"] = {k: v for k, v in (parts.get("loss") or {}).items() if k not in COST_NEUTRAL_LOSS}
+    return json.dumps(parts, sort_keys=True)
+
+
 class Budget:
     """Seconds of training, spent as wall-clock (``train.time_limit``) or, ``calibrated``, as steps.
 
@@ -69,7 +80,9 @@ class Budget:
     seconds then trains ``rate x (s - STARTUP_S)`` steps. On an idle machine both spend the same;
     a calibrated run's result does not depend on what else the machine ran meanwhile. The timing
     itself does: time each network once on an idle machine (the rates are kept, so a resumed
-    benchmark reuses them), or a busy one hands it too few steps.
+    benchmark reuses them), or a busy one hands it too few steps. A network that differs from a timed
+    one only in :data:`COST_NEUTRAL_LOSS` settings takes its rate, so an ablation of those settings
+    is never timed again on a busy machine.
     """
 
     def __init__(self, calibrated: bool, rates: dict, calib_dir: Path, calib_seconds: float = 40.0):
@@ -78,6 +91,9 @@ class Budget:
     def rate(self, cfg: dict, log: Path) -> float:
         key = json.dumps({k: cfg.get(k) for k in ("family", "model", "loss", "condition")}
                          | {"batch": cfg.get("train", {}).get("batch_size")}, sort_keys=True)
+        twin = next((k for k in self.rates if _cost_of(k) == _cost_of(key)), None)
+        if key not in self.rates and twin is not None:
+            self.rates[key] = self.rates[twin]  # the same work a step: timed once, idle, already
         if key not in self.rates:
             run = fresh(self.calib_dir / f"calibrate-{len(self.rates)}")
             train(cfg, run, self.calib_seconds, 0, log)
