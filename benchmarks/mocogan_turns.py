@@ -58,9 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import videosynth
+    from videosynth.data.factory import BUILTIN
+    from videosynth.errors import VideoSynthError
     from videosynth.metrics.tracking import TrackingConfig, clip_physics
 
-    run = videosynth.load(args.run, None, "cpu")
+    try:
+        run = videosynth.load(args.run, None, "cpu")
+    except VideoSynthError as exc:
+        sys.exit(f"error: {exc}")
+    if run.family != "mocogan" or run.data.name not in BUILTIN:
+        sys.exit(f"error: {args.run} is not a MoCoGAN run on built-in data ({', '.join(BUILTIN)}): its clips have "
+                 "no true paths to compare with")
     net = run.generator(True)
     warp = next((m for m in net.modules() if getattr(getattr(m, "cfg", None), "warp_velocity", False)), None)
     if warp is None:

@@ -56,3 +56,5 @@ def test_the_script_reads_the_generators_own_path_and_refuses_a_plain_run(tmp_pa
     plain = run_training({**config, "model": {"preset": "tiny"}}, run_dir=tmp_path / "plain", progress=False)
     with pytest.raises(SystemExit, match="warp_velocity"):
         bench.main([str(plain), "--num", "2"])
+    with pytest.raises(SystemExit, match="error: .*missing"):  # a run that is not there: one line, no traceback
+        bench.main([str(tmp_path / "missing"), "--num", "2"])
