@@ -23,14 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CHECKS = (("count", lambda r, c: r["count_persistence"] >= c.count_tol),
-          ("size", lambda r, c: r["size_rel_std"] <= c.size_tol),
-          ("colour", lambda r, c: r["colour_drift"] <= c.colour_tol),
-          ("accel", lambda r, c: r["accel_residual"] <= c.accel_tol),
-          ("bounce", lambda r, c: r["bounce_correct"] >= c.bounce_tol),
-          ("background", lambda r, c: r["background"] <= c.background_tol))
-
-
 def turns(path: np.ndarray, min_speed: float) -> int:
     """Sign changes of a velocity component along ``path [T, 2]`` (px), both sides faster than ``min_speed``."""
     v = np.diff(path, axis=0)  # (T-1, 2)
@@ -49,6 +41,23 @@ def real_turning_share(run, num: int, min_speed: float) -> float:
         if n else float("nan")
 
 
+def generated_paths(run, warp, num: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``num`` clips of ``run`` (random classes when class-conditional) and each one's path as ``warp``
+    (the generator's MoCoGAN network) shifted it: ``(videos [N, C, T, H, W], paths [N, T, 2] px)``."""
+    shifts = []
+    translate = warp.translate
+    warp.translate = lambda frames, shift: (shifts.append(shift.detach().clone()), translate(frames, shift))[1]
+    labels = torch.randint(len(run.class_names), (num,), generator=torch.Generator().manual_seed(seed)) \
+        if run.condition_kind == "class" else None
+    try:
+        with torch.inference_mode():
+            videos = run.generate(num, torch.Generator().manual_seed(seed), labels=labels).float().cpu()
+    finally:
+        del warp.translate  # the class's own method again
+    frames, size = videos.shape[2], videos.shape[-1]
+    return videos, (torch.cat(shifts).reshape(num, frames, 2) * size / 2).numpy()  # half-frames -> px
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import videosynth
     from videosynth.data.factory import BUILTIN
     from videosynth.errors import VideoSynthError
-    from videosynth.metrics.tracking import TrackingConfig, clip_physics
+    from videosynth.metrics.tracking import TrackingConfig, clip_physics, failed_checks
 
     try:
         run = videosynth.load(args.run, None, "cpu")
@@ -73,22 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     warp = next((m for m in net.modules() if getattr(getattr(m, "cfg", None), "warp_velocity", False)), None)
     if warp is None:
         sys.exit(f"error: {args.run} is not a MoCoGAN with model.motion_warp and model.warp_velocity")
-    paths = []
-    translate = warp.translate
-    warp.translate = lambda frames, shifts: (paths.append(shifts.detach().clone()), translate(frames, shifts))[1]
-    labels = torch.randint(len(run.class_names), (args.num,), generator=torch.Generator().manual_seed(args.seed)) \
-        if run.condition_kind == "class" else None
-    with torch.inference_mode():
-        videos = run.generate(args.num, torch.Generator().manual_seed(args.seed), labels=labels).float().cpu()
-    warp.translate = translate
-    frames, size = videos.shape[2], videos.shape[-1]
-    px = (torch.cat(paths).reshape(args.num, frames, 2) * size / 2).numpy()  # half-frames -> px
+    videos, px = generated_paths(run, warp, args.num, args.seed)
     cfg = TrackingConfig()
     rows = [clip_physics(v, cfg) for v in videos]
     valid = np.array([r["valid"] for r in rows])
     turned = np.array([turns(p, cfg.min_speed) > 0 for p in px])
-    failed = Counter(name for r in rows if not r["valid"] and r["tracked"]
-                     for name, ok in CHECKS if not ok(r, cfg))
+    failed = Counter(name for r in rows if not r["valid"] and r["tracked"] for name in failed_checks(r, cfg))
     result = {
         "run": str(args.run), "step": run.step, "num": args.num, "seed": args.seed,
         "valid_share": float(valid.mean()),
@@ -100,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "real_turning_share": real_turning_share(run, args.num, cfg.min_speed),
     }
     print(f"{args.run} (step {run.step}), {args.num} clips: valid share {result['valid_share']:.3f}")
-    print(f"  clips that turn: {result['turning_share']:.3f} (real clips that turn: {result['real_turning_share']:.3f})")
+    print(f"  clips that turn: {result['turning_share']:.3f} "
+          f"(real clips that turn: {result['real_turning_share']:.3f})")
     print(f"  valid share of those that turn {result['valid_if_turning']:.3f}, of those that go straight "
           f"{result['valid_if_straight']:.3f}")
     print(f"  checks the invalid clips fail: {dict(failed)}; untracked {result['untracked']}")

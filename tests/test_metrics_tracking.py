@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from videosynth.metrics.tracking import clip_physics, compare_physics, format_comparison, physics_stats
+from videosynth.metrics.tracking import (TrackingConfig, clip_physics, compare_physics, failed_checks,
+                                         format_comparison, physics_stats)
 
 SIZE, FRAMES, SIDE = 32, 16, 6
 PALETTE = np.array([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, 1, -1], [1, -1, 1]], np.float32)
@@ -131,3 +132,14 @@ def test_grey_clip_and_bad_shape():
     assert clip_physics(clip)["tracked"] == 1.0
     with pytest.raises(Exception, match="C, T, H, W"):
         clip_physics(torch.zeros(16, 16))
+
+
+def test_failed_checks_names_each_check_out_of_tolerance_and_a_nan_fails():
+    cfg = TrackingConfig()
+    good = {"count_persistence": 1.0, "size_rel_std": 0.0, "colour_drift": 0.0, "accel_residual": 0.0,
+            "bounce_correct": 1.0, "background": 0.0}
+    assert failed_checks(good, cfg) == []
+    assert failed_checks({**good, "bounce_correct": 0.5, "background": cfg.background_tol + 0.01}, cfg) == \
+        ["bounce", "background"]
+    assert failed_checks({**good, "size_rel_std": float("nan")}, cfg) == ["size"]
+    assert failed_checks({**good, "accel_residual": cfg.accel_tol}, cfg) == []  # the tolerance itself passes

@@ -263,10 +263,21 @@ def clip_physics(clip: torch.Tensor | np.ndarray, cfg: TrackingConfig | None = N
         out[key] = float(np.average([p[key] for p in phys], weights=weights))
     flips = sum(p["flips"] for p in phys)
     out["bounce_correct"] = sum(p["flips_at_wall"] for p in phys) / flips if flips else 1.0
-    out["valid"] = float(persistence >= cfg.count_tol and out["size_rel_std"] <= cfg.size_tol
-                         and out["colour_drift"] <= cfg.colour_tol and out["accel_residual"] <= cfg.accel_tol
-                         and out["bounce_correct"] >= cfg.bounce_tol and background <= cfg.background_tol)
+    out["valid"] = float(not failed_checks(out, cfg))
     return out
+
+
+def failed_checks(stats: dict[str, float], cfg: TrackingConfig | None = None) -> list[str]:
+    """The checks a tracked clip's :func:`clip_physics` statistics fail, by name (none: a valid clip):
+    ``count``, ``size``, ``colour``, ``accel``, ``bounce``, ``background``. A NaN statistic fails."""
+    cfg = cfg or TrackingConfig()
+    within = {"count": stats["count_persistence"] >= cfg.count_tol,
+              "size": stats["size_rel_std"] <= cfg.size_tol,
+              "colour": stats["colour_drift"] <= cfg.colour_tol,
+              "accel": stats["accel_residual"] <= cfg.accel_tol,
+              "bounce": stats["bounce_correct"] >= cfg.bounce_tol,
+              "background": stats["background"] <= cfg.background_tol}
+    return [name for name, ok in within.items() if not ok]
 
 
 # ---------------------------------------------------------------------------------------
