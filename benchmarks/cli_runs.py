@@ -91,9 +91,10 @@ class Budget:
     def rate(self, cfg: dict, log: Path) -> float:
         key = json.dumps({k: cfg.get(k) for k in ("family", "model", "loss", "condition")}
                          | {"batch": cfg.get("train", {}).get("batch_size")}, sort_keys=True)
-        twin = next((k for k in self.rates if _cost_of(k) == _cost_of(key)), None)
-        if key not in self.rates and twin is not None:
-            self.rates[key] = self.rates[twin]  # the same work a step: timed once, idle, already
+        if key not in self.rates:
+            twin = next((k for k in self.rates if _cost_of(k) == _cost_of(key)), None)
+            if twin is not None:
+                self.rates[key] = self.rates[twin]  # the same work a step: timed once, idle, already
         if key not in self.rates:
             run = fresh(self.calib_dir / f"calibrate-{len(self.rates)}")
             train(cfg, run, self.calib_seconds, 0, log)
