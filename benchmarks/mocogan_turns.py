@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+
 def turns(path: np.ndarray, min_speed: float) -> int:
     """Sign changes of a velocity component along ``path [T, 2]`` (px), both sides faster than ``min_speed``."""
     v = np.diff(path, axis=0)  # (T-1, 2)
